@@ -1,0 +1,201 @@
+/* core/fs.c - atomic output files, temp registry, mapping. */
+#include "core/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <libgen.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "core/mem.h"
+
+/* A fixed table, so the signal handler can walk it without taking a lock. */
+#define MAX_TEMPS 256
+static char *temps[MAX_TEMPS];
+static pthread_mutex_t temps_lock = PTHREAD_MUTEX_INITIALIZER;
+
+void mb_fs_register_temp(const char *path)
+{
+    pthread_mutex_lock(&temps_lock);
+    for (int i = 0; i < MAX_TEMPS; i++) {
+        if (!temps[i]) {
+            temps[i] = mb_xstrdup(path);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&temps_lock);
+}
+
+void mb_fs_forget_temp(const char *path)
+{
+    pthread_mutex_lock(&temps_lock);
+    for (int i = 0; i < MAX_TEMPS; i++) {
+        if (temps[i] && strcmp(temps[i], path) == 0) {
+            char *p = temps[i];
+            temps[i] = NULL;
+            free(p);
+            break;
+        }
+    }
+    pthread_mutex_unlock(&temps_lock);
+}
+
+void mb_fs_remove_temps(void)
+{
+    for (int i = 0; i < MAX_TEMPS; i++)
+        if (temps[i])
+            unlink(temps[i]);
+}
+
+int mb_outfile_open(struct mb_outfile *of, const char *path)
+{
+    char suffix[48];
+
+    snprintf(suffix, sizeof suffix, ".tmp.%ld", (long)getpid());
+    of->path = mb_xstrdup(path);
+    of->tmp = mb_xmalloc(strlen(path) + strlen(suffix) + 1);
+    strcpy(of->tmp, path);
+    strcat(of->tmp, suffix);
+    int fd = open(of->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        mb_err_errno(path, "cannot create output file");
+        free(of->path);
+        free(of->tmp);
+        of->path = of->tmp = NULL;
+        return -1;
+    }
+    mb_fs_register_temp(of->tmp);
+    of->fp = fdopen(fd, "wb");
+    setvbuf(of->fp, NULL, _IOFBF, 1 << 20);
+    return 0;
+}
+
+void mb_outfile_write(struct mb_outfile *of, const void *data, size_t len)
+{
+    if (len)
+        fwrite(data, 1, len, of->fp);
+}
+
+static void outfile_release(struct mb_outfile *of)
+{
+    free(of->path);
+    free(of->tmp);
+    of->path = of->tmp = NULL;
+    of->fp = NULL;
+}
+
+int mb_outfile_commit(struct mb_outfile *of)
+{
+    int rc = 0;
+
+    if (fflush(of->fp) != 0 || ferror(of->fp))
+        rc = mb_err_errno(of->path, "cannot write");
+    else if (fsync(fileno(of->fp)) != 0)
+        rc = mb_err_errno(of->path, "cannot fsync");
+    if (fclose(of->fp) != 0 && rc == 0)
+        rc = mb_err_errno(of->path, "cannot close");
+    of->fp = NULL;
+    if (rc == 0 && rename(of->tmp, of->path) != 0)
+        rc = mb_err_errno(of->path, "cannot rename temporary into place");
+    if (rc != 0)
+        unlink(of->tmp);
+    mb_fs_forget_temp(of->tmp);
+    if (rc == 0 && mb_fs_sync_parent(of->path) != 0)
+        rc = -1;
+    outfile_release(of);
+    return rc;
+}
+
+void mb_outfile_abort(struct mb_outfile *of)
+{
+    if (!of->tmp)
+        return;
+    if (of->fp)
+        fclose(of->fp);
+    unlink(of->tmp);
+    mb_fs_forget_temp(of->tmp);
+    outfile_release(of);
+}
+
+int mb_fs_sync_parent(const char *path)
+{
+    char *copy = mb_xstrdup(path);
+    int fd = open(dirname(copy), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0 || fsync(fd) != 0)
+        rc = mb_err_errno(path, "cannot sync directory");
+    if (fd >= 0)
+        close(fd);
+    free(copy);
+    return rc;
+}
+
+int mb_fs_map(const char *path, const void **data, size_t *size)
+{
+    struct stat sb;
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+
+    if (fd < 0)
+        return mb_err_errno(path, "cannot open");
+    if (fstat(fd, &sb) != 0) {
+        close(fd);
+        return mb_err_errno(path, "cannot stat");
+    }
+    *size = (size_t)sb.st_size;
+    *data = NULL;
+    if (*size > 0) {
+        void *p = mmap(NULL, *size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (p == MAP_FAILED) {
+            close(fd);
+            return mb_err_errno(path, "cannot map %zu bytes", *size);
+        }
+        *data = p;
+    }
+    close(fd);
+    return 0;
+}
+
+void mb_fs_unmap(const void *data, size_t size)
+{
+    if (data)
+        munmap((void *)data, size);
+}
+
+int mb_fs_read_all(const char *path, char **data, size_t *size)
+{
+    FILE *fp = fopen(path, "rb");
+
+    if (!fp)
+        return mb_err_errno(path, "cannot open");
+    size_t cap = 1 << 16, len = 0;
+    char *buf = mb_xmalloc(cap);
+    size_t n;
+    while ((n = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
+        len += n;
+        if (cap - len - 1 == 0) {
+            cap *= 2;
+            buf = mb_xrealloc(buf, cap);
+        }
+    }
+    int bad = ferror(fp);
+    fclose(fp);
+    if (bad) {
+        free(buf);
+        return mb_err_errno(path, "cannot read");
+    }
+    buf[len] = '\0';
+    *data = buf;
+    *size = len;
+    return 0;
+}
+
+int mb_fs_exists(const char *path)
+{
+    return access(path, F_OK) == 0;
+}

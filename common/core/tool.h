@@ -1,0 +1,16 @@
+/* core/tool.h - the frame every mb tool's main() runs in.
+ *
+ * mb_tool_start names the tool for messages and installs signal handlers that delete
+ * registered temporaries before dying. mb_tool_end turns a 0/-1 result into the exit
+ * status (0, 1, or 2 for usage errors), printing the error record, and reports a
+ * failed close of stdout.
+ */
+#ifndef MB_CORE_TOOL_H
+#define MB_CORE_TOOL_H
+
+void mb_tool_start(const char *name);
+
+/* RC is 0, -1 (error in mb_err), or MB_CLI_EXIT. Returns the process exit status. */
+int mb_tool_end(int rc);
+
+#endif /* MB_CORE_TOOL_H */

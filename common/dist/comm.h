@@ -1,0 +1,33 @@
+/* dist/comm.h - the MPI world: started only when a launcher (mpirun, srun) started us.
+ *
+ * A tool run directly is a world of one and never touches MPI, so single-process use
+ * costs nothing. Under MPI a fatal error calls MPI_Abort, so no rank is left hanging.
+ */
+#ifndef MB_DIST_COMM_H
+#define MB_DIST_COMM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/defs.h"
+
+struct mb_dist {
+    int rank;
+    int size;
+    int mpi; /* 1 if MPI was initialised */
+};
+
+/* Initialise MPI if the environment shows a launcher. Sets the log rank prefix. */
+void mb_dist_init(struct mb_dist *d, int *argc, char ***argv);
+void mb_dist_finalize(struct mb_dist *d);
+
+/* 1 if OK is non-zero on every rank (all ranks must call). */
+int mb_dist_all_ok(const struct mb_dist *d, int ok);
+/* Sum of VALUE over ranks. */
+int64_t mb_dist_sum_i64(const struct mb_dist *d, int64_t value);
+void mb_dist_barrier(const struct mb_dist *d);
+
+/* Version string of the MPI library, for --version. */
+const char *mb_dist_library_version(void);
+
+#endif /* MB_DIST_COMM_H */

@@ -1,0 +1,35 @@
+/* io/lines.h - line reader over plain or gzip files and standard input.
+ *
+ * zlib reads both plain and gzip input (multi-member too), so callers never care which
+ * they have. Each line comes with its 1-based number and its byte offset in the
+ * decompressed stream. A truncated or corrupt gzip stream is an error naming the file,
+ * never a silent short read.
+ */
+#ifndef MB_IO_LINES_H
+#define MB_IO_LINES_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/defs.h"
+
+typedef struct mb_lines mb_lines;
+
+/* Open PATH ("-" for standard input). NULL with mb_err set on failure. */
+mb_lines *mb_lines_open(const char *path);
+void mb_lines_close(mb_lines *r);
+
+/* Next line without its '\n' (a final line without one counts). Returns 1 with *LINE
+ * (valid until the next call), *LEN, *LINENO and *OFFSET set; 0 at the end; -1 on a
+ * read or decompression error with mb_err set. */
+MB_MUST_CHECK int mb_lines_next(mb_lines *r, const char **line, size_t *len, int64_t *lineno,
+                                int64_t *offset);
+
+/* The path as given ("standard input" for "-"), for messages. */
+const char *mb_lines_name(const mb_lines *r);
+
+/* Size of PATH's decompressed content: stat for plain files, a full decompression
+ * for gzip. -1 with mb_err set on failure. */
+int64_t mb_lines_stream_size(const char *path);
+
+#endif /* MB_IO_LINES_H */

@@ -1,0 +1,356 @@
+/* mb-preprocess - tokenize JSONL corpora into Megatron indexed token files.
+ *
+ * Options, wiring and exit status only; the work is in pipeline.c (threads), split.c
+ * (MPI ranks' shares of the input) and merge.c (joining the ranks' outputs).
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "core/cli.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/time.h"
+#include "core/tool.h"
+#include "dist/comm.h"
+#include "io/idx_writer.h"
+#include "merge.h"
+#include "pipeline.h"
+#include "split.h"
+#include "tok/tokenizer.h"
+#include "tok/train_bpe.h"
+
+struct pp_opts {
+    const char *input;
+    const char *output_prefix;
+    const char *json_keys;
+    const char *tokenizer;
+    const char *save_tokenizer;
+    int64_t workers;
+    int64_t train_tokenizer;
+    int append_eod;
+    int skip_bad;
+    int no_special;
+    char **args;
+    int nargs;
+};
+
+#define OPT(name, s, kind, field, meta, help) \
+    { name, s, kind, offsetof(struct pp_opts, field), meta, help, 0, 0 }
+
+static const struct mb_opt pp_options[] = {
+    OPT("input", 'i', MB_OPT_STR, input, "FILE", "JSONL input (.gz read transparently); "
+        "also as arguments; default standard input"),
+    OPT("output-prefix", 'o', MB_OPT_STR, output_prefix, "PREFIX",
+        "write PREFIX_KEY_document.bin/.idx (required)"),
+    OPT("json-keys", 0, MB_OPT_STR, json_keys, "K1,K2", "fields to tokenize, one output pair each "
+        "(default: text)"),
+    OPT("tokenizer", 't', MB_OPT_STR, tokenizer, "FILE|DIR|bytes",
+        "HF tokenizer.json (or its directory), or the built-in byte tokenizer (default: bytes)"),
+    OPT("append-eod", 0, MB_OPT_FLAG, append_eod, NULL,
+        "append the end-of-document token to every non-empty document"),
+    { "workers", 'w', MB_OPT_INT, offsetof(struct pp_opts, workers), "N",
+      "tokenizer threads per process (default: the number of CPUs)", 1, 1024 },
+    OPT("tokenizer-hf-no-include-special-tokens", 0, MB_OPT_FLAG, no_special, NULL,
+        "do not add the post-processor's special tokens (BOS) to each document"),
+    { "train-tokenizer", 0, MB_OPT_INT, offsetof(struct pp_opts, train_tokenizer), "N",
+      "first train a byte-level BPE of N entries on the input, then tokenize with it", 257,
+      1 << 24 },
+    OPT("save-tokenizer", 0, MB_OPT_STR, save_tokenizer, "FILE",
+        "where --train-tokenizer writes tokenizer.json (default: PREFIX_tokenizer.json)"),
+    OPT("skip-bad", 0, MB_OPT_FLAG, skip_bad, NULL,
+        "skip malformed lines (counted in the summary) instead of failing"),
+};
+
+static void version_extra(FILE *out)
+{
+    fprintf(out, "mpi: %s\n", mb_dist_library_version());
+}
+
+static const struct mb_cli pp_cli = {
+    .tool = "mb-preprocess",
+    .synopsis = "[options] [file ...]",
+    .summary = "Tokenize JSON Lines into Megatron-compatible PREFIX_KEY_document.bin/.idx.",
+    .opts = pp_options,
+    .nopts = MB_ARRAY_LEN(pp_options),
+    .args_offset = offsetof(struct pp_opts, args),
+    .nargs_offset = offsetof(struct pp_opts, nargs),
+    .version_extra = version_extra,
+};
+
+/* Everything a run needs besides the options. */
+struct pp_run {
+    const struct pp_opts *o;
+    const struct mb_dist *dist;
+    char **paths;
+    int npaths;
+    char **keys;
+    size_t nkeys;
+    mb_tokenizer *tok;
+    double start;
+};
+
+static int usage_error(const char *fmt, const char *arg)
+{
+    return mb_err_set(MB_E_USAGE, NULL, fmt, arg);
+}
+
+static int collect_inputs(struct pp_run *r)
+{
+    const struct pp_opts *o = r->o;
+
+    r->paths = mb_xcalloc((size_t)o->nargs + 2, sizeof *r->paths);
+    if (o->input)
+        r->paths[r->npaths++] = (char *)o->input;
+    for (int i = 0; i < o->nargs; i++)
+        r->paths[r->npaths++] = o->args[i];
+    if (r->npaths == 0)
+        r->paths[r->npaths++] = "-";
+    for (int i = 0; i < r->npaths; i++) {
+        if (strcmp(r->paths[i], "-") != 0)
+            continue;
+        if (r->dist->size > 1)
+            return usage_error("standard input cannot be shared by MPI ranks; %s",
+                               "name the input files");
+        if (o->train_tokenizer)
+            return usage_error("--train-tokenizer reads the input twice; %s",
+                               "name the input files instead of using standard input");
+    }
+    return 0;
+}
+
+static int parse_keys(struct pp_run *r)
+{
+    char *copy = mb_xstrdup(r->o->json_keys), *save = NULL;
+
+    r->keys = mb_xcalloc(strlen(copy) + 1, sizeof *r->keys);
+    for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save))
+        r->keys[r->nkeys++] = k;
+    if (r->nkeys == 0)
+        return usage_error("--json-keys '%s' names no field", r->o->json_keys);
+    return 0;
+}
+
+static int check_options(struct pp_run *r)
+{
+    if (!r->o->output_prefix)
+        return usage_error("%s", "--output-prefix is required");
+    if (parse_keys(r) != 0)
+        return -1;
+    return collect_inputs(r);
+}
+
+static void base_job(const struct pp_run *r, struct pp_job *job, struct pp_segment *segs, int nsegs)
+{
+    memset(job, 0, sizeof *job);
+    job->segs = segs;
+    job->nsegs = (size_t)nsegs;
+    job->keys = (const char *const *)r->keys;
+    job->nkeys = r->nkeys;
+    job->workers = (int)r->o->workers;
+    job->skip_bad = r->o->skip_bad;
+    job->show_progress = r->dist->rank == 0;
+}
+
+/* --train-tokenizer: every rank trains on all of the input (so all agree without
+ * communication); rank 0 writes the file, then everyone loads it. */
+static int train_tokenizer(struct pp_run *r, char **out_path)
+{
+    const struct pp_opts *o = r->o;
+    struct pp_segment *segs;
+    struct pp_job job;
+    int nsegs = pp_split(r->paths, r->npaths, 0, 1, &segs);
+
+    *out_path = mb_xmalloc(strlen(o->output_prefix) + 32);
+    sprintf(*out_path, "%s_tokenizer.json", o->output_prefix);
+    if (o->save_tokenizer)
+        strcpy(*out_path = mb_xrealloc(*out_path, strlen(o->save_tokenizer) + 1), o->save_tokenizer);
+    base_job(r, &job, segs, nsegs);
+    job.trainer = mb_bpe_trainer_new((int)o->train_tokenizer);
+    job.train_vocab = (int)o->train_tokenizer;
+    int rc = pp_run(&job);
+    free(segs);
+    if (rc == 0 && r->dist->rank == 0)
+        rc = mb_bpe_trainer_write(job.trainer, *out_path);
+    if (rc == 0 && r->dist->rank == 0)
+        mb_log_info("trained a %d-entry byte-level BPE on %lld documents -> %s",
+                    mb_bpe_trainer_vocab_size(job.trainer), (long long)job.docs, *out_path);
+    mb_bpe_trainer_free(job.trainer);
+    return rc;
+}
+
+static int load_tokenizer(struct pp_run *r)
+{
+    char *trained = NULL;
+    int rc = 0;
+
+    if (r->o->train_tokenizer)
+        rc = train_tokenizer(r, &trained);
+    if (!mb_dist_all_ok(r->dist, rc == 0))
+        return rc != 0 ? -1 : mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+    r->tok = mb_tokenizer_load(trained ? trained : r->o->tokenizer);
+    free(trained);
+    if (!r->tok)
+        return -1;
+    if (r->o->append_eod && mb_tokenizer_eod(r->tok) < 0)
+        return mb_err_set(MB_E_INVALID, r->o->tokenizer, "--append-eod: the tokenizer has no "
+                          "end-of-document token (no eos_token in tokenizer_config.json and "
+                          "none of the usual names)");
+    return 0;
+}
+
+static char *output_name(const struct pp_run *r, size_t k)
+{
+    char *name = mb_xmalloc(strlen(r->o->output_prefix) + strlen(r->keys[k]) + 16);
+
+    sprintf(name, "%s_%s_document", r->o->output_prefix, r->keys[k]);
+    return name;
+}
+
+/* Open one writer per key: the final name, or this rank's part under MPI. */
+static int open_writers(const struct pp_run *r, mb_idx_writer **w, enum mb_dtype dtype)
+{
+    for (size_t k = 0; k < r->nkeys; k++) {
+        char *name = output_name(r, k);
+        char *prefix = r->dist->size > 1 ? pp_part_prefix(name, r->dist->rank, r->dist->size) : name;
+        w[k] = mb_idx_writer_open(prefix, dtype);
+        if (prefix != name)
+            free(prefix);
+        free(name);
+        if (!w[k])
+            return -1;
+    }
+    return 0;
+}
+
+static int close_writers(const struct pp_run *r, mb_idx_writer **w, int ok)
+{
+    int rc = ok ? 0 : -1;
+
+    for (size_t k = 0; k < r->nkeys; k++) {
+        if (!w[k])
+            continue;
+        if (rc == 0) {
+            rc = mb_idx_writer_close(w[k]);
+            if (rc == 0 && r->dist->size > 1) {
+                char *name = output_name(r, k);
+                char *part = pp_part_prefix(name, r->dist->rank, r->dist->size);
+                pp_part_track(part, 1);
+                free(part);
+                free(name);
+            }
+        } else {
+            mb_idx_writer_discard(w[k]);
+        }
+        w[k] = NULL;
+    }
+    return rc;
+}
+
+static int merge_outputs(const struct pp_run *r, enum mb_dtype dtype)
+{
+    int rc = 0;
+
+    if (r->dist->size == 1)
+        return 0;
+    mb_dist_barrier(r->dist);
+    for (size_t k = 0; k < r->nkeys && rc == 0 && r->dist->rank == 0; k++) {
+        char *name = output_name(r, k);
+        rc = pp_merge_parts(name, r->dist->size, dtype);
+        free(name);
+    }
+    if (!mb_dist_all_ok(r->dist, rc == 0))
+        return rc != 0 ? -1 : mb_err_set(MB_E_INVALID, NULL, "stopped: rank 0 failed to merge");
+    return 0;
+}
+
+static void summary(const struct pp_run *r, const struct pp_job *job)
+{
+    const struct mb_dist *d = r->dist;
+    int64_t docs = mb_dist_sum_i64(d, job->docs), tokens = mb_dist_sum_i64(d, job->tokens);
+    int64_t bytes = mb_dist_sum_i64(d, job->bytes), skipped = mb_dist_sum_i64(d, job->lines_skipped);
+    int64_t repairs = mb_dist_sum_i64(d, job->utf8_repairs);
+    double secs = mb_now() - r->start;
+    char *first = output_name(r, 0);
+
+    mb_log_info("%lld documents, %.2f MB, %lld tokens in %.2f s (%.0f tokens/s, %d rank%s x %d "
+                "worker%s) -> %s.bin/.idx%s", (long long)docs, (double)bytes / 1e6,
+                (long long)tokens, secs, secs > 0 ? (double)tokens / secs : 0.0, d->size,
+                d->size > 1 ? "s" : "", job->workers, job->workers > 1 ? "s" : "", first,
+                r->nkeys > 1 ? " (and one pair per further key)" : "");
+    if (skipped)
+        mb_log_info("skipped %lld malformed line%s (--skip-bad)", (long long)skipped,
+                    skipped > 1 ? "s" : "");
+    if (repairs)
+        mb_log_info("replaced %lld invalid UTF-8 sequence%s with U+FFFD", (long long)repairs,
+                    repairs > 1 ? "s" : "");
+    free(first);
+}
+
+static int tokenize(struct pp_run *r)
+{
+    struct pp_segment *segs = NULL;
+    struct pp_job job;
+    enum mb_dtype dtype = mb_dtype_for_vocab(mb_tokenizer_vocab_size(r->tok));
+    mb_idx_writer **w = mb_xcalloc(r->nkeys, sizeof *w);
+    int nsegs = pp_split(r->paths, r->npaths, r->dist->rank, r->dist->size, &segs);
+    int rc = nsegs < 0 ? -1 : open_writers(r, w, dtype);
+
+    base_job(r, &job, segs, nsegs);
+    job.tok = r->tok;
+    job.add_special = !r->o->no_special;
+    job.append_eod = r->o->append_eod;
+    job.writers = w;
+    if (rc == 0)
+        rc = pp_run(&job);
+    rc = close_writers(r, w, rc == 0);
+    if (!mb_dist_all_ok(r->dist, rc == 0))
+        rc = rc != 0 ? -1 : mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+    if (rc == 0)
+        rc = merge_outputs(r, dtype);
+    if (rc == 0)
+        summary(r, &job);
+    free(segs);
+    free(w);
+    return rc;
+}
+
+static int preprocess(const struct pp_opts *o, const struct mb_dist *dist)
+{
+    struct pp_run r = { .o = o, .dist = dist, .start = mb_now() };
+    int rc = check_options(&r);
+
+    if (!mb_dist_all_ok(dist, rc == 0) && rc == 0)
+        rc = -1;
+    if (rc == 0)
+        rc = load_tokenizer(&r);
+    if (!mb_dist_all_ok(dist, rc == 0) && rc == 0)
+        rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+    if (rc == 0)
+        rc = tokenize(&r);
+    mb_tokenizer_free(r.tok);
+    free(r.paths);
+    free(r.keys ? r.keys[0] : NULL);
+    free(r.keys);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct pp_opts o = { .json_keys = "text", .tokenizer = "bytes" };
+    struct mb_dist dist;
+
+    o.workers = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    mb_tool_start("mb-preprocess");
+    mb_dist_init(&dist, &argc, &argv);
+    int rc = mb_cli_parse(&pp_cli, argc, argv, &o);
+    if (rc == 0)
+        rc = preprocess(&o, &dist);
+    free(o.args);
+    int status = mb_tool_end(rc);
+    mb_dist_finalize(&dist);
+    return status;
+}

@@ -1,0 +1,46 @@
+/* mb-preprocess/pipeline.h - read, tokenize and write one rank's share of the input.
+ *
+ * One reader thread cuts the input into batches of whole lines, N worker threads parse
+ * and tokenize batches, and the calling thread writes finished batches strictly in
+ * input order. The output therefore does not depend on the worker count. In training
+ * mode workers count pre-tokens into per-worker BPE trainers instead.
+ */
+#ifndef MB_PREPROCESS_PIPELINE_H
+#define MB_PREPROCESS_PIPELINE_H
+
+#include <stdint.h>
+
+#include "io/idx_writer.h"
+#include "tok/tokenizer.h"
+#include "tok/train_bpe.h"
+
+/* Lines of PATH whose start offset (in the decompressed stream) is in [begin, end). */
+struct pp_segment {
+    const char *path;
+    int64_t begin, end;
+};
+
+struct pp_job {
+    const struct pp_segment *segs;
+    size_t nsegs;
+    const char *const *keys;
+    size_t nkeys;
+    int workers;
+    int skip_bad;
+    int show_progress;
+    /* encoding: */
+    const mb_tokenizer *tok;
+    int add_special;
+    int append_eod;
+    mb_idx_writer **writers;  /* [nkeys] */
+    /* training (tok == NULL): counts end up here */
+    mb_bpe_trainer *trainer;
+    int train_vocab;
+    /* results */
+    int64_t docs, lines_skipped, bytes, tokens, utf8_repairs;
+};
+
+/* Run the job. Returns 0, or -1 with mb_err set (the first bad line in input order). */
+int pp_run(struct pp_job *job);
+
+#endif /* MB_PREPROCESS_PIPELINE_H */

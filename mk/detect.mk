@@ -1,0 +1,28 @@
+# mk/detect.mk - toolchain and library probe. Sets *_CFLAGS, *_LIBS, HAVE_CUDA, NVCC.
+# Library flags come from pkg-config; scripts/install-deps.sh installs the packages.
+
+PKG_CONFIG ?= pkg-config
+
+MPI_CFLAGS   := $(shell $(PKG_CONFIG) --cflags ompi-c 2>/dev/null)
+MPI_LIBS     := $(shell $(PKG_CONFIG) --libs ompi-c 2>/dev/null)
+PCRE2_CFLAGS := $(shell $(PKG_CONFIG) --cflags libpcre2-8 2>/dev/null)
+PCRE2_LIBS   := $(shell $(PKG_CONFIG) --libs libpcre2-8 2>/dev/null)
+UTF8_CFLAGS  := $(shell $(PKG_CONFIG) --cflags libutf8proc 2>/dev/null)
+UTF8_LIBS    := $(shell $(PKG_CONFIG) --libs libutf8proc 2>/dev/null)
+JSON_CFLAGS  := $(shell $(PKG_CONFIG) --cflags jansson 2>/dev/null)
+JSON_LIBS    := $(shell $(PKG_CONFIG) --libs jansson 2>/dev/null)
+ZLIB_LIBS    := $(shell $(PKG_CONFIG) --libs zlib 2>/dev/null)
+
+ifeq ($(MPI_LIBS),)
+$(error Open MPI not found by pkg-config (ompi-c): run 'sudo scripts/install-deps.sh')
+endif
+ifeq ($(PCRE2_LIBS),)
+$(error PCRE2 not found by pkg-config (libpcre2-8): run 'sudo scripts/install-deps.sh')
+endif
+
+NVCC ?= $(shell command -v nvcc 2>/dev/null || (test -x /usr/local/cuda/bin/nvcc && echo /usr/local/cuda/bin/nvcc))
+ifneq ($(NVCC),)
+HAVE_CUDA := 1
+else
+HAVE_CUDA := 0
+endif
