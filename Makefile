@@ -62,7 +62,7 @@ LIB  := $(BUILD)/libmb.a
 TOOLS := mb-preprocess
 PREPROCESS_OBJS := $(addprefix $(BUILD)/mb-preprocess/,main.o pipeline.o split.o merge.o)
 
-UNIT_TESTS := core_utf8 core_hash io_idx io_lines tok_bytelevel tok_bpe
+UNIT_TESTS := core_hash core_utf8 io_idx io_lines tok_bytelevel
 UNIT_BINS  := $(addprefix $(BUILD)/tests/unit/,$(addsuffix .t,$(UNIT_TESTS)))
 TAP_OBJ    := $(BUILD)/tests/lib/tap.o
 
@@ -103,7 +103,12 @@ $(BUILD)/tests/%.o: tests/%.c $(BUILD)/FLAGS
 $(BUILD)/tests/unit/%.t: $(BUILD)/tests/unit/%.o $(TAP_OBJ) $(LIB)
 	$(QUIET_LINK)$(CC) -pthread -o $@ $< $(TAP_OBJ) $(LIB) $(EXT_LIBS)
 
-tests-build: all $(UNIT_BINS)
+HELPER_BINS := $(BUILD)/tests/helpers/idx_dump
+
+$(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
+	$(QUIET_LINK)$(CC) -pthread -o $@ $< $(LIB) $(EXT_LIBS)
+
+tests-build: all $(UNIT_BINS) $(HELPER_BINS)
 
 # ---- tests ---------------------------------------------------------------
 SHELL_TESTS = $(sort $(wildcard tests/tools/t*.sh))

@@ -12,8 +12,8 @@
 #include "io/jsonl.h"
 #include "io/lines.h"
 
-#define BATCH_BYTES (1 << 20)
-#define BATCH_LINES 4096
+#define BATCH_BYTES (1 << 18)
+#define BATCH_LINES 1024
 
 struct line_ref {
     size_t off, len;

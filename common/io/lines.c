@@ -55,6 +55,14 @@ const char *mb_lines_name(const mb_lines *r)
     return r->name;
 }
 
+/* zlib prefixes its messages with the path, which our WHERE already names. */
+static const char *skip_path(const char *msg, const char *path)
+{
+    size_t n = strlen(path);
+
+    return strncmp(msg, path, n) == 0 && strncmp(msg + n, ": ", 2) == 0 ? msg + n + 2 : msg;
+}
+
 static int check_gz_error(mb_lines *r)
 {
     int errnum;
@@ -63,7 +71,8 @@ static int check_gz_error(mb_lines *r)
     if (errnum == Z_ERRNO)
         return mb_err_errno(r->name, "cannot read");
     if (errnum != Z_OK && errnum != Z_STREAM_END)
-        return mb_err_set(MB_E_PARSE, r->name, "corrupt or truncated gzip data: %s", msg);
+        return mb_err_set(MB_E_PARSE, r->name, "corrupt or truncated gzip data: %s",
+                          skip_path(msg, r->name));
     return 0;
 }
 
@@ -143,7 +152,7 @@ int64_t mb_lines_stream_size(const char *path)
     free(sink);
     const char *msg = gzerror(gz, &errnum);
     if (got < 0 || (errnum != Z_OK && errnum != Z_STREAM_END)) {
-        mb_err_set(MB_E_PARSE, path, "corrupt or truncated gzip data: %s", msg);
+        mb_err_set(MB_E_PARSE, path, "corrupt or truncated gzip data: %s", skip_path(msg, path));
         total = -1;
     }
     gzclose(gz);

@@ -5,11 +5,13 @@
  * words that have held it; a max-heap with lazy invalidation (as HF's BpeTrainer) picks
  * the next pair, and only the words on that pair's list are rewritten. Counts stay exact
  * after every merge, which is what makes the learnt ranks replay exactly in HF's encoder.
+ * Ties are broken as HF's BpeTrainer breaks them, so on the same pieces both learn the
+ * same merges in the same order (HF's trainer, unlike its encoder, does not cut out
+ * added tokens, so text containing "<|endoftext|>" is where they part).
  *
- * Rule for editors: a merge must never create a token that already exists (HF would
- * then hold two merges yielding one token and its rank order could differ from ours);
- * such pairs are dropped instead of merged.
- */
+ * Rule for editors: a merge must never create a token that already exists (two merges
+ * yielding one token would leave HF's encoder a choice training never made); such a
+ * pair is dropped instead of merged. No corpus tried so far has produced one. */
 #include "tok/train_bpe.h"
 
 #include <stdint.h>
@@ -127,11 +129,28 @@ static void count_segment(mb_bpe_trainer *t, const char *s, size_t len)
         count_piece(t, s + pos, len - pos, 1);
 }
 
+/* Offset of the first ill-formed UTF-8 sequence in S[len], or LEN if there is none. */
+static size_t invalid_utf8_at(const char *s, size_t len)
+{
+    const unsigned char *p = (const unsigned char *)s;
+    size_t i = 0;
+    int bad;
+
+    while (i < len) {
+        int n = mb_utf8_seq_len(p + i, len - i, &bad);
+        if (n == 0)
+            return i;
+        i += (size_t)n;
+    }
+    return len;
+}
+
 int mb_bpe_trainer_feed(mb_bpe_trainer *t, const char *text, size_t len)
 {
     /* PCRE2 runs with NO_UTF_CHECK, so invalid input must be refused here. */
-    if (!mb_utf8_is_valid(text, len))
-        return mb_err_set(MB_E_INVALID, NULL, "training text is not valid UTF-8");
+    size_t bad = invalid_utf8_at(text, len);
+    if (bad < len)
+        return mb_err_set(MB_E_INVALID, NULL, "invalid UTF-8 at byte %zu of the text", bad);
     /* HF matches added tokens before pre-tokenizing: the special token is never text. */
     const char *end = text + len;
     while (text < end) {
@@ -224,6 +243,33 @@ static void bpe_release(struct bpe *b)
 static uint64_t pair_key(int32_t a, int32_t b)
 {
     return (uint64_t)(uint32_t)a << 32 | (uint32_t)b;
+}
+
+/* Code point of byte B's byte-level spelling. */
+static uint32_t spelling_cp(int b)
+{
+    struct mb_buf s = MB_BUF_INIT;
+    char c = (char)b;
+    uint32_t cp;
+
+    mb_bytelevel_encode(&c, 1, &s);
+    mb_utf8_decode((const unsigned char *)s.data, &cp);
+    mb_buf_release(&s);
+    return cp;
+}
+
+/* Rank each byte by its spelling's code point, as HF's trainer numbers its alphabet. */
+static void rank_bytes(struct bpe *b)
+{
+    uint32_t cp[256];
+
+    for (int i = 0; i < 256; i++)
+        cp[i] = spelling_cp(i);
+    for (int i = 0; i < 256; i++) {
+        b->byte_rank[i] = 0;
+        for (int j = 0; j < 256; j++)
+            b->byte_rank[i] += cp[j] < cp[i];
+    }
 }
 
 /* Tie order of token ID. HF's BpeTrainer numbers the byte alphabet in the order of the
@@ -350,34 +396,8 @@ static void add_len(const char *key, size_t len, int32_t value, void *ctx)
     *(size_t *)ctx += len;
 }
 
-/* Code point of byte B's byte-level spelling. */
-static uint32_t spelling_cp(int b)
-{
-    struct mb_buf s = MB_BUF_INIT;
-    char c = (char)b;
-    uint32_t cp;
-
-    mb_bytelevel_encode(&c, 1, &s);
-    mb_utf8_decode((const unsigned char *)s.data, &cp);
-    mb_buf_release(&s);
-    return cp;
-}
-
-static void rank_bytes(struct bpe *b)
-{
-    uint32_t cp[256];
-
-    for (int i = 0; i < 256; i++)
-        cp[i] = spelling_cp(i);
-    for (int i = 0; i < 256; i++) {
-        b->byte_rank[i] = 0;
-        for (int j = 0; j < 256; j++)
-            b->byte_rank[i] += cp[j] < cp[i];
-    }
-}
-
-/* Copy T's pieces into words of byte ids. */
-static void load_words(struct bpe *b, const mb_bpe_trainer *t)
+/* Copy T's pieces into words of byte ids. Returns the number of symbols. */
+static size_t load_words(struct bpe *b, const mb_bpe_trainer *t)
 {
     size_t total = 0;
     struct load_ctx l = { b, t->counts, 0 };
@@ -387,18 +407,23 @@ static void load_words(struct bpe *b, const mb_bpe_trainer *t)
     b->words = mb_xcalloc(b->nwords + 1, sizeof *b->words);
     b->syms = mb_xmalloc(sizeof *b->syms * (total + 1));
     mb_strmap_each(t->pieces, load_word, &l);
+    return total;
 }
 
 /* Set up words, the 256 byte tokens and the initial pair counts from T's pieces. */
 static void bpe_init(struct bpe *b, const mb_bpe_trainer *t)
 {
     memset(b, 0, sizeof *b);
-    load_words(b, t);
+    size_t nsyms = load_words(b, t);
+    /* Each merge removes at least one symbol, so a huge VOCAB_SIZE on a small corpus
+     * must not size the token tables. */
+    size_t max_toks = MB_MIN((size_t)t->vocab_size, 257 + nsyms);
+
     rank_bytes(b);
     b->pair_ids = mb_u64map_new(1 << 16);
-    b->tok_off = mb_xcalloc((size_t)t->vocab_size + 1, sizeof *b->tok_off);
-    b->parts = mb_xcalloc((size_t)t->vocab_size, sizeof *b->parts);
-    b->tok_ids = mb_strmap_new((size_t)t->vocab_size);
+    b->tok_off = mb_xcalloc(max_toks + 1, sizeof *b->tok_off);
+    b->parts = mb_xcalloc(max_toks, sizeof *b->parts);
+    b->tok_ids = mb_strmap_new(max_toks);
     for (int i = 0; i < 256; i++) {
         char c = (char)i;
         add_token(b, &c, 1);
@@ -478,6 +503,12 @@ static int32_t pop_best(struct bpe *b)
     return -1;
 }
 
+/* Append the raw bytes of token ID to OUT. */
+static void add_bytes(struct mb_buf *out, const struct bpe *b, int32_t id)
+{
+    mb_buf_add(out, b->tok_bytes.data + b->tok_off[id], b->tok_off[id + 1] - b->tok_off[id]);
+}
+
 /* Merge until NMERGES tokens were added or no pair is left. */
 static void train(struct bpe *b, int nmerges)
 {
@@ -489,9 +520,8 @@ static void train(struct bpe *b, int nmerges)
             break;
         int32_t a = b->pairs[p].a, bb = b->pairs[p].b;
         mb_buf_reset(&cat);
-        mb_buf_add(&cat, b->tok_bytes.data + b->tok_off[a], b->tok_off[a + 1] - b->tok_off[a]);
-        mb_buf_add(&cat, b->tok_bytes.data + b->tok_off[bb],
-                   b->tok_off[bb + 1] - b->tok_off[bb]);
+        add_bytes(&cat, b, a);
+        add_bytes(&cat, b, bb);
         /* Dropped pairs are never queued again: only new pairs are pushed. */
         if (mb_strmap_get(b->tok_ids, cat.data, cat.len) >= 0)
             continue;
@@ -506,12 +536,14 @@ static void train(struct bpe *b, int nmerges)
 
 /* ---- tokenizer.json ---------------------------------------------------------------- */
 
+/* Append token ID's byte-level spelling as a JSON string; TMP is scratch. */
 static void add_token_string(struct mb_buf *out, const struct bpe *b, int32_t id,
                              struct mb_buf *tmp)
 {
+    size_t off = b->tok_off[id], len = b->tok_off[id + 1] - off;
+
     mb_buf_reset(tmp);
-    mb_bytelevel_encode(b->tok_bytes.data + b->tok_off[id], b->tok_off[id + 1] - b->tok_off[id],
-                        tmp);
+    mb_bytelevel_encode(b->tok_bytes.data + off, len, tmp);
     mb_json_escape(out, tmp->data, tmp->len);
 }
 

@@ -3,10 +3,11 @@
  * Text is split with the Llama-3 pre-tokenizer regex (HF Split, behaviour Isolated)
  * after removing literal "<|endoftext|>", and the pieces are counted as raw bytes.
  * Training is classic BPE over those counts: start from the 256 single bytes (byte B is
- * id B), repeatedly merge the most frequent adjacent pair, ties going to the smallest
- * (left id, right id). The written file holds 256 byte tokens, one token per merge
- * (id 256 + merge rank) and "<|endoftext|>" last; HF `tokenizers` loads it and encodes
- * the training text exactly as the merges were learnt.
+ * id B), repeatedly merge the most frequent adjacent pair, breaking ties as HF's
+ * BpeTrainer does, so both learn the same merges in the same order from the same
+ * pieces. The written file holds 256 byte tokens, one token per merge (id 256 + merge
+ * rank) and "<|endoftext|>" last; HF `tokenizers` loads it and encodes the training
+ * text exactly as the merges were learnt.
  *
  * Not provided: other pre-tokenizers, normalizers, extra special tokens, min-frequency
  * limits. Each trainer is single-threaded; parallel feeders use one trainer per thread

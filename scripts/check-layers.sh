@@ -1,0 +1,39 @@
+#!/bin/sh
+# Fail if an #include in common/ crosses the module order of style.md B.2: a module may
+# include only the modules listed for it (and itself). Internal headers (internal.h)
+# may be included only from their own module.
+cd "$(dirname "$0")/.." || exit 1
+
+allowed() {
+    case "$1" in
+    core) echo "core" ;;
+    io) echo "core io" ;;
+    tok) echo "core io tok" ;;
+    dist) echo "core dist" ;;
+    kern) echo "core kern" ;;
+    nn) echo "core kern dist nn" ;;
+    data) echo "core io tok data" ;;
+    ckpt) echo "core io dist nn ckpt" ;;
+    train) echo "core io dist kern nn data ckpt train" ;;
+    peft) echo "core kern dist nn ckpt train peft" ;;
+    bridge) echo "core io nn bridge" ;;
+    *) echo "" ;;
+    esac
+}
+
+bad=0
+for f in $(find common -name '*.c' -o -name '*.h' -o -name '*.cu' -o -name '*.cuh' | sort); do
+    mod=$(echo "$f" | cut -d/ -f2)
+    ok_list=$(allowed "$mod")
+    for inc in $(sed -n 's/^#include "\([a-z_]*\)\/\([^"]*\)".*/\1\/\2/p' "$f"); do
+        dep=${inc%%/*}
+        case " $ok_list " in
+        *" $dep "*) ;;
+        *) echo "check-layers: $f: module '$mod' may not include '$inc'"; bad=1 ;;
+        esac
+        case "$inc" in
+        */internal.h) [ "$dep" = "$mod" ] || { echo "check-layers: $f: '$inc' is internal to $dep"; bad=1; } ;;
+        esac
+    done
+done
+exit $bad
