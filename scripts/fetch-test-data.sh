@@ -18,14 +18,16 @@ MB_SHARED_DATA="${MB_SHARED_DATA:-$ROOT/../shared/data}"
 PY="$MB_CACHE/venv/bin/python"
 OUT="$MB_CACHE/testdata"
 
-# Bump when the contents or layout of testdata change.
+# Bump when the contents or layout of testdata change; an edit of the .py also
+# triggers a rebuild (its checksum is part of the stamp).
 RECIPE=4
+SUM=$(cksum <"$ROOT/scripts/fetch-test-data.py" | cut -d' ' -f1)
 if [ -d "$MB_SHARED_DATA/tokenizers" ]; then
 	SHARED=$(cd "$MB_SHARED_DATA" && pwd)
 else
 	SHARED=
 fi
-WANT="mb-testdata recipe=$RECIPE shared=${SHARED:-none}"
+WANT="mb-testdata recipe=$RECIPE script=$SUM shared=${SHARED:-none}"
 
 current() {
 	[ -f "$OUT/.stamp" ] && [ "$(cat "$OUT/.stamp")" = "$WANT" ]

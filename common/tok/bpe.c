@@ -143,6 +143,23 @@ static void find_byte_ids(struct tok_bpe *b)
     }
 }
 
+/* SentencePiece-style vocabularies (no pre-tokenizer) see a whole document as one
+ * word. When no vocabulary entry contains U+2581 right after a character other than
+ * U+2581, no token, and so no merge, can span the point before a run of "▁" that follows
+ * another character. BPE on the whole word then equals BPE on the pieces cut there,
+ * which can be cached like pre-tokens. tests/tools check this against HF on real text. */
+static const char metaspace[] = "\xE2\x96\x81";
+
+static void metaspace_cut_check(const char *key, size_t len, int32_t id, void *ctx)
+{
+    int *ok = ctx;
+    (void)id;
+    for (size_t i = 1; *ok && i + 3 <= len; i++)
+        if (memcmp(key + i, metaspace, 3) == 0 &&
+            !(i >= 3 && memcmp(key + i - 3, metaspace, 3) == 0))
+            *ok = 0;
+}
+
 static int check_model_options(const mb_json *model, const char *where)
 {
     const char *type = mb_json_str(mb_json_get(model, "type"), NULL);
@@ -189,6 +206,10 @@ int tok_bpe_parse(mb_tokenizer *t, const mb_json *model, const char *where)
     }
     mb_buf_release(&key);
     find_byte_ids(b);
+    if (!b->byte_level && !t->pretok) {
+        b->metaspace_cuts = 1;
+        mb_strmap_each(b->vocab, metaspace_cut_check, &b->metaspace_cuts);
+    }
     return 0;
 }
 
@@ -411,7 +432,33 @@ static void cache_store(struct tok_bpe_scratch *s, const char *w, size_t len,
     s->ncache_ids += n;
 }
 
+static void encode_cached(mb_tok_encoder *e, const char *w, size_t len, struct mb_ids *out);
+
+/* Cut W before every run of "▁" that follows another character (see metaspace_cut_check). */
+static void encode_metaspace_pieces(mb_tok_encoder *e, const char *w, size_t len,
+                                    struct mb_ids *out)
+{
+    size_t start = 0;
+
+    for (size_t i = 1; i + 3 <= len; i++) {
+        if (memcmp(w + i, metaspace, 3) != 0 || (i >= 3 && memcmp(w + i - 3, metaspace, 3) == 0))
+            continue;
+        encode_cached(e, w + start, i - start, out);
+        start = i;
+        i += 2;
+    }
+    encode_cached(e, w + start, len - start, out);
+}
+
 void tok_bpe_encode_word(mb_tok_encoder *e, const char *w, size_t len, struct mb_ids *out)
+{
+    if (e->t->bpe.metaspace_cuts)
+        encode_metaspace_pieces(e, w, len, out);
+    else
+        encode_cached(e, w, len, out);
+}
+
+static void encode_cached(mb_tok_encoder *e, const char *w, size_t len, struct mb_ids *out)
 {
     const struct tok_bpe *b = &e->t->bpe;
     struct tok_bpe_scratch *s = e->bpe;

@@ -122,6 +122,7 @@ struct tok_bpe {
     int byte_fallback, fuse_unk, ignore_merges;
     int32_t unk_id;          /* -1: none */
     int32_t byte_ids[256];   /* byte-level: id of each byte; fallback: <0xHH>; -1 absent */
+    int metaspace_cuts;      /* no token holds "▁" after another character: see bpe.c */
 };
 
 /* ---- the tokenizer ------------------------------------------------------ */
