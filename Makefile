@@ -69,6 +69,8 @@ TAP_OBJ    := $(BUILD)/tests/lib/tap.o
 all: $(addprefix bin/,$(TOOLS))
 
 $(BUILD)/FLAGS: FORCE
+	@if [ -n "$(MISSING_DEPS)" ]; then \
+	  echo "mb: missing libraries ($(MISSING_DEPS)): run 'make deps' (as root) first" >&2; exit 1; fi
 	@mkdir -p $(@D)
 	@echo '$(CC) $(ALL_CFLAGS)' | cmp -s - $@ || echo '$(CC) $(ALL_CFLAGS)' >$@
 
@@ -117,14 +119,19 @@ LONG_TESTS  = $(sort $(wildcard tests/long/t*.sh))
 deps:
 	@scripts/install-deps.sh
 
+# check and check-long install what is missing first, then re-run make so that the
+# library probe in mk/detect.mk sees the freshly installed packages.
 check: deps
-	@$(MAKE) --no-print-directory tests-build
-	@$(MAKE) --no-print-directory check-layers
+	@$(MAKE) --no-print-directory check-run
+
+check-run: tests-build check-layers
 	@scripts/fetch-test-data.sh
 	prove --exec tests/run-test.sh -j2 $(UNIT_BINS) $(SHELL_TESTS)
 
 check-long: deps
-	@$(MAKE) --no-print-directory tests-build
+	@$(MAKE) --no-print-directory check-long-run
+
+check-long-run: tests-build
 	@scripts/fetch-test-data.sh
 	prove --exec tests/run-test.sh $(LONG_TESTS)
 
@@ -133,10 +140,12 @@ check-layers:
 
 test: check
 
-demo: deps all
+demo: deps
+	@$(MAKE) --no-print-directory all
 	@scripts/demo.sh
 
-bench: deps all
+bench: deps
+	@$(MAKE) --no-print-directory all
 	@bench/preprocess
 
 # ---- install -------------------------------------------------------------
@@ -155,6 +164,6 @@ clean:
 
 FORCE:
 
-.PHONY: all check check-long check-layers clean deps demo bench install test tests-build FORCE
+.PHONY: all check check-run check-long check-long-run check-layers clean deps demo bench install test tests-build FORCE
 
 -include $(OBJS:.o=.d) $(PREPROCESS_OBJS:.o=.d)

@@ -46,7 +46,7 @@ die() {
 
 # ---- Debian packages ------------------------------------------------------
 if ! command -v dpkg-query >/dev/null 2>&1; then
-	die "dpkg-query not found: this script supports Debian 12; install by hand: $(echo $APT_PACKAGES)"
+	die "dpkg-query not found: this script supports Debian 12; install by hand:$(echo "$APT_PACKAGES" | tr "\n" " ")"
 fi
 # shellcheck disable=SC2086
 installed=$(dpkg-query -W -f='${db:Status-Abbrev}|${Package}\n' $APT_PACKAGES 2>/dev/null |
