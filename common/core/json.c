@@ -3,8 +3,10 @@
 
 #include <jansson.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "core/err.h"
+#include "core/fs.h"
 
 #define AS_J(v) ((json_t *)(v))
 
@@ -15,15 +17,16 @@ static const size_t parse_flags = JSON_ALLOW_NUL | JSON_DECODE_ANY;
 mb_json *mb_json_parse_file(const char *path)
 {
     json_error_t e;
-    json_t *root = json_load_file(path, parse_flags, &e);
+    char *data;
+    size_t len;
 
-    if (!root) {
-        if (e.line <= 0)
-            mb_err_set(MB_E_IO, path, "%s", e.text);
-        else
-            mb_err_set(MB_E_PARSE, mb_at_line(path, e.line), "column %d: %s", e.column,
-                       e.text);
-    }
+    /* one read and json_loadb: json_load_file reads a character at a time */
+    if (mb_fs_read_all(path, &data, &len) != 0)
+        return NULL;
+    json_t *root = json_loadb(data, len, parse_flags, &e);
+    free(data);
+    if (!root)
+        mb_err_set(MB_E_PARSE, mb_at_line(path, e.line), "column %d: %s", e.column, e.text);
     return (mb_json *)root;
 }
 
