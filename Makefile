@@ -164,6 +164,9 @@ clean:
 
 FORCE:
 
+# keep test objects between runs (they are intermediate files of pattern chains)
+.SECONDARY:
+
 .PHONY: all check check-run check-long check-long-run check-layers clean deps demo bench install test tests-build FORCE
 
 -include $(OBJS:.o=.d) $(PREPROCESS_OBJS:.o=.d)

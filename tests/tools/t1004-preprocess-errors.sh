@@ -83,7 +83,7 @@ test_expect_success '--append-eod with a tokenizer that has no end token is refu
 import json, sys
 t = json.load(open(sys.argv[1]))
 t[\"added_tokens\"] = []
-del t[\"model\"][\"vocab\"][\"<|endoftext|>\"]
+t[\"model\"][\"vocab\"].pop(\"<|endoftext|>\", None)
 json.dump(t, open(\"noeos.json\", \"w\"))
 ' '$tok/tokenizer.json' &&
     test_expect_code 1 mb-preprocess -t noeos.json --append-eod -o out good.jsonl 2>err &&
