@@ -330,7 +330,7 @@ static int preprocess(const struct pp_opts *o, const struct mb_dist *dist)
     if (!mb_dist_all_ok(dist, rc == 0) && rc == 0)
         rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
     if (rc == 0) {
-        mb_log_info("tokenizer: %s, loaded in %.2f s", mb_tokenizer_describe(r.tok),
+        mb_log_info("tokenizer: %s, ready in %.2f s", mb_tokenizer_describe(r.tok),
                     mb_now() - r.start);
         r.start = mb_now(); /* the summary's rate is the tokenizing rate */
     }
