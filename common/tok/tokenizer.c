@@ -107,6 +107,9 @@ static mb_tokenizer *load_bytes(void)
 
     t->is_bytes = 1;
     t->vocab_size = t->nids = 257;
+    t->id_text = mb_xcalloc(257, sizeof *t->id_text);
+    for (int b = 0; b < 256; b++) /* one-byte texts, for mb_tokenizer_id_text() */
+        t->id_text[b] = mb_xstrndup((const char[]){ (char)b }, 1);
     t->eod = BYTES_EOD;
     snprintf(t->describe, sizeof t->describe, "bytes (256 byte ids, <|endoftext|> = 256)");
     return t;
@@ -173,7 +176,6 @@ const char *mb_tokenizer_describe(const mb_tokenizer *t)
 const char *mb_tokenizer_id_text(const mb_tokenizer *t, int32_t id, size_t *len)
 {
     static const char eod[] = "<|endoftext|>";
-    static char bytes[256];
 
     if (id < 0 || id >= t->nids)
         return NULL;
@@ -182,11 +184,8 @@ const char *mb_tokenizer_id_text(const mb_tokenizer *t, int32_t id, size_t *len)
             *len = sizeof eod - 1;
             return eod;
         }
-        if (!bytes[1])
-            for (int i = 0; i < 256; i++)
-                bytes[i] = (char)i;
         *len = 1;
-        return bytes + id;
+        return t->id_text[id];
     }
     *len = t->id_len[id];
     return t->id_text[id];
