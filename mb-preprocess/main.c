@@ -164,10 +164,12 @@ static int train_tokenizer(struct pp_run *r, char **out_path)
     struct pp_job job;
     int nsegs = pp_split(r->paths, r->npaths, 0, 1, &segs);
 
-    *out_path = mb_xmalloc(strlen(o->output_prefix) + 32);
-    sprintf(*out_path, "%s_tokenizer.json", o->output_prefix);
-    if (o->save_tokenizer)
-        strcpy(*out_path = mb_xrealloc(*out_path, strlen(o->save_tokenizer) + 1), o->save_tokenizer);
+    if (o->save_tokenizer) {
+        *out_path = mb_xstrdup(o->save_tokenizer);
+    } else {
+        *out_path = mb_xmalloc(strlen(o->output_prefix) + 32);
+        sprintf(*out_path, "%s_tokenizer.json", o->output_prefix);
+    }
     base_job(r, &job, segs, nsegs);
     job.trainer = mb_bpe_trainer_new((int)o->train_tokenizer);
     job.train_vocab = (int)o->train_tokenizer;

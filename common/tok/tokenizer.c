@@ -50,10 +50,8 @@ static int32_t id_of(const mb_tokenizer *t, const char *text)
     for (size_t i = 0; i < t->nadded; i++)
         if (t->added[i].len == len && memcmp(t->added[i].content, text, len) == 0)
             return t->added[i].id;
-    for (int64_t id = 0; id < t->nids; id++)
-        if (t->id_text[id] && t->id_len[id] == len && memcmp(t->id_text[id], text, len) == 0)
-            return (int32_t)id;
-    return -1;
+    /* special-token names are ASCII, spelled the same raw and byte-level */
+    return mb_strmap_get(t->bpe.vocab, text, len);
 }
 
 /* eos_token from tokenizer_config.json beside PATH: a string or {"content": ...}. */
