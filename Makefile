@@ -16,9 +16,14 @@ DEPFLAGS = -MMD -MP
 
 include mk/detect.mk
 
-EXT_CFLAGS := $(MPI_CFLAGS) $(PCRE2_CFLAGS) $(UTF8_CFLAGS) $(JSON_CFLAGS)
-EXT_LIBS   := $(MPI_LIBS) $(PCRE2_LIBS) $(UTF8_LIBS) $(JSON_LIBS) $(ZLIB_LIBS) -lpthread -lm
-ALL_CFLAGS  = -std=c17 -D_GNU_SOURCE -pthread $(WARN) $(CFLAGS) -Icommon -I$(BUILD) $(EXT_CFLAGS)
+EXT_CFLAGS := $(MPI_CFLAGS) $(HDF5_CFLAGS) $(BLAS_CFLAGS) $(YAML_CFLAGS) $(PCRE2_CFLAGS) \
+              $(UTF8_CFLAGS) $(JSON_CFLAGS)
+EXT_LIBS   := $(HDF5_LIBS) $(MPI_LIBS) $(BLAS_LIBS) $(YAML_LIBS) $(PCRE2_LIBS) $(UTF8_LIBS) \
+              $(JSON_LIBS) $(ZLIB_LIBS) -lpthread -lm
+# OpenMP threads the CPU kernels (common/kern/cpu); -pthread for the tools' own threads
+ALL_CFLAGS  = -std=c17 -D_GNU_SOURCE -pthread -fopenmp $(WARN) $(CFLAGS) -Icommon -I$(BUILD) \
+              $(EXT_CFLAGS)
+LDFLAGS_ALL = -pthread -fopenmp $(LDFLAGS)
 
 ifndef V
 QUIET_CC   = @echo '   CC  ' $@;
@@ -27,42 +32,18 @@ QUIET_LINK = @echo '   LINK' $@;
 QUIET_GEN  = @echo '   GEN ' $@;
 endif
 
-LIB_OBJS += core/cli.o
-LIB_OBJS += core/dtype.o
-LIB_OBJS += core/err.o
-LIB_OBJS += core/fs.o
-LIB_OBJS += core/hash.o
-LIB_OBJS += core/json.o
-LIB_OBJS += core/log.o
-LIB_OBJS += core/mem.o
-LIB_OBJS += core/progress.o
-LIB_OBJS += core/str.o
-LIB_OBJS += core/time.o
-LIB_OBJS += core/tool.o
-LIB_OBJS += core/utf8.o
-LIB_OBJS += dist/comm.o
-LIB_OBJS += io/idx_reader.o
-LIB_OBJS += io/idx_writer.o
-LIB_OBJS += io/jsonl.o
-LIB_OBJS += io/lines.o
-LIB_OBJS += tok/added.o
-LIB_OBJS += tok/bpe.o
-LIB_OBJS += tok/bytelevel.o
-LIB_OBJS += tok/load.o
-LIB_OBJS += tok/normalize.o
-LIB_OBJS += tok/postproc.o
-LIB_OBJS += tok/pretok.o
-LIB_OBJS += tok/regex.o
-LIB_OBJS += tok/tokenizer.o
-LIB_OBJS += tok/train_bpe.o
+# every .c under common/ is part of libmb.a (kern/cpu and the like sit one level deeper)
+LIB_SRCS := $(sort $(wildcard common/*/*.c common/*/*/*.c))
+LIB_OBJS := $(patsubst common/%.c,%.o,$(LIB_SRCS))
 
 OBJS := $(addprefix $(BUILD)/,$(LIB_OBJS))
 LIB  := $(BUILD)/libmb.a
 
-TOOLS := mb-preprocess
-PREPROCESS_OBJS := $(addprefix $(BUILD)/mb-preprocess/,main.o pipeline.o split.o merge.o)
+# a tool is a top-level mb-*/ folder with a main.c; all its .c files link into bin/mb-*
+TOOLS := $(patsubst %/main.c,%,$(sort $(wildcard mb-*/main.c)))
+TOOL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(foreach t,$(TOOLS),$(wildcard $(t)/*.c)))
 
-UNIT_TESTS := core_hash core_utf8 io_idx io_lines tok_bytelevel
+UNIT_TESTS := $(basename $(notdir $(sort $(wildcard tests/unit/*.c))))
 UNIT_BINS  := $(addprefix $(BUILD)/tests/unit/,$(addsuffix .t,$(UNIT_TESTS)))
 TAP_OBJ    := $(BUILD)/tests/lib/tap.o
 
@@ -90,25 +71,28 @@ $(BUILD)/%.o: common/%.c $(BUILD)/FLAGS
 $(LIB): $(OBJS)
 	$(QUIET_AR)rm -f $@ && $(AR) rcs $@ $^
 
-$(BUILD)/mb-preprocess/%.o: mb-preprocess/%.c $(BUILD)/FLAGS $(BUILD)/version.h
+$(BUILD)/mb-%.o: mb-%.c $(BUILD)/FLAGS $(BUILD)/version.h
 	@mkdir -p $(@D)
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) $(DEPFLAGS) -c -o $@ $<
 
-bin/mb-preprocess: $(PREPROCESS_OBJS) $(LIB)
-	@mkdir -p $(@D)
-	$(QUIET_LINK)$(CC) -pthread -o $@ $(PREPROCESS_OBJS) $(LIB) $(EXT_LIBS)
+define tool_rule
+bin/$(1): $$(filter $(BUILD)/$(1)/%,$$(TOOL_OBJS)) $$(LIB)
+	@mkdir -p $$(@D)
+	$$(QUIET_LINK)$$(CC) $$(LDFLAGS_ALL) -o $$@ $$(filter %.o,$$^) $$(LIB) $$(EXT_LIBS)
+endef
+$(foreach t,$(TOOLS),$(eval $(call tool_rule,$(t))))
 
 $(BUILD)/tests/%.o: tests/%.c $(BUILD)/FLAGS
 	@mkdir -p $(@D)
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -I. $(DEPFLAGS) -c -o $@ $<
 
 $(BUILD)/tests/unit/%.t: $(BUILD)/tests/unit/%.o $(TAP_OBJ) $(LIB)
-	$(QUIET_LINK)$(CC) -pthread -o $@ $< $(TAP_OBJ) $(LIB) $(EXT_LIBS)
+	$(QUIET_LINK)$(CC) $(LDFLAGS_ALL) -o $@ $< $(TAP_OBJ) $(LIB) $(EXT_LIBS)
 
-HELPER_BINS := $(BUILD)/tests/helpers/idx_dump
+HELPER_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/helpers/*.c)))
 
 $(BUILD)/tests/helpers/%: $(BUILD)/tests/helpers/%.o $(LIB)
-	$(QUIET_LINK)$(CC) -pthread -o $@ $< $(LIB) $(EXT_LIBS)
+	$(QUIET_LINK)$(CC) $(LDFLAGS_ALL) -o $@ $< $(LIB) $(EXT_LIBS)
 
 tests-build: all $(UNIT_BINS) $(HELPER_BINS)
 
@@ -169,4 +153,4 @@ FORCE:
 
 .PHONY: all check check-run check-long check-long-run check-layers clean deps demo bench install test tests-build FORCE
 
--include $(OBJS:.o=.d) $(PREPROCESS_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(TOOL_OBJS:.o=.d)

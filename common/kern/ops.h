@@ -1,0 +1,151 @@
+/* kern/ops.h - the op table the model is written against.
+ *
+ * nn/ calls every operation through a struct mb_ops, never a kernel directly, so a
+ * backend (kern/cpu now, kern/cuda later) is a table of its own. All tensors are fp32,
+ * row-major and contiguous unless a leading dimension is given. Pointers are the
+ * backend's own memory (from ->alloc).
+ *
+ * Conventions:
+ *   - "rows" is the number of token positions (B*T) unless said otherwise.
+ *   - Backward ops ACCUMULATE (+=) into parameter gradients (dw, db, dtable) and into
+ *     the input gradient when the comment says so; other outputs are overwritten.
+ *   - Results are deterministic for a fixed thread count: no atomics on floats, every
+ *     reduction in a fixed order.
+ *
+ * Attention layouts: q is [B, nH, T, d], k and v are [B, nKV, T, d] (head-major, so a
+ * head's keys are contiguous); the attention output is [B, T, nH, d] = [rows, nH*d], ready
+ * for the output projection. Query head h reads KV head h / (nH / nKV) (GQA).
+ */
+#ifndef MB_KERN_OPS_H
+#define MB_KERN_OPS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Shape of one attention call. */
+struct mb_attn_shape {
+    int64_t batch;        /* B */
+    int64_t seq;          /* T */
+    int64_t heads;        /* nH, query heads */
+    int64_t kv_heads;     /* nKV, divides nH */
+    int64_t head_dim;     /* d */
+    float scale;          /* multiplies q.k (usually 1/sqrt(d)) */
+    float softcap;        /* > 0: scores = softcap * tanh(scores / softcap), after scale */
+    int64_t window;       /* > 0: query t sees keys k with 0 <= t - k < window; 0: all k <= t */
+};
+
+/* AdamW hyper-parameters for one step (bias correction uses step, counted from 1). */
+struct mb_adamw_args {
+    float lr;
+    float beta1;
+    float beta2;
+    float eps;
+    float weight_decay; /* decoupled: p -= lr * wd * p */
+    int64_t step;
+};
+
+struct mb_ops {
+    const char *name;
+
+    /* memory */
+    void *(*alloc)(size_t bytes);            /* zeroed, 64-byte aligned; NULL + mb_err on failure */
+    void (*free)(void *p);
+    void (*zero)(float *x, int64_t n);
+    void (*copy)(float *dst, const float *src, int64_t n);
+    void (*to_host)(float *host, const float *dev, int64_t n);
+    void (*from_host)(float *dev, const float *host, int64_t n);
+
+    /* C[m,n] = alpha * op(A) op(B) + beta * C; op(X) = X^T when tx. Row-major, with
+     * leading dimensions (elements between rows of the stored matrix). */
+    void (*matmul)(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
+                   float *c, int64_t ldc);
+
+    /* elementwise */
+    void (*add)(float *y, const float *x, int64_t n);                 /* y += x */
+    void (*scale)(float *x, float s, int64_t n);                      /* x *= s */
+    double (*sumsq)(const float *x, int64_t n);                       /* sum x^2, in double */
+    void (*add_bias)(float *y, const float *bias, int64_t rows, int64_t cols); /* y[r,:] += b */
+    void (*bias_grad)(float *db, const float *dy, int64_t rows, int64_t cols); /* db += sum_r dy[r,:] */
+
+    /* RMSNorm: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); with zero_centered the
+     * weight is stored as w - 1 (Gemma) and (1 + w) is used. rstd[rows] is saved for bwd.
+     * bwd: dx += ..., dw += .... */
+    void (*rmsnorm_fwd)(float *y, float *rstd, const float *x, const float *w, int64_t rows,
+                        int64_t dim, float eps, bool zero_centered);
+    void (*rmsnorm_bwd)(float *dx, float *dw, const float *dy, const float *x, const float *w,
+                        const float *rstd, int64_t rows, int64_t dim, bool zero_centered);
+
+    /* LayerNorm with weight and bias (GPT-2). mean[rows], rstd[rows] saved for bwd.
+     * bwd: dx += ..., dw += ..., db += .... */
+    void (*layernorm_fwd)(float *y, float *mean, float *rstd, const float *x, const float *w,
+                          const float *b, int64_t rows, int64_t dim, float eps);
+    void (*layernorm_bwd)(float *dx, float *dw, float *db, const float *dy, const float *x,
+                          const float *w, const float *mean, const float *rstd, int64_t rows,
+                          int64_t dim);
+
+    /* Embedding: out[r,:] (= or += when accumulate) table[ids[r],:] * scale.
+     * bwd: dtable[ids[r],:] += dout[r,:] * scale (deterministic for repeated ids). */
+    void (*embedding_fwd)(float *out, const float *table, const int32_t *ids, int64_t rows,
+                          int64_t dim, float scale, bool accumulate);
+    void (*embedding_bwd)(float *dtable, const float *dout, const int32_t *ids, int64_t rows,
+                          int64_t dim, float scale);
+
+    /* Fused QKV projection output [rows, (nH + 2 nKV) d] in Megatron's grouped layout
+     * (per KV group: its nH/nKV query heads, then k, then v; formats.md 5.2) to q, k, v
+     * in the attention layouts above. qkv_merge is the backward (overwrites dqkv). */
+    void (*qkv_split)(float *q, float *k, float *v, const float *qkv, const struct mb_attn_shape *s);
+    void (*qkv_merge)(float *dqkv, const float *dq, const float *dk, const float *dv,
+                      const struct mb_attn_shape *s);
+
+    /* Rotary embedding, in place, on x [B, heads, T, d] (rotate-half convention, formats.md
+     * 4.3): the first rot_dim dims of each head rotate, pairing j with j + rot_dim/2.
+     * cos_sin is [max_pos, rot_dim/2, 2] (cos, sin) and pos[B*T] the position of each token.
+     * rope_bwd applies the inverse rotation (gradient of rope_fwd). */
+    void (*rope_fwd)(float *x, const float *cos_sin, const int32_t *pos, int64_t batch,
+                     int64_t heads, int64_t seq, int64_t head_dim, int64_t rot_dim);
+    void (*rope_bwd)(float *dx, const float *cos_sin, const int32_t *pos, int64_t batch,
+                     int64_t heads, int64_t seq, int64_t head_dim, int64_t rot_dim);
+
+    /* Causal attention (GQA, sliding window, soft-capping) without a T x T matrix:
+     * out [B, T, nH, d], lse [B, nH, T] (log-sum-exp of the scores, saved for bwd).
+     * bwd overwrites dq, dk, dv (layouts of q, k, v), recomputing scores from lse. */
+    void (*attention_fwd)(float *out, float *lse, const float *q, const float *k, const float *v,
+                          const struct mb_attn_shape *s);
+    void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q,
+                          const float *k, const float *v, const float *out, const float *lse,
+                          const struct mb_attn_shape *s);
+
+    /* Gated MLP activations on gate_up [rows, 2*inner] (gate first, then up, the fused
+     * linear_fc1 layout): y [rows, inner] = act(gate) * up. swiglu: act = silu;
+     * geglu: act = gelu with the tanh approximation. bwd overwrites dgate_up. */
+    void (*swiglu_fwd)(float *y, const float *gate_up, int64_t rows, int64_t inner);
+    void (*swiglu_bwd)(float *dgate_up, const float *dy, const float *gate_up, int64_t rows,
+                       int64_t inner);
+    void (*geglu_fwd)(float *y, const float *gate_up, int64_t rows, int64_t inner);
+    void (*geglu_bwd)(float *dgate_up, const float *dy, const float *gate_up, int64_t rows,
+                      int64_t inner);
+    /* gelu (tanh approximation, GPT-2's gelu_new): y = gelu(x); bwd overwrites dx. */
+    void (*gelu_fwd)(float *y, const float *x, int64_t n);
+    void (*gelu_bwd)(float *dx, const float *dy, const float *x, int64_t n);
+
+    /* Softmax cross-entropy on a chunk of logits [rows, vocab] (the caller computes the
+     * logits chunk by chunk, so the full [B*T, V] matrix never exists). With softcap > 0
+     * the logits are first capped: z = softcap * tanh(z / softcap).
+     * loss[r] = logsumexp(z[r]) - z[r, target[r]] for every row (targets < 0: loss 0).
+     * When grad_scale != 0 the logits are replaced in place by
+     * d(sum_r weight[r] * loss[r]) / d logits * grad_scale, where weight = loss_mask
+     * (rows with mask 0 or target < 0 get zeros); else they are left as they were. */
+    void (*xent)(float *logits, float *loss, const int32_t *target, const float *loss_mask,
+                 int64_t rows, int64_t vocab, float softcap, float grad_scale);
+
+    /* AdamW on n elements: m, v updated, p updated with decoupled weight decay. */
+    void (*adamw)(float *p, const float *g, float *m, float *v, int64_t n,
+                  const struct mb_adamw_args *a);
+};
+
+/* The CPU backend (OpenBLAS + OpenMP). */
+const struct mb_ops *mb_ops_cpu(void);
+
+#endif /* MB_KERN_OPS_H */
