@@ -65,6 +65,30 @@ int64_t mb_dist_sum_i64(const struct mb_dist *d, int64_t value)
     return sum;
 }
 
+/* MPI counts are int: reduce in pieces of at most 2^30 elements. */
+static void sum_in_pieces(const struct mb_dist *d, void *buf, int64_t n, MPI_Datatype type,
+                          size_t size)
+{
+    if (!d->mpi)
+        return;
+    for (int64_t done = 0; done < n;) {
+        int64_t piece = n - done < ((int64_t)1 << 30) ? n - done : ((int64_t)1 << 30);
+        MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)done * size, (int)piece, type, MPI_SUM,
+                      MPI_COMM_WORLD);
+        done += piece;
+    }
+}
+
+void mb_dist_sum_f32(const struct mb_dist *d, float *buf, int64_t n)
+{
+    sum_in_pieces(d, buf, n, MPI_FLOAT, sizeof(float));
+}
+
+void mb_dist_sum_f64(const struct mb_dist *d, double *buf, int64_t n)
+{
+    sum_in_pieces(d, buf, n, MPI_DOUBLE, sizeof(double));
+}
+
 void mb_dist_barrier(const struct mb_dist *d)
 {
     if (d->mpi)

@@ -26,6 +26,10 @@ int mb_dist_all_ok(const struct mb_dist *d, int ok);
 /* Sum of VALUE over ranks. */
 int64_t mb_dist_sum_i64(const struct mb_dist *d, int64_t value);
 void mb_dist_barrier(const struct mb_dist *d);
+/* In-place sums over ranks (data-parallel gradients and loss counters). The reduction
+ * order is MPI's, fixed for a given number of ranks. */
+void mb_dist_sum_f32(const struct mb_dist *d, float *buf, int64_t n);
+void mb_dist_sum_f64(const struct mb_dist *d, double *buf, int64_t n);
 
 /* Version string of the MPI library, for --version. */
 const char *mb_dist_library_version(void);

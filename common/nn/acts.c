@@ -1,0 +1,135 @@
+/* nn/acts.c - one allocation for the activations of a micro-batch shape.
+ *
+ * Sizes are computed in a first pass that only counts (base == NULL), then the same pass
+ * hands out pointers into a single block, so the two can never disagree.
+ */
+#include "nn/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/mem.h"
+
+struct carve {
+    char *base;  /* NULL while counting */
+    size_t used; /* bytes */
+};
+
+static float *take(struct carve *c, int64_t floats, bool wanted)
+{
+    if (!wanted)
+        return NULL;
+    size_t bytes = ((size_t)floats * sizeof(float) + 63) & ~(size_t)63;
+    float *p = c->base ? (float *)(c->base + c->used) : NULL;
+    c->used += bytes;
+    return p;
+}
+
+static void carve_layer(struct carve *c, const struct mb_model_config *cfg, int64_t n,
+                        struct mb_layer_acts *la)
+{
+    int64_t h = cfg->hidden_size, d = cfg->kv_channels;
+    int64_t qh = cfg->num_attention_heads, kvh = cfg->num_query_groups;
+    bool ln = cfg->normalization == MB_NORM_LAYER, qkn = cfg->qk_layernorm;
+    bool sw = cfg->sandwich_norm;
+    la->x_in = take(c, n * h, true);
+    la->ln1 = take(c, n * h, true);
+    la->ln1_mean = take(c, n, ln);
+    la->ln1_rstd = take(c, n, true);
+    la->q_pre = take(c, n * qh * d, qkn);
+    la->k_pre = take(c, n * kvh * d, qkn);
+    la->qn_rstd = take(c, n * qh, qkn);
+    la->kn_rstd = take(c, n * kvh, qkn);
+    la->q = take(c, n * qh * d, true);
+    la->k = take(c, n * kvh * d, true);
+    la->v = take(c, n * kvh * d, true);
+    la->attn = take(c, n * qh * d, true);
+    la->lse = take(c, n * qh, true);
+    la->proj = take(c, n * h, sw);
+    la->pa_rstd = take(c, n, sw);
+    la->x_mid = take(c, n * h, true);
+    la->ln2 = take(c, n * h, true);
+    la->ln2_mean = take(c, n, ln);
+    la->ln2_rstd = take(c, n, true);
+    la->fc1 = take(c, n * mb_model_fc1_rows(cfg), true);
+    la->act = take(c, n * cfg->ffn_hidden_size, true);
+    la->fc2 = take(c, n * h, sw);
+    la->pm_rstd = take(c, n, sw);
+}
+
+static int64_t max3(int64_t a, int64_t b, int64_t c)
+{
+    return MB_MAX(a, MB_MAX(b, c));
+}
+
+static void carve_all(struct carve *c, const struct mb_model_config *cfg, struct mb_acts *a)
+{
+    int64_t n = a->batch * a->seq, h = cfg->hidden_size, d = cfg->kv_channels;
+    int64_t qh = cfg->num_attention_heads, kvh = cfg->num_query_groups;
+    int64_t qkv = mb_model_qkv_rows(cfg);
+    for (int64_t l = 0; l < cfg->num_layers; l++)
+        carve_layer(c, cfg, n, &a->layer[l]);
+    a->x_final = take(c, n * h, true);
+    a->hf = take(c, n * h, true);
+    a->hf_mean = take(c, n, cfg->normalization == MB_NORM_LAYER);
+    a->hf_rstd = take(c, n, true);
+    a->qkv = take(c, n * qkv, true);
+    a->tmp = take(c, n * h, true);
+    a->dres = take(c, n * h, true);
+    a->dtmp = take(c, n * h, true);
+    a->dhf = take(c, n * h, true);
+    a->dwide = take(c, n * max3(mb_model_fc1_rows(cfg), qkv, qh * d), true);
+    a->dact = take(c, n * cfg->ffn_hidden_size, true);
+    a->dq = take(c, n * qh * d, true);
+    a->dk = take(c, n * kvh * d, true);
+    a->dv = take(c, n * kvh * d, true);
+    a->dq_pre = take(c, n * qh * d, cfg->qk_layernorm);
+    a->dk_pre = take(c, n * kvh * d, cfg->qk_layernorm);
+    a->logits = take(c, a->chunk * cfg->vocab_size, true);
+    a->loss = take(c, n, true);
+}
+
+/* Rows of logits computed at once: about 16M floats, at least one row. */
+static int64_t logits_chunk(const struct mb_model_config *cfg, int64_t n)
+{
+    int64_t rows = ((int64_t)1 << 24) / cfg->vocab_size;
+    return MB_MAX((int64_t)1, MB_MIN(rows, n));
+}
+
+int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq)
+{
+    struct mb_acts *a = m->acts;
+    if (a && a->batch == batch && a->seq == seq)
+        return 0;
+    mb_acts_free(m);
+    a = mb_xcalloc(1, sizeof(*a));
+    a->batch = batch;
+    a->seq = seq;
+    a->chunk = logits_chunk(&m->cfg, batch * seq);
+    a->layer = mb_xcalloc((size_t)m->cfg.num_layers, sizeof(*a->layer));
+    struct carve count = { NULL, 0 };
+    carve_all(&count, &m->cfg, a);
+    a->block = m->ops->alloc(count.used);
+    if (!a->block) {
+        free(a->layer);
+        free(a);
+        return mb_err_wrap("activations for %lld x %lld tokens (%.2f GiB)", (long long)batch,
+                           (long long)seq, (double)count.used / (1 << 30));
+    }
+    struct carve place = { a->block, 0 };
+    carve_all(&place, &m->cfg, a);
+    m->acts = a;
+    return 0;
+}
+
+void mb_acts_free(struct mb_model *m)
+{
+    struct mb_acts *a = m->acts;
+    if (!a)
+        return;
+    m->ops->free(a->block);
+    free(a->layer);
+    free(a);
+    m->acts = NULL;
+}

@@ -1,0 +1,260 @@
+/* nn/config.c - the model configuration: JSON in and out through one field table. */
+#include "nn/config.h"
+
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/mem.h"
+#include "core/str.h"
+
+enum field_type { F_I64, F_F64, F_BOOL, F_ENUM, F_STR };
+
+struct field {
+    const char *name;
+    enum field_type type;
+    size_t offset;
+    const char *const *choices; /* F_ENUM: names in enum order, NULL-terminated */
+};
+
+static const char *const norm_names[] = { "RMSNorm", "LayerNorm", NULL };
+static const char *const act_names[] = { "swiglu", "geglu", "gelu", NULL };
+static const char *const pos_names[] = { "rope", "learned_absolute", NULL };
+static const char *const scaling_names[] = { "none", "llama3", "linear", NULL };
+
+#define FIELD(n, t) { #n, t, offsetof(struct mb_model_config, n), NULL }
+#define ENUM(n, names) { #n, F_ENUM, offsetof(struct mb_model_config, n), names }
+
+static const struct field fields[] = {
+    FIELD(family, F_STR),
+    FIELD(hidden_size, F_I64),
+    FIELD(num_layers, F_I64),
+    FIELD(num_attention_heads, F_I64),
+    FIELD(num_query_groups, F_I64),
+    FIELD(kv_channels, F_I64),
+    FIELD(ffn_hidden_size, F_I64),
+    FIELD(vocab_size, F_I64),
+    FIELD(max_position_embeddings, F_I64),
+    ENUM(normalization, norm_names),
+    FIELD(layernorm_epsilon, F_F64),
+    FIELD(layernorm_zero_centered_gamma, F_BOOL),
+    ENUM(activation, act_names),
+    FIELD(add_qkv_bias, F_BOOL),
+    FIELD(add_bias_linear, F_BOOL),
+    FIELD(qk_layernorm, F_BOOL),
+    ENUM(position_embedding_type, pos_names),
+    FIELD(rotary_base, F_F64),
+    FIELD(rotary_base_local, F_F64),
+    FIELD(rotary_percent, F_F64),
+    ENUM(rope_scaling_type, scaling_names),
+    FIELD(rope_scaling_factor, F_F64),
+    FIELD(rope_scaling_low_freq_factor, F_F64),
+    FIELD(rope_scaling_high_freq_factor, F_F64),
+    FIELD(rope_scaling_original_max_position_embeddings, F_I64),
+    FIELD(share_embeddings_and_output_weights, F_BOOL),
+    FIELD(scale_embeddings, F_BOOL),
+    FIELD(sandwich_norm, F_BOOL),
+    FIELD(attn_logit_softcapping, F_F64),
+    FIELD(final_logit_softcapping, F_F64),
+    FIELD(query_pre_attn_scalar, F_F64),
+    FIELD(sliding_window, F_I64),
+    FIELD(sliding_window_pattern, F_I64),
+    FIELD(init_method_std, F_F64),
+};
+#define N_FIELDS (sizeof(fields) / sizeof(fields[0]))
+
+static void set_defaults(struct mb_model_config *c)
+{
+    memset(c, 0, sizeof(*c));
+    strcpy(c->family, "llama");
+    c->max_position_embeddings = 4096;
+    c->layernorm_epsilon = 1e-5;
+    c->rotary_base = 10000.0;
+    c->rotary_percent = 1.0;
+    c->rope_scaling_factor = 8.0;
+    c->rope_scaling_low_freq_factor = 1.0;
+    c->rope_scaling_high_freq_factor = 4.0;
+    c->rope_scaling_original_max_position_embeddings = 8192;
+    c->init_method_std = 0.02;
+}
+
+static int set_enum(const struct field *f, int *dst, const mb_json *v, const char *where)
+{
+    const char *s = mb_json_str(v, NULL);
+    for (int i = 0; s && f->choices[i]; i++) {
+        if (strcmp(s, f->choices[i]) == 0) {
+            *dst = i;
+            return 0;
+        }
+    }
+    struct mb_buf all = MB_BUF_INIT;
+    for (int i = 0; f->choices[i]; i++)
+        mb_buf_addf(&all, "%s%s", i ? ", " : "", f->choices[i]);
+    mb_err_set(MB_E_INVALID, where, "model.%s: '%s' is not one of %s", f->name,
+               s ? s : mb_json_type_name(v), all.data);
+    mb_buf_release(&all);
+    return -1;
+}
+
+static int set_field(struct mb_model_config *c, const struct field *f, const mb_json *v,
+                     const char *where)
+{
+    char *dst = (char *)c + f->offset;
+    enum mb_json_type t = mb_json_type_of(v);
+    switch (f->type) {
+    case F_I64:
+        if (t != MB_JSON_INT && !(t == MB_JSON_REAL && mb_json_number(v) == floor(mb_json_number(v))))
+            break;
+        *(int64_t *)dst = (int64_t)mb_json_number(v);
+        return 0;
+    case F_F64:
+        if (t != MB_JSON_INT && t != MB_JSON_REAL)
+            break;
+        *(double *)dst = mb_json_number(v);
+        return 0;
+    case F_BOOL:
+        if (t != MB_JSON_BOOL)
+            break;
+        *(bool *)dst = mb_json_is_true(v);
+        return 0;
+    case F_ENUM:
+        if (t != MB_JSON_STRING)
+            break;
+        return set_enum(f, (int *)dst, v, where);
+    case F_STR: {
+        size_t len = 0;
+        const char *s = mb_json_str(v, &len);
+        if (!s || len >= sizeof(c->family))
+            break;
+        memcpy(dst, s, len + 1);
+        return 0;
+    }
+    }
+    static const char *const want[] = { "an integer", "a number", "true or false", "a name",
+                                        "a short string" };
+    return mb_err_set(MB_E_INVALID, where, "model.%s: expected %s, got %s", f->name,
+                      want[f->type], mb_json_type_name(v));
+}
+
+static const struct field *find_field(const char *name)
+{
+    for (size_t i = 0; i < N_FIELDS; i++)
+        if (strcmp(fields[i].name, name) == 0)
+            return &fields[i];
+    return NULL;
+}
+
+int mb_model_config_from_json(struct mb_model_config *c, const mb_json *obj, const char *where)
+{
+    set_defaults(c);
+    if (mb_json_type_of(obj) != MB_JSON_OBJECT)
+        return mb_err_set(MB_E_INVALID, where, "model config: expected a JSON object");
+    void *it = NULL;
+    const char *key;
+    mb_json *value;
+    while (mb_json_next(obj, &it, &key, &value)) {
+        const struct field *f = find_field(key);
+        if (!f)
+            return mb_err_set(MB_E_INVALID, where, "unknown model config key '%s'", key);
+        if (mb_json_type_of(value) == MB_JSON_NULL)
+            continue;
+        if (set_field(c, f, value, where) < 0)
+            return -1;
+    }
+    if (c->num_query_groups == 0)
+        c->num_query_groups = c->num_attention_heads;
+    if (c->kv_channels == 0 && c->num_attention_heads > 0)
+        c->kv_channels = c->hidden_size / c->num_attention_heads;
+    return mb_model_config_validate(c, where);
+}
+
+static int positive(const char *name, int64_t v, const char *where)
+{
+    if (v > 0)
+        return 0;
+    return mb_err_set(MB_E_INVALID, where, "model.%s must be positive (it is %lld)", name,
+                      (long long)v);
+}
+
+int mb_model_config_validate(const struct mb_model_config *c, const char *where)
+{
+    if (positive("hidden_size", c->hidden_size, where) < 0 ||
+        positive("num_layers", c->num_layers, where) < 0 ||
+        positive("num_attention_heads", c->num_attention_heads, where) < 0 ||
+        positive("num_query_groups", c->num_query_groups, where) < 0 ||
+        positive("kv_channels", c->kv_channels, where) < 0 ||
+        positive("ffn_hidden_size", c->ffn_hidden_size, where) < 0 ||
+        positive("vocab_size", c->vocab_size, where) < 0 ||
+        positive("max_position_embeddings", c->max_position_embeddings, where) < 0)
+        return -1;
+    if (c->num_attention_heads % c->num_query_groups != 0)
+        return mb_err_set(MB_E_INVALID, where,
+                          "model.num_attention_heads (%lld) is not a multiple of "
+                          "model.num_query_groups (%lld)",
+                          (long long)c->num_attention_heads, (long long)c->num_query_groups);
+    int64_t rot = (int64_t)(c->kv_channels * c->rotary_percent);
+    if (c->position_embedding_type == MB_POS_ROPE && (rot <= 0 || rot % 2 || rot > c->kv_channels))
+        return mb_err_set(MB_E_INVALID, where,
+                          "model.rotary_percent %g gives %lld rotary dims of %lld: need an even "
+                          "number in (0, kv_channels]",
+                          c->rotary_percent, (long long)rot, (long long)c->kv_channels);
+    if (c->layernorm_epsilon <= 0 || c->init_method_std <= 0)
+        return mb_err_set(MB_E_INVALID, where,
+                          "model.layernorm_epsilon and model.init_method_std must be positive");
+    if (c->sliding_window < 0 || c->sliding_window_pattern < 0)
+        return mb_err_set(MB_E_INVALID, where,
+                          "model.sliding_window and its pattern must not be negative");
+    if (c->rope_scaling_type == MB_ROPE_SCALING_LLAMA3 &&
+        (c->rope_scaling_factor <= 0 ||
+         c->rope_scaling_high_freq_factor <= c->rope_scaling_low_freq_factor ||
+         c->rope_scaling_original_max_position_embeddings <= 0))
+        return mb_err_set(MB_E_INVALID, where,
+                          "model.rope_scaling_*: llama3 scaling needs factor > 0, "
+                          "high_freq_factor > low_freq_factor, original max positions > 0");
+    return 0;
+}
+
+char *mb_model_config_to_json(const struct mb_model_config *c)
+{
+    struct mb_buf out = MB_BUF_INIT;
+    mb_buf_adds(&out, "{");
+    for (size_t i = 0; i < N_FIELDS; i++) {
+        const struct field *f = &fields[i];
+        const char *src = (const char *)c + f->offset;
+        mb_buf_addf(&out, "%s\"%s\": ", i ? ", " : "", f->name);
+        switch (f->type) {
+        case F_I64: mb_buf_addf(&out, "%lld", (long long)*(const int64_t *)src); break;
+        case F_F64: mb_buf_addf(&out, "%.17g", *(const double *)src); break;
+        case F_BOOL: mb_buf_adds(&out, *(const bool *)src ? "true" : "false"); break;
+        case F_ENUM: mb_buf_addf(&out, "\"%s\"", f->choices[*(const int *)src]); break;
+        case F_STR: mb_json_escape(&out, src, strlen(src)); break;
+        }
+    }
+    mb_buf_adds(&out, "}");
+    return out.data;
+}
+
+int64_t mb_model_qkv_rows(const struct mb_model_config *c)
+{
+    return (c->num_attention_heads + 2 * c->num_query_groups) * c->kv_channels;
+}
+
+int64_t mb_model_fc1_rows(const struct mb_model_config *c)
+{
+    return c->activation == MB_ACT_GELU ? c->ffn_hidden_size : 2 * c->ffn_hidden_size;
+}
+
+bool mb_model_layer_slides(const struct mb_model_config *c, int64_t layer)
+{
+    if (c->sliding_window <= 0)
+        return false;
+    return c->sliding_window_pattern == 0 || (layer + 1) % c->sliding_window_pattern != 0;
+}
+
+float mb_model_softmax_scale(const struct mb_model_config *c)
+{
+    double d = c->query_pre_attn_scalar > 0 ? c->query_pre_attn_scalar : (double)c->kv_channels;
+    return (float)(1.0 / sqrt(d));
+}

@@ -1,0 +1,61 @@
+/* nn/internal.h - what the files of nn/ share: saved activations and layer passes. */
+#ifndef MB_NN_INTERNAL_H
+#define MB_NN_INTERNAL_H
+
+#include "nn/model.h"
+
+/* What the backward pass of one layer needs from its forward pass. Pointers that a
+ * model does not use (LayerNorm means for RMSNorm, q_pre without QK-norm, ...) are NULL. */
+struct mb_layer_acts {
+    float *x_in;                 /* [N, H] residual input */
+    float *ln1, *ln1_mean, *ln1_rstd;
+    float *q_pre, *k_pre;        /* before QK-norm: [B, nH, T, d], [B, nKV, T, d] */
+    float *qn_rstd, *kn_rstd;
+    float *q, *k, *v;            /* after QK-norm and RoPE */
+    float *attn, *lse;           /* [N, nH d], [B, nH, T] */
+    float *proj, *pa_rstd;       /* sandwich norm: attention output before its norm */
+    float *x_mid;                /* [N, H] after the attention residual */
+    float *ln2, *ln2_mean, *ln2_rstd;
+    float *fc1;                  /* [N, fc1 rows] */
+    float *act;                  /* [N, I] */
+    float *fc2, *pm_rstd;        /* sandwich norm: MLP output before its norm */
+};
+
+struct mb_acts {
+    int64_t batch, seq;
+    void *block;                 /* the one allocation everything below points into */
+    struct mb_layer_acts *layer; /* [num_layers] */
+    float *x_final;              /* [N, H] residual after the last layer */
+    float *hf, *hf_mean, *hf_rstd; /* final norm output */
+    float *qkv;                  /* [N, qkv rows] scratch */
+    float *tmp;                  /* [N, H] scratch */
+    float *dres;                 /* [N, H] gradient of the residual stream */
+    float *dtmp;                 /* [N, H] */
+    float *dhf;                  /* [N, H] */
+    float *dwide;                /* [N, max(fc1 rows, qkv rows, nH d)] */
+    float *dact;                 /* [N, I] */
+    float *dq, *dk, *dv;         /* attention layouts */
+    float *dq_pre, *dk_pre;      /* QK-norm input gradients */
+    float *logits;               /* [chunk, V] */
+    float *loss;                 /* [N] */
+    int64_t chunk;               /* rows per logits chunk */
+};
+
+/* (Re)allocate the activations of M for B x T. -1 with mb_err when out of memory. */
+int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq);
+void mb_acts_free(struct mb_model *m);
+
+/* Forward of layer L from a->layer[L].x_in into OUT ([N, H]). */
+void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out);
+/* Backward of layer L: m->acts->dres holds d(output) and receives d(input). */
+void mb_layer_backward(struct mb_model *m, int64_t l, const int32_t *pos);
+
+/* Norm of the configured kind: y from x with weight W and bias B (NULL for RMSNorm). */
+void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,
+                     const float *x, const float *w, const float *b, int64_t rows);
+/* Its backward: dx +=, dw +=, db += (db NULL for RMSNorm). */
+void mb_norm_backward(const struct mb_model *m, float *dx, float *dw, float *db,
+                      const float *dy, const float *x, const float *w, const float *mean,
+                      const float *rstd, int64_t rows);
+
+#endif /* MB_NN_INTERNAL_H */

@@ -1,0 +1,291 @@
+/* nn/layer.c - one transformer layer: forward, and backward from the saved activations.
+ *
+ *   attention: x_mid = x_in + [post_norm](proj(attn(rope(qk_norm(split(qkv(norm1(x_in))))))))
+ *   MLP:       x_out = x_mid + [post_norm](fc2(act(fc1(norm2(x_mid)))))
+ *
+ * Linear layers keep weights [out, in] as Megatron does: y = x W^T (+ b), so the input
+ * gradient is dy W and the weight gradient dy^T x.
+ */
+#include "nn/internal.h"
+
+#include "nn/rope.h"
+
+static float *weight(const struct mb_model *m, enum mb_param_id id, int64_t l)
+{
+    int64_t off = mb_param_offset(&m->params, id, l);
+    return off < 0 ? NULL : m->w + off;
+}
+
+static float *grad(const struct mb_model *m, enum mb_param_id id, int64_t l)
+{
+    int64_t off = mb_param_offset(&m->params, id, l);
+    return off < 0 ? NULL : m->g + off;
+}
+
+static int64_t rows_of(const struct mb_model *m)
+{
+    return m->acts->batch * m->acts->seq;
+}
+
+/* y[n, out] = x[n, in] W^T + b */
+static void linear_fwd(const struct mb_model *m, float *y, const float *x, const float *w,
+                       const float *b, int64_t n, int64_t in, int64_t out)
+{
+    m->ops->matmul(false, true, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
+    if (b)
+        m->ops->add_bias(y, b, n, out);
+}
+
+/* dx[n, in] = dy W (when dx), dW += dy^T x, db += sum dy */
+static void linear_bwd(const struct mb_model *m, float *dx, float *dw, float *db, const float *dy,
+                       const float *x, const float *w, int64_t n, int64_t in, int64_t out)
+{
+    if (dx)
+        m->ops->matmul(false, false, n, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
+    m->ops->matmul(true, false, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
+    if (db)
+        m->ops->bias_grad(db, dy, n, out);
+}
+
+void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,
+                     const float *x, const float *w, const float *b, int64_t rows)
+{
+    const struct mb_model_config *c = &m->cfg;
+    if (c->normalization == MB_NORM_LAYER)
+        m->ops->layernorm_fwd(y, mean, rstd, x, w, b, rows, c->hidden_size,
+                              (float)c->layernorm_epsilon);
+    else
+        m->ops->rmsnorm_fwd(y, rstd, x, w, rows, c->hidden_size, (float)c->layernorm_epsilon,
+                            c->layernorm_zero_centered_gamma);
+}
+
+void mb_norm_backward(const struct mb_model *m, float *dx, float *dw, float *db,
+                      const float *dy, const float *x, const float *w, const float *mean,
+                      const float *rstd, int64_t rows)
+{
+    const struct mb_model_config *c = &m->cfg;
+    if (c->normalization == MB_NORM_LAYER)
+        m->ops->layernorm_bwd(dx, dw, db, dy, x, w, mean, rstd, rows, c->hidden_size);
+    else
+        m->ops->rmsnorm_bwd(dx, dw, dy, x, w, rstd, rows, c->hidden_size,
+                            c->layernorm_zero_centered_gamma);
+}
+
+static struct mb_attn_shape attn_shape(const struct mb_model *m, int64_t l)
+{
+    const struct mb_model_config *c = &m->cfg;
+    struct mb_attn_shape s = {
+        .batch = m->acts->batch,
+        .seq = m->acts->seq,
+        .heads = c->num_attention_heads,
+        .kv_heads = c->num_query_groups,
+        .head_dim = c->kv_channels,
+        .scale = mb_model_softmax_scale(c),
+        .softcap = (float)c->attn_logit_softcapping,
+        .window = mb_model_layer_slides(c, l) ? c->sliding_window : 0,
+    };
+    return s;
+}
+
+static const float *rope_table(const struct mb_model *m, int64_t l)
+{
+    return mb_model_layer_slides(&m->cfg, l) ? m->rope_local : m->rope_global;
+}
+
+/* The embeddings of q and k: QK-norm (per head, over d) then RoPE, in place. */
+static void qk_forward(struct mb_model *m, int64_t l, const int32_t *pos)
+{
+    const struct mb_model_config *c = &m->cfg;
+    struct mb_layer_acts *la = &m->acts->layer[l];
+    const struct mb_attn_shape s = attn_shape(m, l);
+    float eps = (float)c->layernorm_epsilon;
+    bool zc = c->layernorm_zero_centered_gamma;
+    int64_t bt = s.batch * s.seq;
+    if (c->qk_layernorm) {
+        m->ops->rmsnorm_fwd(la->q, la->qn_rstd, la->q_pre, weight(m, MB_P_QNORM_W, l),
+                            bt * s.heads, s.head_dim, eps, zc);
+        m->ops->rmsnorm_fwd(la->k, la->kn_rstd, la->k_pre, weight(m, MB_P_KNORM_W, l),
+                            bt * s.kv_heads, s.head_dim, eps, zc);
+    }
+    if (c->position_embedding_type == MB_POS_ROPE) {
+        int64_t rot = mb_rope_dims(c);
+        m->ops->rope_fwd(la->q, rope_table(m, l), pos, s.batch, s.heads, s.seq, s.head_dim, rot);
+        m->ops->rope_fwd(la->k, rope_table(m, l), pos, s.batch, s.kv_heads, s.seq, s.head_dim,
+                         rot);
+    }
+}
+
+static void attention_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out)
+{
+    const struct mb_model_config *c = &m->cfg;
+    struct mb_acts *a = m->acts;
+    struct mb_layer_acts *la = &a->layer[l];
+    const struct mb_attn_shape s = attn_shape(m, l);
+    int64_t n = rows_of(m), h = c->hidden_size, qkv = mb_model_qkv_rows(c);
+    int64_t ad = s.heads * s.head_dim;
+
+    mb_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, la->x_in, weight(m, MB_P_LN1_W, l),
+                    weight(m, MB_P_LN1_B, l), n);
+    linear_fwd(m, a->qkv, la->ln1, weight(m, MB_P_QKV_W, l), weight(m, MB_P_QKV_B, l), n, h, qkv);
+    m->ops->qkv_split(c->qk_layernorm ? la->q_pre : la->q, c->qk_layernorm ? la->k_pre : la->k,
+                      la->v, a->qkv, &s);
+    qk_forward(m, l, pos);
+    m->ops->attention_fwd(la->attn, la->lse, la->q, la->k, la->v, &s);
+    if (c->sandwich_norm) {
+        linear_fwd(m, la->proj, la->attn, weight(m, MB_P_PROJ_W, l), weight(m, MB_P_PROJ_B, l),
+                   n, ad, h);
+        m->ops->rmsnorm_fwd(out, la->pa_rstd, la->proj, weight(m, MB_P_POST_ATTN_NORM_W, l), n,
+                            h, (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
+    } else {
+        linear_fwd(m, out, la->attn, weight(m, MB_P_PROJ_W, l), weight(m, MB_P_PROJ_B, l), n, ad,
+                   h);
+    }
+}
+
+static void activation_forward(const struct mb_model *m, float *y, const float *x, int64_t n)
+{
+    int64_t inner = m->cfg.ffn_hidden_size;
+    switch (m->cfg.activation) {
+    case MB_ACT_SWIGLU: m->ops->swiglu_fwd(y, x, n, inner); break;
+    case MB_ACT_GEGLU: m->ops->geglu_fwd(y, x, n, inner); break;
+    case MB_ACT_GELU: m->ops->gelu_fwd(y, x, n * inner); break;
+    }
+}
+
+static void activation_backward(const struct mb_model *m, float *dx, const float *dy,
+                                const float *x, int64_t n)
+{
+    int64_t inner = m->cfg.ffn_hidden_size;
+    switch (m->cfg.activation) {
+    case MB_ACT_SWIGLU: m->ops->swiglu_bwd(dx, dy, x, n, inner); break;
+    case MB_ACT_GEGLU: m->ops->geglu_bwd(dx, dy, x, n, inner); break;
+    case MB_ACT_GELU: m->ops->gelu_bwd(dx, dy, x, n * inner); break;
+    }
+}
+
+static void mlp_forward(struct mb_model *m, int64_t l, float *out)
+{
+    const struct mb_model_config *c = &m->cfg;
+    struct mb_layer_acts *la = &m->acts->layer[l];
+    int64_t n = rows_of(m), h = c->hidden_size, f1 = mb_model_fc1_rows(c);
+    int64_t inner = c->ffn_hidden_size;
+
+    mb_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->x_mid, weight(m, MB_P_LN2_W, l),
+                    weight(m, MB_P_LN2_B, l), n);
+    linear_fwd(m, la->fc1, la->ln2, weight(m, MB_P_FC1_W, l), weight(m, MB_P_FC1_B, l), n, h, f1);
+    activation_forward(m, la->act, la->fc1, n);
+    if (c->sandwich_norm) {
+        linear_fwd(m, la->fc2, la->act, weight(m, MB_P_FC2_W, l), weight(m, MB_P_FC2_B, l), n,
+                   inner, h);
+        m->ops->rmsnorm_fwd(out, la->pm_rstd, la->fc2, weight(m, MB_P_POST_MLP_NORM_W, l), n, h,
+                            (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
+    } else {
+        linear_fwd(m, out, la->act, weight(m, MB_P_FC2_W, l), weight(m, MB_P_FC2_B, l), n, inner,
+                   h);
+    }
+}
+
+void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out)
+{
+    struct mb_acts *a = m->acts;
+    struct mb_layer_acts *la = &a->layer[l];
+    int64_t nh = rows_of(m) * m->cfg.hidden_size;
+
+    attention_forward(m, l, pos, a->tmp);
+    m->ops->copy(la->x_mid, la->x_in, nh);
+    m->ops->add(la->x_mid, a->tmp, nh);
+    mlp_forward(m, l, a->tmp);
+    m->ops->copy(out, la->x_mid, nh);
+    m->ops->add(out, a->tmp, nh);
+}
+
+/* d(branch output) from d(residual): through the sandwich norm when there is one. */
+static const float *through_post_norm(struct mb_model *m, int64_t l, enum mb_param_id id,
+                                      const float *x, const float *rstd)
+{
+    struct mb_acts *a = m->acts;
+    if (!m->cfg.sandwich_norm)
+        return a->dres;
+    int64_t n = rows_of(m), h = m->cfg.hidden_size;
+    m->ops->zero(a->dtmp, n * h);
+    m->ops->rmsnorm_bwd(a->dtmp, grad(m, id, l), a->dres, x, weight(m, id, l), rstd, n, h,
+                        m->cfg.layernorm_zero_centered_gamma);
+    return a->dtmp;
+}
+
+static void mlp_backward(struct mb_model *m, int64_t l)
+{
+    const struct mb_model_config *c = &m->cfg;
+    struct mb_acts *a = m->acts;
+    struct mb_layer_acts *la = &a->layer[l];
+    int64_t n = rows_of(m), h = c->hidden_size, f1 = mb_model_fc1_rows(c);
+    int64_t inner = c->ffn_hidden_size;
+
+    const float *dy = through_post_norm(m, l, MB_P_POST_MLP_NORM_W, la->fc2, la->pm_rstd);
+    linear_bwd(m, a->dact, grad(m, MB_P_FC2_W, l), grad(m, MB_P_FC2_B, l), dy, la->act,
+               weight(m, MB_P_FC2_W, l), n, inner, h);
+    activation_backward(m, a->dwide, a->dact, la->fc1, n);
+    linear_bwd(m, a->dhf, grad(m, MB_P_FC1_W, l), grad(m, MB_P_FC1_B, l), a->dwide, la->ln2,
+               weight(m, MB_P_FC1_W, l), n, h, f1);
+    mb_norm_backward(m, a->dres, grad(m, MB_P_LN2_W, l), grad(m, MB_P_LN2_B, l), a->dhf,
+                     la->x_mid, weight(m, MB_P_LN2_W, l), la->ln2_mean, la->ln2_rstd, n);
+}
+
+/* Gradients of q and k back through RoPE and QK-norm; returns where dq, dk now are. */
+static void qk_backward(struct mb_model *m, int64_t l, const int32_t *pos, float **dq,
+                        float **dk)
+{
+    const struct mb_model_config *c = &m->cfg;
+    struct mb_acts *a = m->acts;
+    struct mb_layer_acts *la = &a->layer[l];
+    const struct mb_attn_shape s = attn_shape(m, l);
+    int64_t bt = s.batch * s.seq;
+    *dq = a->dq;
+    *dk = a->dk;
+    if (c->position_embedding_type == MB_POS_ROPE) {
+        int64_t rot = mb_rope_dims(c);
+        m->ops->rope_bwd(a->dq, rope_table(m, l), pos, s.batch, s.heads, s.seq, s.head_dim, rot);
+        m->ops->rope_bwd(a->dk, rope_table(m, l), pos, s.batch, s.kv_heads, s.seq, s.head_dim,
+                         rot);
+    }
+    if (!c->qk_layernorm)
+        return;
+    bool zc = c->layernorm_zero_centered_gamma;
+    m->ops->zero(a->dq_pre, bt * s.heads * s.head_dim);
+    m->ops->zero(a->dk_pre, bt * s.kv_heads * s.head_dim);
+    m->ops->rmsnorm_bwd(a->dq_pre, grad(m, MB_P_QNORM_W, l), a->dq, la->q_pre,
+                        weight(m, MB_P_QNORM_W, l), la->qn_rstd, bt * s.heads, s.head_dim, zc);
+    m->ops->rmsnorm_bwd(a->dk_pre, grad(m, MB_P_KNORM_W, l), a->dk, la->k_pre,
+                        weight(m, MB_P_KNORM_W, l), la->kn_rstd, bt * s.kv_heads, s.head_dim, zc);
+    *dq = a->dq_pre;
+    *dk = a->dk_pre;
+}
+
+static void attention_backward(struct mb_model *m, int64_t l, const int32_t *pos)
+{
+    const struct mb_model_config *c = &m->cfg;
+    struct mb_acts *a = m->acts;
+    struct mb_layer_acts *la = &a->layer[l];
+    const struct mb_attn_shape s = attn_shape(m, l);
+    int64_t n = rows_of(m), h = c->hidden_size, qkv = mb_model_qkv_rows(c);
+    int64_t ad = s.heads * s.head_dim;
+
+    const float *dy = through_post_norm(m, l, MB_P_POST_ATTN_NORM_W, la->proj, la->pa_rstd);
+    float *dattn = a->dwide;
+    linear_bwd(m, dattn, grad(m, MB_P_PROJ_W, l), grad(m, MB_P_PROJ_B, l), dy, la->attn,
+               weight(m, MB_P_PROJ_W, l), n, ad, h);
+    m->ops->attention_bwd(a->dq, a->dk, a->dv, dattn, la->q, la->k, la->v, la->attn, la->lse, &s);
+    float *dq, *dk;
+    qk_backward(m, l, pos, &dq, &dk);
+    m->ops->qkv_merge(a->dwide, dq, dk, a->dv, &s);
+    linear_bwd(m, a->dhf, grad(m, MB_P_QKV_W, l), grad(m, MB_P_QKV_B, l), a->dwide, la->ln1,
+               weight(m, MB_P_QKV_W, l), n, h, qkv);
+    mb_norm_backward(m, a->dres, grad(m, MB_P_LN1_W, l), grad(m, MB_P_LN1_B, l), a->dhf,
+                     la->x_in, weight(m, MB_P_LN1_W, l), la->ln1_mean, la->ln1_rstd, n);
+}
+
+void mb_layer_backward(struct mb_model *m, int64_t l, const int32_t *pos)
+{
+    mlp_backward(m, l);
+    attention_backward(m, l, pos);
+}

@@ -1,0 +1,66 @@
+/* nn/model.h - the decoder-only transformer, forward and hand-written backward.
+ *
+ * One code path for every family of nn/config.h, written against the op table of
+ * kern/ops.h. A step runs the forward pass, the loss (the vocabulary projection and the
+ * cross-entropy chunk by chunk, so the [B*T, V] logits never exist at once) and, when
+ * asked, the backward pass, accumulating into the flat gradient buffer.
+ */
+#ifndef MB_NN_MODEL_H
+#define MB_NN_MODEL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/defs.h"
+#include "kern/ops.h"
+#include "nn/config.h"
+#include "nn/params.h"
+
+/* One micro-batch, B sequences of T tokens, host memory, row-major [B, T]. */
+struct mb_batch {
+    int64_t batch;
+    int64_t seq;
+    const int32_t *tokens;
+    const int32_t *labels;       /* < 0: no loss at this position */
+    const float *loss_mask;      /* 0 or 1 */
+    const int32_t *position_ids; /* NULL: 0 .. T-1 in every row */
+};
+
+struct mb_acts; /* activations saved for the backward pass (nn/model.c) */
+
+struct mb_model {
+    struct mb_model_config cfg;
+    const struct mb_ops *ops;
+    struct mb_param_table params;
+    float *w;                    /* flat parameters, params.total floats */
+    float *g;                    /* flat gradients, same layout */
+    float *rope_global;          /* [max_pos, rot/2, 2] cos, sin */
+    float *rope_local;           /* sliding layers of Gemma 3; else == rope_global */
+    struct mb_acts *acts;
+};
+
+/* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
+MB_MUST_CHECK int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg,
+                                const struct mb_ops *ops);
+void mb_model_free(struct mb_model *m);
+
+/* Initialise the weights from SEED (nn/params.h: same weights for any layout). */
+void mb_model_init_weights(struct mb_model *m, uint64_t seed);
+
+/* Forward and loss on B. Returns the sum over positions of loss_mask * token loss in
+ * *LOSS_SUM and the sum of the mask in *MASK_SUM. When GRAD_SCALE != 0, also runs the
+ * backward pass of GRAD_SCALE * (that sum) and adds the result to m->g. LOGITS, when
+ * not NULL, receives the [B*T, V] logits (after final soft-capping) in host memory.
+ * Returns -1 with mb_err set on a bad batch (ids out of range, T too long). */
+MB_MUST_CHECK int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale,
+                                double *loss_sum, double *mask_sum, float *logits);
+
+/* Zero the gradients. */
+void mb_model_zero_grad(struct mb_model *m);
+
+/* Model FLOPs of one token, forward + backward: 6 per matmul parameter (the output
+ * layer included) plus 12 * layers * (heads * kv_channels) * T for the attention scores
+ * and values (the usual PaLM / llm.c count, which does not halve for the causal mask). */
+double mb_model_flops_per_token(const struct mb_model *m, int64_t seq);
+
+#endif /* MB_NN_MODEL_H */

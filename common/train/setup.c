@@ -1,0 +1,139 @@
+/* train/setup.c - configuration to model config and data blend. */
+#include "train/setup.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/json.h"
+#include "core/mem.h"
+#include "core/str.h"
+#include "train/schema.h"
+
+int64_t mb_padded_vocab(int64_t vocab, int64_t divisor)
+{
+    if (divisor <= 1)
+        return vocab;
+    return (vocab + divisor - 1) / divisor * divisor;
+}
+
+/* model.* keys that size the model but are not fields of struct mb_model_config */
+static int is_setup_only(const char *key)
+{
+    return strcmp(key, "model.make_vocab_size_divisible_by") == 0;
+}
+
+/* The JSON object of every model.* key, typed by the schema. */
+static char *model_keys_json(const mb_config *cfg)
+{
+    size_t n;
+    const struct mb_config_key *schema = mb_pretrain_schema(&n);
+    struct mb_buf out = MB_BUF_INIT;
+    mb_buf_adds(&out, "{");
+    int first = 1;
+    for (size_t i = 0; i < n; i++) {
+        const char *key = schema[i].key;
+        if (strncmp(key, "model.", 6) != 0 || is_setup_only(key) || !mb_config_has(cfg, key))
+            continue;
+        mb_buf_addf(&out, "%s\"%s\": ", first ? "" : ", ", key + 6);
+        first = 0;
+        switch (schema[i].type) {
+        case MB_CONFIG_INT: mb_buf_addf(&out, "%lld", (long long)mb_config_i64(cfg, key)); break;
+        case MB_CONFIG_FLOAT: mb_buf_addf(&out, "%.17g", mb_config_double(cfg, key)); break;
+        case MB_CONFIG_BOOL: mb_buf_adds(&out, mb_config_bool(cfg, key) ? "true" : "false"); break;
+        default: {
+            const char *s = mb_config_str(cfg, key);
+            mb_json_escape(&out, s, strlen(s));
+        }
+        }
+    }
+    mb_buf_adds(&out, "}");
+    return out.data;
+}
+
+int mb_setup_model_config(const mb_config *cfg, int64_t tokenizer_vocab,
+                          struct mb_model_config *out)
+{
+    char *text = model_keys_json(cfg);
+    mb_json *obj = mb_json_parse(text, strlen(text), "model.*");
+    free(text);
+    if (!obj)
+        return -1;
+    /* let nn/ see a complete config: fill the derived sizes before it validates */
+    struct mb_model_config c;
+    memset(&c, 0, sizeof(c));
+    int64_t hidden = mb_config_i64(cfg, "model.hidden_size");
+    int64_t vocab = mb_config_i64(cfg, "model.vocab_size");
+    int64_t ffn = mb_config_i64(cfg, "model.ffn_hidden_size");
+    int64_t max_pos = mb_config_i64(cfg, "model.max_position_embeddings");
+    mb_json_free(obj);
+
+    struct mb_buf fix = MB_BUF_INIT;
+    char *base = model_keys_json(cfg);
+    mb_buf_add(&fix, base, strlen(base) - 1); /* without the closing brace */
+    free(base);
+    if (vocab == 0) {
+        if (tokenizer_vocab <= 0) {
+            mb_buf_release(&fix);
+            return mb_err_set(MB_E_INVALID, "model.vocab_size",
+                              "is 0 and there is no tokenizer.tokenizer_model to size it from");
+        }
+        vocab = mb_padded_vocab(tokenizer_vocab,
+                                mb_config_i64(cfg, "model.make_vocab_size_divisible_by"));
+    }
+    mb_buf_addf(&fix, ", \"vocab_size\": %lld", (long long)vocab);
+    mb_buf_addf(&fix, ", \"ffn_hidden_size\": %lld", (long long)(ffn ? ffn : 4 * hidden));
+    mb_buf_addf(&fix, ", \"max_position_embeddings\": %lld",
+                (long long)(max_pos ? max_pos : mb_config_i64(cfg, "data.seq_length")));
+    mb_buf_adds(&fix, "}");
+    obj = mb_json_parse(fix.data, fix.len, "model.*");
+    mb_buf_release(&fix);
+    if (!obj)
+        return -1;
+    int rc = mb_model_config_from_json(&c, obj, "model.*");
+    mb_json_free(obj);
+    if (rc < 0)
+        return -1;
+    if (tokenizer_vocab > c.vocab_size)
+        return mb_err_set(MB_E_INVALID, "model.vocab_size",
+                          "%lld is smaller than the tokenizer's vocabulary (%lld)",
+                          (long long)c.vocab_size, (long long)tokenizer_vocab);
+    *out = c;
+    return 0;
+}
+
+static int parse_weight(const char *s, double *w)
+{
+    char *end;
+    *w = strtod(s, &end);
+    return *s && *end == '\0';
+}
+
+int mb_setup_blend(const mb_config *cfg, const char ***paths, double **weights)
+{
+    size_t n = 0;
+    const char *const *items = mb_config_list(cfg, "data.data_path", &n);
+    *paths = NULL;
+    *weights = NULL;
+    if (n == 0)
+        return mb_err_set(MB_E_INVALID, "data.data_path",
+                          "no data: give a prefix (PATH_text_document) or set data.mock=true");
+    double w;
+    int weighted = n % 2 == 0 && parse_weight(items[0], &w);
+    int count = (int)(weighted ? n / 2 : n);
+    const char **p = mb_xcalloc((size_t)count, sizeof(*p));
+    double *ws = weighted ? mb_xcalloc((size_t)count, sizeof(*ws)) : NULL;
+    for (int i = 0; i < count; i++) {
+        if (weighted && (!parse_weight(items[2 * i], &ws[i]) || ws[i] < 0)) {
+            free(p);
+            free(ws);
+            return mb_err_set(MB_E_INVALID, "data.data_path",
+                              "'%s' is not a weight: the blend syntax is W1 PREFIX1 W2 PREFIX2 ...",
+                              items[2 * i]);
+        }
+        p[i] = weighted ? items[2 * i + 1] : items[i];
+    }
+    *paths = p;
+    *weights = ws;
+    return count;
+}

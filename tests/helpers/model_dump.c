@@ -1,0 +1,156 @@
+/* model_dump - run one forward/backward of a model and dump everything as .npy files, for
+ * the transformers oracle (tests/oracle/hf_model.py) and the finite-difference check.
+ *
+ *   model_dump CONFIG.json OUT_DIR [--batch B] [--seq T] [--seed S]
+ *
+ * Writes OUT_DIR/{config.json, tokens.npy, labels.npy, loss_mask.npy, logits.npy,
+ * loss.npy, params/NAME.npy, grads/NAME.npy}. The loss is the mask-weighted mean token
+ * loss; grads are its gradient. Tokens come from a counter hash of the seed.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "core/err.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "io/npy.h"
+#include "kern/ops.h"
+#include "nn/model.h"
+
+static int fail(void)
+{
+    mb_log_error_record();
+    return 1;
+}
+
+static uint64_t mix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}
+
+static int write_tensor_dir(const char *dir, const char *sub, const struct mb_model *m,
+                            const float *flat)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/%s", dir, sub);
+    if (mkdir(path, 0777) < 0 && errno != EEXIST)
+        return mb_err_errno(path, "mkdir");
+    for (int i = 0; i < m->params.count; i++) {
+        const struct mb_param *p = &m->params.items[i];
+        snprintf(path, sizeof(path), "%s/%s/%s.npy", dir, sub, p->name);
+        if (mb_npy_write(path, MB_NPY_F4, p->ndim, p->shape, flat + p->offset) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int write_text(const char *path, const char *text)
+{
+    struct mb_outfile of = MB_OUTFILE_INIT;
+    if (mb_outfile_open(&of, path) < 0)
+        return -1;
+    mb_outfile_write(&of, text, strlen(text));
+    return mb_outfile_commit(&of);
+}
+
+struct args {
+    const char *config, *out;
+    int64_t batch, seq;
+    uint64_t seed;
+};
+
+static int parse_args(int argc, char **argv, struct args *a)
+{
+    *a = (struct args){ NULL, NULL, 2, 16, 7 };
+    for (int i = 1; i < argc; i++) {
+        if (i + 1 < argc && strcmp(argv[i], "--batch") == 0)
+            a->batch = atoll(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--seq") == 0)
+            a->seq = atoll(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--seed") == 0)
+            a->seed = strtoull(argv[++i], NULL, 10);
+        else if (!a->config)
+            a->config = argv[i];
+        else if (!a->out)
+            a->out = argv[i];
+        else
+            return -1;
+    }
+    return a->config && a->out && a->batch > 0 && a->seq > 0 ? 0 : -1;
+}
+
+int main(int argc, char **argv)
+{
+    mb_log_set_tool("model_dump");
+    struct args a;
+    if (parse_args(argc, argv, &a) < 0) {
+        fprintf(stderr, "usage: model_dump CONFIG.json OUT_DIR [--batch B] [--seq T] [--seed S]\n");
+        return 2;
+    }
+    mb_json *j = mb_json_parse_file(a.config);
+    struct mb_model_config cfg;
+    if (!j || mb_model_config_from_json(&cfg, j, a.config) < 0)
+        return fail();
+    mb_json_free(j);
+    struct mb_model m;
+    if (mb_model_init(&m, &cfg, mb_ops_cpu()) < 0)
+        return fail();
+    mb_model_init_weights(&m, a.seed);
+    mb_model_zero_grad(&m);
+
+    int64_t n = a.batch * a.seq, v = cfg.vocab_size;
+    int32_t *tokens = mb_xmalloc((size_t)n * sizeof(int32_t));
+    int32_t *labels = mb_xmalloc((size_t)n * sizeof(int32_t));
+    float *mask = mb_xmalloc((size_t)n * sizeof(float));
+    for (int64_t b = 0; b < a.batch; b++) {
+        for (int64_t t = 0; t < a.seq; t++) {
+            int64_t i = b * a.seq + t;
+            tokens[i] = (int32_t)(mix64(a.seed * 1000003 + (uint64_t)(b * (a.seq + 1) + t)) % (uint64_t)v);
+            labels[i] = (int32_t)(mix64(a.seed * 1000003 + (uint64_t)(b * (a.seq + 1) + t + 1)) % (uint64_t)v);
+            mask[i] = (i % 5 == 3) ? 0.0f : 1.0f;
+        }
+    }
+    double mask_sum = 0;
+    for (int64_t i = 0; i < n; i++)
+        mask_sum += mask[i];
+    float *logits = mb_xmalloc((size_t)(n * v) * sizeof(float));
+    struct mb_batch batch = { a.batch, a.seq, tokens, labels, mask, NULL };
+    double loss_sum, ms;
+    if (mb_model_step(&m, &batch, (float)(1.0 / mask_sum), &loss_sum, &ms, logits) < 0)
+        return fail();
+    float loss = (float)(loss_sum / ms);
+
+    if (mkdir(a.out, 0777) < 0 && errno != EEXIST)
+        return mb_err_errno(a.out, "mkdir"), fail();
+    char path[4096], *cfg_json = mb_model_config_to_json(&cfg);
+    int64_t bt[2] = { a.batch, a.seq }, btv[3] = { a.batch, a.seq, v };
+    int rc = 0;
+#define OUT(name) (snprintf(path, sizeof(path), "%s/%s", a.out, name), path)
+    rc |= write_text(OUT("config.json"), cfg_json);
+    rc |= mb_npy_write(OUT("tokens.npy"), MB_NPY_I4, 2, bt, tokens);
+    rc |= mb_npy_write(OUT("labels.npy"), MB_NPY_I4, 2, bt, labels);
+    rc |= mb_npy_write(OUT("loss_mask.npy"), MB_NPY_F4, 2, bt, mask);
+    rc |= mb_npy_write(OUT("logits.npy"), MB_NPY_F4, 3, btv, logits);
+    rc |= mb_npy_write(OUT("loss.npy"), MB_NPY_F4, 0, bt, &loss);
+    rc |= write_tensor_dir(a.out, "params", &m, m.w);
+    rc |= write_tensor_dir(a.out, "grads", &m, m.g);
+#undef OUT
+    if (rc)
+        return fail();
+    printf("loss %.9g over %.0f tokens\n", loss, ms);
+    free(cfg_json);
+    free(tokens);
+    free(labels);
+    free(mask);
+    free(logits);
+    mb_model_free(&m);
+    return 0;
+}
