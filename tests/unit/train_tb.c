@@ -7,6 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 
 #include "core/crc32c.h"
@@ -141,6 +143,30 @@ static void writer(void)
     mb_tb_close(NULL);
 }
 
+/* A write cut short (here by RLIMIT_FSIZE: EFBIG after a partial write) fails naming the
+ * file and leaves only whole records, so the next record still follows a valid prefix. */
+static void failed_write_is_cut_back(void)
+{
+    mb_tb *tb;
+    struct rlimit old, lim;
+
+    if (!ok(mb_tb_open(&tb, "cut") == 0, "open for the failed-write check"))
+        return;
+    signal(SIGXFSZ, SIG_IGN);
+    getrlimit(RLIMIT_FSIZE, &old);
+    lim = old;
+    lim.rlim_cur = 40 + 30; /* room for 30 of the scalar record's 42 bytes */
+    setrlimit(RLIMIT_FSIZE, &lim);
+    ok(mb_tb_scalar(tb, "loss", 1, 2.0) != 0, "write past the file size limit fails");
+    is_str(mb_err_where(), mb_tb_path(tb), "error names the event file");
+    is_int(file_size(mb_tb_path(tb)), 40, "partial record is cut off");
+    setrlimit(RLIMIT_FSIZE, &old);
+    signal(SIGXFSZ, SIG_DFL);
+    ok(mb_tb_scalar(tb, "loss", 1, 2.0) == 0, "next write succeeds");
+    is_int(file_size(mb_tb_path(tb)), 40 + 42, "and lands right after the last whole record");
+    mb_tb_close(tb);
+}
+
 static void open_errors(void)
 {
     mb_tb *tb = (mb_tb *)1;
@@ -163,6 +189,7 @@ int main(void)
     events();
     frames();
     writer();
+    failed_write_is_cut_back();
     open_errors();
     return tap_done();
 }
