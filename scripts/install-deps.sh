@@ -32,6 +32,7 @@ protobuf==7.36.2
 tiktoken==0.14.0
 numpy==2.4.6
 h5py==3.16.0
+tensorboard==2.21.0
 torch==2.15.0
 megatron-core==0.16.1"
 
