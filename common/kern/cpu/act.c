@@ -1,0 +1,136 @@
+/* kern/cpu/act.c - SwiGLU, GeGLU and GELU (tanh approximation) forward and backward.
+ *
+ * gate_up rows are [gate | up] (the fused linear_fc1 output); y = act(gate) * up.
+ * GELU-tanh is PyTorch's approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+ */
+#include <math.h>
+
+#include "core/defs.h"
+#include "kern/cpu/internal.h"
+
+#define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
+#define GELU_A 0.044715f
+
+static inline float silu(float g)
+{
+    return g / (1.0f + mb_cpu_expf(-g));
+}
+
+/* d silu / dg = sig (1 + g (1 - sig)) */
+static inline float silu_grad(float g)
+{
+    float sig = 1.0f / (1.0f + mb_cpu_expf(-g));
+    return sig * (1.0f + g * (1.0f - sig));
+}
+
+static inline float gelu(float x)
+{
+    return 0.5f * x * (1.0f + tanhf(GELU_K * (x + GELU_A * x * x * x)));
+}
+
+static inline float gelu_grad(float x)
+{
+    float t = tanhf(GELU_K * (x + GELU_A * x * x * x));
+    return 0.5f * (1.0f + t) + 0.5f * x * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_A * x * x);
+}
+
+MB_CPU_CLONES static void swiglu_fwd_row(float *restrict y, const float *restrict gu, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        y[i] = silu(gu[i]) * gu[n + i];
+}
+
+MB_CPU_CLONES static void swiglu_bwd_row(float *restrict dgu, const float *restrict dy,
+                                         const float *restrict gu, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float g = gu[i], u = gu[n + i];
+        dgu[i] = dy[i] * u * silu_grad(g);
+        dgu[n + i] = dy[i] * silu(g);
+    }
+}
+
+MB_CPU_CLONES static void geglu_fwd_row(float *restrict y, const float *restrict gu, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = gelu(gu[i]) * gu[n + i];
+}
+
+MB_CPU_CLONES static void geglu_bwd_row(float *restrict dgu, const float *restrict dy,
+                                        const float *restrict gu, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++) {
+        float g = gu[i], u = gu[n + i];
+        dgu[i] = dy[i] * u * gelu_grad(g);
+        dgu[n + i] = dy[i] * gelu(g);
+    }
+}
+
+MB_CPU_CLONES static void gelu_fwd_k(float *restrict y, const float *restrict x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        y[i] = gelu(x[i]);
+}
+
+MB_CPU_CLONES static void gelu_bwd_k(float *restrict dx, const float *restrict dy,
+                                     const float *restrict x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dx[i] = dy[i] * gelu_grad(x[i]);
+}
+
+void mb_cpu_swiglu_fwd(float *y, const float *gate_up, int64_t rows, int64_t inner)
+{
+#pragma omp parallel for schedule(static) if (rows * inner > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++)
+        swiglu_fwd_row(y + (size_t)r * inner, gate_up + (size_t)r * 2 * inner, inner);
+}
+
+void mb_cpu_swiglu_bwd(float *dgate_up, const float *dy, const float *gate_up, int64_t rows,
+                       int64_t inner)
+{
+#pragma omp parallel for schedule(static) if (rows * inner > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++)
+        swiglu_bwd_row(dgate_up + (size_t)r * 2 * inner, dy + (size_t)r * inner,
+                       gate_up + (size_t)r * 2 * inner, inner);
+}
+
+void mb_cpu_geglu_fwd(float *y, const float *gate_up, int64_t rows, int64_t inner)
+{
+#pragma omp parallel for schedule(static) if (rows * inner > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++)
+        geglu_fwd_row(y + (size_t)r * inner, gate_up + (size_t)r * 2 * inner, inner);
+}
+
+void mb_cpu_geglu_bwd(float *dgate_up, const float *dy, const float *gate_up, int64_t rows,
+                      int64_t inner)
+{
+#pragma omp parallel for schedule(static) if (rows * inner > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++)
+        geglu_bwd_row(dgate_up + (size_t)r * 2 * inner, dy + (size_t)r * inner,
+                      gate_up + (size_t)r * 2 * inner, inner);
+}
+
+void mb_cpu_gelu_fwd(float *y, const float *x, int64_t n)
+{
+    int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
+
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (int64_t c = 0; c < nchunk; c++) {
+        int64_t i0 = c * MB_CPU_CHUNK;
+        gelu_fwd_k(y + i0, x + i0, n - i0 < MB_CPU_CHUNK ? n - i0 : MB_CPU_CHUNK);
+    }
+}
+
+void mb_cpu_gelu_bwd(float *dx, const float *dy, const float *x, int64_t n)
+{
+    int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
+
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (int64_t c = 0; c < nchunk; c++) {
+        int64_t i0 = c * MB_CPU_CHUNK;
+        gelu_bwd_k(dx + i0, dy + i0, x + i0, n - i0 < MB_CPU_CHUNK ? n - i0 : MB_CPU_CHUNK);
+    }
+}

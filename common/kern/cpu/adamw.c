@@ -1,0 +1,60 @@
+/* kern/cpu/adamw.c - one AdamW step, computed as torch.optim.AdamW (foreach=False) does in
+ * fp32:
+ *   p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g g;
+ *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),  bc_i = 1 - b_i^step.
+ * Scalars that PyTorch computes in Python (double) are computed in double here and rounded
+ * to float where PyTorch hands them to a float kernel.
+ */
+#include <math.h>
+
+#include "core/defs.h"
+#include "core/err.h"
+#include "kern/cpu/internal.h"
+
+struct adamw_k {
+    float decay, w1, w1c, b2, c2, bc2_sqrt, eps, step_size;
+    bool small_w;
+};
+
+MB_CPU_CLONES static void adamw_chunk(float *restrict p, const float *restrict g,
+                                      float *restrict m, float *restrict v, int64_t n,
+                                      const struct adamw_k *k)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        float gi = g[i];
+        /* torch's lerp: m + w (g - m) for w < 0.5, else g - (g - m) (1 - w) */
+        float mi = k->small_w ? m[i] + k->w1 * (gi - m[i]) : gi - (gi - m[i]) * k->w1c;
+        float vi = v[i] * k->b2 + k->c2 * gi * gi;
+        float denom = sqrtf(vi) / k->bc2_sqrt + k->eps;
+        p[i] = p[i] * k->decay + k->step_size * mi / denom;
+        m[i] = mi;
+        v[i] = vi;
+    }
+}
+
+void mb_cpu_adamw(float *p, const float *g, float *m, float *v, int64_t n,
+                  const struct mb_adamw_args *a)
+{
+    MB_ASSERT(a->step >= 1);
+    double bc1 = 1.0 - pow((double)a->beta1, (double)a->step);
+    double bc2 = 1.0 - pow((double)a->beta2, (double)a->step);
+    struct adamw_k k = {
+        .decay = (float)(1.0 - (double)a->lr * a->weight_decay),
+        .w1 = (float)(1.0 - (double)a->beta1),
+        .w1c = (float)(1.0 - (float)(1.0 - (double)a->beta1)),
+        .small_w = 1.0 - (double)a->beta1 < 0.5,
+        .b2 = a->beta2,
+        .c2 = (float)(1.0 - (double)a->beta2),
+        .bc2_sqrt = (float)sqrt(bc2),
+        .eps = a->eps,
+        .step_size = (float)(-(double)a->lr / bc1),
+    };
+    int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
+
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (int64_t c = 0; c < nchunk; c++) {
+        int64_t i0 = c * MB_CPU_CHUNK;
+        adamw_chunk(p + i0, g + i0, m + i0, v + i0, MB_MIN(MB_CPU_CHUNK, n - i0), &k);
+    }
+}

@@ -1,0 +1,97 @@
+/* kern/cpu/xent.c - softmax cross-entropy over a chunk of logit rows, gradient in place.
+ *
+ * Per row: z (capped: z = cap tanh(z / cap) when softcap > 0), m = max z,
+ * lse = m + log(sum exp(z - m)) (sum in double), loss = lse - z[target].
+ * Gradient of w * loss * grad_scale: (softmax(z) - onehot(target)) * w * grad_scale, times
+ * the cap's derivative 1 - (z / cap)^2. Rows run in parallel; each is independent.
+ */
+#include <math.h>
+#include <stdlib.h>
+
+#include "core/err.h"
+#include "kern/cpu/internal.h"
+
+MB_CPU_CLONES static float row_max(const float *restrict z, int64_t n)
+{
+    float m = -INFINITY;
+
+#pragma omp simd reduction(max : m)
+    for (int64_t i = 0; i < n; i++)
+        m = z[i] > m ? z[i] : m;
+    return m;
+}
+
+MB_CPU_CLONES static double row_sumexp(const float *restrict z, float m, int64_t n)
+{
+    double s = 0;
+
+#pragma omp simd reduction(+ : s)
+    for (int64_t i = 0; i < n; i++)
+        s += mb_cpu_expf(z[i] - m);
+    return s;
+}
+
+/* z[i] <- exp(z[i] - lse) * f */
+MB_CPU_CLONES static void row_softmax_scaled(float *restrict z, float lse, float f, int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++)
+        z[i] = mb_cpu_expf(z[i] - lse) * f;
+}
+
+static float cap(float z, float c)
+{
+    return c * tanhf(z / c);
+}
+
+/* Capped rows go through a scratch copy, so the logits stay untouched when there is no
+ * gradient to write. */
+static void xent_row(float *z, float *scratch, float *loss, int32_t target, float w,
+                     int64_t vocab, float softcap, float grad_scale)
+{
+    const float *zc = z;
+
+    if (softcap > 0) {
+        for (int64_t i = 0; i < vocab; i++)
+            scratch[i] = cap(z[i], softcap);
+        zc = scratch;
+    }
+    float m = row_max(zc, vocab);
+    float lse = m + (float)log(row_sumexp(zc, m, vocab));
+    MB_ASSERT(target < vocab);
+    if (loss)
+        *loss = target >= 0 ? lse - zc[target] : 0.0f;
+    if (grad_scale == 0)
+        return;
+    float f = target >= 0 ? w * grad_scale : 0.0f;
+    if (f == 0) {
+        memset(z, 0, (size_t)vocab * sizeof *z);
+        return;
+    }
+    if (softcap > 0) {
+        row_softmax_scaled(scratch, lse, f, vocab);
+        scratch[target] -= f;
+        for (int64_t i = 0; i < vocab; i++) {
+            float t = cap(z[i], softcap) / softcap;
+            z[i] = scratch[i] * (1.0f - t * t);
+        }
+    } else {
+        row_softmax_scaled(z, lse, f, vocab);
+        z[target] -= f;
+    }
+}
+
+void mb_cpu_xent(float *logits, float *loss, const int32_t *target, const float *loss_mask,
+                 int64_t rows, int64_t vocab, float softcap, float grad_scale)
+{
+#pragma omp parallel if (rows * vocab > MB_CPU_CHUNK)
+    {
+        float *scratch = softcap > 0 ? malloc((size_t)vocab * sizeof *scratch) : NULL;
+        MB_ASSERT(softcap <= 0 || scratch);
+#pragma omp for schedule(static)
+        for (int64_t r = 0; r < rows; r++)
+            xent_row(logits + (size_t)r * vocab, scratch, loss ? loss + r : NULL, target[r],
+                     loss_mask ? loss_mask[r] : 1.0f, vocab, softcap, grad_scale);
+        free(scratch);
+    }
+}

@@ -1,0 +1,267 @@
+/* tests/unit/kern_cpu_basic.c - CPU back end: memory, matmul, elementwise, bias, embedding
+ * and the grouped QKV layout, against plain double-precision loops. */
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kern/ops.h"
+#include "tests/lib/tap.h"
+
+static const struct mb_ops *ops;
+static uint64_t rng_state = 88172645463325252ull;
+
+static float urand(void)
+{
+    rng_state ^= rng_state << 13;
+    rng_state ^= rng_state >> 7;
+    rng_state ^= rng_state << 17;
+    return (float)((rng_state >> 40) * (2.0 / 16777216.0) - 1.0);
+}
+
+static float *rand_buf(int64_t n)
+{
+    float *x = ops->alloc((size_t)n * sizeof *x);
+    for (int64_t i = 0; i < n; i++)
+        x[i] = urand();
+    return x;
+}
+
+/* Largest |got - want| / (atol + rtol |want|); the check passes when it is <= 1. */
+static int close_to(const char *what, const float *got, const double *want, int64_t n,
+                    double rtol, double atol)
+{
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]) / (atol + rtol * fabs(want[i]));
+        if (!(e <= worst)) {
+            worst = e;
+            at = i;
+        }
+    }
+    if (!(worst <= 1))
+        tap_diag("%s: worst at %lld: got %.9g want %.9g", what, (long long)at, got[at], want[at]);
+    return ok(worst <= 1, "%s (worst %.3g of tolerance)", what, worst);
+}
+
+static void test_memory(void)
+{
+    float *x = ops->alloc(13 * sizeof *x);
+    int zeroed = 1;
+    for (int i = 0; i < 13; i++)
+        zeroed &= x[i] == 0.0f;
+    ok(x && ((uintptr_t)x & 63) == 0 && zeroed, "alloc: zeroed and 64-byte aligned");
+    float h[13], back[13];
+    for (int i = 0; i < 13; i++)
+        h[i] = (float)i + 0.5f;
+    ops->from_host(x, h, 13);
+    ops->to_host(back, x, 13);
+    ok(memcmp(h, back, sizeof h) == 0, "from_host/to_host round trip");
+    ops->zero(x, 7);
+    ok(x[6] == 0.0f && x[7] == 7.5f, "zero clears exactly n elements");
+    ops->free(x);
+    ops->free(NULL);
+}
+
+static void matmul_case(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                        float beta)
+{
+    int64_t lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+    float *a = rand_buf((ta ? k : m) * lda), *b = rand_buf((tb ? n : k) * ldb);
+    float *c = rand_buf(m * ldc);
+    double *want = malloc((size_t)m * ldc * sizeof *want);
+
+    for (int64_t i = 0; i < m * ldc; i++)
+        want[i] = c[i];
+    for (int64_t i = 0; i < m; i++)
+        for (int64_t j = 0; j < n; j++) {
+            double s = 0;
+            for (int64_t p = 0; p < k; p++)
+                s += (double)(ta ? a[p * lda + i] : a[i * lda + p]) *
+                     (tb ? b[j * ldb + p] : b[p * ldb + j]);
+            want[i * ldc + j] = alpha * s + beta * c[i * ldc + j];
+        }
+    ops->matmul(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    char what[96];
+    snprintf(what, sizeof what, "matmul ta=%d tb=%d %lldx%lldx%lld alpha=%g beta=%g", ta, tb,
+             (long long)m, (long long)n, (long long)k, alpha, beta);
+    close_to(what, c, want, m * ldc, 1e-5, 1e-5);
+    ops->free(a);
+    ops->free(b);
+    ops->free(c);
+    free(want);
+}
+
+static void test_matmul(void)
+{
+    for (int t = 0; t < 4; t++)
+        matmul_case(t & 1, t >> 1, 37, 29, 53, 1.0f, 0.0f);
+    matmul_case(false, true, 5, 130, 17, 0.5f, 1.0f);
+    matmul_case(true, false, 64, 3, 200, -2.0f, 0.25f);
+}
+
+static void test_elementwise(void)
+{
+    int64_t n = 40000 + 7; /* more than one parallel chunk, odd tail */
+    float *x = rand_buf(n), *y = rand_buf(n);
+    double *want = malloc((size_t)n * sizeof *want), ss = 0;
+
+    for (int64_t i = 0; i < n; i++)
+        want[i] = (double)y[i] + x[i];
+    ops->add(y, x, n);
+    close_to("add", y, want, n, 1e-7, 1e-7);
+    for (int64_t i = 0; i < n; i++)
+        want[i] = (double)y[i] * 0.37f;
+    ops->scale(y, 0.37f, n);
+    close_to("scale", y, want, n, 1e-7, 1e-7);
+    for (int64_t i = 0; i < n; i++)
+        ss += (double)x[i] * x[i];
+    double got = ops->sumsq(x, n);
+    ok(fabs(got - ss) <= 1e-12 * ss, "sumsq in double (%.17g vs %.17g)", got, ss);
+    omp_set_num_threads(1);
+    double one = ops->sumsq(x, n);
+    omp_set_num_threads(2);
+    ok(one == got, "sumsq: same bits with 1 and 2 threads");
+    free(want);
+    ops->free(x);
+    ops->free(y);
+}
+
+static void test_bias(void)
+{
+    int64_t rows = 301, cols = 131;
+    float *y = rand_buf(rows * cols), *b = rand_buf(cols), *db = rand_buf(cols);
+    double *want = malloc((size_t)rows * cols * sizeof *want);
+
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < cols; c++)
+            want[r * cols + c] = (double)y[r * cols + c] + b[c];
+    ops->add_bias(y, b, rows, cols);
+    close_to("add_bias", y, want, rows * cols, 1e-7, 1e-7);
+    for (int64_t c = 0; c < cols; c++) {
+        want[c] = db[c];
+        for (int64_t r = 0; r < rows; r++)
+            want[c] += y[r * cols + c];
+    }
+    float *db1 = malloc((size_t)cols * sizeof *db1);
+    memcpy(db1, db, (size_t)cols * sizeof *db);
+    ops->bias_grad(db, y, rows, cols);
+    close_to("bias_grad accumulates the column sums", db, want, cols, 1e-5, 1e-5);
+    omp_set_num_threads(1);
+    ops->bias_grad(db1, y, rows, cols);
+    omp_set_num_threads(2);
+    ok(memcmp(db, db1, (size_t)cols * sizeof *db) == 0, "bias_grad: same bits with 1 and 2 threads");
+    free(db1);
+    free(want);
+    ops->free(y);
+    ops->free(b);
+    ops->free(db);
+}
+
+static void test_embedding(void)
+{
+    int64_t vocab = 11, dim = 150, rows = 257;
+    float *table = rand_buf(vocab * dim), *out = rand_buf(rows * dim), *dout = rand_buf(rows * dim);
+    float *dt = rand_buf(vocab * dim), *dt1 = ops->alloc((size_t)vocab * dim * sizeof *dt1);
+    int32_t *ids = malloc((size_t)rows * sizeof *ids);
+    double *want = malloc((size_t)rows * dim * sizeof *want);
+    float sc = 1.5f;
+
+    for (int64_t r = 0; r < rows; r++)
+        ids[r] = (int32_t)((r * 7 + r / 3) % vocab); /* every id repeats */
+    for (int64_t i = 0; i < rows * dim; i++)
+        want[i] = (double)table[ids[i / dim] * dim + i % dim] * sc;
+    ops->embedding_fwd(out, table, ids, rows, dim, sc, false);
+    close_to("embedding_fwd", out, want, rows * dim, 1e-7, 0);
+    for (int64_t i = 0; i < rows * dim; i++)
+        want[i] += (double)table[ids[i / dim] * dim + i % dim] * sc;
+    ops->embedding_fwd(out, table, ids, rows, dim, sc, true);
+    close_to("embedding_fwd accumulate", out, want, rows * dim, 1e-7, 0);
+    ops->copy(dt1, dt, vocab * dim);
+    for (int64_t i = 0; i < vocab * dim; i++)
+        want[i] = dt[i];
+    for (int64_t r = 0; r < rows; r++)
+        for (int64_t c = 0; c < dim; c++)
+            want[ids[r] * dim + c] += (double)dout[r * dim + c] * sc;
+    ops->embedding_bwd(dt, dout, ids, rows, dim, sc);
+    close_to("embedding_bwd accumulates repeated ids", dt, want, vocab * dim, 1e-5, 1e-5);
+    omp_set_num_threads(1);
+    ops->embedding_bwd(dt1, dout, ids, rows, dim, sc);
+    omp_set_num_threads(2);
+    ok(memcmp(dt, dt1, (size_t)vocab * dim * sizeof *dt) == 0,
+       "embedding_bwd: same bits with 1 and 2 threads");
+    free(ids);
+    free(want);
+    ops->free(table);
+    ops->free(out);
+    ops->free(dout);
+    ops->free(dt);
+    ops->free(dt1);
+}
+
+/* formats.md 5.2 by hand: nH=4, nKV=2 (g=2), d=2, B=1, T=2. Each fused value encodes
+ * 100*t + 10*slot + element, slots per row: q0 q1 k0 v0 q2 q3 k1 v1. */
+static void test_qkv_layout(void)
+{
+    struct mb_attn_shape s = {.batch = 1, .seq = 2, .heads = 4, .kv_heads = 2, .head_dim = 2};
+    float qkv[2 * 16], q[16], k[8], v[8], back[32];
+    static const int qslot[4] = {0, 1, 4, 5}, kslot[2] = {2, 6}, vslot[2] = {3, 7};
+    int bad = 0;
+
+    for (int t = 0; t < 2; t++)
+        for (int i = 0; i < 16; i++)
+            qkv[t * 16 + i] = (float)(100 * t + 10 * (i / 2) + i % 2);
+    ops->qkv_split(q, k, v, qkv, &s);
+    for (int t = 0; t < 2; t++)
+        for (int e = 0; e < 2; e++) {
+            for (int h = 0; h < 4; h++) /* q [B, nH, T, d] */
+                bad += q[(h * 2 + t) * 2 + e] != 100 * t + 10 * qslot[h] + e;
+            for (int h = 0; h < 2; h++) {
+                bad += k[(h * 2 + t) * 2 + e] != 100 * t + 10 * kslot[h] + e;
+                bad += v[(h * 2 + t) * 2 + e] != 100 * t + 10 * vslot[h] + e;
+            }
+        }
+    is_int(bad, 0, "qkv_split: grouped layout q0 q1 k0 v0 q2 q3 k1 v1 per token");
+    memset(back, 0xff, sizeof back);
+    ops->qkv_merge(back, q, k, v, &s);
+    ok(memcmp(back, qkv, sizeof qkv) == 0, "qkv_merge inverts qkv_split");
+}
+
+static void test_qkv_gqa_round_trip(void)
+{
+    struct mb_attn_shape s = {.batch = 3, .seq = 5, .heads = 6, .kv_heads = 3, .head_dim = 4};
+    int64_t width = (6 + 2 * 3) * 4, rows = 15;
+    float *qkv = rand_buf(rows * width), *back = rand_buf(rows * width);
+    float *q = rand_buf(rows * 24), *k = rand_buf(rows * 12), *v = rand_buf(rows * 12);
+
+    ops->qkv_split(q, k, v, qkv, &s);
+    /* head 3 of batch 2 at t=4 is group 1, slot 1: fused offset (1*4 + 1)*4 */
+    ok(memcmp(q + ((2 * 6 + 3) * 5 + 4) * 4, qkv + (2 * 5 + 4) * width + 5 * 4, 16) == 0 &&
+       memcmp(v + ((2 * 3 + 2) * 5 + 1) * 4, qkv + (2 * 5 + 1) * width + 11 * 4, 16) == 0,
+       "qkv_split: B=3, nH=6, nKV=3 spot checks");
+    ops->qkv_merge(back, q, k, v, &s);
+    ok(memcmp(back, qkv, (size_t)rows * width * sizeof *qkv) == 0,
+       "qkv_merge(qkv_split(x)) == x for B=3, nH=6, nKV=3");
+    ops->free(qkv);
+    ops->free(back);
+    ops->free(q);
+    ops->free(k);
+    ops->free(v);
+}
+
+int main(void)
+{
+    omp_set_num_threads(2);
+    ops = mb_ops_cpu();
+    is_str(ops->name, "cpu", "backend name");
+    test_memory();
+    test_matmul();
+    test_elementwise();
+    test_bias();
+    test_embedding();
+    test_qkv_layout();
+    test_qkv_gqa_round_trip();
+    return tap_done();
+}
