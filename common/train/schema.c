@@ -1,0 +1,147 @@
+/* train/schema.c - the mb-pretrain key table: names, types, Megatron defaults, help.
+ *
+ * Zero in a size key means "derive it" the way Megatron does (num_query_groups = heads,
+ * kv_channels = hidden / heads, ffn_hidden_size = 4 x hidden, vocab_size from the
+ * tokenizer padded to make_vocab_size_divisible_by, max_position_embeddings =
+ * seq_length). Zero in a softcapping or window key means "off".
+ */
+#include "train/schema.h"
+
+#include "core/defs.h"
+
+#define INT    MB_CONFIG_INT
+#define FLOAT  MB_CONFIG_FLOAT
+#define BOOL   MB_CONFIG_BOOL
+#define STRING MB_CONFIG_STRING
+#define LIST   MB_CONFIG_LIST
+
+static const struct mb_config_key pretrain_keys[] = {
+    { "model.family", STRING, "gpt2", "architecture family (HF export, family quirks)",
+      "llama|mistral|qwen2|qwen3|gemma|gemma2|gemma3|gpt2" },
+    { "model.hidden_size", INT, NULL, "transformer hidden size (required)", NULL },
+    { "model.num_layers", INT, NULL, "number of transformer layers (required)", NULL },
+    { "model.num_attention_heads", INT, NULL, "number of query heads (required)", NULL },
+    { "model.num_query_groups", INT, "0", "key/value heads for GQA; 0 = num_attention_heads",
+      NULL },
+    { "model.kv_channels", INT, "0", "head dimension; 0 = hidden_size / num_attention_heads",
+      NULL },
+    { "model.ffn_hidden_size", INT, "0", "MLP width; 0 = 4 x hidden_size", NULL },
+    { "model.vocab_size", INT, "0",
+      "embedding rows; 0 = tokenizer size padded to make_vocab_size_divisible_by", NULL },
+    { "model.max_position_embeddings", INT, "0", "position table size; 0 = data.seq_length",
+      NULL },
+    { "model.make_vocab_size_divisible_by", INT, "128", "pad the vocabulary to a multiple of this",
+      NULL },
+    { "model.normalization", STRING, "LayerNorm", "normalization layer", "RMSNorm|LayerNorm" },
+    { "model.layernorm_epsilon", FLOAT, "1e-5", "epsilon of the normalization layers", NULL },
+    { "model.layernorm_zero_centered_gamma", BOOL, "false",
+      "norm weight stored as (gamma - 1), as Gemma does", NULL },
+    { "model.activation", STRING, "gelu", "MLP activation (swiglu and geglu are gated)",
+      "swiglu|geglu|gelu" },
+    { "model.add_qkv_bias", BOOL, "false", "bias on the QKV projection only (Qwen2)", NULL },
+    { "model.add_bias_linear", BOOL, "true", "bias on every linear layer (GPT-2)", NULL },
+    { "model.qk_layernorm", BOOL, "false", "normalize queries and keys per head (Qwen3, Gemma3)",
+      NULL },
+    { "model.position_embedding_type", STRING, "learned_absolute", "position embedding",
+      "rope|learned_absolute" },
+    { "model.rotary_base", FLOAT, "10000", "RoPE theta", NULL },
+    { "model.rotary_base_local", FLOAT, "10000",
+      "RoPE theta of sliding-window layers (Gemma3)", NULL },
+    { "model.rotary_percent", FLOAT, "1.0", "fraction of the head dimension rotated", NULL },
+    { "model.rope_scaling_type", STRING, "none", "RoPE frequency scaling", "none|llama3|linear" },
+    { "model.rope_scaling_factor", FLOAT, "8.0", "RoPE scaling factor", NULL },
+    { "model.rope_scaling_low_freq_factor", FLOAT, "1.0", "llama3 RoPE scaling low_freq_factor",
+      NULL },
+    { "model.rope_scaling_high_freq_factor", FLOAT, "4.0",
+      "llama3 RoPE scaling high_freq_factor", NULL },
+    { "model.rope_scaling_original_max_position_embeddings", INT, "8192",
+      "llama3 RoPE scaling original context length", NULL },
+    { "model.share_embeddings_and_output_weights", BOOL, "true",
+      "tie the output layer to the input embedding", NULL },
+    { "model.scale_embeddings", BOOL, "false", "multiply embeddings by sqrt(hidden_size) (Gemma)",
+      NULL },
+    { "model.sandwich_norm", BOOL, "false",
+      "extra norms after attention and MLP, before the residual add (Gemma2/3)", NULL },
+    { "model.attn_logit_softcapping", FLOAT, "0.0", "tanh cap on attention scores; 0 = off",
+      NULL },
+    { "model.final_logit_softcapping", FLOAT, "0.0", "tanh cap on output logits; 0 = off", NULL },
+    { "model.query_pre_attn_scalar", INT, "0",
+      "attention scores scaled by 1/sqrt(this); 0 = kv_channels", NULL },
+    { "model.sliding_window", INT, "0", "local attention window in tokens; 0 = off", NULL },
+    { "model.sliding_window_pattern", INT, "0",
+      "every Nth layer is global, the others local; 0 = all layers local when windowed",
+      NULL },
+    { "model.init_method_std", FLOAT, "0.02", "std of the normal weight initialisation", NULL },
+
+    { "train.train_iters", INT, NULL, "iterations to train (required)", NULL },
+    { "train.micro_batch_size", INT, "1", "sequences per micro-batch per rank", NULL },
+    { "train.global_batch_size", INT, "0",
+      "sequences per iteration; 0 = micro_batch_size x data-parallel size", NULL },
+    { "train.seed", INT, "1234", "seed of weights, data order and dropout", NULL },
+    { "train.eval_interval", INT, "1000", "iterations between validation runs", NULL },
+    { "train.eval_iters", INT, "100", "iterations per validation run", NULL },
+    { "train.exit_interval", INT, "0", "stop after an iteration divisible by this; 0 = never",
+      NULL },
+
+    { "optimizer.optimizer", STRING, "adam", "optimizer (Adam with decoupled weight decay)",
+      "adam" },
+    { "optimizer.lr", FLOAT, NULL, "peak learning rate (required)", NULL },
+    { "optimizer.min_lr", FLOAT, "0.0", "learning rate at the end of the decay", NULL },
+    { "optimizer.weight_decay", FLOAT, "0.01", "decoupled weight decay", NULL },
+    { "optimizer.adam_beta1", FLOAT, "0.9", "Adam beta1", NULL },
+    { "optimizer.adam_beta2", FLOAT, "0.999", "Adam beta2", NULL },
+    { "optimizer.adam_eps", FLOAT, "1e-08", "Adam epsilon", NULL },
+    { "optimizer.clip_grad", FLOAT, "1.0", "clip the global gradient norm to this; 0 = off",
+      NULL },
+
+    { "scheduler.lr_decay_style", STRING, "linear", "learning-rate decay after warmup",
+      "constant|linear|cosine|inverse-square-root|WSD" },
+    { "scheduler.lr_warmup_iters", INT, "0", "iterations of linear warmup", NULL },
+    { "scheduler.lr_warmup_init", FLOAT, "0.0", "learning rate at the start of warmup", NULL },
+    { "scheduler.lr_decay_iters", INT, "0", "iterations until min_lr; 0 = train.train_iters",
+      NULL },
+    { "scheduler.lr_wsd_decay_style", STRING, "exponential", "WSD: shape of the final decay",
+      "linear|cosine|exponential|minus_sqrt" },
+    { "scheduler.lr_wsd_decay_iters", INT, "0", "WSD: iterations of the final decay", NULL },
+
+    { "data.data_path", LIST, NULL,
+      "indexed datasets: PREFIX, or WEIGHT PREFIX WEIGHT PREFIX ... for a blend", NULL },
+    { "data.split", STRING, "969,30,1", "train,valid,test proportions", NULL },
+    { "data.seq_length", INT, NULL, "tokens per sample (required)", NULL },
+    { "data.mock", BOOL, "false", "train on deterministic mock data instead of data_path", NULL },
+    { "data.eod_mask_loss", BOOL, "false", "no loss on end-of-document tokens", NULL },
+    { "data.reset_position_ids", BOOL, "false", "restart position ids after each document",
+      NULL },
+    { "data.path_to_cache", STRING, NULL,
+      "where sample indices are cached; unset = next to the data", NULL },
+
+    { "tokenizer.tokenizer_model", STRING, NULL, "tokenizer.json, or a directory holding one",
+      NULL },
+    { "tokenizer.eod_id", INT, "-1", "end-of-document token id; -1 = from the tokenizer", NULL },
+
+    { "checkpoint.save", STRING, NULL, "checkpoint directory to write; unset = no saving", NULL },
+    { "checkpoint.load", STRING, NULL, "checkpoint directory to resume from", NULL },
+    { "checkpoint.save_interval", INT, "0",
+      "iterations between checkpoints; 0 = only at the end", NULL },
+    { "checkpoint.save_optim", BOOL, "true", "store the optimizer state in checkpoints", NULL },
+    { "checkpoint.ckpt_dtype", STRING, "fp32", "dtype of model weights in checkpoints",
+      "fp32|bf16" },
+
+    { "logger.log_interval", INT, "100", "iterations between log lines", NULL },
+    { "logger.tensorboard_dir", STRING, NULL, "TensorBoard event directory; unset = none",
+      NULL },
+    { "logger.peak_tflops", FLOAT, "0.0", "device peak TFLOP/s for MFU; 0 = do not report",
+      NULL },
+
+    { "dist.tensor_model_parallel_size", INT, "1", "tensor-parallel ranks", NULL },
+    { "dist.pipeline_model_parallel_size", INT, "1", "pipeline stages", NULL },
+    { "dist.context_parallel_size", INT, "1", "context-parallel ranks", NULL },
+    { "dist.device", STRING, "auto", "where to train; auto = cuda when available",
+      "cpu|cuda|auto" },
+};
+
+const struct mb_config_key *mb_pretrain_schema(size_t *n)
+{
+    *n = MB_ARRAY_LEN(pretrain_keys);
+    return pretrain_keys;
+}
