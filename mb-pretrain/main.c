@@ -1,0 +1,136 @@
+/* mb-pretrain - pretrain a decoder-only transformer from indexed token files.
+ *
+ *   mb-pretrain --recipe NAME|FILE [key=value ...]
+ *   mpirun -np N mb-pretrain --recipe NAME ...     (data parallel over N ranks)
+ *
+ * Options, configuration and the tokenizer only; the loop is common/train/trainer.c.
+ */
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/cli.h"
+#include "core/config.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/tool.h"
+#include "dist/comm.h"
+#include "tok/tokenizer.h"
+#include "train/schema.h"
+#include "train/trainer.h"
+
+struct pt_opts {
+    const char *recipe;
+    int print_config;
+    char **args;
+    int nargs;
+};
+
+static const struct mb_opt pt_options[] = {
+    { "recipe", 'r', MB_OPT_STR, offsetof(struct pt_opts, recipe), "NAME|FILE",
+      "a recipe in recipes/ (tiny, llama32_1b, gpt2_124m, ...) or a YAML file (required)", 0, 0 },
+    { "print-config", 0, MB_OPT_FLAG, offsetof(struct pt_opts, print_config), NULL,
+      "print the resolved configuration and exit", 0, 0 },
+};
+
+static void version_extra(FILE *out)
+{
+    fprintf(out, "mpi: %s\n", mb_dist_library_version());
+}
+
+static const struct mb_cli pt_cli = {
+    .tool = "mb-pretrain",
+    .synopsis = "--recipe NAME|FILE [key=value ...]",
+    .summary = "Pretrain a Llama, Qwen, Mistral, Gemma or GPT-2 model from indexed token files.",
+    .opts = pt_options,
+    .nopts = MB_ARRAY_LEN(pt_options),
+    .args_offset = offsetof(struct pt_opts, args),
+    .nargs_offset = offsetof(struct pt_opts, nargs),
+    .version_extra = version_extra,
+};
+
+/* The recipe, then every key=value argument over it. */
+static mb_config *load_config(const struct pt_opts *o)
+{
+    if (!o->recipe) {
+        mb_err_set(MB_E_USAGE, NULL, "no recipe: give --recipe NAME (see recipes/) or a YAML file");
+        return NULL;
+    }
+    size_t n;
+    const struct mb_config_key *schema = mb_pretrain_schema(&n);
+    mb_config *cfg = mb_config_new(schema, n);
+    char *path = NULL;
+    int rc = mb_config_find_recipe(o->recipe, &path);
+    if (rc == 0)
+        rc = mb_config_load_yaml(cfg, path);
+    free(path);
+    for (int i = 0; rc == 0 && i < o->nargs; i++) {
+        if (!mb_config_is_override(o->args[i]))
+            rc = mb_err_set(MB_E_USAGE, o->args[i], "expected key=value (e.g. train.train_iters=100)");
+        else
+            rc = mb_config_override(cfg, o->args[i]);
+    }
+    if (rc < 0) {
+        mb_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
+/* Vocabulary size and end-of-document id from tokenizer.tokenizer_model, if set. */
+static int load_tokenizer(const mb_config *cfg, struct mb_train_tokenizer *tok)
+{
+    memset(tok, 0, sizeof(*tok));
+    tok->eod_id = -1;
+    if (!mb_config_has(cfg, "tokenizer.tokenizer_model"))
+        return 0;
+    const char *spec = mb_config_str(cfg, "tokenizer.tokenizer_model");
+    mb_tokenizer *t = mb_tokenizer_load(spec);
+    if (!t)
+        return -1;
+    tok->vocab_size = mb_tokenizer_vocab_size(t);
+    tok->eod_id = mb_tokenizer_eod(t);
+    tok->name = spec;
+    mb_log_info("tokenizer: %s", mb_tokenizer_describe(t));
+    mb_tokenizer_free(t);
+    return 0;
+}
+
+static int pretrain(const struct pt_opts *o, const struct mb_dist *dist)
+{
+    mb_config *cfg = load_config(o);
+    if (!cfg)
+        return -1;
+    int rc = 0;
+    if (o->print_config || dist->rank == 0) {
+        if (!o->print_config)
+            fprintf(stderr, "mb-pretrain: resolved configuration:\n");
+        rc = mb_config_print(cfg, o->print_config ? stdout : stderr);
+    }
+    if (rc == 0 && !o->print_config) {
+        struct mb_train_tokenizer tok;
+        rc = load_tokenizer(cfg, &tok);
+        if (mb_dist_all_ok(dist, rc == 0))
+            rc = mb_train_run(dist, cfg, &tok);
+        else if (rc == 0)
+            rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+    }
+    mb_config_free(cfg);
+    return rc;
+}
+
+int main(int argc, char **argv)
+{
+    struct pt_opts o = { 0 };
+    struct mb_dist dist;
+    mb_tool_start("mb-pretrain");
+    mb_dist_init(&dist, &argc, &argv);
+    int rc = mb_cli_parse(&pt_cli, argc, argv, &o);
+    if (rc == 0)
+        rc = pretrain(&o, &dist);
+    free(o.args);
+    int status = mb_tool_end(rc);
+    mb_dist_finalize(&dist);
+    return status;
+}
