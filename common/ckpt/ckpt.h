@@ -1,0 +1,175 @@
+/* ckpt/ckpt.h - parallel-HDF5 checkpoints: save, find the newest, load, inspect.
+ *
+ * A checkpoint is one HDF5 file DIR/iter_%07d.h5 (DESIGN.md §2, style B.7):
+ *
+ *   /model/<path>          every parameter as its whole logical tensor, fp32 or bf16;
+ *                          the dotted name "decoder.layers.mlp.linear_fc1.weight" is the
+ *                          path decoder/layers/mlp/linear_fc1/weight; layers are stacked
+ *                          on the first axis by the caller
+ *   /optim/master/<path>   fp32 master weights, only when /model is bf16 (with an fp32
+ *                          /model the model IS the master copy, and this group is absent)
+ *   /optim/exp_avg/<path>, /optim/exp_avg_sq/<path>   Adam moments (fp32)
+ *   /optim/step            int64 scalar
+ *   /train/iteration, /train/consumed_train_samples, /train/consumed_valid_samples
+ *                          int64 scalars
+ *   /train/rng_state, /train/data_state   opaque byte blobs (uint8 [n], n may be 0)
+ *   /bf16                  committed datatype: IEEE 16-bit float, 1-8-7 (present always)
+ *   attributes on /        model_config (JSON), recipe (JSON), tokenizer, mb_version,
+ *                          format = "mb-ckpt-1" (variable-length UTF-8 strings)
+ *
+ * /optim is present only when optimizer state was saved. Under MPI every rank writes
+ * the rows [size0*rank/nranks, size0*(rank+1)/nranks) of each tensor's first axis with
+ * collective MPI-IO; without MPI the file is written by one process with HDF5's default
+ * driver. Scalars, blobs and attributes are rank 0's values. The file is written as
+ * iter_%07d.h5.tmp, synced, renamed, and only then is DIR/latest replaced (it holds the
+ * file name and a newline), so a crash mid-save leaves the previous checkpoint and
+ * `latest` intact. Any number of ranks can load a file saved by any number of ranks.
+ *
+ * Not here: the parameter list of a model (nn/), TP/PP sharding of a tensor (every rank
+ * passes the whole tensor), checkpoint retention.
+ */
+#ifndef MB_CKPT_CKPT_H
+#define MB_CKPT_CKPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/defs.h"
+#include "dist/comm.h"
+
+#define MB_CKPT_MAX_DIM 4
+#define MB_CKPT_FORMAT "mb-ckpt-1"
+
+/* Element type of a stored dataset. */
+enum mb_ckpt_dtype {
+    MB_CKPT_F32 = 0,
+    MB_CKPT_BF16,
+    MB_CKPT_I64,
+    MB_CKPT_U8,
+    MB_CKPT_OTHER, /* anything else: refused by the float readers */
+};
+
+/* One whole logical tensor in host memory, row-major fp32. NDIM is 1..MB_CKPT_MAX_DIM. */
+struct mb_ckpt_tensor {
+    const char *name; /* dotted: "decoder.layers.self_attention.linear_qkv.weight" */
+    int ndim;
+    int64_t shape[MB_CKPT_MAX_DIM];
+    float *data;      /* shape[0] * ... * shape[ndim-1] floats */
+};
+
+/* Everything besides tensors. For a save the pointers are borrowed (NULL strings are
+ * stored as ""); after mb_ckpt_load they are malloc'd and freed by
+ * mb_ckpt_state_release(). mb_version is ignored on save (the library's is stored). */
+struct mb_ckpt_state {
+    int64_t iteration;
+    int64_t consumed_train_samples;
+    int64_t consumed_valid_samples;
+    int64_t optim_step; /* /optim/step; only stored and loaded with optimizer state */
+    const void *rng_state;
+    size_t rng_state_len;
+    const void *data_state;
+    size_t data_state_len;
+    const char *model_config_json;
+    const char *recipe_json;
+    const char *tokenizer;
+    const char *mb_version;
+};
+#define MB_CKPT_STATE_INIT { 0 }
+
+/* Free the strings and blobs of a state filled by mb_ckpt_load() and zero it. Never
+ * call it on a state whose pointers the caller owns. Accepts a zeroed state. */
+void mb_ckpt_state_release(struct mb_ckpt_state *st);
+
+/* Save a checkpoint of iteration st->iteration into DIR (created if missing) and make
+ * DIR/latest name it. Collective: every rank of D calls it with the same tensor list;
+ * D may be NULL for a single process. MODEL[N] are the parameters (fp32, the master
+ * copy); EXP_AVG[N] and EXP_AVG_SQ[N] are their Adam moments with the same shapes
+ * (their names are not used), or both NULL to store no optimizer state.
+ * MODEL_DTYPE is MB_CKPT_F32 or MB_CKPT_BF16 (round to nearest even; with optimizer
+ * state the exact fp32 values also go to /optim/master). On success returns 0 on every
+ * rank and, if SAVED_PATH is not NULL, sets it to the malloc'd path of the new file.
+ * On failure returns -1 on every rank with mb_err set (a rank that did not fail itself
+ * says which step another rank failed in), no iter_*.h5 of this iteration is left
+ * behind unless one existed before, and DIR/latest is unchanged. */
+MB_MUST_CHECK int mb_ckpt_save(const struct mb_dist *d, const char *dir,
+                               const struct mb_ckpt_tensor *model, int n,
+                               const struct mb_ckpt_tensor *exp_avg,
+                               const struct mb_ckpt_tensor *exp_avg_sq,
+                               enum mb_ckpt_dtype model_dtype, const struct mb_ckpt_state *st,
+                               char **saved_path);
+
+/* Turn a `checkpoint.load` value into a checkpoint file. A directory is resolved
+ * through DIR/latest; a path that does not exist, or a directory without `latest`,
+ * gives 0 with *FILE = NULL (start from scratch; the caller says so). Anything else
+ * is taken as a checkpoint file. Returns 0 with *FILE malloc'd (or NULL), or -1 with
+ * mb_err set: unreadable or empty `latest`, or `latest` naming a missing file. */
+MB_MUST_CHECK int mb_ckpt_resolve(const char *load, char **file);
+
+/* Load FILE. Collective when D has MPI (every rank reads every tensor whole); D may be
+ * NULL. For each MODEL[i] the caller sets name, ndim, shape and data (room for the
+ * whole tensor); the values come from /optim/master if present, else from /model
+ * (bf16 widened to fp32). EXP_AVG and EXP_AVG_SQ, if not NULL, have N entries whose
+ * data pointers receive the moments of MODEL[i] (their name and shape are not used);
+ * a file without optimizer state is then an error. ST may be NULL; otherwise it is
+ * filled (see mb_ckpt_state_release). Returns 0, or -1 with mb_err naming the file and
+ * the tensor: missing tensor, shape differing from the expected one (both printed),
+ * dtype other than fp32/bf16, or a damaged file. */
+MB_MUST_CHECK int mb_ckpt_load(const struct mb_dist *d, const char *file,
+                               struct mb_ckpt_tensor *model, int n,
+                               struct mb_ckpt_tensor *exp_avg, struct mb_ckpt_tensor *exp_avg_sq,
+                               struct mb_ckpt_state *st);
+
+/* "decoder.layers.mlp.linear_fc1.weight" under GROUP ("/model", "/optim/exp_avg")
+ * -> "/model/decoder/layers/mlp/linear_fc1/weight", malloc'd. Returns NULL with mb_err
+ * set if NAME is not a valid dotted name (empty parts, characters outside
+ * [A-Za-z0-9_-]). */
+char *mb_ckpt_dataset_path(const char *group, const char *name);
+
+/* ---- reading without knowing the model (mb-ckpt, mb-convert) --------------------- */
+
+typedef struct mb_ckpt_reader mb_ckpt_reader;
+
+/* One dataset of an open checkpoint. */
+struct mb_ckpt_info {
+    const char *path; /* "/model/decoder/final_layernorm/weight" */
+    enum mb_ckpt_dtype dtype;
+    int ndim;         /* 0 for a scalar */
+    int64_t shape[MB_CKPT_MAX_DIM];
+    int64_t numel;
+};
+
+/* Open FILE for reading and list its datasets. Collective when D has MPI; D may be
+ * NULL (a single process, HDF5's default driver). Returns the reader, or NULL with
+ * mb_err naming the file (not HDF5, truncated, or not an mb checkpoint). */
+MB_MUST_CHECK mb_ckpt_reader *mb_ckpt_reader_open(const struct mb_dist *d, const char *file);
+
+/* Number of datasets, and the I-th in path order (0 <= I < count). */
+int mb_ckpt_reader_count(const mb_ckpt_reader *r);
+const struct mb_ckpt_info *mb_ckpt_reader_info(const mb_ckpt_reader *r, int i);
+/* The dataset at PATH, or NULL if there is none. */
+const struct mb_ckpt_info *mb_ckpt_reader_find(const mb_ckpt_reader *r, const char *path);
+
+/* Read the whole fp32 or bf16 dataset PATH as fp32 into OUT[COUNT]; COUNT must equal
+ * its element count. Returns 0, or -1 with mb_err naming the file and the dataset. */
+MB_MUST_CHECK int mb_ckpt_reader_read_f32(mb_ckpt_reader *r, const char *path, float *out,
+                                          int64_t count);
+/* Read the int64 scalar PATH. */
+MB_MUST_CHECK int mb_ckpt_reader_read_i64(mb_ckpt_reader *r, const char *path, int64_t *out);
+/* Read the uint8 blob PATH into a malloc'd buffer (*DATA is NULL when *LEN is 0). */
+MB_MUST_CHECK int mb_ckpt_reader_read_blob(mb_ckpt_reader *r, const char *path, void **data,
+                                           size_t *len);
+/* Read the root string attribute NAME into a malloc'd string. Returns 0, or -1 with
+ * mb_err set if it is missing or not a string. */
+MB_MUST_CHECK int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value);
+
+/* Close the file and free R. Accepts NULL. */
+void mb_ckpt_reader_close(mb_ckpt_reader *r);
+
+/* bf16 bits of X rounded to nearest even (NaN stays NaN), and the exact widening. */
+uint16_t mb_ckpt_bf16_from_f32(float x);
+float mb_ckpt_f32_from_bf16(uint16_t h);
+
+/* "fp32", "bf16", "int64", "uint8", "other". */
+const char *mb_ckpt_dtype_name(enum mb_ckpt_dtype t);
+
+#endif /* MB_CKPT_CKPT_H */

@@ -1,0 +1,158 @@
+/* ckpt/h5util.c - HDF5 error capture, property lists, the bf16 type, dataset paths. */
+#include <mpi.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "ckpt/internal.h"
+#include "core/mem.h"
+
+void ckpt_h5_quiet(void)
+{
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* The first entry of an upward walk is the innermost (most specific) error. */
+static herr_t take_innermost(unsigned n, const H5E_error2_t *e, void *out)
+{
+    if (n == 0 && e->desc)
+        snprintf(out, 256, "%s", e->desc);
+    return 0;
+}
+
+int ckpt_h5_err(enum mb_errc code, const char *where, const char *fmt, ...)
+{
+    char what[512], inner[256] = "";
+    va_list ap;
+
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, take_innermost, inner);
+    H5Eclear2(H5E_DEFAULT);
+    if (inner[0])
+        return mb_err_set(code, where, "%s (HDF5: %s)", what, inner);
+    return mb_err_set(code, where, "%s", what);
+}
+
+hid_t ckpt_h5_fapl(const struct mb_dist *d)
+{
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+
+    if (ckpt_mpi(d)) {
+        H5Pset_fapl_mpio(fapl, MPI_COMM_WORLD, MPI_INFO_NULL);
+        H5Pset_coll_metadata_write(fapl, 1);
+    }
+    return fapl;
+}
+
+hid_t ckpt_h5_bf16_type(void)
+{
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+
+    /* shrink a little-endian float32 to its top 16 bits: sign 15, exponent 7..14
+     * (bias 127, as fp32), mantissa 0..6 with the implied leading one */
+    H5Tset_fields(t, 15, 7, 8, 0, 7);
+    H5Tset_offset(t, 0);
+    H5Tset_precision(t, 16);
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 127);
+    return t;
+}
+
+static int is_bf16(hid_t type)
+{
+    size_t spos, epos, esize, mpos, msize;
+
+    if (H5Tget_size(type) != 2 || H5Tget_order(type) != H5T_ORDER_LE)
+        return 0;
+    if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0)
+        return 0;
+    return spos == 15 && epos == 7 && esize == 8 && mpos == 0 && msize == 7 &&
+           H5Tget_ebias(type) == 127 && H5Tget_offset(type) == 0;
+}
+
+enum mb_ckpt_dtype ckpt_h5_classify(hid_t type)
+{
+    switch (H5Tget_class(type)) {
+    case H5T_FLOAT:
+        if (H5Tequal(type, H5T_IEEE_F32LE) > 0)
+            return MB_CKPT_F32;
+        return is_bf16(type) ? MB_CKPT_BF16 : MB_CKPT_OTHER;
+    case H5T_INTEGER:
+        if (H5Tequal(type, H5T_STD_I64LE) > 0)
+            return MB_CKPT_I64;
+        if (H5Tequal(type, H5T_STD_U8LE) > 0)
+            return MB_CKPT_U8;
+        return MB_CKPT_OTHER;
+    default:
+        return MB_CKPT_OTHER;
+    }
+}
+
+hid_t ckpt_h5_str_type(void)
+{
+    hid_t t = H5Tcopy(H5T_C_S1);
+
+    H5Tset_size(t, H5T_VARIABLE);
+    H5Tset_cset(t, H5T_CSET_UTF8);
+    return t;
+}
+
+const char *mb_ckpt_dtype_name(enum mb_ckpt_dtype t)
+{
+    static const char *names[] = { "fp32", "bf16", "int64", "uint8", "other" };
+
+    return (unsigned)t < MB_ARRAY_LEN(names) ? names[t] : "other";
+}
+
+uint16_t mb_ckpt_bf16_from_f32(float x)
+{
+    uint32_t u;
+
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
+        return (uint16_t)((u >> 16) | 0x0040u); /* NaN: keep the sign, make it quiet */
+    /* add 0x7fff plus the lowest kept bit: ties go to the even neighbour */
+    u += 0x7fffu + ((u >> 16) & 1u);
+    return (uint16_t)(u >> 16);
+}
+
+float mb_ckpt_f32_from_bf16(uint16_t h)
+{
+    uint32_t u = (uint32_t)h << 16;
+    float x;
+
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+static int name_char_ok(char c)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+           c == '_' || c == '-';
+}
+
+char *mb_ckpt_dataset_path(const char *group, const char *name)
+{
+    size_t n = name ? strlen(name) : 0;
+
+    if (n == 0) {
+        mb_err_set(MB_E_INVALID, "", "tensor name is empty");
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        int dot = name[i] == '.';
+        if ((dot && (i == 0 || i == n - 1 || name[i - 1] == '.')) ||
+            (!dot && !name_char_ok(name[i]))) {
+            mb_err_set(MB_E_INVALID, "", "tensor name '%s' is not a dotted name", name);
+            return NULL;
+        }
+    }
+    char *path = mb_xmalloc(strlen(group) + n + 2);
+    sprintf(path, "%s/%s", group, name);
+    for (char *p = path + strlen(group) + 1; *p; p++)
+        if (*p == '.')
+            *p = '/';
+    return path;
+}

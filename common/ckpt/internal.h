@@ -1,0 +1,43 @@
+/* ckpt/internal.h - HDF5 helpers shared by the files of ckpt/ only.
+ *
+ * Every HDF5 failure becomes an mb_err naming the file (and dataset), with the
+ * innermost message of HDF5's error stack; HDF5's own printing is switched off.
+ */
+#ifndef MB_CKPT_INTERNAL_H
+#define MB_CKPT_INTERNAL_H
+
+#include <hdf5.h>
+#include <stdint.h>
+
+#include "ckpt/ckpt.h"
+#include "core/defs.h"
+#include "core/err.h"
+#include "dist/comm.h"
+
+/* Switch off HDF5's automatic error printing (idempotent). */
+void ckpt_h5_quiet(void);
+
+/* mb_err_set(code, WHERE, "WHAT: <innermost HDF5 message>"); returns -1. */
+MB_PRINTF(3, 4) int ckpt_h5_err(enum mb_errc code, const char *where, const char *fmt, ...);
+
+/* A file-access property list: MPI-IO over MPI_COMM_WORLD when D has MPI, else the
+ * default driver. Close with H5Pclose. */
+hid_t ckpt_h5_fapl(const struct mb_dist *d);
+
+/* The bf16 type (IEEE 16-bit float, sign 15, exponent 7..14 biased 127, mantissa
+ * 0..6), transient; close with H5Tclose. */
+hid_t ckpt_h5_bf16_type(void);
+
+/* Classify a dataset's datatype. */
+enum mb_ckpt_dtype ckpt_h5_classify(hid_t type);
+
+/* A variable-length UTF-8 string type; close with H5Tclose. */
+hid_t ckpt_h5_str_type(void);
+
+/* 1 if D is not NULL and has MPI. */
+static inline int ckpt_mpi(const struct mb_dist *d)
+{
+    return d && d->mpi;
+}
+
+#endif /* MB_CKPT_INTERNAL_H */

@@ -1,0 +1,134 @@
+/* ckpt/load.c - read a checkpoint into the caller's tensors, checking names, shapes
+ * and dtypes; any number of ranks reads a file saved by any number of ranks. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt/internal.h"
+#include "core/mem.h"
+
+static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, size, "[");
+    for (int i = 0; i < ndim && k < size; i++)
+        k += (size_t)snprintf(buf + k, size - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (k < size)
+        snprintf(buf + k, size - k, "]");
+}
+
+/* Read dataset GROUP/<name of T> into DATA after checking its shape against T's. */
+static int load_tensor(mb_ckpt_reader *r, const char *file, const char *group,
+                       const struct mb_ckpt_tensor *t, float *data)
+{
+    char *path = mb_ckpt_dataset_path(group, t->name);
+
+    if (!path)
+        return -1;
+    const struct mb_ckpt_info *it = mb_ckpt_reader_find(r, path);
+    int rc = 0;
+    int64_t n = 1;
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    if (!it) {
+        rc = mb_err_set(MB_E_INVALID, file, "tensor '%s': no dataset '%s'", t->name, path);
+    } else if (it->ndim != t->ndim || memcmp(it->shape, t->shape,
+                                             (size_t)t->ndim * sizeof *t->shape) != 0) {
+        char have[128], want[128];
+        shape_str(have, sizeof have, it->ndim, it->shape);
+        shape_str(want, sizeof want, t->ndim, t->shape);
+        rc = mb_err_set(MB_E_INVALID, file, "tensor '%s': shape %s in the checkpoint, %s "
+                        "expected", t->name, have, want);
+    } else {
+        rc = mb_ckpt_reader_read_f32(r, path, data, n);
+    }
+    free(path);
+    return rc;
+}
+
+static int load_tensors(mb_ckpt_reader *r, const char *file, struct mb_ckpt_tensor *model,
+                        int n, struct mb_ckpt_tensor *m1, struct mb_ckpt_tensor *m2)
+{
+    int has_optim = mb_ckpt_reader_find(r, "/optim/step") != NULL;
+    int has_master = 0;
+
+    for (int i = 0; i < mb_ckpt_reader_count(r) && !has_master; i++)
+        has_master = strncmp(mb_ckpt_reader_info(r, i)->path, "/optim/master/", 14) == 0;
+    if ((m1 || m2) && !has_optim)
+        return mb_err_set(MB_E_INVALID, file, "checkpoint holds no optimizer state");
+    for (int i = 0; i < n; i++) {
+        const char *g = has_master ? "/optim/master" : "/model";
+        if (load_tensor(r, file, g, &model[i], model[i].data) != 0 ||
+            (m1 && load_tensor(r, file, "/optim/exp_avg", &model[i], m1[i].data) != 0) ||
+            (m2 && load_tensor(r, file, "/optim/exp_avg_sq", &model[i], m2[i].data) != 0))
+            return -1;
+    }
+    return 0;
+}
+
+static int load_state(mb_ckpt_reader *r, struct mb_ckpt_state *st, int optim)
+{
+    char *cfg = NULL, *recipe = NULL, *tok = NULL, *ver = NULL;
+    void *rng = NULL, *data = NULL;
+    int rc = 0;
+
+    memset(st, 0, sizeof *st);
+    rc = rc ? rc : mb_ckpt_reader_read_i64(r, "/train/iteration", &st->iteration);
+    rc = rc ? rc : mb_ckpt_reader_read_i64(r, "/train/consumed_train_samples",
+                                           &st->consumed_train_samples);
+    rc = rc ? rc : mb_ckpt_reader_read_i64(r, "/train/consumed_valid_samples",
+                                           &st->consumed_valid_samples);
+    if (optim)
+        rc = rc ? rc : mb_ckpt_reader_read_i64(r, "/optim/step", &st->optim_step);
+    rc = rc ? rc : mb_ckpt_reader_read_blob(r, "/train/rng_state", &rng, &st->rng_state_len);
+    rc = rc ? rc : mb_ckpt_reader_read_blob(r, "/train/data_state", &data, &st->data_state_len);
+    rc = rc ? rc : mb_ckpt_reader_attr(r, "model_config", &cfg);
+    rc = rc ? rc : mb_ckpt_reader_attr(r, "recipe", &recipe);
+    rc = rc ? rc : mb_ckpt_reader_attr(r, "tokenizer", &tok);
+    rc = rc ? rc : mb_ckpt_reader_attr(r, "mb_version", &ver);
+    st->rng_state = rng;
+    st->data_state = data;
+    st->model_config_json = cfg;
+    st->recipe_json = recipe;
+    st->tokenizer = tok;
+    st->mb_version = ver;
+    if (rc != 0)
+        mb_ckpt_state_release(st);
+    return rc;
+}
+
+void mb_ckpt_state_release(struct mb_ckpt_state *st)
+{
+    if (!st)
+        return;
+    free((void *)st->rng_state);
+    free((void *)st->data_state);
+    free((void *)st->model_config_json);
+    free((void *)st->recipe_json);
+    free((void *)st->tokenizer);
+    free((void *)st->mb_version);
+    memset(st, 0, sizeof *st);
+}
+
+int mb_ckpt_load(const struct mb_dist *d, const char *file, struct mb_ckpt_tensor *model, int n,
+                 struct mb_ckpt_tensor *exp_avg, struct mb_ckpt_tensor *exp_avg_sq,
+                 struct mb_ckpt_state *st)
+{
+    static const struct mb_dist single = { 0, 1, 0 };
+    mb_ckpt_reader *r = mb_ckpt_reader_open(d, file);
+    int rc = r ? 0 : -1;
+
+    if (st)
+        memset(st, 0, sizeof *st);
+    if (rc == 0)
+        rc = load_tensors(r, file, model, n, exp_avg, exp_avg_sq);
+    if (rc == 0 && st)
+        rc = load_state(r, st, mb_ckpt_reader_find(r, "/optim/step") != NULL);
+    mb_ckpt_reader_close(r);
+    if (!mb_dist_all_ok(d ? d : &single, rc == 0)) {
+        if (rc == 0)
+            rc = mb_err_set(MB_E_IO, file, "another rank failed to load the checkpoint");
+        if (st)
+            mb_ckpt_state_release(st);
+    }
+    return rc;
+}

@@ -1,0 +1,293 @@
+/* ckpt/reader.c - open a checkpoint, list its datasets, read tensors, scalars, blobs
+ * and attributes, without knowing the model. */
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "ckpt/internal.h"
+#include "core/mem.h"
+
+struct mb_ckpt_reader {
+    char *file;
+    hid_t h5;
+    struct mb_ckpt_info *items; /* sorted by path */
+    int n;
+    size_t cap;
+    int visit_err; /* the visit callback set mb_err */
+};
+
+static int add_item(mb_ckpt_reader *r, const char *name, hid_t dset)
+{
+    hid_t type = H5Dget_type(dset), space = H5Dget_space(dset);
+    int ndim = H5Sget_simple_extent_ndims(space);
+    hsize_t dims[H5S_MAX_RANK];
+    int rc = 0;
+
+    if (type < 0 || ndim < 0 || ndim > MB_CKPT_MAX_DIM) {
+        rc = ckpt_h5_err(MB_E_UNSUPPORTED, r->file, "dataset '/%s': unreadable or more than %d "
+                         "dimensions", name, MB_CKPT_MAX_DIM);
+        goto out;
+    }
+    H5Sget_simple_extent_dims(space, dims, NULL);
+    MB_GROW(r->items, r->cap, (size_t)r->n + 1);
+    struct mb_ckpt_info *it = &r->items[r->n++];
+    memset(it, 0, sizeof *it);
+    char *path = mb_xmalloc(strlen(name) + 2);
+    path[0] = '/';
+    strcpy(path + 1, name);
+    it->path = path;
+    it->dtype = ckpt_h5_classify(type);
+    it->ndim = ndim;
+    it->numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        it->shape[i] = (int64_t)dims[i];
+        it->numel *= it->shape[i];
+    }
+out:
+    if (type >= 0)
+        H5Tclose(type);
+    if (space >= 0)
+        H5Sclose(space);
+    return rc;
+}
+
+static herr_t visit(hid_t obj, const char *name, const H5O_info_t *info, void *arg)
+{
+    mb_ckpt_reader *r = arg;
+
+    if (info->type != H5O_TYPE_DATASET)
+        return 0;
+    hid_t dset = H5Oopen(obj, name, H5P_DEFAULT);
+    if (dset < 0) {
+        r->visit_err = 1;
+        return ckpt_h5_err(MB_E_PARSE, r->file, "cannot open dataset '/%s'", name);
+    }
+    int rc = add_item(r, name, dset);
+    H5Oclose(dset);
+    r->visit_err = rc != 0;
+    return rc;
+}
+
+static int cmp_info(const void *a, const void *b)
+{
+    return strcmp(((const struct mb_ckpt_info *)a)->path, ((const struct mb_ckpt_info *)b)->path);
+}
+
+/* Refuse HDF5 files that are not mb checkpoints, by their `format` attribute. */
+static int check_format(mb_ckpt_reader *r)
+{
+    char *format;
+
+    if (H5Aexists(r->h5, "format") <= 0)
+        return mb_err_set(MB_E_PARSE, r->file, "not an mb checkpoint (no 'format' attribute)");
+    if (mb_ckpt_reader_attr(r, "format", &format) != 0)
+        return -1;
+    int rc = 0;
+    if (strcmp(format, MB_CKPT_FORMAT) != 0)
+        rc = mb_err_set(MB_E_UNSUPPORTED, r->file, "checkpoint format '%s' (expected '%s')",
+                        format, MB_CKPT_FORMAT);
+    free(format);
+    return rc;
+}
+
+mb_ckpt_reader *mb_ckpt_reader_open(const struct mb_dist *d, const char *file)
+{
+    mb_ckpt_reader *r = mb_xcalloc(1, sizeof *r);
+    hid_t fapl = ckpt_h5_fapl(d);
+
+    ckpt_h5_quiet();
+    r->file = mb_xstrdup(file);
+    r->h5 = H5Fopen(file, H5F_ACC_RDONLY, fapl);
+    H5Pclose(fapl);
+    if (r->h5 < 0) {
+        /* take HDF5's reason before the next call clears it */
+        ckpt_h5_err(MB_E_PARSE, file, "cannot open checkpoint (missing, truncated or damaged)");
+        if (access(file, R_OK) == 0 && H5Fis_hdf5(file) <= 0)
+            mb_err_set(MB_E_PARSE, file, "not an HDF5 file");
+        goto fail;
+    }
+    if (check_format(r) != 0)
+        goto fail;
+    if (H5Ovisit2(r->h5, H5_INDEX_NAME, H5_ITER_INC, visit, r, H5O_INFO_BASIC) < 0) {
+        if (!r->visit_err)
+            ckpt_h5_err(MB_E_PARSE, file, "cannot list the checkpoint's datasets");
+        goto fail;
+    }
+    qsort(r->items, (size_t)r->n, sizeof *r->items, cmp_info);
+    return r;
+fail:
+    mb_ckpt_reader_close(r);
+    return NULL;
+}
+
+void mb_ckpt_reader_close(mb_ckpt_reader *r)
+{
+    if (!r)
+        return;
+    if (r->h5 > 0)
+        H5Fclose(r->h5);
+    for (int i = 0; i < r->n; i++)
+        free((char *)r->items[i].path);
+    free(r->items);
+    free(r->file);
+    free(r);
+}
+
+int mb_ckpt_reader_count(const mb_ckpt_reader *r)
+{
+    return r->n;
+}
+
+const struct mb_ckpt_info *mb_ckpt_reader_info(const mb_ckpt_reader *r, int i)
+{
+    return &r->items[i];
+}
+
+const struct mb_ckpt_info *mb_ckpt_reader_find(const mb_ckpt_reader *r, const char *path)
+{
+    struct mb_ckpt_info key = { .path = path };
+
+    return bsearch(&key, r->items, (size_t)r->n, sizeof *r->items, cmp_info);
+}
+
+/* Find PATH and check that it holds one of the dtypes in the mask WANT. */
+static const struct mb_ckpt_info *lookup(const mb_ckpt_reader *r, const char *path,
+                                         unsigned want, const char *what)
+{
+    const struct mb_ckpt_info *it = mb_ckpt_reader_find(r, path);
+
+    if (!it) {
+        mb_err_set(MB_E_INVALID, r->file, "no dataset '%s'", path);
+        return NULL;
+    }
+    if (!(want & (1u << it->dtype))) {
+        mb_err_set(MB_E_UNSUPPORTED, r->file, "dataset '%s' is %s, expected %s", path,
+                   mb_ckpt_dtype_name(it->dtype), what);
+        return NULL;
+    }
+    return it;
+}
+
+/* Read all of dataset PATH as MTYPE into BUF. */
+static int read_raw(mb_ckpt_reader *r, const char *path, hid_t mtype, void *buf)
+{
+    hid_t dset = H5Dopen2(r->h5, path, H5P_DEFAULT);
+    int rc = 0;
+
+    if (dset < 0)
+        return ckpt_h5_err(MB_E_PARSE, r->file, "cannot open dataset '%s'", path);
+    if (H5Dread(dset, mtype, H5S_ALL, H5S_ALL, H5P_DEFAULT, buf) < 0)
+        rc = ckpt_h5_err(MB_E_PARSE, r->file, "cannot read dataset '%s'", path);
+    H5Dclose(dset);
+    return rc;
+}
+
+int mb_ckpt_reader_read_f32(mb_ckpt_reader *r, const char *path, float *out, int64_t count)
+{
+    const struct mb_ckpt_info *it =
+        lookup(r, path, 1u << MB_CKPT_F32 | 1u << MB_CKPT_BF16, "fp32 or bf16");
+
+    if (!it)
+        return -1;
+    if (it->numel != count)
+        return mb_err_set(MB_E_INVALID, r->file, "dataset '%s' has %lld elements, expected %lld",
+                          path, (long long)it->numel, (long long)count);
+    if (count == 0)
+        return 0;
+    if (it->dtype == MB_CKPT_F32)
+        return read_raw(r, path, H5T_NATIVE_FLOAT, out);
+    /* bf16: read the bits in place (first half of OUT), then widen from the end */
+    uint16_t *half = (uint16_t *)out;
+    hid_t bf16 = ckpt_h5_bf16_type();
+    int rc = read_raw(r, path, bf16, half);
+    H5Tclose(bf16);
+    for (int64_t i = count - 1; rc == 0 && i >= 0; i--)
+        out[i] = mb_ckpt_f32_from_bf16(half[i]);
+    return rc;
+}
+
+int mb_ckpt_reader_read_i64(mb_ckpt_reader *r, const char *path, int64_t *out)
+{
+    const struct mb_ckpt_info *it = lookup(r, path, 1u << MB_CKPT_I64, "int64");
+
+    if (!it)
+        return -1;
+    if (it->numel != 1)
+        return mb_err_set(MB_E_INVALID, r->file, "dataset '%s' is not a scalar", path);
+    return read_raw(r, path, H5T_NATIVE_INT64, out);
+}
+
+int mb_ckpt_reader_read_blob(mb_ckpt_reader *r, const char *path, void **data, size_t *len)
+{
+    const struct mb_ckpt_info *it = lookup(r, path, 1u << MB_CKPT_U8, "uint8");
+
+    *data = NULL;
+    *len = 0;
+    if (!it)
+        return -1;
+    if (it->ndim != 1)
+        return mb_err_set(MB_E_INVALID, r->file, "dataset '%s' is not a byte string", path);
+    if (it->numel == 0)
+        return 0;
+    void *buf = mb_xmalloc((size_t)it->numel);
+    if (read_raw(r, path, H5T_NATIVE_UINT8, buf) != 0) {
+        free(buf);
+        return -1;
+    }
+    *data = buf;
+    *len = (size_t)it->numel;
+    return 0;
+}
+
+/* A fixed-length string attribute (as h5py writes bytes). */
+static int read_fixed_attr(hid_t a, hid_t ftype, char **value)
+{
+    size_t n = H5Tget_size(ftype);
+    hid_t mtype = H5Tcopy(H5T_C_S1);
+    char *buf = mb_xcalloc(1, n + 2);
+
+    H5Tset_size(mtype, n + 1);
+    int rc = H5Aread(a, mtype, buf) < 0 ? -1 : 0;
+    H5Tclose(mtype);
+    if (rc != 0)
+        free(buf);
+    else
+        *value = buf;
+    return rc;
+}
+
+static int read_var_attr(hid_t a, char **value)
+{
+    hid_t mtype = ckpt_h5_str_type();
+    char *s = NULL;
+    int rc = H5Aread(a, mtype, &s) < 0 ? -1 : 0;
+
+    H5Tclose(mtype);
+    if (rc == 0) {
+        *value = mb_xstrdup(s ? s : "");
+        H5free_memory(s);
+    }
+    return rc;
+}
+
+int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value)
+{
+    *value = NULL;
+    if (H5Aexists(r->h5, name) <= 0)
+        return mb_err_set(MB_E_INVALID, r->file, "no attribute '%s'", name);
+    hid_t a = H5Aopen(r->h5, name, H5P_DEFAULT);
+    hid_t ftype = a < 0 ? -1 : H5Aget_type(a);
+    int rc;
+    if (ftype < 0 || H5Tget_class(ftype) != H5T_STRING)
+        rc = mb_err_set(MB_E_INVALID, r->file, "attribute '%s' is not a string", name);
+    else if ((H5Tis_variable_str(ftype) > 0 ? read_var_attr(a, value)
+                                            : read_fixed_attr(a, ftype, value)) != 0)
+        rc = ckpt_h5_err(MB_E_PARSE, r->file, "cannot read attribute '%s'", name);
+    else
+        rc = 0;
+    if (ftype >= 0)
+        H5Tclose(ftype);
+    if (a >= 0)
+        H5Aclose(a);
+    return rc;
+}

@@ -1,0 +1,384 @@
+/* ckpt/save.c - collective write of a checkpoint and its commit protocol (style B.7).
+ *
+ * Every rank runs the same sequence of HDF5 calls (creation of groups, datasets and
+ * attributes is collective in parallel HDF5) and writes only its rows. After each step
+ * the ranks agree on success, so a failure anywhere makes every rank stop at the same
+ * point and return -1.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "ckpt/internal.h"
+#include "core/cli.h"
+#include "core/fs.h"
+#include "core/mem.h"
+
+struct saver {
+    const struct mb_dist *d;
+    int rank, nranks;
+    const char *tmp; /* the file being written, named in errors */
+    hid_t file, dxpl, lcpl, bf16;
+};
+
+/* All ranks learn whether every rank succeeded; a rank that did not fail itself
+ * records which step failed elsewhere. Returns 0 if all succeeded, else -1. */
+static int agree(const struct saver *s, int rc, const char *step)
+{
+    static const struct mb_dist single = { 0, 1, 0 };
+
+    if (mb_dist_all_ok(s->d ? s->d : &single, rc == 0))
+        return 0;
+    if (rc == 0)
+        mb_err_set(MB_E_IO, s->tmp, "another rank failed while %s", step);
+    return -1;
+}
+
+static int64_t numel(const struct mb_ckpt_tensor *t)
+{
+    int64_t n = 1;
+
+    for (int i = 0; i < t->ndim; i++)
+        n *= t->shape[i];
+    return n;
+}
+
+static int check_tensor(const struct mb_ckpt_tensor *t, const struct mb_ckpt_tensor *like,
+                        const char *what)
+{
+    const char *name = like->name;
+
+    if (t->ndim < 1 || t->ndim > MB_CKPT_MAX_DIM)
+        return mb_err_set(MB_E_INVALID, name, "%s has %d dimensions (1 to %d allowed)", what,
+                          t->ndim, MB_CKPT_MAX_DIM);
+    for (int i = 0; i < t->ndim; i++)
+        if (t->shape[i] < 0 || (t != like && t->shape[i] != like->shape[i]))
+            return mb_err_set(MB_E_INVALID, name, "%s: bad or mismatched dimension %d", what, i);
+    if (t != like && t->ndim != like->ndim)
+        return mb_err_set(MB_E_INVALID, name, "%s has a different rank from the weight", what);
+    if (!t->data && numel(t) > 0)
+        return mb_err_set(MB_E_INVALID, name, "%s has no data", what);
+    return 0;
+}
+
+static int check_args(const struct mb_ckpt_tensor *model, int n,
+                      const struct mb_ckpt_tensor *m1, const struct mb_ckpt_tensor *m2,
+                      enum mb_ckpt_dtype dtype, const struct mb_ckpt_state *st)
+{
+    if (dtype != MB_CKPT_F32 && dtype != MB_CKPT_BF16)
+        return mb_err_set(MB_E_INVALID, "", "checkpoint weights must be fp32 or bf16, not %s",
+                          mb_ckpt_dtype_name(dtype));
+    if (!st || st->iteration < 0 || st->iteration > 9999999)
+        return mb_err_set(MB_E_INVALID, "", "checkpoint iteration must be 0 to 9999999");
+    if ((m1 == NULL) != (m2 == NULL))
+        return mb_err_set(MB_E_INVALID, "", "both Adam moments or neither must be given");
+    if ((st->rng_state_len && !st->rng_state) || (st->data_state_len && !st->data_state))
+        return mb_err_set(MB_E_INVALID, "", "state blob without data");
+    for (int i = 0; i < n; i++) {
+        char *path = mb_ckpt_dataset_path("/model", model[i].name);
+        if (!path)
+            return -1;
+        free(path);
+        if (check_tensor(&model[i], &model[i], "weight") != 0 ||
+            (m1 && check_tensor(&m1[i], &model[i], "exp_avg") != 0) ||
+            (m2 && check_tensor(&m2[i], &model[i], "exp_avg_sq") != 0))
+            return -1;
+    }
+    return 0;
+}
+
+/* mkdir -p DIR. */
+static int make_dir(const char *dir)
+{
+    char *p = mb_xstrdup(dir);
+    int rc = 0;
+
+    for (char *s = p + 1;; s++) {
+        if (*s != '/' && *s != '\0')
+            continue;
+        char c = *s;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
+            rc = mb_err_errno(p, "cannot create checkpoint directory");
+            break;
+        }
+        *s = c;
+        if (c == '\0')
+            break;
+    }
+    free(p);
+    return rc;
+}
+
+/* Select this rank's rows [lo, hi) of the first axis in FSPACE and a matching memory
+ * space; a rank with no rows (or not the root, for ROOT_ONLY) selects nothing. */
+static hid_t select_rows(const struct saver *s, hid_t fspace, int ndim, const hsize_t *dims,
+                         int root_only, hsize_t *lo_out)
+{
+    hsize_t lo = 0, hi = 0, row = 1, start[MB_CKPT_MAX_DIM] = { 0 }, count[MB_CKPT_MAX_DIM];
+
+    if (ndim == 0) {
+        hi = s->rank == 0;
+    } else if (root_only) {
+        hi = s->rank == 0 ? dims[0] : 0;
+    } else {
+        lo = dims[0] * (hsize_t)s->rank / (hsize_t)s->nranks;
+        hi = dims[0] * (hsize_t)(s->rank + 1) / (hsize_t)s->nranks;
+    }
+    for (int i = 1; i < ndim; i++)
+        row *= dims[i];
+    hsize_t n = (hi - lo) * row;
+    hid_t mspace = H5Screate_simple(1, (hsize_t[]){ n ? n : 1 }, NULL);
+    if (n == 0) {
+        H5Sselect_none(mspace);
+        H5Sselect_none(fspace);
+    } else if (ndim > 0) {
+        memcpy(count, dims, (size_t)ndim * sizeof *dims);
+        start[0] = lo;
+        count[0] = hi - lo;
+        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+    }
+    *lo_out = lo * row;
+    return mspace;
+}
+
+/* Create dataset PATH of FTYPE and write this rank's part of DATA (elements of MTYPE,
+ * ESIZE bytes each; CONVERT, if set, turns fp32 rows into bf16 first). */
+static int write_dataset(struct saver *s, const char *path, hid_t ftype, int ndim,
+                         const int64_t *shape, const void *data, hid_t mtype, size_t esize,
+                         int root_only, int to_bf16)
+{
+    hsize_t dims[MB_CKPT_MAX_DIM], lo;
+    for (int i = 0; i < ndim; i++)
+        dims[i] = (hsize_t)shape[i];
+    hid_t fspace = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR);
+    hid_t dset = H5Dcreate2(s->file, path, ftype, fspace, s->lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    if (dset < 0) { /* before any other HDF5 call clears the error stack */
+        int rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot create dataset '%s'", path);
+        H5Sclose(fspace);
+        return rc;
+    }
+    hid_t mspace = select_rows(s, fspace, ndim, dims, root_only, &lo);
+    hssize_t n = H5Sget_select_npoints(mspace);
+    const char *src = n > 0 ? (const char *)data + lo * esize : (const char *)&lo;
+    uint16_t *half = NULL;
+    if (to_bf16 && n > 0) {
+        half = mb_xmalloc((size_t)n * sizeof *half);
+        for (hssize_t i = 0; i < n; i++)
+            half[i] = mb_ckpt_bf16_from_f32(((const float *)data)[lo + (hsize_t)i]);
+        src = (const char *)half;
+    }
+    int rc = 0;
+    if (H5Dwrite(dset, mtype, mspace, fspace, s->dxpl, src) < 0)
+        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot write dataset '%s'", path);
+    free(half);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    H5Dclose(dset);
+    return rc;
+}
+
+static int write_tensor(struct saver *s, const char *group, const char *name,
+                        const struct mb_ckpt_tensor *t, int bf16)
+{
+    char *path = mb_ckpt_dataset_path(group, name);
+    int rc = write_dataset(s, path, bf16 ? s->bf16 : H5T_IEEE_F32LE, t->ndim, t->shape,
+                           t->data, bf16 ? s->bf16 : H5T_NATIVE_FLOAT, sizeof(float), 0, bf16);
+
+    rc = agree(s, rc, path);
+    free(path);
+    return rc;
+}
+
+static int write_i64(struct saver *s, const char *path, int64_t v)
+{
+    return write_dataset(s, path, H5T_STD_I64LE, 0, NULL, &v, H5T_NATIVE_INT64,
+                         sizeof v, 1, 0);
+}
+
+static int write_blob(struct saver *s, const char *path, const void *data, size_t len)
+{
+    int64_t shape[1] = { (int64_t)len };
+
+    return write_dataset(s, path, H5T_STD_U8LE, 1, shape, data, H5T_NATIVE_UINT8, 1, 1, 0);
+}
+
+static int write_attr(struct saver *s, const char *name, const char *value)
+{
+    hid_t type = ckpt_h5_str_type(), space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(s->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const char *v = value ? value : "";
+    int rc = 0;
+
+    if (a < 0 || H5Awrite(a, type, &v) < 0)
+        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot write attribute '%s'", name);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(type);
+    return rc;
+}
+
+static int write_meta(struct saver *s, const struct mb_ckpt_state *st, int optim)
+{
+    int rc = write_i64(s, "/train/iteration", st->iteration);
+
+    rc = rc ? rc : write_i64(s, "/train/consumed_train_samples", st->consumed_train_samples);
+    rc = rc ? rc : write_i64(s, "/train/consumed_valid_samples", st->consumed_valid_samples);
+    rc = rc ? rc : write_blob(s, "/train/rng_state", st->rng_state, st->rng_state_len);
+    rc = rc ? rc : write_blob(s, "/train/data_state", st->data_state, st->data_state_len);
+    if (optim)
+        rc = rc ? rc : write_i64(s, "/optim/step", st->optim_step);
+    rc = rc ? rc : write_attr(s, "format", MB_CKPT_FORMAT);
+    rc = rc ? rc : write_attr(s, "mb_version", mb_version());
+    rc = rc ? rc : write_attr(s, "model_config", st->model_config_json);
+    rc = rc ? rc : write_attr(s, "recipe", st->recipe_json);
+    rc = rc ? rc : write_attr(s, "tokenizer", st->tokenizer);
+    return agree(s, rc, "writing /train and the attributes");
+}
+
+static int write_groups(struct saver *s, int optim)
+{
+    static const char *groups[] = { "/model", "/train", "/optim" };
+    int rc = 0;
+
+    if (H5Tcommit2(s->file, "/bf16", s->bf16, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) < 0)
+        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot store the bf16 type");
+    for (int i = 0; rc == 0 && i < (optim ? 3 : 2); i++) {
+        hid_t g = H5Gcreate2(s->file, groups[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        if (g < 0)
+            rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot create group '%s'", groups[i]);
+        else
+            H5Gclose(g);
+    }
+    return agree(s, rc, "creating groups");
+}
+
+static int write_all(struct saver *s, const struct mb_ckpt_tensor *model, int n,
+                     const struct mb_ckpt_tensor *m1, const struct mb_ckpt_tensor *m2,
+                     int bf16, const struct mb_ckpt_state *st)
+{
+    if (write_groups(s, m1 != NULL) != 0)
+        return -1;
+    for (int i = 0; i < n; i++)
+        if (write_tensor(s, "/model", model[i].name, &model[i], bf16) != 0)
+            return -1;
+    for (int i = 0; m1 && i < n; i++) {
+        if ((bf16 && write_tensor(s, "/optim/master", model[i].name, &model[i], 0) != 0) ||
+            write_tensor(s, "/optim/exp_avg", model[i].name, &m1[i], 0) != 0 ||
+            write_tensor(s, "/optim/exp_avg_sq", model[i].name, &m2[i], 0) != 0)
+            return -1;
+    }
+    return write_meta(s, st, m1 != NULL);
+}
+
+/* Create TMP collectively, write everything, flush and close. */
+static int write_file(struct saver *s, const struct mb_ckpt_tensor *model, int n,
+                      const struct mb_ckpt_tensor *m1, const struct mb_ckpt_tensor *m2,
+                      int bf16, const struct mb_ckpt_state *st)
+{
+    hid_t fapl = ckpt_h5_fapl(s->d);
+
+    s->file = H5Fcreate(s->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    int rc = s->file < 0 ? ckpt_h5_err(MB_E_IO, s->tmp, "cannot create checkpoint file") : 0;
+    H5Pclose(fapl);
+    if (agree(s, rc, "creating the checkpoint file") != 0)
+        return -1;
+    s->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (ckpt_mpi(s->d))
+        H5Pset_dxpl_mpio(s->dxpl, H5FD_MPIO_COLLECTIVE);
+    s->lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(s->lcpl, 1);
+    s->bf16 = ckpt_h5_bf16_type();
+    rc = write_all(s, model, n, m1, m2, bf16, st);
+    if (rc == 0 && H5Fflush(s->file, H5F_SCOPE_GLOBAL) < 0)
+        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot flush checkpoint file");
+    H5Tclose(s->bf16);
+    H5Pclose(s->lcpl);
+    H5Pclose(s->dxpl);
+    if (H5Fclose(s->file) < 0 && rc == 0)
+        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot close checkpoint file");
+    return agree(s, rc, "writing the checkpoint file");
+}
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0 || fsync(fd) != 0)
+        rc = mb_err_errno(path, "cannot fsync");
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* Rank 0: sync TMP, rename it to FINAL, then replace DIR/latest with NAME. */
+static int commit(const char *tmp, const char *final, const char *dir, const char *name)
+{
+    if (fsync_path(tmp) != 0)
+        return -1;
+    if (rename(tmp, final) != 0)
+        return mb_err_errno(final, "cannot rename temporary checkpoint into place");
+    if (mb_fs_sync_parent(final) != 0)
+        return -1;
+    struct mb_outfile of = MB_OUTFILE_INIT;
+    char *latest = mb_xmalloc(strlen(dir) + 8);
+    sprintf(latest, "%s/latest", dir);
+    int rc = mb_outfile_open(&of, latest);
+    if (rc == 0) {
+        mb_outfile_write(&of, name, strlen(name));
+        mb_outfile_write(&of, "\n", 1);
+        rc = mb_outfile_commit(&of);
+    }
+    free(latest);
+    return rc;
+}
+
+static char *join(const char *dir, const char *name, const char *suffix)
+{
+    char *p = mb_xmalloc(strlen(dir) + strlen(name) + strlen(suffix) + 2);
+
+    sprintf(p, "%s/%s%s", dir, name, suffix);
+    return p;
+}
+
+int mb_ckpt_save(const struct mb_dist *d, const char *dir, const struct mb_ckpt_tensor *model,
+                 int n, const struct mb_ckpt_tensor *exp_avg,
+                 const struct mb_ckpt_tensor *exp_avg_sq, enum mb_ckpt_dtype model_dtype,
+                 const struct mb_ckpt_state *st, char **saved_path)
+{
+    struct saver s = { .d = d, .rank = d ? d->rank : 0, .nranks = d ? d->size : 1,
+                       .tmp = dir };
+    char name[32];
+
+    ckpt_h5_quiet();
+    if (saved_path)
+        *saved_path = NULL;
+    int rc = check_args(model, n, exp_avg, exp_avg_sq, model_dtype, st);
+    if (rc == 0 && s.rank == 0)
+        rc = make_dir(dir);
+    if (agree(&s, rc, "checking the checkpoint arguments") != 0)
+        return -1;
+    snprintf(name, sizeof name, "iter_%07lld.h5", (long long)st->iteration);
+    char *final = join(dir, name, ""), *tmp = join(dir, name, ".tmp");
+    s.tmp = tmp;
+    mb_fs_register_temp(tmp);
+    rc = write_file(&s, model, n, exp_avg, exp_avg_sq, model_dtype == MB_CKPT_BF16, st);
+    if (rc == 0 && s.rank == 0)
+        rc = commit(tmp, final, dir, name);
+    rc = agree(&s, rc, "committing the checkpoint");
+    if (rc != 0 && s.rank == 0)
+        unlink(tmp);
+    mb_fs_forget_temp(tmp);
+    free(tmp);
+    if (rc == 0 && saved_path)
+        *saved_path = final;
+    else
+        free(final);
+    return rc;
+}
