@@ -1,0 +1,61 @@
+/* train/internal.h - the trainer's state, shared by the files of the training loop. */
+#ifndef MB_TRAIN_INTERNAL_H
+#define MB_TRAIN_INTERNAL_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "data/gpt_dataset.h"
+#include "dist/comm.h"
+#include "nn/model.h"
+#include "train/optim.h"
+#include "train/sched.h"
+#include "train/tb.h"
+#include "train/trainer.h"
+
+/* Host buffers of the micro-batches one rank runs in an iteration. */
+struct mb_train_batches {
+    int64_t count;          /* micro-batches (gradient accumulation steps) */
+    int64_t micro;          /* sequences per micro-batch */
+    int64_t seq;
+    int32_t *tokens, *labels, *position_ids; /* [count * micro * seq] */
+    float *loss_mask;
+};
+
+struct mb_trainer {
+    const struct mb_dist *dist;
+    const mb_config *cfg;
+    const struct mb_train_tokenizer *tok;
+    struct mb_model model;
+    struct mb_adamw opt;
+    struct mb_lr_schedule sched;
+    mb_gpt_data *data;
+    mb_tb *tb;
+    struct mb_train_batches batches;
+
+    int64_t train_iters, micro_batch, global_batch, seq;
+    int64_t iteration;            /* iterations done */
+    int64_t consumed_train;       /* samples */
+    int64_t consumed_valid;
+    double clip_grad;
+
+    /* what the log line averages since it was last printed */
+    double log_loss_sum;
+    int64_t log_iters;
+    double log_start;             /* mb_now() */
+};
+
+/* Read the samples of micro-batches for SPLIT starting at global sample FIRST into B
+ * (this rank's slices). */
+MB_MUST_CHECK int mb_train_fill(struct mb_trainer *t, int split, int64_t first);
+
+/* Checkpoint glue (train/state.c). */
+MB_MUST_CHECK int mb_train_save(struct mb_trainer *t);
+MB_MUST_CHECK int mb_train_resume(struct mb_trainer *t, const char *file);
+
+/* Logging (train/report.c). */
+void mb_train_log_start(struct mb_trainer *t);
+void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr);
+void mb_train_log_eval(struct mb_trainer *t, double loss);
+
+#endif /* MB_TRAIN_INTERNAL_H */

@@ -1,0 +1,98 @@
+/* train/state.c - save and resume a run through ckpt/: weights, Adam moments, counters. */
+#include "train/internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "ckpt/ckpt.h"
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/time.h"
+
+/* The parameters as checkpoint tensors over the flat buffer BASE. */
+static struct mb_ckpt_tensor *tensors_over(const struct mb_param_table *p, float *base)
+{
+    struct mb_ckpt_tensor *t = mb_xcalloc((size_t)p->count, sizeof(*t));
+    for (int i = 0; i < p->count; i++) {
+        t[i].name = p->items[i].name;
+        t[i].ndim = p->items[i].ndim;
+        for (int d = 0; d < p->items[i].ndim; d++)
+            t[i].shape[d] = p->items[i].shape[d];
+        t[i].data = base + p->items[i].offset;
+    }
+    return t;
+}
+
+static int parse_dtype(const mb_config *cfg, enum mb_ckpt_dtype *out)
+{
+    const char *s = mb_config_str(cfg, "checkpoint.ckpt_dtype");
+    if (strcmp(s, "fp32") == 0)
+        *out = MB_CKPT_F32;
+    else if (strcmp(s, "bf16") == 0)
+        *out = MB_CKPT_BF16;
+    else
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "checkpoint.ckpt_dtype"),
+                          "checkpoint.ckpt_dtype '%s': use fp32 or bf16", s);
+    return 0;
+}
+
+int mb_train_save(struct mb_trainer *t)
+{
+    const struct mb_param_table *p = &t->model.params;
+    enum mb_ckpt_dtype dtype = MB_CKPT_F32;
+    if (parse_dtype(t->cfg, &dtype) < 0)
+        return -1;
+    bool optim = mb_config_bool(t->cfg, "checkpoint.save_optim");
+    struct mb_ckpt_tensor *w = tensors_over(p, t->model.w);
+    struct mb_ckpt_tensor *m = optim ? tensors_over(p, t->opt.exp_avg) : NULL;
+    struct mb_ckpt_tensor *v = optim ? tensors_over(p, t->opt.exp_avg_sq) : NULL;
+    char *model_json = mb_model_config_to_json(&t->model.cfg);
+    char *recipe_json = mb_config_to_json(t->cfg);
+    struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
+    st.iteration = t->iteration;
+    st.consumed_train_samples = t->consumed_train;
+    st.consumed_valid_samples = t->consumed_valid;
+    st.optim_step = t->opt.step;
+    st.model_config_json = model_json;
+    st.recipe_json = recipe_json;
+    st.tokenizer = t->tok->name ? t->tok->name : "";
+    char *saved = NULL;
+    double start = mb_now();
+    int rc = mb_ckpt_save(t->dist, mb_config_str(t->cfg, "checkpoint.save"), w, p->count, m, v,
+                          dtype, &st, &saved);
+    if (rc == 0 && t->dist->rank == 0)
+        mb_log_info("saved checkpoint %s at iteration %lld in %.2f s", saved,
+                    (long long)t->iteration, mb_now() - start);
+    free(saved);
+    free(model_json);
+    free(recipe_json);
+    free(w);
+    free(m);
+    free(v);
+    return rc;
+}
+
+int mb_train_resume(struct mb_trainer *t, const char *file)
+{
+    const struct mb_param_table *p = &t->model.params;
+    struct mb_ckpt_tensor *w = tensors_over(p, t->model.w);
+    struct mb_ckpt_tensor *m = tensors_over(p, t->opt.exp_avg);
+    struct mb_ckpt_tensor *v = tensors_over(p, t->opt.exp_avg_sq);
+    struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
+    int rc = mb_ckpt_load(t->dist, file, w, p->count, m, v, &st);
+    if (rc == 0) {
+        t->iteration = st.iteration;
+        t->consumed_train = st.consumed_train_samples;
+        t->consumed_valid = st.consumed_valid_samples;
+        t->opt.step = st.optim_step;
+        if (t->dist->rank == 0)
+            mb_log_info("resumed from %s: iteration %lld, %lld samples consumed", file,
+                        (long long)t->iteration, (long long)t->consumed_train);
+    }
+    mb_ckpt_state_release(&st);
+    free(w);
+    free(m);
+    free(v);
+    return rc;
+}

@@ -1,0 +1,323 @@
+/* train/trainer.c - build the run from the config, then iterate. */
+#include "train/internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/err.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/time.h"
+#include "ckpt/ckpt.h"
+#include "kern/ops.h"
+#include "train/setup.h"
+
+static int check_sizes(struct mb_trainer *t)
+{
+    const mb_config *cfg = t->cfg;
+    t->train_iters = mb_config_i64(cfg, "train.train_iters");
+    t->micro_batch = mb_config_i64(cfg, "train.micro_batch_size");
+    t->global_batch = mb_config_i64(cfg, "train.global_batch_size");
+    t->seq = mb_config_i64(cfg, "data.seq_length");
+    int64_t dp = t->dist->size;
+    if (t->global_batch == 0)
+        t->global_batch = t->micro_batch * dp;
+    if (t->train_iters < 0 || t->micro_batch <= 0 || t->seq <= 0)
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "train.micro_batch_size"),
+                          "train.train_iters, train.micro_batch_size and data.seq_length must "
+                          "be positive");
+    if (t->global_batch % (t->micro_batch * dp) != 0)
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "train.global_batch_size"),
+                          "train.global_batch_size %lld is not a multiple of "
+                          "micro_batch_size %lld x data-parallel size %lld",
+                          (long long)t->global_batch, (long long)t->micro_batch, (long long)dp);
+    const char *par[] = { "dist.tensor_model_parallel_size", "dist.pipeline_model_parallel_size",
+                          "dist.context_parallel_size" };
+    for (int i = 0; i < 3; i++)
+        if (mb_config_i64(cfg, par[i]) != 1)
+            return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, par[i]),
+                              "%s: only 1 is supported so far (data parallelism over all ranks)",
+                              par[i]);
+    const char *device = mb_config_str(cfg, "dist.device");
+    if (strcmp(device, "cuda") == 0)
+        return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, "dist.device"),
+                          "dist.device=cuda: this build has no CUDA backend; use cpu or auto");
+    return 0;
+}
+
+static int64_t eval_samples(const struct mb_trainer *t)
+{
+    int64_t interval = mb_config_i64(t->cfg, "train.eval_interval");
+    int64_t iters = mb_config_i64(t->cfg, "train.eval_iters");
+    if (interval <= 0 || iters <= 0)
+        return 0;
+    return (t->train_iters / interval + 1) * iters * t->global_batch;
+}
+
+static int open_data(struct mb_trainer *t)
+{
+    const mb_config *cfg = t->cfg;
+    struct mb_gpt_data_config dc;
+    memset(&dc, 0, sizeof(dc));
+    const char **paths = NULL;
+    double *weights = NULL;
+    dc.mock = mb_config_bool(cfg, "data.mock");
+    if (!dc.mock) {
+        int n = mb_setup_blend(cfg, &paths, &weights);
+        if (n < 0)
+            return -1;
+        dc.paths = paths;
+        dc.weights = weights;
+        dc.n_paths = n;
+    }
+    snprintf(dc.split, sizeof(dc.split), "%s", mb_config_str(cfg, "data.split"));
+    dc.seq_length = t->seq;
+    dc.seed = (uint64_t)mb_config_i64(cfg, "train.seed");
+    dc.mock_vocab = t->model.cfg.vocab_size;
+    dc.eod_mask_loss = mb_config_bool(cfg, "data.eod_mask_loss");
+    dc.reset_position_ids = mb_config_bool(cfg, "data.reset_position_ids");
+    int64_t eod = mb_config_i64(cfg, "tokenizer.eod_id");
+    dc.eod_id = (int32_t)(eod >= 0 ? eod : t->tok->eod_id);
+    dc.pad_id = -1;
+    dc.cache_dir = mb_config_has(cfg, "data.path_to_cache")
+                       ? mb_config_str(cfg, "data.path_to_cache")
+                       : NULL;
+    int64_t test_iters = mb_config_i64(cfg, "train.eval_iters");
+    dc.num_samples[MB_SPLIT_TRAIN] = t->train_iters * t->global_batch;
+    dc.num_samples[MB_SPLIT_VALID] = eval_samples(t);
+    dc.num_samples[MB_SPLIT_TEST] = test_iters > 0 ? test_iters * t->global_batch : 0;
+    /* rank 0 builds the index caches; the others then load them */
+    int rc = 0;
+    if (t->dist->rank == 0)
+        rc = mb_gpt_data_open(&t->data, &dc);
+    if (mb_dist_all_ok(t->dist, rc == 0) && t->dist->rank != 0)
+        rc = mb_gpt_data_open(&t->data, &dc);
+    free(paths);
+    free(weights);
+    if (!mb_dist_all_ok(t->dist, rc == 0))
+        return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, "data", "another rank failed to open the data");
+    return 0;
+}
+
+static int alloc_batches(struct mb_trainer *t)
+{
+    struct mb_train_batches *b = &t->batches;
+    b->micro = t->micro_batch;
+    b->seq = t->seq;
+    b->count = t->global_batch / (t->micro_batch * t->dist->size);
+    size_t n = (size_t)(b->count * b->micro * b->seq);
+    b->tokens = mb_xmalloc(n * sizeof(int32_t));
+    b->labels = mb_xmalloc(n * sizeof(int32_t));
+    b->position_ids = mb_xmalloc(n * sizeof(int32_t));
+    b->loss_mask = mb_xmalloc(n * sizeof(float));
+    return 0;
+}
+
+static int setup(struct mb_trainer *t)
+{
+    const mb_config *cfg = t->cfg;
+    struct mb_model_config mc;
+    if (check_sizes(t) < 0 || mb_setup_model_config(cfg, t->tok->vocab_size, &mc) < 0)
+        return -1;
+    if (t->seq > mc.max_position_embeddings)
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "data.seq_length"),
+                          "data.seq_length %lld exceeds model.max_position_embeddings %lld",
+                          (long long)t->seq, (long long)mc.max_position_embeddings);
+    if (mb_model_init(&t->model, &mc, mb_ops_cpu()) < 0)
+        return -1;
+    mb_model_init_weights(&t->model, (uint64_t)mb_config_i64(cfg, "train.seed"));
+    if (mb_adamw_init(&t->opt, t->model.ops, &t->model.params,
+                      (float)mb_config_double(cfg, "optimizer.adam_beta1"),
+                      (float)mb_config_double(cfg, "optimizer.adam_beta2"),
+                      (float)mb_config_double(cfg, "optimizer.adam_eps"),
+                      (float)mb_config_double(cfg, "optimizer.weight_decay")) < 0)
+        return -1;
+    if (mb_lr_schedule_from_config(&t->sched, cfg, t->global_batch) < 0)
+        return -1;
+    t->clip_grad = mb_config_double(cfg, "optimizer.clip_grad");
+    if (alloc_batches(t) < 0 || open_data(t) < 0)
+        return -1;
+    if (t->dist->rank == 0 && mb_config_has(cfg, "logger.tensorboard_dir") &&
+        mb_tb_open(&t->tb, mb_config_str(cfg, "logger.tensorboard_dir")) < 0)
+        return -1;
+    return 0;
+}
+
+int mb_train_fill(struct mb_trainer *t, int split, int64_t first)
+{
+    struct mb_train_batches *b = &t->batches;
+    int64_t dp = t->dist->size, r = t->dist->rank;
+    for (int64_t j = 0; j < b->count; j++) {
+        for (int64_t i = 0; i < b->micro; i++) {
+            int64_t k = first + (j * dp + r) * b->micro + i;
+            int64_t at = (j * b->micro + i) * b->seq;
+            if (mb_gpt_data_sample(t->data, split, k, b->tokens + at, b->labels + at,
+                                   b->loss_mask + at, b->position_ids + at) < 0)
+                return -1;
+        }
+    }
+    return 0;
+}
+
+static struct mb_batch micro_batch(const struct mb_trainer *t, int64_t j)
+{
+    const struct mb_train_batches *b = &t->batches;
+    int64_t at = j * b->micro * b->seq;
+    struct mb_batch mb = { b->micro, b->seq, b->tokens + at, b->labels + at,
+                           b->loss_mask + at, b->position_ids + at };
+    return mb;
+}
+
+/* Tokens that count for the loss in this rank's micro-batches. */
+static double local_mask_sum(const struct mb_trainer *t)
+{
+    const struct mb_train_batches *b = &t->batches;
+    double s = 0;
+    for (int64_t i = 0; i < b->count * b->micro * b->seq; i++)
+        if (b->labels[i] >= 0)
+            s += b->loss_mask[i];
+    return s;
+}
+
+/* Forward (and backward when TRAINING) over this rank's micro-batches; returns the
+ * global mean loss in *LOSS. */
+static int run_batches(struct mb_trainer *t, bool training, double *loss)
+{
+    double totals[2] = { 0, local_mask_sum(t) };
+    mb_dist_sum_f64(t->dist, &totals[1], 1);
+    float grad_scale = training && totals[1] > 0 ? (float)(1.0 / totals[1]) : 0.0f;
+    double sum = 0;
+    int rc = 0;
+    for (int64_t j = 0; j < t->batches.count && rc == 0; j++) {
+        struct mb_batch mb = micro_batch(t, j);
+        double ls, ms;
+        rc = mb_model_step(&t->model, &mb, grad_scale, &ls, &ms, NULL);
+        sum += ls;
+    }
+    if (!mb_dist_all_ok(t->dist, rc == 0))
+        return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, "batch", "another rank failed");
+    totals[0] = sum;
+    mb_dist_sum_f64(t->dist, totals, 1);
+    *loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
+    return 0;
+}
+
+static int train_iteration(struct mb_trainer *t)
+{
+    int rc = mb_train_fill(t, MB_SPLIT_TRAIN, t->consumed_train);
+    if (!mb_dist_all_ok(t->dist, rc == 0))
+        return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, "data", "another rank failed");
+    struct mb_model *m = &t->model;
+    mb_model_zero_grad(m);
+    double loss;
+    if (run_batches(t, true, &loss) < 0)
+        return -1;
+    mb_dist_sum_f32(t->dist, m->g, m->params.total);
+    double norm = mb_clip_grad_norm(m->ops, m->g, m->params.total, t->clip_grad);
+    double lr = mb_lr_at(&t->sched, t->iteration);
+    mb_adamw_step(&t->opt, m->w, m->g, (float)lr);
+    t->iteration++;
+    t->consumed_train += t->global_batch;
+    mb_train_log_iteration(t, loss, norm, lr);
+    return 0;
+}
+
+static int evaluate(struct mb_trainer *t)
+{
+    int64_t iters = mb_config_i64(t->cfg, "train.eval_iters");
+    if (mb_gpt_data_size(t->data, MB_SPLIT_VALID) <= 0 || iters <= 0)
+        return 0;
+    double total = 0;
+    for (int64_t i = 0; i < iters; i++) {
+        int rc = mb_train_fill(t, MB_SPLIT_VALID, t->consumed_valid);
+        if (!mb_dist_all_ok(t->dist, rc == 0))
+            return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, "data", "another rank failed");
+        double loss;
+        if (run_batches(t, false, &loss) < 0)
+            return -1;
+        total += loss;
+        t->consumed_valid += t->global_batch;
+    }
+    mb_train_log_eval(t, total / (double)iters);
+    return 0;
+}
+
+static bool every(int64_t iteration, int64_t interval)
+{
+    return interval > 0 && iteration % interval == 0;
+}
+
+static int loop(struct mb_trainer *t)
+{
+    const mb_config *cfg = t->cfg;
+    int64_t eval_interval = mb_config_i64(cfg, "train.eval_interval");
+    int64_t save_interval = mb_config_i64(cfg, "checkpoint.save_interval");
+    int64_t exit_interval = mb_config_i64(cfg, "train.exit_interval");
+    bool save = mb_config_has(cfg, "checkpoint.save");
+    mb_train_log_start(t);
+    while (t->iteration < t->train_iters) {
+        if (train_iteration(t) < 0)
+            return -1;
+        if (every(t->iteration, eval_interval) && evaluate(t) < 0)
+            return -1;
+        bool last = t->iteration == t->train_iters;
+        bool stop = every(t->iteration, exit_interval);
+        if (save && (every(t->iteration, save_interval) || last || stop) && mb_train_save(t) < 0)
+            return -1;
+        if (stop) {
+            mb_log_info("exit_interval %lld reached at iteration %lld", (long long)exit_interval,
+                        (long long)t->iteration);
+            break;
+        }
+    }
+    return 0;
+}
+
+static void teardown(struct mb_trainer *t)
+{
+    mb_tb_close(t->tb);
+    mb_gpt_data_close(t->data);
+    mb_adamw_free(&t->opt);
+    mb_model_free(&t->model);
+    free(t->batches.tokens);
+    free(t->batches.labels);
+    free(t->batches.position_ids);
+    free(t->batches.loss_mask);
+}
+
+static int maybe_resume(struct mb_trainer *t)
+{
+    if (!mb_config_has(t->cfg, "checkpoint.load"))
+        return 0;
+    char *file = NULL;
+    if (mb_ckpt_resolve(mb_config_str(t->cfg, "checkpoint.load"), &file) < 0)
+        return -1;
+    if (!file) {
+        mb_log_info("checkpoint.load %s has no 'latest': starting from scratch",
+                    mb_config_str(t->cfg, "checkpoint.load"));
+        return 0;
+    }
+    int rc = mb_train_resume(t, file);
+    free(file);
+    return rc;
+}
+
+int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
+                 const struct mb_train_tokenizer *tok)
+{
+    struct mb_trainer t;
+    memset(&t, 0, sizeof(t));
+    t.dist = dist;
+    t.cfg = cfg;
+    t.tok = tok;
+    int rc = setup(&t);
+    if (!mb_dist_all_ok(dist, rc == 0))
+        rc = -1;
+    if (rc == 0)
+        rc = maybe_resume(&t);
+    if (rc == 0)
+        rc = loop(&t);
+    teardown(&t);
+    return rc;
+}
