@@ -465,6 +465,7 @@ static int load_sequence(struct yaml_load *ld, int idx, yaml_node_t *seq, const 
         }
         list_add(&s, (const char *)item->data.scalar.value, item->data.scalar.length);
     }
+    s.set = s.n > 0; /* [] unsets, like an empty override */
     slot_commit(ld->cfg, idx, &s, where);
     return 0;
 }

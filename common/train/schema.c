@@ -69,7 +69,7 @@ static const struct mb_config_key pretrain_keys[] = {
       "attention scores scaled by 1/sqrt(this); 0 = kv_channels", NULL },
     { "model.sliding_window", INT, "0", "local attention window in tokens; 0 = off", NULL },
     { "model.sliding_window_pattern", INT, "0",
-      "every Nth layer is global, the others local; 0 = all layers local when windowed",
+      "layer i (0-based) is global when (i + 1) % N == 0, else windowed; 0 = all windowed",
       NULL },
     { "model.init_method_std", FLOAT, "0.02", "std of the normal weight initialisation", NULL },
 

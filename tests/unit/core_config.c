@@ -120,8 +120,8 @@ static void overrides_are_typed(void)
     is_int(mb_config_i64(c, "model.hidden_size"), 128, "value applied");
     is_str(mb_config_where(c, "model.hidden_size"), "model.hidden_size=128",
            "where is the argument");
-    ok(mb_config_override(c, "optimizer.lr=2e-5") == 0 && mb_config_double(c, "optimizer.lr") == 2e-5,
-       "float override");
+    ok(mb_config_override(c, "optimizer.lr=2e-5") == 0 &&
+       mb_config_double(c, "optimizer.lr") == 2e-5, "float override");
     ok(mb_config_override(c, "model.tied=False") == 0 && !mb_config_bool(c, "model.tied"),
        "bool override");
 
@@ -145,7 +145,8 @@ static void overrides_are_typed(void)
     is_str(mb_err_what(), "unknown key 'train.lr' (did you mean 'optimizer.lr'?)",
            "suggestion by last part");
     ok(mb_config_override(c, "completely_different=1") == -1, "far-off key refused");
-    is_str(mb_err_what(), "unknown key 'completely_different'", "no suggestion when nothing is close");
+    is_str(mb_err_what(), "unknown key 'completely_different'",
+           "no suggestion when nothing is close");
     ok(mb_config_override(c, "model.hidden_size") == -1, "missing '=' refused");
 
     ok(mb_config_is_override("a.b=1") && mb_config_is_override("x_1=") &&
