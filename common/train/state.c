@@ -1,6 +1,7 @@
 /* train/state.c - save and resume a run through ckpt/: weights, Adam moments, counters. */
 #include "train/internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -54,6 +55,20 @@ int mb_train_save(struct mb_trainer *t)
     st.consumed_train_samples = t->consumed_train;
     st.consumed_valid_samples = t->consumed_valid;
     st.optim_step = t->opt.step;
+    /* The only randomness of a run is the seed (initialisation, data order), so the seed
+     * is the whole RNG state; there is no dropout. */
+    int64_t seed = mb_config_i64(t->cfg, "train.seed");
+    st.rng_state = &seed;
+    st.rng_state_len = sizeof(seed);
+    /* The data position is consumed_*_samples; the data state says what they count in. */
+    char data_state[512];
+    snprintf(data_state, sizeof(data_state),
+             "{\"seq_length\": %lld, \"global_batch_size\": %lld, \"seed\": %lld, "
+             "\"mock\": %s}",
+             (long long)t->seq, (long long)t->global_batch, (long long)seed,
+             mb_config_bool(t->cfg, "data.mock") ? "true" : "false");
+    st.data_state = data_state;
+    st.data_state_len = strlen(data_state);
     st.model_config_json = model_json;
     st.recipe_json = recipe_json;
     st.tokenizer = t->tok->name ? t->tok->name : "";

@@ -1,0 +1,35 @@
+# pretrain-lib.sh - shared set-up of the mb-pretrain tests (sourced after test-lib.sh).
+#
+# make_corpus: a real corpus (wiki + c4 test corpora), a 512-entry BPE trained on it
+# and its Megatron token files corpus_text_document.{bin,idx} in the trash directory.
+# pretrain ARGS...: mb-pretrain on tests/data/recipes/small.yaml with that data, one
+# thread per process (MPI tests oversubscribe two cores).
+# losses FILE: the "iter N ... loss X" values of a log, one "N X" per line.
+
+SMALL_RECIPE="$MB_ROOT/tests/data/recipes/small.yaml"
+export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
+
+make_corpus() {
+    cat "$TESTDATA/corpora/wiki.jsonl" "$TESTDATA/corpora/c4.jsonl" >corpus.jsonl &&
+    mb-preprocess --train-tokenizer 512 --save-tokenizer tok.json --append-eod -w 2 \
+        -o corpus corpus.jsonl 2>/dev/null
+}
+
+pretrain() {
+    mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
+        tokenizer.tokenizer_model=tok.json "$@"
+}
+
+losses() {
+    sed -n 's/.*iter *\([0-9]*\)\/[0-9]* | loss \([^ ]*\) .*/\1 \2/p' "$1"
+}
+
+# same_losses A B TOL: every iteration's loss in log A within relative TOL of log B
+same_losses() {
+    losses "$1" >"$1.loss" && losses "$2" >"$2.loss" &&
+    test -s "$1.loss" &&
+    awk -v tol="$3" 'NR==FNR { a[$1] = $2; next }
+        ($1 in a) { n++; d = a[$1] - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2);
+                    if (r > tol) { printf "# iter %s: %s vs %s (rel %.2e)\n", $1, a[$1], $2, r; bad = 1 } }
+        END { if (n == 0) { print "# no common iterations"; exit 1 } exit bad }' "$1.loss" "$2.loss"
+}

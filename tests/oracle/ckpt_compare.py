@@ -1,0 +1,40 @@
+"""Compare two mb checkpoints with h5py: every dataset of /model and /optim bitwise
+equal (or within --rtol), and the /train counters equal. Exit 1 with the first
+difference named."""
+import sys
+
+import h5py
+import numpy as np
+
+
+def datasets(f):
+    out = {}
+    f.visititems(lambda name, obj: out.__setitem__(name, obj) if isinstance(obj, h5py.Dataset) else None)
+    return out
+
+
+def main():
+    a_path, b_path = sys.argv[1], sys.argv[2]
+    rtol = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
+        da, db = datasets(a), datasets(b)
+        if sorted(da) != sorted(db):
+            sys.exit(f"datasets differ: {sorted(set(da) ^ set(db))}")
+        for name in sorted(da):
+            x, y = da[name][()], db[name][()]
+            if np.shape(x) != np.shape(y):
+                sys.exit(f"{name}: shapes {np.shape(x)} vs {np.shape(y)}")
+            if rtol == 0 or not name.startswith(("model/", "optim/")):
+                same = np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8)) \
+                    if np.asarray(x).dtype.kind == "f" else np.array_equal(x, y)
+                if not same:
+                    sys.exit(f"{name}: not bitwise equal")
+            else:
+                x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+                err = np.linalg.norm(x - y) / max(np.linalg.norm(y), 1e-30)
+                if err > rtol:
+                    sys.exit(f"{name}: relative difference {err:.3e} > {rtol}")
+        print(f"{len(da)} datasets equal")
+
+
+main()
