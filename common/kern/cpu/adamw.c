@@ -16,18 +16,24 @@ struct adamw_k {
     bool small_w;
 };
 
+/* Scalar sqrtf: without -fno-math-errno GCC keeps its errno branch and will not vectorise
+ * the loop; the step is memory-bound (7 streams), so this costs little. */
 MB_CPU_CLONES static void adamw_chunk(float *restrict p, const float *restrict g,
                                       float *restrict m, float *restrict v, int64_t n,
                                       const struct adamw_k *k)
 {
+    const float decay = k->decay, w1 = k->w1, w1c = k->w1c, b2 = k->b2, c2 = k->c2;
+    const float bc2_sqrt = k->bc2_sqrt, eps = k->eps, step_size = k->step_size;
+    const bool small_w = k->small_w;
+
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
+        float gi = g[i], mo = m[i];
         /* torch's lerp: m + w (g - m) for w < 0.5, else g - (g - m) (1 - w) */
-        float mi = k->small_w ? m[i] + k->w1 * (gi - m[i]) : gi - (gi - m[i]) * k->w1c;
-        float vi = v[i] * k->b2 + k->c2 * gi * gi;
-        float denom = sqrtf(vi) / k->bc2_sqrt + k->eps;
-        p[i] = p[i] * k->decay + k->step_size * mi / denom;
+        float mi = small_w ? mo + w1 * (gi - mo) : gi - (gi - mo) * w1c;
+        float vi = v[i] * b2 + c2 * gi * gi;
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        p[i] = p[i] * decay + step_size * mi / denom;
         m[i] = mi;
         v[i] = vi;
     }
