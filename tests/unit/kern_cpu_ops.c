@@ -2,11 +2,13 @@
  * plain double-precision references. Every backward is compared with central finite
  * differences of the double reference forward (loss = sum(dy * f(x))). */
 #include <math.h>
+#include <stdint.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/defs.h"
 #include "kern/ops.h"
 #include "tests/lib/tap.h"
 
@@ -372,6 +374,85 @@ static void test_adamw(void)
     ops->free(v);
 }
 
+/* AdamW against torch.optim.AdamW(foreach=False) itself, when the oracle venv exists:
+ * 3 steps on the same float32 inputs; the results should agree to the last bit or so. */
+static const char adamw_py[] =
+    "import sys, numpy as np, torch\n"
+    "n, lr, b1, b2, eps, wd = int(sys.argv[1]), *map(float, sys.argv[2:7])\n"
+    "d = np.fromfile('adamw.in', dtype=np.float32)\n"
+    "p = torch.nn.Parameter(torch.from_numpy(d[:n].copy()))\n"
+    "opt = torch.optim.AdamW([p], lr=lr, betas=(b1, b2), eps=eps, weight_decay=wd,"
+    " foreach=False, fused=False)\n"
+    "for s in range(3):\n"
+    "    p.grad = torch.from_numpy(d[n * (s + 1):n * (s + 2)].copy())\n"
+    "    opt.step()\n"
+    "st = opt.state[p]\n"
+    "np.concatenate([p.detach().numpy(), st['exp_avg'].numpy(),"
+    " st['exp_avg_sq'].numpy()]).astype(np.float32).tofile('adamw.out')\n";
+
+static int64_t ulps(float a, float b)
+{
+    int32_t ia, ib;
+    memcpy(&ia, &a, 4);
+    memcpy(&ib, &b, 4);
+    ia = ia < 0 ? INT32_MIN - ia : ia;
+    ib = ib < 0 ? INT32_MIN - ib : ib;
+    return ia > ib ? (int64_t)ia - ib : (int64_t)ib - ia;
+}
+
+static void test_adamw_torch(void)
+{
+    const char *cache = getenv("MB_CACHE"), *home = getenv("HOME");
+    char py[600], cmd[1400];
+    snprintf(py, sizeof py, "%s/venv/bin/python", cache && *cache ? cache : "");
+    if (!(cache && *cache))
+        snprintf(py, sizeof py, "%s/.cache/mb/venv/bin/python", home ? home : "");
+    FILE *f = fopen(py, "r");
+    if (!f) {
+        tap_skip(3, "no oracle venv (scripts/install-deps.sh)");
+        return;
+    }
+    fclose(f);
+    int64_t n = 4099;
+    struct mb_adamw_args a = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0};
+    float *d = rand_buf(4 * n, 1.0f), *m = rand_buf(n, 0), *v = rand_buf(n, 0);
+    float *got = malloc(3 * (size_t)n * sizeof *got);
+    for (int64_t i = n; i < 4 * n; i++)
+        d[i] *= (i % 7 == 0) ? 1e-4f : 1.0f; /* some tiny gradients: eps matters */
+    f = fopen("adamw.in", "wb");
+    fwrite(d, sizeof *d, (size_t)(4 * n), f);
+    fclose(f);
+    snprintf(cmd, sizeof cmd, "'%s' -c \"$MB_ADAMW_PY\" %lld %.9g %.9g %.9g %.9g %.9g", py,
+             (long long)n, a.lr, a.beta1, a.beta2, a.eps, a.weight_decay);
+    setenv("MB_ADAMW_PY", adamw_py, 1);
+    int rc = system(cmd);
+    f = fopen("adamw.out", "rb");
+    if (rc != 0 || !f || fread(got, sizeof *got, 3 * (size_t)n, f) != 3 * (size_t)n) {
+        ok(0, "torch AdamW oracle ran (rc %d)", rc);
+        tap_skip(2, "no oracle output");
+    } else {
+        for (int s = 1; s <= 3; s++) {
+            a.step = s;
+            ops->adamw(d, d + s * n, m, v, n, &a);
+        }
+        const float *mine[3] = {d, m, v};
+        const char *names[3] = {"p", "exp_avg", "exp_avg_sq"};
+        for (int t = 0; t < 3; t++) {
+            int64_t worst = 0;
+            for (int64_t i = 0; i < n; i++)
+                worst = MB_MAX(worst, ulps(mine[t][i], got[t * n + i]));
+            ok(worst <= 1, "adamw vs torch.optim.AdamW, 3 steps: %s within %lld ulp", names[t],
+               (long long)worst);
+        }
+    }
+    if (f)
+        fclose(f);
+    free(got);
+    ops->free(d);
+    ops->free(m);
+    ops->free(v);
+}
+
 int main(void)
 {
     omp_set_num_threads(2);
@@ -385,5 +466,7 @@ int main(void)
     test_xent(0.0f);
     test_xent(5.0f);
     test_adamw();
+    tap_enter_scratch_dir();
+    test_adamw_torch();
     return tap_done();
 }

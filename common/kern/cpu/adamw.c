@@ -1,7 +1,9 @@
 /* kern/cpu/adamw.c - one AdamW step, computed as torch.optim.AdamW (foreach=False) does in
  * fp32:
  *   p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g g;
- *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),  bc_i = 1 - b_i^step.
+ *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),  bc_i = 1 - b_i^step,
+ * with the FMAs PyTorch's CPU kernels use in lerp and addcmul: m and v match torch bit for
+ * bit, p within 1 ulp (tests/unit/kern_cpu_ops.c runs torch when the oracle venv exists).
  * Scalars that PyTorch computes in Python (double) are computed in double here and rounded
  * to float where PyTorch hands them to a float kernel.
  */
@@ -29,9 +31,9 @@ MB_CPU_CLONES static void adamw_chunk(float *restrict p, const float *restrict g
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i], mo = m[i];
-        /* torch's lerp: m + w (g - m) for w < 0.5, else g - (g - m) (1 - w) */
-        float mi = small_w ? mo + w1 * (gi - mo) : gi - (gi - mo) * w1c;
-        float vi = v[i] * b2 + c2 * gi * gi;
+        /* torch's lerp, with its FMA: m + w (g - m) for w < 0.5, else g - (g - m) (1 - w) */
+        float mi = small_w ? fmaf(w1, gi - mo, mo) : fmaf(-w1c, gi - mo, gi);
+        float vi = fmaf(c2 * gi, gi, v[i] * b2);
         float denom = sqrtf(vi) / bc2_sqrt + eps;
         p[i] = p[i] * decay + step_size * mi / denom;
         m[i] = mi;
