@@ -1,7 +1,9 @@
 /* kern/cpu/adamw.c - one AdamW step, computed as torch.optim.AdamW (foreach=False) does in
  * fp32:
  *   p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g g;
- *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),  bc_i = 1 - b_i^step.
+ *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),  bc_i = 1 - b_i^step,
+ * with the FMAs PyTorch's CPU kernels use in lerp and addcmul: m and v match torch bit for
+ * bit, p within 1 ulp (tests/unit/kern_cpu_ops.c runs torch when the oracle venv exists).
  * Scalars that PyTorch computes in Python (double) are computed in double here and rounded
  * to float where PyTorch hands them to a float kernel.
  */
@@ -16,18 +18,24 @@ struct adamw_k {
     bool small_w;
 };
 
+/* Scalar sqrtf: without -fno-math-errno GCC keeps its errno branch and will not vectorise
+ * the loop; the step is memory-bound (7 streams), so this costs little. */
 MB_CPU_CLONES static void adamw_chunk(float *restrict p, const float *restrict g,
                                       float *restrict m, float *restrict v, int64_t n,
                                       const struct adamw_k *k)
 {
+    const float decay = k->decay, w1 = k->w1, w1c = k->w1c, b2 = k->b2, c2 = k->c2;
+    const float bc2_sqrt = k->bc2_sqrt, eps = k->eps, step_size = k->step_size;
+    const bool small_w = k->small_w;
+
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i];
-        /* torch's lerp: m + w (g - m) for w < 0.5, else g - (g - m) (1 - w) */
-        float mi = k->small_w ? m[i] + k->w1 * (gi - m[i]) : gi - (gi - m[i]) * k->w1c;
-        float vi = v[i] * k->b2 + k->c2 * gi * gi;
-        float denom = sqrtf(vi) / k->bc2_sqrt + k->eps;
-        p[i] = p[i] * k->decay + k->step_size * mi / denom;
+        float gi = g[i], mo = m[i];
+        /* torch's lerp, with its FMA: m + w (g - m) for w < 0.5, else g - (g - m) (1 - w) */
+        float mi = small_w ? fmaf(w1, gi - mo, mo) : fmaf(-w1c, gi - mo, gi);
+        float vi = fmaf(c2 * gi, gi, v[i] * b2);
+        float denom = sqrtf(vi) / bc2_sqrt + eps;
+        p[i] = p[i] * decay + step_size * mi / denom;
         m[i] = mi;
         v[i] = vi;
     }

@@ -69,44 +69,113 @@ static void block_transpose(float *dst, const float *src, int64_t n, int64_t E)
     }
 }
 
-/* S[i][j] = alpha * sum_c A[i][c] Bt[c][j] for i < m, j < BK. */
-MB_CPU_CLONES static void blk_abt(float *restrict S, const float *restrict A, int64_t lda,
-                                  const float *restrict Bt, int64_t m, int64_t E, float alpha)
+/* The block products run on register tiles: 4 rows x 64 columns of accumulators (16 zmm
+ * registers in the AVX-512 clone), GCC vector extensions so that each clone gets its own
+ * vector width, and contraction to FMA allowed in these functions only. */
+typedef float vf16 __attribute__((vector_size(64), aligned(4), may_alias));
+#define NV (BK / 16) /* vectors per 64-wide strip */
+#define TILE_FN static inline __attribute__((always_inline))
+#define GEMM_CLONES MB_CPU_CLONES __attribute__((optimize("fp-contract=fast")))
+
+/* S[r][0..64) = alpha * sum_c A[r][c] Bt[c][0..64) for r < R. */
+TILE_FN void abt_tile(float *S, const float *A, int64_t lda, const float *Bt, int64_t E,
+                      float alpha, const int R)
 {
-    for (int64_t i = 0; i < m; i++) {
-        float *srow = S + i * BK;
-        const float *a = A + i * lda;
-#pragma omp simd
-        for (int64_t j = 0; j < BK; j++)
-            srow[j] = 0.0f;
-        for (int64_t c = 0; c < E; c++) {
-            const float *b = Bt + c * BK;
-            float ac = a[c];
-#pragma omp simd
-            for (int64_t j = 0; j < BK; j++)
-                srow[j] = fmaf(ac, b[j], srow[j]);
+    vf16 acc[4][NV];
+
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int x = 0; x < NV; x++)
+            acc[r][x] = (vf16){0};
+    for (int64_t c = 0; c < E; c++) {
+        vf16 b[NV];
+#pragma GCC unroll 4
+        for (int x = 0; x < NV; x++)
+            b[x] = *(const vf16 *)(Bt + c * BK + 16 * x);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            float a = A[r * lda + c];
+#pragma GCC unroll 4
+            for (int x = 0; x < NV; x++)
+                acc[r][x] += a * b[x];
         }
-#pragma omp simd
-        for (int64_t j = 0; j < BK; j++)
-            srow[j] *= alpha;
     }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int x = 0; x < NV; x++)
+            *(vf16 *)(S + r * BK + 16 * x) = acc[r][x] * alpha;
 }
 
-/* C[r][c] += sum_x A[r*ars + x*acs] B[x][c] for r < m, x < kk, c < E (B, C with ld ldb, ldc). */
-MB_CPU_CLONES static void blk_acc(float *restrict C, int64_t ldc, const float *restrict A,
-                                  int64_t ars, int64_t acs, const float *restrict B,
-                                  int64_t ldb, int64_t m, int64_t kk, int64_t E)
+/* S[i][j] = alpha * sum_c A[i][c] Bt[c][j] for i < m, j < BK. */
+GEMM_CLONES static void blk_abt(float *restrict S, const float *restrict A, int64_t lda,
+                                const float *restrict Bt, int64_t m, int64_t E, float alpha)
 {
+    int64_t i = 0;
+
+    for (; i + 4 <= m; i += 4)
+        abt_tile(S + i * BK, A + i * lda, lda, Bt, E, alpha, 4);
+    for (; i < m; i++)
+        abt_tile(S + i * BK, A + i * lda, lda, Bt, E, alpha, 1);
+}
+
+/* C[r][0..64) += sum_x A[r*ars + x*acs] B[x][0..64) for r < R, x < kk. */
+TILE_FN void acc_tile(float *C, int64_t ldc, const float *A, int64_t ars, int64_t acs,
+                      const float *B, int64_t ldb, int64_t kk, const int R)
+{
+    vf16 acc[4][NV];
+
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int x = 0; x < NV; x++)
+            acc[r][x] = *(const vf16 *)(C + r * ldc + 16 * x);
+    for (int64_t k = 0; k < kk; k++) {
+        vf16 b[NV];
+#pragma GCC unroll 4
+        for (int x = 0; x < NV; x++)
+            b[x] = *(const vf16 *)(B + k * ldb + 16 * x);
+#pragma GCC unroll 4
+        for (int r = 0; r < R; r++) {
+            float a = A[r * ars + k * acs];
+#pragma GCC unroll 4
+            for (int x = 0; x < NV; x++)
+                acc[r][x] += a * b[x];
+        }
+    }
+#pragma GCC unroll 4
+    for (int r = 0; r < R; r++)
+#pragma GCC unroll 4
+        for (int x = 0; x < NV; x++)
+            *(vf16 *)(C + r * ldc + 16 * x) = acc[r][x];
+}
+
+/* C[r][c] += sum_x A[r*ars + x*acs] B[x][c] for r < m, x < kk, c < E (B, C with ld ldb, ldc).
+ * Whole 64-column strips go through acc_tile, the rest through a plain loop. */
+GEMM_CLONES static void blk_acc(float *restrict C, int64_t ldc, const float *restrict A,
+                                int64_t ars, int64_t acs, const float *restrict B,
+                                int64_t ldb, int64_t m, int64_t kk, int64_t E)
+{
+    int64_t c0 = 0;
+
+    for (; c0 + BK <= E; c0 += BK) {
+        int64_t r = 0;
+        for (; r + 4 <= m; r += 4)
+            acc_tile(C + r * ldc + c0, ldc, A + r * ars, ars, acs, B + c0, ldb, kk, 4);
+        for (; r < m; r++)
+            acc_tile(C + r * ldc + c0, ldc, A + r * ars, ars, acs, B + c0, ldb, kk, 1);
+    }
+    if (c0 == E)
+        return;
     for (int64_t r = 0; r < m; r++) {
         float *crow = C + r * ldc;
         for (int64_t x = 0; x < kk; x++) {
             float a = A[r * ars + x * acs];
             const float *b = B + x * ldb;
-            if (a == 0.0f)
-                continue;
 #pragma omp simd
-            for (int64_t c = 0; c < E; c++)
-                crow[c] = fmaf(a, b[c], crow[c]);
+            for (int64_t c = c0; c < E; c++)
+                crow[c] += a * b[c];
         }
     }
 }

@@ -4,6 +4,11 @@
  * ops use OpenMP; to keep the two pools from competing for cores, OpenBLAS gets as many
  * threads as OpenMP would use (omp_get_max_threads, i.e. OMP_NUM_THREADS), and sgemm is
  * only ever called outside OpenMP parallel regions.
+ *
+ * OpenBLAS picks its kernels when it is loaded, before any of our code runs. Debian's
+ * 0.3.21 does not know every recent Xeon and falls back to "Prescott" (SSE3), about 10x
+ * slower than its AVX-512 kernels; OPENBLAS_CORETYPE=SkylakeX in the environment fixes that
+ * (openblas_get_corename() tells which one was taken).
  */
 #include <cblas.h>
 #include <limits.h>

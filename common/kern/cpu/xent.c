@@ -21,13 +21,19 @@ MB_CPU_CLONES static float row_max(const float *restrict z, int64_t n)
     return m;
 }
 
+/* Sum of exp(z - m) in float vector lanes per block of 4096, blocks added in double. */
 MB_CPU_CLONES static double row_sumexp(const float *restrict z, float m, int64_t n)
 {
     double s = 0;
 
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; i++)
-        s += mb_cpu_expf(z[i] - m);
+    for (int64_t i0 = 0; i0 < n; i0 += 4096) {
+        int64_t i1 = i0 + 4096 < n ? i0 + 4096 : n;
+        float part = 0.0f;
+#pragma omp simd reduction(+ : part)
+        for (int64_t i = i0; i < i1; i++)
+            part += mb_cpu_expf(z[i] - m);
+        s += part;
+    }
     return s;
 }
 
