@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
 """hf_model.py - PyTorch/transformers oracle for mb's model forward, loss and gradients.
 
-usage: hf_model.py compare DUMP_DIR [--tol 1e-4] [--float64]
+usage: hf_model.py compare DUMP_DIR... [--tol 1e-4] [--float64]
        hf_model.py dump CONFIG.json DUMP_DIR [--batch 2] [--seq 16] [--seed 7]
-       hf_model.py selftest CONFIG.json [--batch 2] [--seq 16] [--seed 7]
+       hf_model.py selftest CONFIG.json... [--batch 2] [--seq 16] [--seed 7] [--tol 1e-4]
 
 compare   reads a dump written by mb's model_dump helper (config.json, tokens.npy,
           labels.npy, loss_mask.npy, params/NAME.npy, grads/NAME.npy, logits.npy,
@@ -13,12 +13,19 @@ compare   reads a dump written by mb's model_dump helper (config.json, tokens.np
           logits, backpropagates, maps HF's gradients back to Megatron names and checks
           logits, loss and every gradient. The measure is norm-wise: rel = ||got - want|| /
           ||want|| per tensor (for the scalar loss |got - want| / |want|); max |got - want|
-          is reported beside it. Prints TAP; exits 1 when any check fails, 2 on bad input.
+          is reported beside it; a failing stacked gradient is broken down by layer.
+          --float64 runs the HF model in float64 (the reference then carries no fp32
+          rounding of its own). Prints one TAP stream for all dumps; exits 1 when any
+          check fails, 2 on bad input (missing or extra tensors, wrong shapes or dtypes,
+          a config the family's HF class cannot express).
 dump      writes such a dump from a second, independent implementation of the mb config's
           semantics: plain torch on the Megatron-layout tensors (fused QKV, fused fc1),
           random parameters (norm weights and biases randomised too) and autograd grads.
 selftest  dump + compare in a scratch directory, then checks that compare fails on
-          dumps with a perturbed logit, loss, gradient or swapped QKV heads.
+          dumps with a perturbed logit, loss, gradient or swapped QKV heads, and on dumps
+          made with one config value changed (rope base and scaling, sliding window and
+          pattern, soft-capping, query_pre_attn_scalar, embedding scaling), so every
+          feature a test config turns on moves the numbers by more than the tolerance.
 
 Conventions of the mb config beyond formats.md: rope scaling applies to layers that use
 `rotary_base`; Gemma3's sliding layers use `rotary_base_local` unscaled (HF: rope_scaling
@@ -341,11 +348,10 @@ def mb_to_hf(cfg, mb):
                 continue
             cat = torch.empty_like(mb[key][i])
             cat[perm] = mb[key][i]
-            q, k_, v_ = cat.split([nh * d, nkv * d, nkv * d])
-            if fam == "gpt2":
-                cat = torch.cat([q, k_, v_])
+            if fam == "gpt2":  # Conv1D: [in, out], columns [q | k | v]
                 out[f"transformer.h.{i}.attn.c_attn.{suffix}"] = cat.T if cat.dim() == 2 else cat
             else:
+                q, k_, v_ = cat.split([nh * d, nkv * d, nkv * d])
                 for name, t in (("q", q), ("k", k_), ("v", v_)):
                     out[f"model.layers.{i}.self_attn.{name}_proj.{suffix}"] = t
         fc1 = mb[m + "linear_fc1.weight"][i]
@@ -431,7 +437,7 @@ def read_dump(path):
         d[sub] = {}
         for k, shape in shapes.items():
             t = npy(os.path.join(sub, k + ".npy"))
-            if tuple(t.shape) != shape or t.dtype != np.float32:
+            if tuple(t.shape) != shape or t.dtype != np.dtype("<f4"):
                 raise DumpError(f"{path}/{sub}/{k}.npy: {t.dtype}{list(t.shape)}, "
                                 f"want float32{list(shape)}")
             d[sub][k] = t
@@ -440,9 +446,15 @@ def read_dump(path):
     for k, shape in (("labels", (B, T)), ("mask", (B, T)), ("logits", (B, T, V)), ("loss", ())):
         if tuple(d[k].shape) != shape:
             raise DumpError(f"{path}: {k} has shape {list(d[k].shape)}, want {list(shape)}")
+    for k, dt in (("tokens", "i4"), ("labels", "i4"), ("mask", "f4"), ("logits", "f4"),
+                  ("loss", "f4")):
+        if d[k].dtype != np.dtype("<" + dt):
+            raise DumpError(f"{path}: {k} is {d[k].dtype}, want little-endian {dt}")
     for k in ("tokens", "labels"):
         if d[k].min() < 0 or d[k].max() >= V:
             raise DumpError(f"{path}: {k} out of range [0, {V})")
+    if not d["mask"].sum() > 0:
+        raise DumpError(f"{path}: loss_mask has no positive entry")
     return d
 
 
@@ -577,7 +589,13 @@ def compare(path, tol, dtype, tap):
     for what, got, want in checks:
         rel, mx = rel_err(got, want)
         worst = max(worst, rel)
-        tap.check(rel <= tol, f"{fam}: {what} (rel {rel:.2e}, max abs {mx:.2e}, tol {tol:g})")
+        detail = []
+        if rel > tol and what.startswith("grad " + LP):
+            for i in range(got.shape[0]):
+                r, m = rel_err(got[i], want[i])
+                detail.append(f"layer {i}: rel {r:.2e}, max abs {m:.2e}")
+        tap.check(rel <= tol, f"{fam}: {what} (rel {rel:.2e}, max abs {mx:.2e}, tol {tol:g})",
+                  detail)
     return worst
 
 
