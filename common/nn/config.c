@@ -216,6 +216,16 @@ int mb_model_config_validate(const struct mb_model_config *c, const char *where)
     return 0;
 }
 
+/* A double that reads back as a real, not an integer: 3 is written 3.0. */
+static void add_real(struct mb_buf *out, double v)
+{
+    char text[40];
+    snprintf(text, sizeof(text), "%.17g", v);
+    mb_buf_adds(out, text);
+    if (!strpbrk(text, ".eEn"))
+        mb_buf_adds(out, ".0");
+}
+
 char *mb_model_config_to_json(const struct mb_model_config *c)
 {
     struct mb_buf out = MB_BUF_INIT;
@@ -226,7 +236,7 @@ char *mb_model_config_to_json(const struct mb_model_config *c)
         mb_buf_addf(&out, "%s\"%s\": ", i ? ", " : "", f->name);
         switch (f->type) {
         case F_I64: mb_buf_addf(&out, "%lld", (long long)*(const int64_t *)src); break;
-        case F_F64: mb_buf_addf(&out, "%.17g", *(const double *)src); break;
+        case F_F64: add_real(&out, *(const double *)src); break;
         case F_BOOL: mb_buf_adds(&out, *(const bool *)src ? "true" : "false"); break;
         case F_ENUM: mb_buf_addf(&out, "\"%s\"", f->choices[*(const int *)src]); break;
         case F_STR: mb_json_escape(&out, src, strlen(src)); break;

@@ -61,6 +61,21 @@ static int write_text(const char *path, const char *text)
     return mb_outfile_commit(&of);
 }
 
+/* Norm weights start at 1 (or 0) and biases at 0; move them off those values so the
+ * oracle sees whether each is mapped and used right. */
+static void perturb_norms_and_biases(struct mb_model *m, uint64_t seed)
+{
+    for (int i = 0; i < m->params.count; i++) {
+        const struct mb_param *p = &m->params.items[i];
+        if (p->init != MB_INIT_ONES && p->init != MB_INIT_ZEROS)
+            continue;
+        for (int64_t e = 0; e < p->numel; e++) {
+            uint64_t r = mix64(seed ^ mix64((uint64_t)(i * 7919) + (uint64_t)e * 104729));
+            m->w[p->offset + e] += 0.2f * ((float)(r >> 40) / (float)(1 << 24) - 0.5f);
+        }
+    }
+}
+
 struct args {
     const char *config, *out;
     int64_t batch, seq;
@@ -104,6 +119,7 @@ int main(int argc, char **argv)
     if (mb_model_init(&m, &cfg, mb_ops_cpu()) < 0)
         return fail();
     mb_model_init_weights(&m, a.seed);
+    perturb_norms_and_biases(&m, a.seed);
     mb_model_zero_grad(&m);
 
     int64_t n = a.batch * a.seq, v = cfg.vocab_size;

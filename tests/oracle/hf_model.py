@@ -232,7 +232,7 @@ def hf_config(cfg):
     w = cfg_get(cfg, "sliding_window", 0)
     types = ["sliding_attention" if is_sliding(cfg, i) else "full_attention" for i in range(L)]
     if fam in ("gemma2", "gemma3"):
-        q = cfg_get(cfg, "query_pre_attn_scalar", 0) or d
+        q = int(cfg_get(cfg, "query_pre_attn_scalar", 0) or d)
         kw.update(query_pre_attn_scalar=q, sliding_window=w if w else None,
                   layer_types=types, hidden_activation="gelu_pytorch_tanh",
                   attn_logit_softcapping=cfg_get(cfg, "attn_logit_softcapping", 0) or None,
