@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/tool.h"
 #include "dist/comm.h"
+#include "kern/ops.h"
 #include "tok/tokenizer.h"
 #include "train/schema.h"
 #include "train/trainer.h"
@@ -124,6 +125,7 @@ int main(int argc, char **argv)
 {
     struct pt_opts o = { 0 };
     struct mb_dist dist;
+    mb_ops_cpu_prepare(argv);
     mb_tool_start("mb-pretrain");
     mb_dist_init(&dist, &argc, &argv);
     int rc = mb_cli_parse(&pt_cli, argc, argv, &o);

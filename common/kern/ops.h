@@ -148,4 +148,9 @@ struct mb_ops {
 /* The CPU backend (OpenBLAS + OpenMP). */
 const struct mb_ops *mb_ops_cpu(void);
 
+/* Call first thing in main: when OpenBLAS chose its generic kernels on a CPU it did not
+ * recognise, set OPENBLAS_CORETYPE and execute the program again (kern/cpu/blas_env.c).
+ * Returns only when nothing needed doing or exec failed. */
+void mb_ops_cpu_prepare(char **argv);
+
 #endif /* MB_KERN_OPS_H */
