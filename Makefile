@@ -139,6 +139,8 @@ MANPAGES := $(wildcard man/*.1)
 install: all
 	$(INSTALL) -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/share/man/man1
 	$(INSTALL) -m 755 $(addprefix bin/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/mb/recipes
+	$(INSTALL) -m 644 recipes/*.yaml $(DESTDIR)$(PREFIX)/share/mb/recipes/
 	@v=$$(scripts/version.sh); d=$$(date -u +%Y-%m-%d); for m in $(MANPAGES); do \
 	  sed -e "s/@VERSION@/$$v/g" -e "s/@DATE@/$$d/g" $$m >$(DESTDIR)$(PREFIX)/share/man/man1/$$(basename $$m); \
 	done
