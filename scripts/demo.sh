@@ -21,7 +21,7 @@ bin/mb-pretrain --recipe tiny data.data_path=demo/fortunes_text_document \
     tokenizer.tokenizer_model=demo/tokenizer.json train.train_iters="$iters" \
     train.eval_interval=100 train.eval_iters=4 logger.log_interval=10 \
     checkpoint.save=demo/ckpt checkpoint.load=demo/ckpt checkpoint.save_interval=100 \
-    logger.tensorboard_dir=demo/tensorboard 2>&1 | grep -v '^  '
+    logger.tensorboard_dir=demo/tensorboard 2>&1 | grep --line-buffered -v '^  '
 echo "== outputs"
 ls -l demo/fortunes_text_document.bin demo/fortunes_text_document.idx demo/tokenizer.json \
     demo/ckpt/latest "demo/ckpt/$(cat demo/ckpt/latest)"
