@@ -173,12 +173,15 @@ static int write_dataset(struct saver *s, const char *path, hid_t ftype, int ndi
         src = (const char *)half;
     }
     int rc = 0;
-    if (H5Dwrite(dset, mtype, mspace, fspace, s->dxpl, src) < 0)
+    /* an empty dataset has no storage to write to (and all ranks know it is empty) */
+    if (H5Sget_simple_extent_npoints(fspace) > 0 &&
+        H5Dwrite(dset, mtype, mspace, fspace, s->dxpl, src) < 0)
         rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot write dataset '%s'", path);
     free(half);
     H5Sclose(mspace);
     H5Sclose(fspace);
-    H5Dclose(dset);
+    if (H5Dclose(dset) < 0 && rc == 0) /* may flush buffered data */
+        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot write dataset '%s'", path);
     return rc;
 }
 
@@ -317,6 +320,40 @@ static int fsync_path(const char *path)
     return rc;
 }
 
+/* Bytes the file will take, generously: data plus a few KiB of metadata per dataset. */
+static int64_t estimate_bytes(const struct mb_ckpt_tensor *model, int n, int optim, int bf16,
+                              const struct mb_ckpt_state *st)
+{
+    int64_t bytes = (1 << 20) + (int64_t)(st->rng_state_len + st->data_state_len);
+
+    for (int i = 0; i < n; i++) {
+        int64_t e = numel(&model[i]);
+        bytes += 4096 * (optim ? 4 : 1) + e * (bf16 ? 2 : 4) + (optim ? e * (bf16 ? 12 : 8) : 0);
+    }
+    return bytes;
+}
+
+/* Rank 0: make sure the file system has room before HDF5 writes anything. HDF5 1.10
+ * cannot close a file after a failed write (the id stays open and the library crashes
+ * at exit), so a full disk or a file-size limit is best caught here. File systems
+ * without fallocate() skip the check. */
+static int reserve_space(const char *tmp, int64_t bytes)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+
+    if (fd < 0)
+        return mb_err_errno(tmp, "cannot create checkpoint file");
+    int rc = fallocate(fd, 0, 0, (off_t)bytes);
+    int saved = errno;
+    close(fd);
+    if (rc != 0 && saved != EOPNOTSUPP && saved != ENOSYS) {
+        errno = saved;
+        return mb_err_errno(tmp, "no room for a checkpoint of about %lld bytes",
+                            (long long)bytes);
+    }
+    return 0;
+}
+
 /* Rank 0: sync TMP, rename it to FINAL, then replace DIR/latest with NAME. */
 static int commit(const char *tmp, const char *final, const char *dir, const char *name)
 {
@@ -368,7 +405,13 @@ int mb_ckpt_save(const struct mb_dist *d, const char *dir, const struct mb_ckpt_
     char *final = join(dir, name, ""), *tmp = join(dir, name, ".tmp");
     s.tmp = tmp;
     mb_fs_register_temp(tmp);
-    rc = write_file(&s, model, n, exp_avg, exp_avg_sq, model_dtype == MB_CKPT_BF16, st);
+    if (s.rank == 0)
+        rc = reserve_space(tmp, estimate_bytes(model, n, exp_avg != NULL,
+                                               model_dtype == MB_CKPT_BF16, st));
+    if (agree(&s, rc, "reserving space") == 0)
+        rc = write_file(&s, model, n, exp_avg, exp_avg_sq, model_dtype == MB_CKPT_BF16, st);
+    else
+        rc = -1;
     if (rc == 0 && s.rank == 0)
         rc = commit(tmp, final, dir, name);
     rc = agree(&s, rc, "committing the checkpoint");

@@ -75,6 +75,8 @@ static int parse_option(struct args *a, const char *opt, const char *val)
     return 0;
 }
 
+static int finish_args(struct args *a);
+
 static int parse_args(struct args *a, int argc, char **argv)
 {
     int i = 1, npos = 0;
@@ -103,19 +105,27 @@ static int parse_args(struct args *a, int argc, char **argv)
     if (npos == 1) {
         a->paths[0] = pos[0];
         a->c.n_paths = 1;
-    } else if (npos % 2 == 0) {
-        for (int k = 0; k < npos / 2; k++) {
-            a->weights[k] = atof(pos[2 * k]);
-            a->paths[k] = pos[2 * k + 1];
-        }
-        a->c.n_paths = npos / 2;
-        a->c.weights = npos ? a->weights : NULL;
-    } else {
-        return -1;
+        return finish_args(a);
     }
+    /* get_blend_from_list: an even list whose every other item is a number is weighted */
+    bool weighted = npos % 2 == 0;
+    for (int k = 0; k < npos / 2 && weighted; k++) {
+        char *end;
+        a->weights[k] = strtod(pos[2 * k], &end);
+        weighted = *end == '\0' && end != pos[2 * k];
+    }
+    a->c.n_paths = weighted ? npos / 2 : npos;
+    for (int k = 0; k < a->c.n_paths; k++)
+        a->paths[k] = weighted ? pos[2 * k + 1] : pos[k];
+    a->c.weights = weighted ? a->weights : NULL;
+    return finish_args(a);
+}
+
+static int finish_args(struct args *a)
+{
     a->c.paths = a->paths;
     a->c.tokenizer_ids = a->ids;
-    return 0;
+    return a->c.n_paths > 0 || a->c.mock || a->mock_lengths ? 0 : -1;
 }
 
 static int dump_split(const mb_gpt_data *d, int split, const struct args *a)

@@ -1,0 +1,185 @@
+#!/bin/sh
+test_description='GPT dataset indices, cache files and samples equal megatron-core GPTDataset'
+. "$(dirname "$0")/../lib/test-lib.sh"
+
+# gpt_samples (tests/helpers) drives data/gpt_dataset.h; tests/oracle/megatron_gpt_dataset.py
+# runs megatron-core's own BlendedMegatronDatasetBuilder on the same files and options.
+# Both write the first samples of each split as .npy files with the same layout and
+# dtypes, so equal samples are equal files; both write Megatron's index cache, so equal
+# indices are equal cache files under equal (md5) names.
+GPT2="$TESTDATA/tokenizers/gpt2"
+IDS="--tokenizer-id class=mb.HFTokenizer --tokenizer-id tokenizer_path=$GPT2"
+COMMON="--eod 50256 --eod-mask-loss --reset-position-ids $IDS"
+
+# same_outputs DIR_A DIR_B: sizes and every sample file equal
+same_outputs() {
+    cmp "$1/sizes.txt" "$2/sizes.txt" &&
+    for s in train valid test; do
+        for f in tokens labels loss_mask position_ids; do
+            cmp "$1/${s}_$f.npy" "$2/${s}_$f.npy" || return 1
+        done
+    done
+}
+
+# same_caches DIR_A DIR_B: the GPTDataset files of A exist in B byte for byte, and B has
+# no others (Megatron also caches BlendedDataset indices; mb recomputes those)
+same_caches() {
+    n=0 &&
+    for f in "$1"/*-GPTDataset-*; do
+        cmp "$f" "$2/$(basename "$f")" || return 1
+        n=$((n + 1))
+    done &&
+    test "$(ls "$2" | wc -l)" = "$n" && test "$n" -ge 4
+}
+
+test_expect_success 'setup: three corpora tokenized with --append-eod' '
+    mb-preprocess -t "$GPT2" --append-eod -o fort "$TESTDATA/corpora/fortunes.jsonl" &&
+    mb-preprocess -t "$GPT2" --append-eod -o wiki "$TESTDATA/corpora/wiki.jsonl" &&
+    mb-preprocess -t "$GPT2" --append-eod -o c4 "$TESTDATA/corpora/c4.jsonl" 2>/dev/null
+'
+
+# fortunes: ~680k training tokens = 10622 samples of 64 per epoch; 25000 samples take
+# three epochs with a separate (short) final one; valid and test take two each.
+test_expect_success 'single prefix, split 969,30,1, several epochs, separate final epoch' '
+    mkdir py1 mb1 &&
+    $PY "$ORACLE/megatron_gpt_dataset.py" --split 969,30,1 --seq 64 $COMMON \
+        --samples 25000,400,60 --first 48 --cache-dir pycache1 --out py1 \
+        fort_text_document 2>py1.log &&
+    gpt_samples --split 969,30,1 --seq 64 $COMMON --samples 25000,400,60 --first 48 \
+        --cache-dir mbcache1 --out mb1 fort_text_document &&
+    grep "^train 31867$" mb1/sizes.txt &&
+    same_outputs py1 mb1 &&
+    same_caches pycache1 mbcache1
+'
+
+test_expect_success 'the separate final epoch really was taken (Megatron arrays)' '
+    $PY -c "
+import numpy as np
+d = np.load(\"py1/train_0_document_index.npy\"); s = np.load(\"py1/train_0_shuffle_index.npy\")
+n, k = len(d) // 3, 21245  # k = (2 * tokens_per_epoch - 1) // 64 samples before it
+assert len(d) == 3 * n and (np.sort(d[2 * n:]) == np.arange(d.min(), d.max() + 1)).all()
+assert s[:k].max() == k - 1 and s[k:].min() == k, \"final epoch shuffled apart\"
+assert s.dtype == np.uint32 and np.load(\"py1/train_0_sample_index.npy\").dtype == np.int32
+"
+'
+
+# blend: c4 (0.7) and wiki (0.3), 128-token samples: both prefixes run several epochs.
+test_expect_success 'weighted blend of two prefixes, split 90,8,2' '
+    mkdir py2 mb2 &&
+    $PY "$ORACLE/megatron_gpt_dataset.py" --split 90,8,2 --seq 128 $COMMON \
+        --samples 6000,300,50 --first 400 --cache-dir pycache2 --out py2 \
+        0.3 wiki_text_document 0.7 c4_text_document 2>py2.log &&
+    gpt_samples --split 90,8,2 --seq 128 $COMMON --samples 6000,300,50 --first 400 \
+        --cache-dir mbcache2 --out mb2 0.3 wiki_text_document 0.7 c4_text_document &&
+    grep "^train 6000$" mb2/sizes.txt &&
+    same_outputs py2 mb2 &&
+    same_caches pycache2 mbcache2
+'
+
+test_expect_success 'blend without weights draws in proportion to the datasets lengths' '
+    mkdir py3 mb3 &&
+    $PY "$ORACLE/megatron_gpt_dataset.py" --split 90,8,2 --seq 100 $COMMON \
+        --samples 1000,100,20 --first 200 --cache-dir pycache3 --out py3 \
+        wiki_text_document c4_text_document 2>py3.log &&
+    gpt_samples --split 90,8,2 --seq 100 $COMMON --samples 1000,100,20 --first 200 \
+        --cache-dir mbcache3 --out mb3 wiki_text_document c4_text_document &&
+    same_outputs py3 mb3 &&
+    same_caches pycache3 mbcache3
+'
+
+test_expect_success 'mock data equals MockGPTDataset' '
+    mkdir py4 mb4 &&
+    $PY "$ORACLE/megatron_gpt_dataset.py" --mock 1000 --seq 64 $COMMON --samples 50,10,10 \
+        --first 50 --out py4 2>py4.log &&
+    gpt_samples --mock 1000 --seq 64 $COMMON --samples 50,10,10 --first 50 --out mb4 &&
+    same_outputs py4 mb4
+'
+
+test_expect_success 'default cache: PREFIX/cache/GPTDataset_indices, read by numpy and Megatron' '
+    mkdir mb5 py5 &&
+    gpt_samples --split 969,30,1 --seq 64 $COMMON --samples 25000,400,60 --first 48 \
+        --out mb5 fort_text_document &&
+    ls fort_text_document/cache/GPTDataset_indices >names &&
+    test "$(wc -l <names)" = 12 &&
+    for f in mbcache1/*; do
+        cmp "$f" "fort_text_document/cache/GPTDataset_indices/$(basename "$f")" || exit 1
+    done &&
+    $PY -c "
+import glob, numpy as np
+for f in glob.glob(\"fort_text_document/cache/GPTDataset_indices/*.npy\"):
+    np.load(f)
+" &&
+    $PY "$ORACLE/megatron_gpt_dataset.py" --split 969,30,1 --seq 64 $COMMON \
+        --samples 25000,400,60 --first 48 --out py5 fort_text_document 2>py5.log &&
+    grep "Load the GPTDataset train indices" py5.log &&
+    same_outputs py1 py5 && same_outputs mb1 mb5
+'
+
+test_expect_success 'a cached index is loaded, not rebuilt' '
+    c=fort_text_document/cache/GPTDataset_indices &&
+    shuf=$(ls $c/*-train-shuffle_index.npy) &&
+    cp "$shuf" shuffle.orig &&
+    $PY -c "
+import numpy as np, sys
+a = np.load(sys.argv[1]); a[[0, 1]] = a[[1, 0]]; np.save(sys.argv[1], a)
+" "$shuf" &&
+    mkdir mb6 && gpt_samples --split 969,30,1 --seq 64 $COMMON --samples 25000,400,60 \
+        --first 2 --out mb6 fort_text_document &&
+    $PY -c "
+import numpy as np
+a, b = np.load(\"mb1/train_tokens.npy\"), np.load(\"mb6/train_tokens.npy\")
+assert (a[0] == b[1]).all() and (a[1] == b[0]).all(), \"swapped entries were used\"
+"
+'
+
+test_expect_success 'a corrupt cached index is rebuilt' '
+    c=fort_text_document/cache/GPTDataset_indices &&
+    shuf=$(ls $c/*-train-shuffle_index.npy) &&
+    head -c 200 shuffle.orig >"$shuf" &&
+    mkdir mb7 && gpt_samples --split 969,30,1 --seq 64 $COMMON --samples 25000,400,60 \
+        --first 48 --out mb7 fort_text_document &&
+    cmp "$shuf" shuffle.orig && same_outputs mb1 mb7
+'
+
+test_expect_success 'ranks building one cache at once: whole files, same bytes' '
+    rm -rf fort_text_document &&
+    $MPIRUN -np 3 sh -c "mkdir -p mpi\$OMPI_COMM_WORLD_RANK &&
+        gpt_samples --split 969,30,1 --seq 64 $COMMON --samples 25000,400,60 --first 48 \
+            --out mpi\$OMPI_COMM_WORLD_RANK fort_text_document" &&
+    same_outputs mb1 mpi0 && same_outputs mb1 mpi1 && same_outputs mb1 mpi2 &&
+    for f in mbcache1/*; do
+        cmp "$f" "fort_text_document/cache/GPTDataset_indices/$(basename "$f")" || exit 1
+    done &&
+    test_no_files "fort_text_document/cache/GPTDataset_indices/*.tmp*"
+'
+
+test_expect_success 'missing .bin is an error naming the file' '
+    cp wiki_text_document.idx lone_text_document.idx &&
+    test_expect_code 1 gpt_samples --split 90,8,2 lone_text_document 2>err &&
+    grep "lone_text_document.bin" err
+'
+
+test_expect_success 'corrupt .idx is an error naming the file' '
+    cp wiki_text_document.bin bad_text_document.bin &&
+    head -c 100 wiki_text_document.idx >bad_text_document.idx &&
+    test_expect_code 1 gpt_samples --split 90,8,2 bad_text_document 2>err &&
+    grep "bad_text_document.idx" err
+'
+
+test_expect_success 'truncated .bin is an error naming the file' '
+    cp wiki_text_document.idx short_text_document.idx &&
+    head -c 1000 wiki_text_document.bin >short_text_document.bin &&
+    test_expect_code 1 gpt_samples --split 90,8,2 short_text_document 2>err &&
+    grep "short_text_document.bin" err
+'
+
+test_expect_success 'a split without sequences cannot give samples' '
+    test_expect_code 1 gpt_samples --split 969,30,1 --samples 10,10,10 --cache-dir x \
+        wiki_text_document 2>err &&
+    grep "test split" err &&
+    test_expect_code 1 gpt_samples --split 100,0,0 --samples 10,10,0 --cache-dir x \
+        wiki_text_document 2>err &&
+    grep "gives the valid split nothing" err
+'
+
+test_done
