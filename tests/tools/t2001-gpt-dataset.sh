@@ -147,7 +147,9 @@ test_expect_success 'a split without sequences cannot give samples' '
     grep "test split" err &&
     test_expect_code 1 gpt_samples --split 100,0,0 --samples 10,10,0 --cache-dir x \
         wiki_text_document 2>err &&
-    grep "gives the valid split nothing" err
+    grep "gives the valid split nothing" err &&
+    gpt_samples --split 969,30,1 --samples 10,10,0 --cache-dir x wiki_text_document &&
+    grep "^test 0$" sizes.txt
 '
 
 test_done
