@@ -385,6 +385,11 @@ static int build_split(mb_gpt_data *g, const struct mb_gpt_data_config *c, int i
     if (!s->present[i])
         return 0;
     if (c->mock || (g->n_src == 1 && !c->weights)) {
+        int64_t beg, end;
+        mb_split_range(s, i, g->src[0].nseq, &beg, &end);
+        /* Megatron would loop forever here; with nothing asked for, the split is empty */
+        if (beg == end && q.num_samples <= 0)
+            return 0;
         ss->n = 1;
         ss->ds = mb_xcalloc(1, sizeof *ss->ds);
         if (ds_build(&ss->ds[0], &g->src[0], &q) != 0)

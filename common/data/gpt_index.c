@@ -4,7 +4,6 @@
  * weights round exactly as they do in Python. */
 #include "data/gpt_index.h"
 
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>

@@ -1,0 +1,72 @@
+#!/bin/sh
+test_description='GPT dataset blends and mock data equal megatron-core BlendedDataset and MockGPTDataset'
+. "$(dirname "$0")/../lib/test-lib.sh"
+
+# gpt_samples (tests/helpers) drives data/gpt_dataset.h; tests/oracle/megatron_gpt_dataset.py
+# runs megatron-core's own BlendedMegatronDatasetBuilder on the same files and options.
+# Both write the first samples of each split as .npy files with the same layout and
+# dtypes, so equal samples are equal files; both write Megatron's index cache, so equal
+# indices are equal cache files under equal (md5) names.
+GPT2="$TESTDATA/tokenizers/gpt2"
+IDS="--tokenizer-id class=mb.HFTokenizer --tokenizer-id tokenizer_path=$GPT2"
+COMMON="--eod 50256 --eod-mask-loss --reset-position-ids $IDS"
+
+# same_outputs DIR_A DIR_B: sizes and every sample file equal
+same_outputs() {
+    cmp "$1/sizes.txt" "$2/sizes.txt" &&
+    for s in train valid test; do
+        for f in tokens labels loss_mask position_ids; do
+            cmp "$1/${s}_$f.npy" "$2/${s}_$f.npy" || return 1
+        done
+    done
+}
+
+# same_caches DIR_A DIR_B: the GPTDataset files of A exist in B byte for byte, and B has
+# no others (Megatron also caches BlendedDataset indices; mb recomputes those)
+same_caches() {
+    n=0 &&
+    for f in "$1"/*-GPTDataset-*; do
+        cmp "$f" "$2/$(basename "$f")" || return 1
+        n=$((n + 1))
+    done &&
+    test "$(ls "$2" | wc -l)" = "$n" && test "$n" -ge 4
+}
+
+test_expect_success 'setup: two corpora tokenized with --append-eod' '
+    mb-preprocess -t "$GPT2" --append-eod -o wiki "$TESTDATA/corpora/wiki.jsonl" &&
+    mb-preprocess -t "$GPT2" --append-eod -o c4 "$TESTDATA/corpora/c4.jsonl" 2>/dev/null
+'
+
+# blend: c4 (0.7) and wiki (0.3), 128-token samples: both prefixes run several epochs.
+test_expect_success 'weighted blend of two prefixes, split 90,8,2' '
+    mkdir py2 mb2 &&
+    $PY "$ORACLE/megatron_gpt_dataset.py" --split 90,8,2 --seq 128 $COMMON \
+        --samples 6000,300,50 --first 400 --cache-dir pycache2 --out py2 \
+        0.3 wiki_text_document 0.7 c4_text_document 2>py2.log &&
+    gpt_samples --split 90,8,2 --seq 128 $COMMON --samples 6000,300,50 --first 400 \
+        --cache-dir mbcache2 --out mb2 0.3 wiki_text_document 0.7 c4_text_document &&
+    grep "^train 6000$" mb2/sizes.txt &&
+    same_outputs py2 mb2 &&
+    same_caches pycache2 mbcache2
+'
+
+test_expect_success 'blend without weights draws in proportion to the datasets lengths' '
+    mkdir py3 mb3 &&
+    $PY "$ORACLE/megatron_gpt_dataset.py" --split 90,8,2 --seq 100 $COMMON \
+        --samples 1000,100,20 --first 200 --cache-dir pycache3 --out py3 \
+        wiki_text_document c4_text_document 2>py3.log &&
+    gpt_samples --split 90,8,2 --seq 100 $COMMON --samples 1000,100,20 --first 200 \
+        --cache-dir mbcache3 --out mb3 wiki_text_document c4_text_document &&
+    same_outputs py3 mb3 &&
+    same_caches pycache3 mbcache3
+'
+
+test_expect_success 'mock data equals MockGPTDataset' '
+    mkdir py4 mb4 &&
+    $PY "$ORACLE/megatron_gpt_dataset.py" --mock 1000 --seq 64 $COMMON --samples 50,10,10 \
+        --first 50 --out py4 2>py4.log &&
+    gpt_samples --mock 1000 --seq 64 $COMMON --samples 50,10,10 --first 50 --out mb4 &&
+    same_outputs py4 mb4
+'
+
+test_done
