@@ -89,8 +89,9 @@ void mb_ckpt_state_release(struct mb_ckpt_state *st);
  * state the exact fp32 values also go to /optim/master). On success returns 0 on every
  * rank and, if SAVED_PATH is not NULL, sets it to the malloc'd path of the new file.
  * On failure returns -1 on every rank with mb_err set (a rank that did not fail itself
- * says which step another rank failed in), no iter_*.h5 of this iteration is left
- * behind unless one existed before, and DIR/latest is unchanged. */
+ * says which step another rank failed in), the temporary file is removed and
+ * DIR/latest is unchanged. Rank 0 first reserves the file's estimated size, so a full
+ * disk is found before HDF5 writes anything. */
 MB_MUST_CHECK int mb_ckpt_save(const struct mb_dist *d, const char *dir,
                                const struct mb_ckpt_tensor *model, int n,
                                const struct mb_ckpt_tensor *exp_avg,
@@ -99,9 +100,9 @@ MB_MUST_CHECK int mb_ckpt_save(const struct mb_dist *d, const char *dir,
                                char **saved_path);
 
 /* Turn a `checkpoint.load` value into a checkpoint file. A directory is resolved
- * through DIR/latest; a path that does not exist, or a directory without `latest`,
- * gives 0 with *FILE = NULL (start from scratch; the caller says so). Anything else
- * is taken as a checkpoint file. Returns 0 with *FILE malloc'd (or NULL), or -1 with
+ * through DIR/latest; a directory without `latest`, or a path that does not exist and
+ * does not end in ".h5", gives 0 with *FILE = NULL (start from scratch; the caller
+ * says so). Anything else is taken as a checkpoint file. Returns 0 with *FILE malloc'd (or NULL), or -1 with
  * mb_err set: unreadable or empty `latest`, or `latest` naming a missing file. */
 MB_MUST_CHECK int mb_ckpt_resolve(const char *load, char **file);
 

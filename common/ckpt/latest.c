@@ -72,8 +72,9 @@ int mb_ckpt_resolve(const char *load, char **file)
     if (!load || !*load)
         return mb_err_set(MB_E_INVALID, "", "empty checkpoint path");
     if (stat(load, &sb) != 0) {
-        if (errno == ENOENT)
-            return 0;
+        size_t n = strlen(load);
+        if (errno == ENOENT && !(n > 3 && strcmp(load + n - 3, ".h5") == 0))
+            return 0; /* a directory that does not exist yet */
         return mb_err_errno(load, "cannot stat");
     }
     if (S_ISDIR(sb.st_mode))

@@ -98,10 +98,10 @@ mb_ckpt_reader *mb_ckpt_reader_open(const struct mb_dist *d, const char *file)
     ckpt_h5_quiet();
     r->file = mb_xstrdup(file);
     r->h5 = H5Fopen(file, H5F_ACC_RDONLY, fapl);
+    if (r->h5 < 0) /* take HDF5's reason before the next call clears it */
+        ckpt_h5_err(MB_E_PARSE, file, "cannot open checkpoint (missing, truncated or damaged)");
     H5Pclose(fapl);
     if (r->h5 < 0) {
-        /* take HDF5's reason before the next call clears it */
-        ckpt_h5_err(MB_E_PARSE, file, "cannot open checkpoint (missing, truncated or damaged)");
         if (access(file, R_OK) == 0 && H5Fis_hdf5(file) <= 0)
             mb_err_set(MB_E_PARSE, file, "not an HDF5 file");
         goto fail;

@@ -226,22 +226,33 @@ static int write_attr(struct saver *s, const char *name, const char *value)
     return rc;
 }
 
+/* Each step is followed by agreement, so ranks never drift apart in collective calls. */
 static int write_meta(struct saver *s, const struct mb_ckpt_state *st, int optim)
 {
-    int rc = write_i64(s, "/train/iteration", st->iteration);
+    const struct { const char *path; int64_t v; } ints[] = {
+        { "/train/iteration", st->iteration },
+        { "/train/consumed_train_samples", st->consumed_train_samples },
+        { "/train/consumed_valid_samples", st->consumed_valid_samples },
+        { "/optim/step", st->optim_step },
+    };
+    const struct { const char *name, *value; } attrs[] = {
+        { "format", MB_CKPT_FORMAT }, { "mb_version", mb_version() },
+        { "model_config", st->model_config_json }, { "recipe", st->recipe_json },
+        { "tokenizer", st->tokenizer },
+    };
 
-    rc = rc ? rc : write_i64(s, "/train/consumed_train_samples", st->consumed_train_samples);
-    rc = rc ? rc : write_i64(s, "/train/consumed_valid_samples", st->consumed_valid_samples);
-    rc = rc ? rc : write_blob(s, "/train/rng_state", st->rng_state, st->rng_state_len);
-    rc = rc ? rc : write_blob(s, "/train/data_state", st->data_state, st->data_state_len);
-    if (optim)
-        rc = rc ? rc : write_i64(s, "/optim/step", st->optim_step);
-    rc = rc ? rc : write_attr(s, "format", MB_CKPT_FORMAT);
-    rc = rc ? rc : write_attr(s, "mb_version", mb_version());
-    rc = rc ? rc : write_attr(s, "model_config", st->model_config_json);
-    rc = rc ? rc : write_attr(s, "recipe", st->recipe_json);
-    rc = rc ? rc : write_attr(s, "tokenizer", st->tokenizer);
-    return agree(s, rc, "writing /train and the attributes");
+    for (size_t i = 0; i < MB_ARRAY_LEN(ints) - !optim; i++)
+        if (agree(s, write_i64(s, ints[i].path, ints[i].v), ints[i].path) != 0)
+            return -1;
+    if (agree(s, write_blob(s, "/train/rng_state", st->rng_state, st->rng_state_len),
+              "/train/rng_state") != 0 ||
+        agree(s, write_blob(s, "/train/data_state", st->data_state, st->data_state_len),
+              "/train/data_state") != 0)
+        return -1;
+    for (size_t i = 0; i < MB_ARRAY_LEN(attrs); i++)
+        if (agree(s, write_attr(s, attrs[i].name, attrs[i].value), attrs[i].name) != 0)
+            return -1;
+    return 0;
 }
 
 static int write_groups(struct saver *s, int optim)

@@ -4,6 +4,9 @@
  *
  *   ckpt_roundtrip save DIR ITER fp32|bf16 optim|nooptim
  *       save iteration ITER; rank 0 prints the file's path
+ *   ckpt_roundtrip save-clash DIR ITER
+ *       like "save ... fp32 optim", but the last tensor is renamed "decoder.layers.mlp",
+ *       a group of an earlier tensor, so HDF5 fails half-way through the file
  *   ckpt_roundtrip load PATH fp32|bf16 optim|nooptim
  *       resolve PATH (file or directory), load, and check every value and the state
  *       against the synthetic model of the iteration found; rank 0 prints
@@ -115,6 +118,8 @@ static int cmd_save(const struct mb_dist *d, char **argv)
         parse_kind(argv[4], argv[5], &bf16, &optim) != 0)
         return -1;
     model_init(&m, iter);
+    if (strcmp(argv[1], "save-clash") == 0)
+        m.t[0][NT - 1].name = "decoder.layers.mlp";
     make_state(&st, iter, rng, cfg, recipe);
     int rc = mb_ckpt_save(d, argv[2], m.t[0], NT, optim ? m.t[1] : NULL, optim ? m.t[2] : NULL,
                           bf16 ? MB_CKPT_BF16 : MB_CKPT_F32, &st, &path);
@@ -229,6 +234,8 @@ int main(int argc, char **argv)
     mb_dist_init(&d, &argc, &argv);
     if (argc == 6 && strcmp(argv[1], "save") == 0)
         rc = cmd_save(&d, argv);
+    else if (argc == 4 && strcmp(argv[1], "save-clash") == 0)
+        rc = cmd_save(&d, (char *[]){ argv[0], argv[1], argv[2], argv[3], "fp32", "optim" });
     else if (argc == 5 && strcmp(argv[1], "load") == 0)
         rc = cmd_load(&d, argv);
     else if (argc == 3 && strcmp(argv[1], "list") == 0)

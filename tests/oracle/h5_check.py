@@ -4,8 +4,8 @@
   h5_check.py check FILE ITER fp32|bf16 optim|nooptim [FILE ITER ... ...]
       each FILE must hold exactly the synthetic model of tests/helpers/ckpt_roundtrip.c for
       iteration ITER: names, shapes, dtypes, values, /train, /optim, root attributes.
-  h5_check.py same A B
-      A and B hold the same datasets with the same dtypes and bytes, and the same root
+  h5_check.py same A B [A B ...]
+      each A and B hold the same datasets with the same dtypes and bytes, and the same root
       attributes (mb_version aside).
 
 Exits 0 when everything matches, 1 with a message otherwise.
@@ -163,8 +163,9 @@ def main():
     if sys.argv[1:2] == ["check"] and args and len(args) % 4 == 0:
         for i in range(0, len(args), 4):
             check(args[i], int(args[i + 1]), args[i + 2], args[i + 3] == "optim")
-    elif len(sys.argv) == 4 and sys.argv[1] == "same":
-        same(sys.argv[2], sys.argv[3])
+    elif sys.argv[1:2] == ["same"] and args and len(args) % 2 == 0:
+        for i in range(0, len(args), 2):
+            same(args[i], args[i + 1])
     else:
         print(__doc__, file=sys.stderr)
         sys.exit(2)
