@@ -131,6 +131,7 @@ demo: deps
 bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/preprocess
+	@bench/train_cpu
 
 # ---- install -------------------------------------------------------------
 INSTALL ?= install

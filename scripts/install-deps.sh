@@ -16,7 +16,7 @@ build-essential pkgconf
 libopenmpi-dev openmpi-bin
 libhdf5-openmpi-dev hdf5-tools
 zlib1g-dev libopenblas-dev libpcre2-dev libutf8proc-dev libjansson-dev libyaml-dev
-man-db groff-base
+man-db groff-base time
 python3 python3-venv
 fortunes fortunes-min fortunes-zh fortunes-ru
 "
