@@ -1,6 +1,6 @@
 # pretrain-lib.sh - shared set-up of the mb-pretrain tests (sourced after test-lib.sh).
 #
-# make_corpus: a real corpus (wiki + c4 test corpora), a 512-entry BPE trained on it
+# make_corpus: a real corpus (the fortunes test corpus), a 512-entry BPE trained on it
 # and its Megatron token files corpus_text_document.{bin,idx} in the trash directory.
 # pretrain ARGS...: mb-pretrain on tests/data/recipes/small.yaml with that data, one
 # thread per process (MPI tests oversubscribe two cores).
@@ -10,7 +10,7 @@ SMALL_RECIPE="$MB_ROOT/tests/data/recipes/small.yaml"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
 
 make_corpus() {
-    cat "$TESTDATA/corpora/wiki.jsonl" "$TESTDATA/corpora/c4.jsonl" >corpus.jsonl &&
+    cp "$TESTDATA/corpora/fortunes.jsonl" corpus.jsonl &&
     mb-preprocess --train-tokenizer 512 --save-tokenizer tok.json --append-eod -w 2 \
         -o corpus corpus.jsonl 2>/dev/null
 }

@@ -6,8 +6,8 @@ test_description='GPT dataset indices, cache files and samples equal megatron-co
 
 test_expect_success 'setup: three corpora tokenized with --append-eod' '
     mb-preprocess -t "$GPT2" --append-eod -o fort "$TESTDATA/corpora/fortunes.jsonl" &&
-    mb-preprocess -t "$GPT2" --append-eod -o wiki "$TESTDATA/corpora/wiki.jsonl" &&
-    mb-preprocess -t "$GPT2" --append-eod -o c4 "$TESTDATA/corpora/c4.jsonl" 2>/dev/null
+    mb-preprocess -t "$GPT2" --append-eod -o lists "$TESTDATA/corpora/lists.jsonl" &&
+    mb-preprocess -t "$GPT2" --append-eod -o code "$TESTDATA/corpora/code.jsonl" 2>/dev/null
 '
 
 # fortunes: ~680k training tokens = 10622 samples of 64 per epoch; 25000 samples take
@@ -94,33 +94,35 @@ test_expect_success 'ranks building one cache at once: whole files, same bytes' 
 '
 
 test_expect_success 'missing .bin is an error naming the file' '
-    cp wiki_text_document.idx lone_text_document.idx &&
+    cp lists_text_document.idx lone_text_document.idx &&
     test_expect_code 1 gpt_samples --split 90,8,2 lone_text_document 2>err &&
     grep "lone_text_document.bin" err
 '
 
 test_expect_success 'corrupt .idx is an error naming the file' '
-    cp wiki_text_document.bin bad_text_document.bin &&
-    head -c 100 wiki_text_document.idx >bad_text_document.idx &&
+    cp lists_text_document.bin bad_text_document.bin &&
+    head -c 100 lists_text_document.idx >bad_text_document.idx &&
     test_expect_code 1 gpt_samples --split 90,8,2 bad_text_document 2>err &&
     grep "bad_text_document.idx" err
 '
 
 test_expect_success 'truncated .bin is an error naming the file' '
-    cp wiki_text_document.idx short_text_document.idx &&
-    head -c 1000 wiki_text_document.bin >short_text_document.bin &&
+    cp lists_text_document.idx short_text_document.idx &&
+    head -c 1000 lists_text_document.bin >short_text_document.bin &&
     test_expect_code 1 gpt_samples --split 90,8,2 short_text_document 2>err &&
     grep "short_text_document.bin" err
 '
 
-test_expect_success 'a split without sequences cannot give samples' '
+test_expect_success 'a split without sequences cannot give samples (300 documents: test split 969,30,1 is empty)' '
+    head -n 300 "$TESTDATA/corpora/fortunes.jsonl" >few.jsonl &&
+    mb-preprocess -t "$GPT2" --append-eod -o few few.jsonl 2>/dev/null &&
     test_expect_code 1 gpt_samples --split 969,30,1 --samples 10,10,10 --cache-dir x \
-        wiki_text_document 2>err &&
+        few_text_document 2>err &&
     grep "test split" err &&
     test_expect_code 1 gpt_samples --split 100,0,0 --samples 10,10,0 --cache-dir x \
-        wiki_text_document 2>err &&
+        few_text_document 2>err &&
     grep "gives the valid split nothing" err &&
-    gpt_samples --split 969,30,1 --samples 10,10,0 --cache-dir x wiki_text_document &&
+    gpt_samples --split 969,30,1 --samples 10,10,0 --cache-dir x few_text_document &&
     grep "^test 0$" sizes.txt
 '
 
