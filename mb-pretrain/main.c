@@ -68,7 +68,8 @@ static mb_config *load_config(const struct pt_opts *o)
     free(path);
     for (int i = 0; rc == 0 && i < o->nargs; i++) {
         if (!mb_config_is_override(o->args[i]))
-            rc = mb_err_set(MB_E_USAGE, o->args[i], "expected key=value (e.g. train.train_iters=100)");
+            rc = mb_err_set(MB_E_USAGE, o->args[i],
+                            "expected key=value (e.g. train.train_iters=100)");
         else
             rc = mb_config_override(cfg, o->args[i]);
     }

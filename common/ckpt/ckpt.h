@@ -102,8 +102,9 @@ MB_MUST_CHECK int mb_ckpt_save(const struct mb_dist *d, const char *dir,
 /* Turn a `checkpoint.load` value into a checkpoint file. A directory is resolved
  * through DIR/latest; a directory without `latest`, or a path that does not exist and
  * does not end in ".h5", gives 0 with *FILE = NULL (start from scratch; the caller
- * says so). Anything else is taken as a checkpoint file. Returns 0 with *FILE malloc'd (or NULL), or -1 with
- * mb_err set: unreadable or empty `latest`, or `latest` naming a missing file. */
+ * says so). Anything else is taken as a checkpoint file. Returns 0 with *FILE malloc'd
+ * (or NULL), or -1 with mb_err set: unreadable or empty `latest`, or `latest` naming a
+ * missing file. */
 MB_MUST_CHECK int mb_ckpt_resolve(const char *load, char **file);
 
 /* Load FILE. Collective when D has MPI (every rank reads every tensor whole); D may be

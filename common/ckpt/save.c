@@ -91,29 +91,6 @@ static int check_args(const struct mb_ckpt_tensor *model, int n,
     return 0;
 }
 
-/* mkdir -p DIR. */
-static int make_dir(const char *dir)
-{
-    char *p = mb_xstrdup(dir);
-    int rc = 0;
-
-    for (char *s = p + 1;; s++) {
-        if (*s != '/' && *s != '\0')
-            continue;
-        char c = *s;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST) {
-            rc = mb_err_errno(p, "cannot create checkpoint directory");
-            break;
-        }
-        *s = c;
-        if (c == '\0')
-            break;
-    }
-    free(p);
-    return rc;
-}
-
 /* Select this rank's rows [lo, hi) of the first axis in FSPACE and a matching memory
  * space; a rank with no rows (or not the root, for ROOT_ONLY) selects nothing. */
 static hid_t select_rows(const struct saver *s, hid_t fspace, int ndim, const hsize_t *dims,
@@ -409,7 +386,7 @@ int mb_ckpt_save(const struct mb_dist *d, const char *dir, const struct mb_ckpt_
         *saved_path = NULL;
     int rc = check_args(model, n, exp_avg, exp_avg_sq, model_dtype, st);
     if (rc == 0 && s.rank == 0)
-        rc = make_dir(dir);
+        rc = mb_fs_mkdirs(dir, "checkpoint directory");
     if (agree(&s, rc, "checking the checkpoint arguments") != 0)
         return -1;
     snprintf(name, sizeof name, "iter_%07lld.h5", (long long)st->iteration);

@@ -199,3 +199,26 @@ int mb_fs_exists(const char *path)
 {
     return access(path, F_OK) == 0;
 }
+
+int mb_fs_mkdirs(const char *dir, const char *what)
+{
+    char *p = mb_xstrdup(dir);
+    int rc = 0;
+
+    for (char *s = p + 1; rc == 0; s++) {
+        int last = *s == '\0';
+        if (*s != '/' && !last)
+            continue;
+        *s = '\0';
+        if (mkdir(p, 0777) != 0 && errno != EEXIST)
+            rc = mb_err_errno(p, "cannot create %s", what);
+        if (last)
+            break;
+        *s = '/';
+    }
+    struct stat st;
+    if (rc == 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
+        rc = mb_err_set(MB_E_IO, dir, "not a directory");
+    free(p);
+    return rc;
+}

@@ -47,6 +47,10 @@ MB_MUST_CHECK int mb_fs_read_all(const char *path, char **data, size_t *size);
 /* 1 if PATH exists. */
 int mb_fs_exists(const char *path);
 
+/* mkdir -p: create DIR and any missing parents. On failure mb_err reads
+ * "PATH: cannot create WHAT: strerror" (WHAT e.g. "checkpoint directory"). */
+MB_MUST_CHECK int mb_fs_mkdirs(const char *dir, const char *what);
+
 /* fsync the directory holding PATH. */
 MB_MUST_CHECK int mb_fs_sync_parent(const char *path);
 

@@ -225,3 +225,11 @@ int mb_u64map_get(const mb_u64map *m, uint64_t key, uint64_t *value)
     }
     return 0;
 }
+
+uint64_t mb_splitmix64(uint64_t x)
+{
+    x += 0x9e3779b97f4a7c15ULL;
+    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
+    return x ^ (x >> 31);
+}

@@ -1,4 +1,4 @@
-/* core/hash.h - open-addressing hash maps used by the tokenizers.
+/* core/hash.h - hash maps (the tokenizers' vocabularies) and hash and mixing functions.
  *
  * mb_strmap maps byte strings (any bytes, explicit length) to int32 values; keys are
  * copied into an arena owned by the map. mb_u64map maps 64-bit keys to 64-bit values.
@@ -29,6 +29,10 @@ void mb_strmap_each(const mb_strmap *m,
                     void *ctx);
 
 uint64_t mb_hash_bytes(const void *data, size_t len);
+
+/* splitmix64's output function of X + golden ratio: a counter-based generator, so
+ * mb_splitmix64(key + i) is the i-th draw of stream KEY. */
+uint64_t mb_splitmix64(uint64_t x);
 
 struct mb_u64map;
 typedef struct mb_u64map mb_u64map;

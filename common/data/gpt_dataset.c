@@ -92,26 +92,6 @@ static void source_close(struct source *s)
 
 /* ---- the cache -------------------------------------------------------------- */
 
-static int mkdir_p(const char *dir)
-{
-    char *p = mb_xstrdup(dir);
-    int rc = 0;
-
-    for (char *q = p + 1;; q++) {
-        if (*q != '/' && *q != '\0')
-            continue;
-        char c = *q;
-        *q = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            rc = mb_err_errno(p, "cannot create the index cache directory");
-        *q = c;
-        if (c == '\0' || rc != 0)
-            break;
-    }
-    free(p);
-    return rc;
-}
-
 static char *cache_path(const struct gpt_ds *ds, const char *affix)
 {
     struct mb_buf b = MB_BUF_INIT;
@@ -198,7 +178,7 @@ static int ds_save_cache(const struct gpt_ds *ds, const char *dir, const struct 
     const int64_t shuffle_shape[] = { ds->n_samples };
     char *paths[4] = { cache_path(ds, "document_index.npy"), cache_path(ds, "sample_index.npy"),
                        cache_path(ds, "shuffle_index.npy"), cache_path(ds, "description.txt") };
-    int rc = mkdir_p(dir);
+    int rc = mb_fs_mkdirs(dir, "the index cache directory");
 
     if (rc == 0)
         rc = mb_npy_write(paths[0], MB_NPY_I4, 1, doc_shape, ds->doc);

@@ -67,7 +67,8 @@ struct mb_ops {
     void (*scale)(float *x, float s, int64_t n);                      /* x *= s */
     double (*sumsq)(const float *x, int64_t n);                       /* sum x^2, in double */
     void (*add_bias)(float *y, const float *bias, int64_t rows, int64_t cols); /* y[r,:] += b */
-    void (*bias_grad)(float *db, const float *dy, int64_t rows, int64_t cols); /* db += sum_r dy[r,:] */
+    /* db += sum_r dy[r,:] */
+    void (*bias_grad)(float *db, const float *dy, int64_t rows, int64_t cols);
 
     /* RMSNorm: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); with zero_centered the
      * weight is stored as w - 1 (Gemma) and (1 + w) is used. rstd[rows] is saved for bwd.
@@ -95,7 +96,8 @@ struct mb_ops {
     /* Fused QKV projection output [rows, (nH + 2 nKV) d] in Megatron's grouped layout
      * (per KV group: its nH/nKV query heads, then k, then v; formats.md 5.2) to q, k, v
      * in the attention layouts above. qkv_merge is the backward (overwrites dqkv). */
-    void (*qkv_split)(float *q, float *k, float *v, const float *qkv, const struct mb_attn_shape *s);
+    void (*qkv_split)(float *q, float *k, float *v, const float *qkv,
+                      const struct mb_attn_shape *s);
     void (*qkv_merge)(float *dqkv, const float *dq, const float *dk, const float *dv,
                       const struct mb_attn_shape *s);
 

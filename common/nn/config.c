@@ -105,7 +105,8 @@ static int set_field(struct mb_model_config *c, const struct field *f, const mb_
     enum mb_json_type t = mb_json_type_of(v);
     switch (f->type) {
     case F_I64:
-        if (t != MB_JSON_INT && !(t == MB_JSON_REAL && mb_json_number(v) == floor(mb_json_number(v))))
+        if (t != MB_JSON_INT &&
+            !(t == MB_JSON_REAL && mb_json_number(v) == floor(mb_json_number(v))))
             break;
         *(int64_t *)dst = (int64_t)mb_json_number(v);
         return 0;

@@ -128,19 +128,11 @@ int64_t mb_param_offset(const struct mb_param_table *t, enum mb_param_id id, int
     return p->offset + layer * (p->numel / p->shape[0]);
 }
 
-/* splitmix64: a strong 64-bit mixer; the counter-based generator is mix(key + index). */
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 /* Standard normal for element I of the tensor keyed by KEY (Box-Muller on two draws). */
 static double normal_at(uint64_t key, uint64_t i)
 {
-    uint64_t a = mix64(key ^ mix64(2 * i)), b = mix64(key ^ mix64(2 * i + 1));
+    uint64_t a = mb_splitmix64(key ^ mb_splitmix64(2 * i));
+    uint64_t b = mb_splitmix64(key ^ mb_splitmix64(2 * i + 1));
     double u1 = ((double)(a >> 11) + 0.5) * 0x1.0p-53; /* (0, 1) */
     double u2 = (double)(b >> 11) * 0x1.0p-53;
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
@@ -155,7 +147,7 @@ void mb_param_init_all(const struct mb_param_table *t, const struct mb_model_con
         double std = cfg->init_method_std;
         if (p->init == MB_INIT_NORMAL_SCALED)
             std /= sqrt(2.0 * (double)cfg->num_layers);
-        uint64_t key = mix64(seed) ^ mb_hash_bytes(p->name, strlen(p->name));
+        uint64_t key = mb_splitmix64(seed) ^ mb_hash_bytes(p->name, strlen(p->name));
         for (int64_t e = 0; e < p->numel; e++) {
             switch (p->init) {
             case MB_INIT_NORMAL:

@@ -45,10 +45,6 @@ struct mb_trainer {
     double log_start;             /* mb_now() */
 };
 
-/* Read the samples of micro-batches for SPLIT starting at global sample FIRST into B
- * (this rank's slices). */
-MB_MUST_CHECK int mb_train_fill(struct mb_trainer *t, int split, int64_t first);
-
 /* Checkpoint glue (train/state.c). */
 MB_MUST_CHECK int mb_train_save(struct mb_trainer *t);
 MB_MUST_CHECK int mb_train_resume(struct mb_trainer *t, const char *file);

@@ -23,8 +23,57 @@ static int is_setup_only(const char *key)
     return strcmp(key, "model.make_vocab_size_divisible_by") == 0;
 }
 
-/* The JSON object of every model.* key, typed by the schema. */
-static char *model_keys_json(const mb_config *cfg)
+/* The sizes Megatron derives when the recipe leaves them 0. */
+struct derived_sizes {
+    int64_t vocab_size, ffn_hidden_size, max_position_embeddings;
+};
+
+static int derive_sizes(const mb_config *cfg, int64_t tokenizer_vocab, struct derived_sizes *d)
+{
+    d->vocab_size = mb_config_i64(cfg, "model.vocab_size");
+    d->ffn_hidden_size = mb_config_i64(cfg, "model.ffn_hidden_size");
+    d->max_position_embeddings = mb_config_i64(cfg, "model.max_position_embeddings");
+    if (d->ffn_hidden_size == 0)
+        d->ffn_hidden_size = 4 * mb_config_i64(cfg, "model.hidden_size");
+    if (d->max_position_embeddings == 0)
+        d->max_position_embeddings = mb_config_i64(cfg, "data.seq_length");
+    if (d->vocab_size != 0)
+        return 0;
+    if (tokenizer_vocab <= 0)
+        return mb_err_set(MB_E_INVALID, "model.vocab_size",
+                          "is 0 and there is no tokenizer.tokenizer_model to size it from");
+    d->vocab_size = mb_padded_vocab(tokenizer_vocab,
+                                    mb_config_i64(cfg, "model.make_vocab_size_divisible_by"));
+    return 0;
+}
+
+/* The derived value of KEY, or NULL when KEY is not one of them. */
+static const int64_t *derived_value(const struct derived_sizes *d, const char *key)
+{
+    if (strcmp(key, "model.vocab_size") == 0)
+        return &d->vocab_size;
+    if (strcmp(key, "model.ffn_hidden_size") == 0)
+        return &d->ffn_hidden_size;
+    if (strcmp(key, "model.max_position_embeddings") == 0)
+        return &d->max_position_embeddings;
+    return NULL;
+}
+
+static void add_value(struct mb_buf *out, const mb_config *cfg, const struct mb_config_key *k)
+{
+    switch (k->type) {
+    case MB_CONFIG_INT: mb_buf_addf(out, "%lld", (long long)mb_config_i64(cfg, k->key)); break;
+    case MB_CONFIG_FLOAT: mb_buf_addf(out, "%.17g", mb_config_double(cfg, k->key)); break;
+    case MB_CONFIG_BOOL: mb_buf_adds(out, mb_config_bool(cfg, k->key) ? "true" : "false"); break;
+    default: {
+        const char *s = mb_config_str(cfg, k->key);
+        mb_json_escape(out, s, strlen(s));
+    }
+    }
+}
+
+/* The JSON object of every model.* key, typed by the schema, with the derived sizes. */
+static char *model_keys_json(const mb_config *cfg, const struct derived_sizes *d)
 {
     size_t n;
     const struct mb_config_key *schema = mb_pretrain_schema(&n);
@@ -37,15 +86,11 @@ static char *model_keys_json(const mb_config *cfg)
             continue;
         mb_buf_addf(&out, "%s\"%s\": ", first ? "" : ", ", key + 6);
         first = 0;
-        switch (schema[i].type) {
-        case MB_CONFIG_INT: mb_buf_addf(&out, "%lld", (long long)mb_config_i64(cfg, key)); break;
-        case MB_CONFIG_FLOAT: mb_buf_addf(&out, "%.17g", mb_config_double(cfg, key)); break;
-        case MB_CONFIG_BOOL: mb_buf_adds(&out, mb_config_bool(cfg, key) ? "true" : "false"); break;
-        default: {
-            const char *s = mb_config_str(cfg, key);
-            mb_json_escape(&out, s, strlen(s));
-        }
-        }
+        const int64_t *v = derived_value(d, key);
+        if (v)
+            mb_buf_addf(&out, "%lld", (long long)*v);
+        else
+            add_value(&out, cfg, &schema[i]);
     }
     mb_buf_adds(&out, "}");
     return out.data;
@@ -54,42 +99,15 @@ static char *model_keys_json(const mb_config *cfg)
 int mb_setup_model_config(const mb_config *cfg, int64_t tokenizer_vocab,
                           struct mb_model_config *out)
 {
-    char *text = model_keys_json(cfg);
+    struct derived_sizes d;
+    if (derive_sizes(cfg, tokenizer_vocab, &d) < 0)
+        return -1;
+    char *text = model_keys_json(cfg, &d);
     mb_json *obj = mb_json_parse(text, strlen(text), "model.*");
     free(text);
     if (!obj)
         return -1;
-    /* let nn/ see a complete config: fill the derived sizes before it validates */
     struct mb_model_config c;
-    memset(&c, 0, sizeof(c));
-    int64_t hidden = mb_config_i64(cfg, "model.hidden_size");
-    int64_t vocab = mb_config_i64(cfg, "model.vocab_size");
-    int64_t ffn = mb_config_i64(cfg, "model.ffn_hidden_size");
-    int64_t max_pos = mb_config_i64(cfg, "model.max_position_embeddings");
-    mb_json_free(obj);
-
-    struct mb_buf fix = MB_BUF_INIT;
-    char *base = model_keys_json(cfg);
-    mb_buf_add(&fix, base, strlen(base) - 1); /* without the closing brace */
-    free(base);
-    if (vocab == 0) {
-        if (tokenizer_vocab <= 0) {
-            mb_buf_release(&fix);
-            return mb_err_set(MB_E_INVALID, "model.vocab_size",
-                              "is 0 and there is no tokenizer.tokenizer_model to size it from");
-        }
-        vocab = mb_padded_vocab(tokenizer_vocab,
-                                mb_config_i64(cfg, "model.make_vocab_size_divisible_by"));
-    }
-    mb_buf_addf(&fix, ", \"vocab_size\": %lld", (long long)vocab);
-    mb_buf_addf(&fix, ", \"ffn_hidden_size\": %lld", (long long)(ffn ? ffn : 4 * hidden));
-    mb_buf_addf(&fix, ", \"max_position_embeddings\": %lld",
-                (long long)(max_pos ? max_pos : mb_config_i64(cfg, "data.seq_length")));
-    mb_buf_adds(&fix, "}");
-    obj = mb_json_parse(fix.data, fix.len, "model.*");
-    mb_buf_release(&fix);
-    if (!obj)
-        return -1;
     int rc = mb_model_config_from_json(&c, obj, "model.*");
     mb_json_free(obj);
     if (rc < 0)

@@ -22,6 +22,7 @@
 
 #include "core/crc32c.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/mem.h"
 
 enum wire { WIRE_VARINT = 0, WIRE_I64 = 1, WIRE_LEN = 2, WIRE_I32 = 5 };
@@ -197,30 +198,6 @@ static double wall_clock(void)
     return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
-/* mkdir -p: create DIR and any missing parents. */
-static int make_dirs(const char *dir)
-{
-    char *p = mb_xstrdup(dir);
-    int rc = 0;
-
-    for (char *s = p + 1; rc == 0; s++) {
-        int last = *s == '\0';
-        if (*s != '/' && !last)
-            continue;
-        *s = '\0';
-        if (mkdir(p, 0777) != 0 && errno != EEXIST)
-            rc = mb_err_errno(p, "cannot create directory");
-        if (last)
-            break;
-        *s = '/';
-    }
-    struct stat st;
-    if (rc == 0 && (stat(dir, &st) != 0 || !S_ISDIR(st.st_mode)))
-        rc = mb_err_set(MB_E_IO, dir, "not a directory");
-    free(p);
-    return rc;
-}
-
 /* DIR/events.out.tfevents.<seconds>.<host>.<pid>.<n>, the name TensorFlow and PyTorch's
  * SummaryWriter use; TensorBoard picks up any file whose name contains "tfevents". */
 static char *event_file_name(const char *dir)
@@ -274,7 +251,7 @@ int mb_tb_open(mb_tb **out, const char *dir)
     *out = NULL;
     if (!dir || !*dir)
         return mb_err_set(MB_E_INVALID, "logger.tensorboard_dir", "empty directory name");
-    if (make_dirs(dir) != 0)
+    if (mb_fs_mkdirs(dir, "directory") != 0)
         return -1;
 
     mb_tb *tb = mb_xcalloc(1, sizeof *tb);

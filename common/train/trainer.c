@@ -13,6 +13,15 @@
 #include "kern/ops.h"
 #include "train/setup.h"
 
+/* 0 when RC is 0 on every rank, else -1: with this rank's own error, or, on a rank
+ * that was fine, "another rank failed" at WHERE. Every rank must call it. */
+static int agree(const struct mb_dist *dist, int rc, const char *where)
+{
+    if (mb_dist_all_ok(dist, rc == 0))
+        return 0;
+    return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, where, "another rank failed");
+}
+
 static int check_sizes(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -95,9 +104,7 @@ static int open_data(struct mb_trainer *t)
         rc = mb_gpt_data_open(&t->data, &dc);
     free(paths);
     free(weights);
-    if (!mb_dist_all_ok(t->dist, rc == 0))
-        return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, "data", "another rank failed to open the data");
-    return 0;
+    return agree(t->dist, rc, "data");
 }
 
 static int alloc_batches(struct mb_trainer *t)
@@ -144,20 +151,22 @@ static int setup(struct mb_trainer *t)
     return 0;
 }
 
-int mb_train_fill(struct mb_trainer *t, int split, int64_t first)
+/* Read this rank's slices of the micro-batches of SPLIT that start at global sample
+ * FIRST; agreed over the ranks. */
+static int fill(struct mb_trainer *t, int split, int64_t first)
 {
     struct mb_train_batches *b = &t->batches;
     int64_t dp = t->dist->size, r = t->dist->rank;
-    for (int64_t j = 0; j < b->count; j++) {
-        for (int64_t i = 0; i < b->micro; i++) {
+    int rc = 0;
+    for (int64_t j = 0; j < b->count && rc == 0; j++) {
+        for (int64_t i = 0; i < b->micro && rc == 0; i++) {
             int64_t k = first + (j * dp + r) * b->micro + i;
             int64_t at = (j * b->micro + i) * b->seq;
-            if (mb_gpt_data_sample(t->data, split, k, b->tokens + at, b->labels + at,
-                                   b->loss_mask + at, b->position_ids + at) < 0)
-                return -1;
+            rc = mb_gpt_data_sample(t->data, split, k, b->tokens + at, b->labels + at,
+                                    b->loss_mask + at, b->position_ids + at);
         }
     }
-    return 0;
+    return agree(t->dist, rc, "data");
 }
 
 static struct mb_batch micro_batch(const struct mb_trainer *t, int64_t j)
@@ -195,8 +204,8 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
         rc = mb_model_step(&t->model, &mb, grad_scale, &ls, &ms, NULL);
         sum += ls;
     }
-    if (!mb_dist_all_ok(t->dist, rc == 0))
-        return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, "batch", "another rank failed");
+    if (agree(t->dist, rc, "batch") < 0)
+        return -1;
     totals[0] = sum;
     mb_dist_sum_f64(t->dist, totals, 1);
     *loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
@@ -205,9 +214,8 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
 
 static int train_iteration(struct mb_trainer *t)
 {
-    int rc = mb_train_fill(t, MB_SPLIT_TRAIN, t->consumed_train);
-    if (!mb_dist_all_ok(t->dist, rc == 0))
-        return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, "data", "another rank failed");
+    if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
+        return -1;
     struct mb_model *m = &t->model;
     mb_model_zero_grad(m);
     double loss;
@@ -230,10 +238,9 @@ static int evaluate(struct mb_trainer *t)
         return 0;
     double total = 0;
     for (int64_t i = 0; i < iters; i++) {
-        int rc = mb_train_fill(t, MB_SPLIT_VALID, t->consumed_valid);
-        if (!mb_dist_all_ok(t->dist, rc == 0))
-            return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, "data", "another rank failed");
         double loss;
+        if (fill(t, MB_SPLIT_VALID, t->consumed_valid) < 0)
+            return -1;
         if (run_batches(t, false, &loss) < 0)
             return -1;
         total += loss;
@@ -311,9 +318,7 @@ int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
     t.dist = dist;
     t.cfg = cfg;
     t.tok = tok;
-    int rc = setup(&t);
-    if (!mb_dist_all_ok(dist, rc == 0))
-        rc = -1;
+    int rc = agree(dist, setup(&t), "setup");
     if (rc == 0)
         rc = maybe_resume(&t);
     if (rc == 0)

@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/fs.h"
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -26,14 +27,6 @@ static int fail(void)
 {
     mb_log_error_record();
     return 1;
-}
-
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
 }
 
 static int write_tensor_dir(const char *dir, const char *sub, const struct mb_model *m,
@@ -70,7 +63,8 @@ static void perturb_norms_and_biases(struct mb_model *m, uint64_t seed)
         if (p->init != MB_INIT_ONES && p->init != MB_INIT_ZEROS)
             continue;
         for (int64_t e = 0; e < p->numel; e++) {
-            uint64_t r = mix64(seed ^ mix64((uint64_t)(i * 7919) + (uint64_t)e * 104729));
+            uint64_t at = (uint64_t)(i * 7919) + (uint64_t)e * 104729;
+            uint64_t r = mb_splitmix64(seed ^ mb_splitmix64(at));
             m->w[p->offset + e] += 0.2f * ((float)(r >> 40) / (float)(1 << 24) - 0.5f);
         }
     }
@@ -129,8 +123,9 @@ int main(int argc, char **argv)
     for (int64_t b = 0; b < a.batch; b++) {
         for (int64_t t = 0; t < a.seq; t++) {
             int64_t i = b * a.seq + t;
-            tokens[i] = (int32_t)(mix64(a.seed * 1000003 + (uint64_t)(b * (a.seq + 1) + t)) % (uint64_t)v);
-            labels[i] = (int32_t)(mix64(a.seed * 1000003 + (uint64_t)(b * (a.seq + 1) + t + 1)) % (uint64_t)v);
+            uint64_t at = a.seed * 1000003 + (uint64_t)(b * (a.seq + 1) + t);
+            tokens[i] = (int32_t)(mb_splitmix64(at) % (uint64_t)v);
+            labels[i] = (int32_t)(mb_splitmix64(at + 1) % (uint64_t)v);
             mask[i] = (i % 5 == 3) ? 0.0f : 1.0f;
         }
     }

@@ -4,6 +4,7 @@
 # and its Megatron token files corpus_text_document.{bin,idx} in the trash directory.
 # pretrain ARGS...: mb-pretrain on tests/data/recipes/small.yaml with that data, one
 # thread per process (MPI tests oversubscribe two cores).
+# pretrain_mpi N ARGS...: the same over N MPI ranks.
 # losses FILE: the "iter N ... loss X" values of a log, one "N X" per line.
 
 SMALL_RECIPE="$MB_ROOT/tests/data/recipes/small.yaml"
@@ -17,6 +18,13 @@ make_corpus() {
 
 pretrain() {
     mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
+        tokenizer.tokenizer_model=tok.json "$@"
+}
+
+pretrain_mpi() {
+    ranks=$1
+    shift
+    $MPIRUN -np "$ranks" mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
         tokenizer.tokenizer_model=tok.json "$@"
 }
 

@@ -1,6 +1,7 @@
 /* tests/lib/tap.c - TAP producer for C tests. */
 #include "tests/lib/tap.h"
 
+#include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -97,4 +98,21 @@ int tap_done(void)
             fprintf(stderr, "could not remove %s\n", scratch);
     }
     return failed ? 1 : 0;
+}
+
+int tap_close_to(const char *what, const float *got, const double *want, int64_t n,
+                 double rtol, double atol)
+{
+    double worst = 0;
+    int64_t at = 0;
+    for (int64_t i = 0; i < n; i++) {
+        double e = fabs(got[i] - want[i]) / (atol + rtol * fabs(want[i]));
+        if (!(e <= worst)) {
+            worst = e;
+            at = i;
+        }
+    }
+    if (!(worst <= 1))
+        tap_diag("%s: worst at %lld: got %.9g want %.9g", what, (long long)at, got[at], want[at]);
+    return ok(worst <= 1, "%s (worst %.3g of tolerance)", what, worst);
 }

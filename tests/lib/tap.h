@@ -18,6 +18,10 @@ MB_PRINTF(5, 6) int tap_is_str_at(const char *file, int line, const char *got, c
                                   const char *fmt, ...);
 MB_PRINTF(1, 2) void tap_diag(const char *fmt, ...);
 void tap_skip(int n, const char *why);
+/* One check that every |got[i] - want[i]| <= atol + rtol |want[i]|; the title gives
+ * the worst ratio to the tolerance, a diagnostic the worst element. */
+int tap_close_to(const char *what, const float *got, const double *want, int64_t n,
+                 double rtol, double atol);
 int tap_done(void);
 
 /* Run the test in a fresh scratch directory (under $TMPDIR), removed at tap_done. */

@@ -14,14 +14,12 @@ test_expect_success 'one process trains and the loss falls' '
 '
 
 test_expect_success 'DP=2 matches DP=1 to 1e-5 at every step' '
-    $MPIRUN -np 2 mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
-        tokenizer.tokenizer_model=tok.json 2>dp2.log &&
+    pretrain_mpi 2 2>dp2.log &&
     same_losses dp2.log dp1.log 1e-5
 '
 
 test_expect_success 'DP=4 (and micro-batch 1) matches DP=1 to 1e-5 at every step' '
-    $MPIRUN -np 4 mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
-        tokenizer.tokenizer_model=tok.json train.micro_batch_size=1 2>dp4.log &&
+    pretrain_mpi 4 train.micro_batch_size=1 2>dp4.log &&
     same_losses dp4.log dp1.log 1e-5
 '
 
@@ -32,8 +30,7 @@ test_expect_success 'the validation loss is the same too' '
 '
 
 test_expect_success 'a global batch that does not divide by micro-batch x DP is refused' '
-    test_expect_code 1 $MPIRUN -np 3 mb-pretrain --recipe "$SMALL_RECIPE" \
-        data.data_path=corpus_text_document tokenizer.tokenizer_model=tok.json 2>err &&
+    test_expect_code 1 pretrain_mpi 3 2>err &&
     grep "not a multiple of" err
 '
 

@@ -29,8 +29,7 @@ test_expect_success 'checkpoint.load on a directory without latest starts from s
 '
 
 test_expect_success 'saved with DP=2, resumed with DP=1: the DP=1 straight run to 1e-5' '
-    $MPIRUN -np 2 mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
-        tokenizer.tokenizer_model=tok.json checkpoint.save=dp2 checkpoint.save_interval=4 \
+    pretrain_mpi 2 checkpoint.save=dp2 checkpoint.save_interval=4 \
         train.exit_interval=4 2>dp2.log &&
     pretrain checkpoint.save=dp2 checkpoint.load=dp2 2>dp2to1.log &&
     same_losses dp2to1.log straight.log 1e-5 &&
@@ -39,8 +38,7 @@ test_expect_success 'saved with DP=2, resumed with DP=1: the DP=1 straight run t
 
 test_expect_success 'saved with DP=1, resumed with DP=2 (collective read): same to 1e-5' '
     cp -r halves h2 && echo iter_0000004.h5 >h2/latest &&
-    $MPIRUN -np 2 mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
-        tokenizer.tokenizer_model=tok.json checkpoint.save=h2 checkpoint.load=h2 2>dp1to2.log &&
+    pretrain_mpi 2 checkpoint.save=h2 checkpoint.load=h2 2>dp1to2.log &&
     grep "resumed from h2/iter_0000004.h5" dp1to2.log &&
     same_losses dp1to2.log straight.log 1e-5
 '

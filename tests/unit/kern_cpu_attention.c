@@ -22,23 +22,6 @@ static float urand(void)
     return (float)((rng_state >> 40) * (2.0 / 16777216.0) - 1.0);
 }
 
-static int close_to(const char *what, const float *got, const double *want, int64_t n,
-                    double rtol, double atol)
-{
-    double worst = 0;
-    int64_t at = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]) / (atol + rtol * fabs(want[i]));
-        if (!(e <= worst)) {
-            worst = e;
-            at = i;
-        }
-    }
-    if (!(worst <= 1))
-        tap_diag("%s: worst at %lld: got %.9g want %.9g", what, (long long)at, got[at], want[at]);
-    return ok(worst <= 1, "%s (worst %.3g of tolerance)", what, worst);
-}
-
 /* All tensors of one case, float inputs and double references. */
 struct att {
     struct mb_attn_shape s;
@@ -225,7 +208,7 @@ static void att_case(const char *label, int64_t B, int64_t T, int64_t H, int64_t
     att_run(&a);
 #define CHECK(buf, ref, n, rt, at)                                                           \
     snprintf(what, sizeof what, "%s: %s", label, #buf);                                     \
-    close_to(what, a.buf, a.ref, n, rt, at)
+    tap_close_to(what, a.buf, a.ref, n, rt, at)
     CHECK(out, out64, a.no, 2e-5, 2e-6);
     CHECK(lse, lse64, a.nl, 2e-6, 2e-6);
     CHECK(dq, dq64, a.nq, 1e-4, 1e-5);

@@ -28,24 +28,6 @@ static float *rand_buf(int64_t n)
     return x;
 }
 
-/* Largest |got - want| / (atol + rtol |want|); the check passes when it is <= 1. */
-static int close_to(const char *what, const float *got, const double *want, int64_t n,
-                    double rtol, double atol)
-{
-    double worst = 0;
-    int64_t at = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]) / (atol + rtol * fabs(want[i]));
-        if (!(e <= worst)) {
-            worst = e;
-            at = i;
-        }
-    }
-    if (!(worst <= 1))
-        tap_diag("%s: worst at %lld: got %.9g want %.9g", what, (long long)at, got[at], want[at]);
-    return ok(worst <= 1, "%s (worst %.3g of tolerance)", what, worst);
-}
-
 static void test_memory(void)
 {
     float *x = ops->alloc(13 * sizeof *x);
@@ -87,7 +69,7 @@ static void matmul_case(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
     char what[96];
     snprintf(what, sizeof what, "matmul ta=%d tb=%d %lldx%lldx%lld alpha=%g beta=%g", ta, tb,
              (long long)m, (long long)n, (long long)k, alpha, beta);
-    close_to(what, c, want, m * ldc, 1e-5, 1e-5);
+    tap_close_to(what, c, want, m * ldc, 1e-5, 1e-5);
     ops->free(a);
     ops->free(b);
     ops->free(c);
@@ -111,11 +93,11 @@ static void test_elementwise(void)
     for (int64_t i = 0; i < n; i++)
         want[i] = (double)y[i] + x[i];
     ops->add(y, x, n);
-    close_to("add", y, want, n, 1e-7, 1e-7);
+    tap_close_to("add", y, want, n, 1e-7, 1e-7);
     for (int64_t i = 0; i < n; i++)
         want[i] = (double)y[i] * 0.37f;
     ops->scale(y, 0.37f, n);
-    close_to("scale", y, want, n, 1e-7, 1e-7);
+    tap_close_to("scale", y, want, n, 1e-7, 1e-7);
     for (int64_t i = 0; i < n; i++)
         ss += (double)x[i] * x[i];
     double got = ops->sumsq(x, n);
@@ -139,7 +121,7 @@ static void test_bias(void)
         for (int64_t c = 0; c < cols; c++)
             want[r * cols + c] = (double)y[r * cols + c] + b[c];
     ops->add_bias(y, b, rows, cols);
-    close_to("add_bias", y, want, rows * cols, 1e-7, 1e-7);
+    tap_close_to("add_bias", y, want, rows * cols, 1e-7, 1e-7);
     for (int64_t c = 0; c < cols; c++) {
         want[c] = db[c];
         for (int64_t r = 0; r < rows; r++)
@@ -148,7 +130,7 @@ static void test_bias(void)
     float *db1 = malloc((size_t)cols * sizeof *db1);
     memcpy(db1, db, (size_t)cols * sizeof *db);
     ops->bias_grad(db, y, rows, cols);
-    close_to("bias_grad accumulates the column sums", db, want, cols, 1e-5, 1e-5);
+    tap_close_to("bias_grad accumulates the column sums", db, want, cols, 1e-5, 1e-5);
     omp_set_num_threads(1);
     ops->bias_grad(db1, y, rows, cols);
     omp_set_num_threads(2);
@@ -174,11 +156,11 @@ static void test_embedding(void)
     for (int64_t i = 0; i < rows * dim; i++)
         want[i] = (double)table[ids[i / dim] * dim + i % dim] * sc;
     ops->embedding_fwd(out, table, ids, rows, dim, sc, false);
-    close_to("embedding_fwd", out, want, rows * dim, 1e-7, 0);
+    tap_close_to("embedding_fwd", out, want, rows * dim, 1e-7, 0);
     for (int64_t i = 0; i < rows * dim; i++)
         want[i] += (double)table[ids[i / dim] * dim + i % dim] * sc;
     ops->embedding_fwd(out, table, ids, rows, dim, sc, true);
-    close_to("embedding_fwd accumulate", out, want, rows * dim, 1e-7, 0);
+    tap_close_to("embedding_fwd accumulate", out, want, rows * dim, 1e-7, 0);
     ops->copy(dt1, dt, vocab * dim);
     for (int64_t i = 0; i < vocab * dim; i++)
         want[i] = dt[i];
@@ -186,7 +168,7 @@ static void test_embedding(void)
         for (int64_t c = 0; c < dim; c++)
             want[ids[r] * dim + c] += (double)dout[r * dim + c] * sc;
     ops->embedding_bwd(dt, dout, ids, rows, dim, sc);
-    close_to("embedding_bwd accumulates repeated ids", dt, want, vocab * dim, 1e-5, 1e-5);
+    tap_close_to("embedding_bwd accumulates repeated ids", dt, want, vocab * dim, 1e-5, 1e-5);
     omp_set_num_threads(1);
     ops->embedding_bwd(dt1, dout, ids, rows, dim, sc);
     omp_set_num_threads(2);

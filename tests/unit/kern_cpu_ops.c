@@ -39,23 +39,6 @@ static double *to64(const float *x, int64_t n)
     return d;
 }
 
-static int close_to(const char *what, const float *got, const double *want, int64_t n,
-                    double rtol, double atol)
-{
-    double worst = 0;
-    int64_t at = 0;
-    for (int64_t i = 0; i < n; i++) {
-        double e = fabs(got[i] - want[i]) / (atol + rtol * fabs(want[i]));
-        if (!(e <= worst)) {
-            worst = e;
-            at = i;
-        }
-    }
-    if (!(worst <= 1))
-        tap_diag("%s: worst at %lld: got %.9g want %.9g", what, (long long)at, got[at], want[at]);
-    return ok(worst <= 1, "%s (worst %.3g of tolerance)", what, worst);
-}
-
 /* A double-precision forward: writes f(inputs) to y (ny values). */
 typedef void (*ref_fn)(double *y, void *ctx);
 
@@ -131,7 +114,7 @@ static void test_norm(bool layer, bool zc)
     else
         ops->rmsnorm_fwd(y, rstd, x, w, rows, dim, 1e-5f, zc);
     snprintf(what, sizeof what, "%s fwd", name);
-    close_to(what, y, want, n, 1e-5, 1e-6);
+    tap_close_to(what, y, want, n, 1e-5, 1e-6);
     if (layer)
         ops->layernorm_bwd(dx, dw, db, dy, x, w, mean, rstd, rows, dim);
     else
@@ -139,12 +122,13 @@ static void test_norm(bool layer, bool zc)
     double *gx = fd_grad(norm_ref, &c, c.x, n, dy, n, dx0);
     double *gw = fd_grad(norm_ref, &c, c.w, dim, dy, n, dw0);
     snprintf(what, sizeof what, "%s bwd dx (accumulated) vs finite differences", name);
-    close_to(what, dx, gx, n, 1e-4, 1e-5);
+    tap_close_to(what, dx, gx, n, 1e-4, 1e-5);
     snprintf(what, sizeof what, "%s bwd dw (accumulated) vs finite differences", name);
-    close_to(what, dw, gw, dim, 1e-4, 1e-5);
+    tap_close_to(what, dw, gw, dim, 1e-4, 1e-5);
     if (layer) {
         double *gb = fd_grad(norm_ref, &c, c.b, dim, dy, n, db0);
-        close_to("layernorm bwd db (accumulated) vs finite differences", db, gb, dim, 1e-4, 1e-5);
+        tap_close_to("layernorm bwd db (accumulated) vs finite differences", db, gb, dim, 1e-4,
+                     1e-5);
         free(gb);
     }
     free(gx);
@@ -208,10 +192,10 @@ static void test_act(int kind)
         ops->gelu_bwd(dx, dy, x, ny);
     }
     snprintf(what, sizeof what, "%s fwd", names[kind]);
-    close_to(what, y, want, ny, 1e-5, 1e-6);
+    tap_close_to(what, y, want, ny, 1e-5, 1e-6);
     double *g = fd_grad(act_ref, &c, c.x, nin, dy, ny, NULL);
     snprintf(what, sizeof what, "%s bwd (overwrites) vs finite differences", names[kind]);
-    close_to(what, dx, g, nin, 1e-4, 1e-6);
+    tap_close_to(what, dx, g, nin, 1e-4, 1e-6);
     free(g);
     free(want);
     free(c.x);
@@ -265,10 +249,10 @@ static void test_rope(void)
 
     rope_ref(want, &c);
     ops->rope_fwd(x, cs, pos, B, H, T, E, R);
-    close_to("rope_fwd (partial rotary 6 of 10)", x, want, n, 1e-6, 1e-7);
+    tap_close_to("rope_fwd (partial rotary 6 of 10)", x, want, n, 1e-6, 1e-7);
     double *g = fd_grad(rope_ref, &c, c.x, n, dy, n, NULL);
     ops->rope_bwd(dy, cs, pos, B, H, T, E, R);
-    close_to("rope_bwd vs finite differences", dy, g, n, 1e-5, 1e-7);
+    tap_close_to("rope_bwd vs finite differences", dy, g, n, 1e-5, 1e-7);
     free(g);
     free(want);
     free(c.x);
@@ -321,13 +305,13 @@ static void test_xent(float cap)
     xent_ref(want, &c);
     ops->xent(z, loss, target, mask, rows, vocab, cap, 0.0f);
     snprintf(what, sizeof what, "xent loss (cap %g; target -1 row is 0)", cap);
-    close_to(what, loss, want, rows, 2e-6, 1e-6);
+    tap_close_to(what, loss, want, rows, 2e-6, 1e-6);
     ok(memcmp(z, z0, (size_t)n * sizeof *z) == 0, "xent with grad_scale 0 leaves the logits");
     c.scale = 0.25;
     double *g = fd_grad(xent_ref, &c, c.z, n, ones, rows, NULL);
     ops->xent(z, loss, target, mask, rows, vocab, cap, 0.25f);
     snprintf(what, sizeof what, "xent gradient in place (cap %g, mask, grad_scale) vs FD", cap);
-    close_to(what, z, g, n, 1e-4, 1e-7);
+    tap_close_to(what, z, g, n, 1e-4, 1e-7);
     int zero = 1;
     for (int64_t i = 0; i < vocab; i++)
         zero &= z[2 * vocab + i] == 0.0f && z[3 * vocab + i] == 0.0f;
@@ -362,9 +346,9 @@ static void test_adamw(void)
             p64[i] -= a.lr / bc1 * m64[i] / (sqrt(v64[i]) / sqrt(bc2) + a.eps);
         }
     }
-    close_to("adamw: 3 steps of p vs double reference", p, p64, n, 1e-6, 1e-7);
-    close_to("adamw: m", m, m64, n, 1e-5, 1e-7);
-    close_to("adamw: v", v, v64, n, 1e-5, 1e-9);
+    tap_close_to("adamw: 3 steps of p vs double reference", p, p64, n, 1e-6, 1e-7);
+    tap_close_to("adamw: m", m, m64, n, 1e-5, 1e-7);
+    tap_close_to("adamw: v", v, v64, n, 1e-5, 1e-9);
     free(p64);
     free(m64);
     free(v64);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/hash.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "kern/ops.h"
@@ -20,17 +21,9 @@
 #define B 2
 #define T 12
 
-static uint64_t mix64(uint64_t x)
-{
-    x += 0x9e3779b97f4a7c15ULL;
-    x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    x = (x ^ (x >> 27)) * 0x94d049bb133111ebULL;
-    return x ^ (x >> 31);
-}
-
 static float uniform(uint64_t key)
 {
-    return (float)(mix64(key) >> 40) / (float)(1 << 24) - 0.5f;
+    return (float)(mb_splitmix64(key) >> 40) / (float)(1 << 24) - 0.5f;
 }
 
 struct fixture {
@@ -67,8 +60,8 @@ static int setup(struct fixture *f, const char *path)
     }
     f->mask_sum = 0;
     for (int i = 0; i < B * T; i++) {
-        f->tokens[i] = (int32_t)(mix64((uint64_t)i) % (uint64_t)cfg.vocab_size);
-        f->labels[i] = (int32_t)(mix64((uint64_t)i + 1) % (uint64_t)cfg.vocab_size);
+        f->tokens[i] = (int32_t)(mb_splitmix64((uint64_t)i) % (uint64_t)cfg.vocab_size);
+        f->labels[i] = (int32_t)(mb_splitmix64((uint64_t)i + 1) % (uint64_t)cfg.vocab_size);
         f->mask[i] = i % 7 == 2 ? 0.0f : 1.0f;
         f->mask_sum += f->mask[i];
     }
@@ -84,7 +77,7 @@ static double check_param(struct fixture *f, const struct mb_param *p, int idx)
     float *u = mb_xmalloc((size_t)p->numel * sizeof(float));
     double gu = 0, unorm = 0;
     for (int64_t e = 0; e < p->numel; e++) {
-        u[e] = uniform(mix64((uint64_t)idx) + (uint64_t)e);
+        u[e] = uniform(mb_splitmix64((uint64_t)idx) + (uint64_t)e);
         gu += (double)g[e] * u[e];
         unorm += (double)u[e] * u[e];
     }
