@@ -46,6 +46,7 @@ enum mb_ckpt_dtype {
     MB_CKPT_BF16,
     MB_CKPT_I64,
     MB_CKPT_U8,
+    MB_CKPT_F16,   /* IEEE half; HDF5's 16-bit float layout, 1-5-10 */
     MB_CKPT_OTHER, /* anything else: refused by the float readers */
 };
 
@@ -167,11 +168,53 @@ MB_MUST_CHECK int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char 
 /* Close the file and free R. Accepts NULL. */
 void mb_ckpt_reader_close(mb_ckpt_reader *r);
 
+/* ---- writing tensor by tensor (mb-convert, mb-ckpt) -------------------------------- */
+
+typedef struct mb_ckpt_writer mb_ckpt_writer;
+
+/* Start the checkpoint FILE, written as FILE.tmp. Collective when D has MPI (D may be
+ * NULL). Returns NULL with mb_err naming the file. The root attribute format and
+ * mb_version are set here; the committed /bf16 type is created. */
+MB_MUST_CHECK mb_ckpt_writer *mb_ckpt_writer_open(const struct mb_dist *d, const char *file);
+/* Create dataset PATH ("/model/decoder/layers/mlp/linear_fc1/weight"; groups are made
+ * as needed) of element type DTYPE (F32, BF16, F16, I64 or U8) and SHAPE[NDIM] (NDIM 0:
+ * a scalar). Collective: every rank passes the same arguments. */
+MB_MUST_CHECK int mb_ckpt_writer_create(mb_ckpt_writer *w, const char *path,
+                                        enum mb_ckpt_dtype dtype, int ndim,
+                                        const int64_t *shape);
+/* Write rows [ROW0, ROW0 + NROWS) of the first axis of PATH from DATA, which holds
+ * those rows row-major in the dataset's own element type (bf16/f16 as their 16-bit
+ * patterns). Collective: every rank calls it the same number of times for the same
+ * PATH, each with its own rows (NROWS may be 0, DATA then unused). A scalar is written
+ * with ROW0 = 0, NROWS = 1. */
+MB_MUST_CHECK int mb_ckpt_writer_write_rows(mb_ckpt_writer *w, const char *path, int64_t row0,
+                                            int64_t nrows, const void *data);
+/* Root string attribute NAME = VALUE (rank 0's value is stored). Collective. */
+MB_MUST_CHECK int mb_ckpt_writer_attr(mb_ckpt_writer *w, const char *name, const char *value);
+/* Close, sync and rename FILE.tmp to FILE; then, if LATEST_DIR is not NULL, make
+ * LATEST_DIR/latest name it. Collective. On failure the temporary is removed. Frees W
+ * either way. */
+MB_MUST_CHECK int mb_ckpt_writer_commit(mb_ckpt_writer *w, const char *latest_dir);
+/* Close and remove the temporary file; free W. Collective. Accepts NULL. */
+void mb_ckpt_writer_abort(mb_ckpt_writer *w);
+
+/* Read rows [ROW0, ROW0 + NROWS) of the first axis of dataset PATH into OUT, in the
+ * dataset's own element type (the raw 2- or 4-byte patterns: no conversion). Every
+ * rank reads independently. -1 with mb_err naming the file and dataset. */
+MB_MUST_CHECK int mb_ckpt_reader_read_rows(mb_ckpt_reader *r, const char *path, int64_t row0,
+                                           int64_t nrows, void *out);
+
 /* bf16 bits of X rounded to nearest even (NaN stays NaN), and the exact widening. */
 uint16_t mb_ckpt_bf16_from_f32(float x);
 float mb_ckpt_f32_from_bf16(uint16_t h);
 
-/* "fp32", "bf16", "int64", "uint8", "other". */
+/* IEEE half bits of X rounded to nearest even, and the exact widening. */
+uint16_t mb_ckpt_f16_from_f32(float x);
+float mb_ckpt_f32_from_f16(uint16_t h);
+/* Bytes per element: 4, 2, 8, 1, 2; 0 for OTHER. */
+size_t mb_ckpt_dtype_size(enum mb_ckpt_dtype t);
+
+/* "fp32", "bf16", "int64", "uint8", "fp16", "other". */
 const char *mb_ckpt_dtype_name(enum mb_ckpt_dtype t);
 
 #endif /* MB_CKPT_CKPT_H */
