@@ -26,6 +26,7 @@ struct mb_trainer {
     const struct mb_dist *dist;
     const mb_config *cfg;
     const struct mb_train_tokenizer *tok;
+    char *pretrained;             /* checkpoint.pretrained_checkpoint as a file, or NULL */
     struct mb_model model;
     struct mb_adamw opt;
     struct mb_lr_schedule sched;
@@ -48,6 +49,12 @@ struct mb_trainer {
 /* Checkpoint glue (train/state.c). */
 MB_MUST_CHECK int mb_train_save(struct mb_trainer *t);
 MB_MUST_CHECK int mb_train_resume(struct mb_trainer *t, const char *file);
+/* The model configuration stored in checkpoint FILE (its model_config attribute). */
+MB_MUST_CHECK int mb_train_pretrained_config(const struct mb_dist *d, const char *file,
+                                             struct mb_model_config *mc);
+/* Load only the model weights of FILE (fp32, bf16 or fp16 in /model, or the fp32 master
+ * copy), as checkpoint.pretrained_checkpoint asks. */
+MB_MUST_CHECK int mb_train_load_pretrained(struct mb_trainer *t, const char *file);
 
 /* Logging (train/report.c). */
 void mb_train_log_start(struct mb_trainer *t);

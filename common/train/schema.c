@@ -121,6 +121,10 @@ static const struct mb_config_key pretrain_keys[] = {
 
     { "checkpoint.save", STRING, NULL, "checkpoint directory to write; unset = no saving", NULL },
     { "checkpoint.load", STRING, NULL, "checkpoint directory to resume from", NULL },
+    { "checkpoint.pretrained_checkpoint", STRING, NULL,
+      "checkpoint (file, or directory with latest) whose weights and model configuration "
+      "start the run; optimizer and counters start fresh; checkpoint.load wins if it "
+      "holds a checkpoint", NULL },
     { "checkpoint.save_interval", INT, "0",
       "iterations between checkpoints; 0 = only at the end", NULL },
     { "checkpoint.save_optim", BOOL, "true", "store the optimizer state in checkpoints", NULL },

@@ -7,6 +7,7 @@
 
 #include "ckpt/ckpt.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/time.h"
@@ -85,6 +86,35 @@ int mb_train_save(struct mb_trainer *t)
     free(w);
     free(m);
     free(v);
+    return rc;
+}
+
+int mb_train_pretrained_config(const struct mb_dist *d, const char *file,
+                               struct mb_model_config *mc)
+{
+    mb_ckpt_reader *r = mb_ckpt_reader_open(d, file);
+    if (!r)
+        return -1;
+    char *text = NULL;
+    int rc = mb_ckpt_reader_attr(r, "model_config", &text);
+    mb_ckpt_reader_close(r);
+    if (rc < 0)
+        return -1;
+    mb_json *obj = mb_json_parse(text, strlen(text), file);
+    rc = obj ? mb_model_config_from_json(mc, obj, file) : -1;
+    mb_json_free(obj);
+    free(text);
+    return rc;
+}
+
+int mb_train_load_pretrained(struct mb_trainer *t, const char *file)
+{
+    const struct mb_param_table *p = &t->model.params;
+    struct mb_ckpt_tensor *w = tensors_over(p, t->model.w);
+    int rc = mb_ckpt_load(t->dist, file, w, p->count, NULL, NULL, NULL);
+    if (rc == 0 && t->dist->rank == 0)
+        mb_log_info("loaded the weights of %s; optimizer and counters start fresh", file);
+    free(w);
     return rc;
 }
 

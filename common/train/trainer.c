@@ -121,11 +121,29 @@ static int alloc_batches(struct mb_trainer *t)
     return 0;
 }
 
+/* The model configuration: the pretrained checkpoint's when there is one (its model.*
+ * keys are what the weights were made for), else the recipe's. */
+static int model_config(struct mb_trainer *t, struct mb_model_config *mc)
+{
+    if (!t->pretrained)
+        return mb_setup_model_config(t->cfg, t->tok->vocab_size, mc);
+    if (mb_train_pretrained_config(t->dist, t->pretrained, mc) < 0)
+        return -1;
+    if (t->tok->vocab_size > mc->vocab_size)
+        return mb_err_set(MB_E_INVALID, t->pretrained,
+                          "the model's vocabulary (%lld) is smaller than the tokenizer's (%lld)",
+                          (long long)mc->vocab_size, (long long)t->tok->vocab_size);
+    if (t->dist->rank == 0)
+        mb_log_info("model configuration from %s (the recipe's model.* keys are not used)",
+                    t->pretrained);
+    return 0;
+}
+
 static int setup(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
     struct mb_model_config mc;
-    if (check_sizes(t) < 0 || mb_setup_model_config(cfg, t->tok->vocab_size, &mc) < 0)
+    if (check_sizes(t) < 0 || model_config(t, &mc) < 0)
         return -1;
     if (t->seq > mc.max_position_embeddings)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "data.seq_length"),
@@ -291,21 +309,43 @@ static void teardown(struct mb_trainer *t)
     free(t->batches.labels);
     free(t->batches.position_ids);
     free(t->batches.loss_mask);
+    free(t->pretrained);
 }
 
+/* checkpoint.pretrained_checkpoint as a file in t->pretrained, or NULL when unset. */
+static int resolve_pretrained(struct mb_trainer *t)
+{
+    const char *key = "checkpoint.pretrained_checkpoint";
+    if (!mb_config_has(t->cfg, key))
+        return 0;
+    const char *spec = mb_config_str(t->cfg, key);
+    if (mb_ckpt_resolve(spec, &t->pretrained) < 0)
+        return -1;
+    if (!t->pretrained)
+        return mb_err_set(MB_E_INVALID, mb_config_where(t->cfg, key),
+                          "%s: no checkpoint there (no such file, or no 'latest')", spec);
+    return 0;
+}
+
+/* Resume from checkpoint.load if it holds a checkpoint; else start from the pretrained
+ * weights, if any; else from the initialisation. */
 static int maybe_resume(struct mb_trainer *t)
 {
-    if (!mb_config_has(t->cfg, "checkpoint.load"))
-        return 0;
     char *file = NULL;
-    if (mb_ckpt_resolve(mb_config_str(t->cfg, "checkpoint.load"), &file) < 0)
-        return -1;
-    if (!file) {
-        mb_log_info("checkpoint.load %s has no 'latest': starting from scratch",
-                    mb_config_str(t->cfg, "checkpoint.load"));
-        return 0;
+    if (mb_config_has(t->cfg, "checkpoint.load")) {
+        if (mb_ckpt_resolve(mb_config_str(t->cfg, "checkpoint.load"), &file) < 0)
+            return -1;
+        if (!file && t->dist->rank == 0)
+            mb_log_info("checkpoint.load %s has no 'latest': %s",
+                        mb_config_str(t->cfg, "checkpoint.load"),
+                        t->pretrained ? "starting from the pretrained checkpoint"
+                                      : "starting from scratch");
     }
-    int rc = mb_train_resume(t, file);
+    int rc = 0;
+    if (file)
+        rc = mb_train_resume(t, file);
+    else if (t->pretrained)
+        rc = mb_train_load_pretrained(t, t->pretrained);
     free(file);
     return rc;
 }
@@ -318,7 +358,9 @@ int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
     t.dist = dist;
     t.cfg = cfg;
     t.tok = tok;
-    int rc = agree(dist, setup(&t), "setup");
+    int rc = agree(dist, resolve_pretrained(&t), "checkpoint.pretrained_checkpoint");
+    if (rc == 0)
+        rc = agree(dist, setup(&t), "setup");
     if (rc == 0)
         rc = maybe_resume(&t);
     if (rc == 0)

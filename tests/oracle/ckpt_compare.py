@@ -1,6 +1,8 @@
 """Compare two mb checkpoints with h5py: every dataset of /model and /optim bitwise
 equal (or within --rtol), and the /train counters equal. Exit 1 with the first
-difference named."""
+difference named.
+
+usage: ckpt_compare.py A B [RTOL] [--only GROUP]   (GROUP: compare only GROUP/..., e.g. model)"""
 import sys
 
 import h5py
@@ -14,10 +16,19 @@ def datasets(f):
 
 
 def main():
-    a_path, b_path = sys.argv[1], sys.argv[2]
-    rtol = float(sys.argv[3]) if len(sys.argv) > 3 else 0.0
+    args = sys.argv[1:]
+    only = None
+    if "--only" in args:
+        i = args.index("--only")
+        only = args[i + 1] + "/"
+        del args[i:i + 2]
+    a_path, b_path = args[0], args[1]
+    rtol = float(args[2]) if len(args) > 2 else 0.0
     with h5py.File(a_path, "r") as a, h5py.File(b_path, "r") as b:
         da, db = datasets(a), datasets(b)
+        if only:
+            da = {k: v for k, v in da.items() if k.startswith(only)}
+            db = {k: v for k, v in db.items() if k.startswith(only)}
         if sorted(da) != sorted(db):
             sys.exit(f"datasets differ: {sorted(set(da) ^ set(db))}")
         for name in sorted(da):
