@@ -254,7 +254,8 @@ static int escape(struct parser *p, struct mb_buf *out)
 static int parse_string(struct parser *p, struct mb_buf *out)
 {
     mb_buf_reset(out);
-    mb_buf_reserve(out, 1); /* data non-NULL even for "" */
+    mb_buf_reserve(out, 1); /* data non-NULL and terminated even for "" */
+    out->data[0] = '\0';
     if (expect(p, '"', "a string") != 0)
         return -1;
     for (;;) {

@@ -93,8 +93,9 @@ static int add_metadata(struct mb_buf *out, const char *json, const char *where)
         size_t len;
         const char *s = mb_json_str(v, &len);
         if (!s) {
+            mb_err_set(MB_E_INVALID, where, "metadata value of '%s' is not a string", key);
             mb_json_free(root);
-            return mb_err_set(MB_E_INVALID, where, "metadata value of '%s' is not a string", key);
+            return -1;
         }
         if (!first)
             mb_buf_addc(out, ',');
