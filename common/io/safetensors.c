@@ -478,6 +478,11 @@ static int parse_metadata(struct parser *p, mb_st_file *f, int *seen)
 
     if ((*seen)++)
         return perr(p, p->pos, "second '__metadata__'");
+    skip_ws(p);
+    if (p->n - p->pos >= 4 && memcmp(p->s + p->pos, "null", 4) == 0) { /* None for serde */
+        p->pos += 4;
+        return 0;
+    }
     if (expect(p, '{', "'{' opening __metadata__") != 0)
         return -1;
     if (accept(p, '}'))
@@ -549,7 +554,8 @@ static int check_sizes(const char *path, struct entry *e)
     if (numel > (uint64_t)INT64_MAX / size)
         return terr(MB_E_INVALID, path, e->t.name, "byte size overflows 64 bits");
     if (e->end < e->begin)
-        return terr(MB_E_INVALID, path, e->t.name, "data_offsets [%llu, %llu] end before they begin",
+        return terr(MB_E_INVALID, path, e->t.name,
+                    "data_offsets [%llu, %llu] end before they begin",
                     (unsigned long long)e->begin, (unsigned long long)e->end);
     if (e->end - e->begin != numel * size)
         return terr(MB_E_INVALID, path, e->t.name,

@@ -121,6 +121,9 @@ static void lenient_reading(void)
            "scalar has 1 element, [3,0] has none");
         mb_st_close(f);
     }
+    f = accepted("\"__metadata__\": null (serde's None)", "{\"__metadata__\":null}", 0);
+    ok(f && mb_st_metadata(f, "format") == NULL, "no metadata");
+    mb_st_close(f);
     f = accepted("no tensor at all", "{}", 0);
     mb_st_close(f);
 }
@@ -132,9 +135,11 @@ static void refused_headers(void)
     refused("text after the object", "{} x", 0, "header byte 3", "after the header");
     refused("unknown dtype", "{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}",
             1, "bad.safetensors: tensor 'a'", "unknown dtype 'F8_E4M3'");
-    refused("negative dimension", "{\"a\":{\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,1]}}",
+    refused("negative dimension", 
+            "{\"a\":{\"dtype\":\"U8\",\"shape\":[-1],\"data_offsets\":[0,1]}}",
             1, "header byte 28", "shape[0] is not a non-negative integer");
-    refused("fractional dimension", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1.0],\"data_offsets\":[0,1]}}",
+    refused("fractional dimension", 
+            "{\"a\":{\"dtype\":\"U8\",\"shape\":[1.0],\"data_offsets\":[0,1]}}",
             1, "header byte 28", "not an integer");
     refused("three offsets", "{\"a\":{\"dtype\":\"U8\",\"shape\":[1],\"data_offsets\":[0,1,2]}}", 1,
             "header byte", "']' after two data_offsets");
@@ -153,7 +158,8 @@ static void refused_headers(void)
             8, "tensor 'b'", "begins at data byte 6, but the previous tensor ends at 4 (a gap)");
     refused("not starting at 0", "{\"b\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[1,3]}}",
             3, "tensor 'b'", "(a gap)");
-    refused("data left over at the end", "{\"a\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]}}",
+    refused("data left over at the end", 
+            "{\"a\":{\"dtype\":\"U8\",\"shape\":[2],\"data_offsets\":[0,2]}}",
             5, "bad.safetensors", "tensors end at data byte 2, but the data has 5 bytes");
     refused("beyond the file", "{\"a\":{\"dtype\":\"U8\",\"shape\":[9],\"data_offsets\":[0,9]}}", 5,
             "tensor 'a'", "data_offsets end 9 is beyond the data (5 bytes)");
@@ -170,9 +176,11 @@ static void refused_headers(void)
             0, "tensor 'a'", "overflows");
     refused("offset over 2^64", "{\"a\":{\"dtype\":\"U8\",\"shape\":[0],"
             "\"data_offsets\":[0,18446744073709551616]}}", 0, "header byte", "does not fit");
-    refused("NUL in a name", "{\"a\\u0000b\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
+    refused("NUL in a name", 
+            "{\"a\\u0000b\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
             0, "header byte 3", "NUL");
-    refused("lone surrogate", "{\"\\ud800\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
+    refused("lone surrogate", 
+            "{\"\\ud800\":{\"dtype\":\"U8\",\"shape\":[0],\"data_offsets\":[0,0]}}",
             0, "header byte 2", "surrogate");
     refused("invalid UTF-8", "{\"\xff\":{}}", 0, "header byte 2", "invalid UTF-8");
     refused("raw control character in a string", "{\"a\tb\":{}}", 0, "header byte 3",
@@ -349,7 +357,8 @@ static void directories(void)
     unsigned char z[4] = { 0 };
     mb_st_writer *w = mb_st_writer_open("two/model-00001-of-00002.safetensors", ac, 2, NULL);
     ok(w && mb_st_writer_put(w, "a", 0, z, 3) == 0 && mb_st_writer_put(w, "c", 0, z, 2) == 0 &&
-       mb_st_writer_close(w) == 0 && write_simple("two/model-00002-of-00002.safetensors", "b", 4) == 0,
+       mb_st_writer_close(w) == 0 &&
+           write_simple("two/model-00002-of-00002.safetensors", "b", 4) == 0,
        "two shards written");
     ok(mb_st_index_write("two", names, shards, 3, 9) == 0, "index written");
     const char *want = "{\n  \"metadata\": {\n    \"total_parameters\": 9,\n"
