@@ -13,9 +13,26 @@
 #include "core/mem.h"
 #include "core/str.h"
 
+/* The shortest text that reads back as V, always with a '.' or exponent: transformers
+ * checks that float fields are JSON reals. */
+static void real(struct mb_buf *b, double v)
+{
+    char text[40];
+
+    for (int prec = 1; prec <= 17; prec++) {
+        snprintf(text, sizeof text, "%.*g", prec, v);
+        if (strtod(text, NULL) == v)
+            break;
+    }
+    mb_buf_adds(b, text);
+    if (!strpbrk(text, ".eEn"))
+        mb_buf_adds(b, ".0");
+}
+
 static void num(struct mb_buf *b, const char *key, double v)
 {
-    mb_buf_addf(b, ",\n  \"%s\": %.17g", key, v);
+    mb_buf_addf(b, ",\n  \"%s\": ", key);
+    real(b, v);
 }
 
 static void i64(struct mb_buf *b, const char *key, int64_t v)
@@ -33,16 +50,24 @@ static void rope_obj(struct mb_buf *b, const struct mb_model_config *c, double t
     static const char *const types[] = { "default", "llama3", "linear" };
     enum mb_rope_scaling t = scaled ? c->rope_scaling_type : MB_ROPE_SCALING_NONE;
 
-    mb_buf_addf(b, "{\"rope_type\": \"%s\", \"rope_theta\": %.17g", types[t], theta);
-    if (t != MB_ROPE_SCALING_NONE)
-        mb_buf_addf(b, ", \"factor\": %.17g", c->rope_scaling_factor);
-    if (t == MB_ROPE_SCALING_LLAMA3)
-        mb_buf_addf(b, ", \"low_freq_factor\": %.17g, \"high_freq_factor\": %.17g, "
-                    "\"original_max_position_embeddings\": %lld",
-                    c->rope_scaling_low_freq_factor, c->rope_scaling_high_freq_factor,
+    mb_buf_addf(b, "{\"rope_type\": \"%s\", \"rope_theta\": ", types[t]);
+    real(b, theta);
+    if (t != MB_ROPE_SCALING_NONE) {
+        mb_buf_adds(b, ", \"factor\": ");
+        real(b, c->rope_scaling_factor);
+    }
+    if (t == MB_ROPE_SCALING_LLAMA3) {
+        mb_buf_adds(b, ", \"low_freq_factor\": ");
+        real(b, c->rope_scaling_low_freq_factor);
+        mb_buf_adds(b, ", \"high_freq_factor\": ");
+        real(b, c->rope_scaling_high_freq_factor);
+        mb_buf_addf(b, ", \"original_max_position_embeddings\": %lld",
                     (long long)c->rope_scaling_original_max_position_embeddings);
-    if (c->rotary_percent != 1.0)
-        mb_buf_addf(b, ", \"partial_rotary_factor\": %.17g", c->rotary_percent);
+    }
+    if (c->rotary_percent != 1.0) {
+        mb_buf_adds(b, ", \"partial_rotary_factor\": ");
+        real(b, c->rotary_percent);
+    }
     mb_buf_adds(b, "}");
 }
 
@@ -52,11 +77,20 @@ static void gemma_extras(struct mb_buf *b, const struct mb_model_config *c)
                                                : (double)c->kv_channels;
 
     mb_buf_adds(b, ",\n  \"hidden_activation\": \"gelu_pytorch_tanh\"");
-    num(b, "query_pre_attn_scalar", qpas);
+    if (qpas == floor(qpas))
+        i64(b, "query_pre_attn_scalar", (int64_t)qpas);
+    else
+        num(b, "query_pre_attn_scalar", qpas);
     mb_buf_adds(b, ",\n  \"attn_logit_softcapping\": ");
-    mb_buf_addf(b, c->attn_logit_softcapping ? "%.17g" : "null", c->attn_logit_softcapping);
+    if (c->attn_logit_softcapping)
+        real(b, c->attn_logit_softcapping);
+    else
+        mb_buf_adds(b, "null");
     mb_buf_adds(b, ",\n  \"final_logit_softcapping\": ");
-    mb_buf_addf(b, c->final_logit_softcapping ? "%.17g" : "null", c->final_logit_softcapping);
+    if (c->final_logit_softcapping)
+        real(b, c->final_logit_softcapping);
+    else
+        mb_buf_adds(b, "null");
     mb_buf_adds(b, ",\n  \"sliding_window\": ");
     mb_buf_addf(b, c->sliding_window ? "%lld" : "null", (long long)c->sliding_window);
     mb_buf_adds(b, ",\n  \"layer_types\": [");
