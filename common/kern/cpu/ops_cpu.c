@@ -59,6 +59,7 @@ static const struct mb_ops cpu_ops = {
     .rope_bwd = mb_cpu_rope_bwd,
     .attention_fwd = mb_cpu_attention_fwd,
     .attention_bwd = mb_cpu_attention_bwd,
+    .attention_kv = mb_cpu_attention_kv,
     .swiglu_fwd = mb_cpu_swiglu_fwd,
     .swiglu_bwd = mb_cpu_swiglu_bwd,
     .geglu_fwd = mb_cpu_geglu_fwd,
