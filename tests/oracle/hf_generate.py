@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """hf_generate.py - HF transformers / tokenizers oracle for mb-generate.
 
-usage: hf_generate.py generate CKPT.h5 --prompt-ids "1 2 3" [--max-new-tokens 32]
+usage: hf_generate.py generate CKPT.h5... --prompt-ids "1 2 3" [--max-new-tokens 32]
                                [--eos-id N ...] [--hf-dir DIR]
        hf_generate.py probs CKPT.h5 --prompt-ids "1 2 3" [--temperature T] [--top-k K]
                             [--top-p P]
@@ -12,7 +12,8 @@ usage: hf_generate.py generate CKPT.h5 --prompt-ids "1 2 3" [--max-new-tokens 32
 generate      loads the mb checkpoint's weights (fp32 or bf16 /model, widened) into the
               transformers class of its model_config (tests/oracle/hf_model.py's name
               mapping; fp32, eager attention), or the model saved in --hf-dir, and prints
-              the ids model.generate(do_sample=False) appends to the prompt, on one line.
+              the ids model.generate(do_sample=False) appends to the prompt, a line per
+              checkpoint.
               EOS is only what --eos-id gives (none: runs to max-new-tokens).
 probs         prints the distribution of the first sampled token, one probability per
               line: the next-token logits of the prompt through HF's own logits warpers
@@ -92,18 +93,24 @@ def parse_ids(s):
 
 
 def cmd_generate(a):
+    for ckpt in a.ckpt:
+        generate_one(a, ckpt)
+
+
+def generate_one(a, ckpt):
     import torch
-    model = load_model(a.ckpt, a.hf_dir)
+    model = load_model(ckpt, a.hf_dir)
     ids = torch.tensor([parse_ids(a.prompt_ids)])
     gc = model.generation_config
     gc.eos_token_id = a.eos_id if a.eos_id else None
     gc.bos_token_id = None
     gc.pad_token_id = a.eos_id[0] if a.eos_id else 0
+    gc.do_sample = False
+    gc.max_new_tokens = a.max_new_tokens
+    gc.min_new_tokens = 0
     with torch.no_grad():
-        out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=False,
-                             max_new_tokens=a.max_new_tokens, min_new_tokens=0,
-                             generation_config=gc)
-    print(" ".join(str(int(x)) for x in out[0, ids.shape[1]:]))
+        out = model.generate(ids, attention_mask=torch.ones_like(ids), generation_config=gc)
+    print(" ".join(str(int(x)) for x in out[0, ids.shape[1]:]), flush=True)
 
 
 def cmd_probs(a):
@@ -212,7 +219,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="cmd", required=True)
     g = sub.add_parser("generate")
-    g.add_argument("ckpt")
+    g.add_argument("ckpt", nargs="+")
     g.add_argument("--prompt-ids", required=True)
     g.add_argument("--max-new-tokens", type=int, default=32)
     g.add_argument("--eos-id", type=int, action="append", default=[])
