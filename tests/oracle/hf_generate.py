@@ -3,8 +3,8 @@
 
 usage: hf_generate.py generate CKPT.h5... --prompt-ids "1 2 3" [--max-new-tokens 32]
                                [--eos-id N ...] [--hf-dir DIR]
-       hf_generate.py probs CKPT.h5 --prompt-ids "1 2 3" [--temperature T] [--top-k K]
-                            [--top-p P]
+       hf_generate.py probs CKPT.h5 --prompt-ids "1 2 3" [--logits-out FILE]
+                            --case OUT T K P [--case ...]
        hf_generate.py chi2 COUNTS PROBS [--samples N]
        hf_generate.py decode-cases TOKENIZER.json CORPUS.jsonl... > ids.txt
        hf_generate.py decode-check TOKENIZER.json ids.txt got.txt
@@ -15,10 +15,11 @@ generate      loads the mb checkpoint's weights (fp32 or bf16 /model, widened) i
               the ids model.generate(do_sample=False) appends to the prompt, a line per
               checkpoint.
               EOS is only what --eos-id gives (none: runs to max-new-tokens).
-probs         prints the distribution of the first sampled token, one probability per
-              line: the next-token logits of the prompt through HF's own logits warpers
+probs         writes to each case's OUT the distribution of the first sampled token,
+              one probability per line: the next-token logits of the prompt through HF's own logits warpers
               (TemperatureLogitsWarper, TopKLogitsWarper, TopPLogitsWarper, in generate's
-              order) and a softmax.
+              order; K 0 and P 1 are off) and a softmax; --logits-out FILE also writes
+              the raw logits, one a line.
 chi2          COUNTS: one count per line (how often each token was drawn), PROBS: the
               expected distribution. Fails (exit 1) when a token of probability 0 was
               drawn, or when Pearson's chi-square over the tokens of expected count >= 5
@@ -120,16 +121,19 @@ def cmd_probs(a):
     ids = torch.tensor([parse_ids(a.prompt_ids)])
     with torch.no_grad():
         scores = model(ids).logits[:, -1, :].float()
-    warpers = tf.LogitsProcessorList()
-    if a.temperature != 1.0:
-        warpers.append(tf.TemperatureLogitsWarper(a.temperature))
-    if a.top_k:
-        warpers.append(tf.TopKLogitsWarper(a.top_k))
-    if a.top_p < 1.0:
-        warpers.append(tf.TopPLogitsWarper(a.top_p))
-    probs = torch.softmax(warpers(ids, scores), dim=-1)[0].double().numpy()
-    for p in probs:
-        print(repr(float(p)))
+    if a.logits_out:
+        np.savetxt(a.logits_out, scores[0].numpy().astype(np.float64), fmt="%.9g")
+    for out, t, k, p in a.case:
+        t, k, p = float(t), int(k), float(p)
+        warpers = tf.LogitsProcessorList()
+        if t != 1.0:
+            warpers.append(tf.TemperatureLogitsWarper(t))
+        if k:
+            warpers.append(tf.TopKLogitsWarper(k))
+        if p < 1.0:
+            warpers.append(tf.TopPLogitsWarper(p))
+        probs = torch.softmax(warpers(ids, scores.clone()), dim=-1)[0].double().numpy()
+        np.savetxt(out, probs, fmt="%.17g")
 
 
 def chi2_quantile_999(k):
@@ -227,9 +231,9 @@ def main():
     p = sub.add_parser("probs")
     p.add_argument("ckpt")
     p.add_argument("--prompt-ids", required=True)
-    p.add_argument("--temperature", type=float, default=1.0)
-    p.add_argument("--top-k", type=int, default=0)
-    p.add_argument("--top-p", type=float, default=1.0)
+    p.add_argument("--case", nargs=4, action="append", default=[],
+                   metavar=("OUT", "T", "K", "P"), help="temperature, top-k, top-p")
+    p.add_argument("--logits-out", help="also write the raw next-token logits, one a line")
     c = sub.add_parser("chi2")
     c.add_argument("counts")
     c.add_argument("probs")
