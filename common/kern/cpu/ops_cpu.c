@@ -59,7 +59,6 @@ static const struct mb_ops cpu_ops = {
     .rope_bwd = mb_cpu_rope_bwd,
     .attention_fwd = mb_cpu_attention_fwd,
     .attention_bwd = mb_cpu_attention_bwd,
-    .attention_kv = mb_cpu_attention_kv,
     .swiglu_fwd = mb_cpu_swiglu_fwd,
     .swiglu_bwd = mb_cpu_swiglu_bwd,
     .geglu_fwd = mb_cpu_geglu_fwd,
@@ -68,6 +67,7 @@ static const struct mb_ops cpu_ops = {
     .gelu_bwd = mb_cpu_gelu_bwd,
     .xent = mb_cpu_xent,
     .adamw = mb_cpu_adamw,
+    .attention_kv = mb_cpu_attention_kv,
 };
 
 const struct mb_ops *mb_ops_cpu(void)
