@@ -2,7 +2,7 @@
 """hf_generate.py - HF transformers / tokenizers oracle for mb-generate.
 
 usage: hf_generate.py generate CKPT.h5... --prompt-ids "1 2 3" [--max-new-tokens 32]
-                               [--eos-id N ...] [--hf-dir DIR]
+                               [--eos-id N ...] [--hf]
        hf_generate.py probs CKPT.h5 --prompt-ids "1 2 3" [--logits-out FILE]
                             --case OUT T K P [--case ...]
        hf_generate.py chi2 COUNTS PROBS [--samples N]
@@ -11,7 +11,8 @@ usage: hf_generate.py generate CKPT.h5... --prompt-ids "1 2 3" [--max-new-tokens
 
 generate      loads the mb checkpoint's weights (fp32 or bf16 /model, widened) into the
               transformers class of its model_config (tests/oracle/hf_model.py's name
-              mapping; fp32, eager attention), or the model saved in --hf-dir, and prints
+              mapping; fp32, eager attention), or with --hf the HF directories given
+              (from_pretrained, fp32, eager attention), and prints
               the ids model.generate(do_sample=False) appends to the prompt, a line per
               checkpoint.
               EOS is only what --eos-id gives (none: runs to max-new-tokens).
@@ -71,6 +72,7 @@ def read_ckpt(path):
 def load_model(ckpt, hf_dir):
     import torch
     if hf_dir:
+        hf_dir = ckpt
         import transformers as tf
         model = tf.AutoModelForCausalLM.from_pretrained(hf_dir, dtype=torch.float32,
                                                         attn_implementation="eager")
@@ -227,7 +229,8 @@ def main():
     g.add_argument("--prompt-ids", required=True)
     g.add_argument("--max-new-tokens", type=int, default=32)
     g.add_argument("--eos-id", type=int, action="append", default=[])
-    g.add_argument("--hf-dir")
+    g.add_argument("--hf", dest="hf_dir", action="store_true",
+                   help="the CKPT arguments are HF model directories (save_pretrained)")
     p = sub.add_parser("probs")
     p.add_argument("ckpt")
     p.add_argument("--prompt-ids", required=True)
