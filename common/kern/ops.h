@@ -145,6 +145,13 @@ struct mb_ops {
     /* AdamW on n elements: m, v updated, p updated with decoupled weight decay. */
     void (*adamw)(float *p, const float *g, float *m, float *v, int64_t n,
                   const struct mb_adamw_args *a);
+
+    /* Attention of s->seq new queries at positions p0 .. p0 + s->seq - 1 over a key/value
+     * cache (generation): q [B, nH, Tq, d]; kc, vc [B, nKV, tmax, d] holding the keys and
+     * values of positions 0 .. p0 + Tq - 1 (later slots are not read); out [B, Tq, nH, d].
+     * Causal, GQA, sliding window and soft-capping as attention_fwd; no lse. */
+    void (*attention_kv)(float *out, const float *q, const float *kc, const float *vc,
+                         const struct mb_attn_shape *s, int64_t p0, int64_t tmax);
 };
 
 /* The CPU backend (OpenBLAS + OpenMP). */

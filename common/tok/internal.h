@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/err.h"
 #include "core/hash.h"
 #include "core/json.h"
 #include "core/str.h"
@@ -125,6 +126,30 @@ struct tok_bpe {
     int metaspace_cuts;      /* no token holds "▁" after another character: see bpe.c */
 };
 
+/* ---- decoders (decode.c) ------------------------------------------------ */
+
+enum tok_dec_kind {
+    TOK_DEC_BYTELEVEL,
+    TOK_DEC_REPLACE,
+    TOK_DEC_BYTEFALLBACK,
+    TOK_DEC_FUSE,
+    TOK_DEC_STRIP,
+    TOK_DEC_METASPACE,
+    TOK_DEC_SEQUENCE,
+};
+
+struct tok_dec {
+    enum tok_dec_kind kind;
+    char *pattern;          /* Replace: literal pattern; Metaspace: the replacement char */
+    size_t pattern_len;
+    char *content;          /* Replace: replacement; Strip: the character stripped */
+    size_t content_len;
+    int start, stop;        /* Strip */
+    int drop_first;         /* Metaspace: the first token loses its replacement chars */
+    struct tok_dec *kids;
+    size_t nkids;
+};
+
 /* ---- the tokenizer ------------------------------------------------------ */
 
 struct mb_tokenizer {
@@ -145,6 +170,8 @@ struct mb_tokenizer {
     int64_t nids;                    /* max id + 1 */
     int64_t vocab_size;
     int32_t eod;
+    struct tok_dec *dec;             /* NULL: none (tokens joined with " ") */
+    struct mb_err_record *dec_err;   /* an unsupported decoder, reported by decode */
     char describe[128];
 };
 
@@ -160,6 +187,10 @@ void tok_norm_free(struct tok_norm *n);
 int tok_pretok_parse(mb_tokenizer *t, const mb_json *j, struct tok_pretok *p, const char *where);
 void tok_pretok_free(struct tok_pretok *p);
 int tok_pretok_is_byte_level(const struct tok_pretok *p);
+
+/* decode.c */
+int tok_dec_parse(const mb_json *j, struct tok_dec *d, const char *where);
+void tok_dec_free(struct tok_dec *d);
 
 /* bpe.c */
 int tok_bpe_parse(mb_tokenizer *t, const mb_json *model, const char *where);

@@ -22,6 +22,21 @@ int tok_add_regex(mb_tokenizer *t, const char *pattern, size_t len, const char *
     return (int)t->nregexes++;
 }
 
+/* A decoder mb cannot run does not stop encoding: the error is kept for decode. */
+static int parse_decoder(mb_tokenizer *t, const mb_json *j, const char *where)
+{
+    t->dec = mb_xcalloc(1, sizeof *t->dec);
+    if (tok_dec_parse(j, t->dec, where) == 0)
+        return 0;
+    t->dec_err = mb_xmalloc(sizeof *t->dec_err);
+    mb_err_save(t->dec_err);
+    mb_err_clear();
+    tok_dec_free(t->dec);
+    free(t->dec);
+    t->dec = NULL;
+    return 0;
+}
+
 static int parse_component(mb_tokenizer *t, const mb_json *root, const char *key,
                            const char *path)
 {
@@ -39,6 +54,8 @@ static int parse_component(mb_tokenizer *t, const mb_json *root, const char *key
         t->pretok = mb_xcalloc(1, sizeof *t->pretok);
         return tok_pretok_parse(t, j, t->pretok, where);
     }
+    if (strcmp(key, "decoder") == 0)
+        return parse_decoder(t, j, where);
     return tok_post_parse(t, j, where);
 }
 
@@ -99,7 +116,8 @@ int tok_load_json(mb_tokenizer *t, const mb_json *root, const char *path)
     snprintf(where, sizeof where, "%s: added_tokens", path);
     if (tok_added_parse(t, mb_json_get(root, "added_tokens"), where) != 0)
         return -1;
-    if (parse_component(t, root, "post_processor", path) != 0)
+    if (parse_component(t, root, "post_processor", path) != 0 ||
+        parse_component(t, root, "decoder", path) != 0)
         return -1;
     build_id_table(t);
     return 0;

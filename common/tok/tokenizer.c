@@ -143,6 +143,9 @@ void mb_tokenizer_free(mb_tokenizer *t)
     tok_pretok_free(t->pretok);
     free(t->pretok);
     tok_bpe_free(&t->bpe);
+    tok_dec_free(t->dec);
+    free(t->dec);
+    free(t->dec_err);
     free(t->prefix);
     free(t->suffix);
     for (size_t i = 0; i < t->nregexes; i++)

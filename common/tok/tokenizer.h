@@ -60,4 +60,21 @@ void mb_tok_encoder_free(mb_tok_encoder *e);
 void mb_tok_encode(mb_tok_encoder *e, const char *text, size_t len, int add_special,
                    struct mb_ids *out);
 
+/* ---- decoding (tok/decode.c) ---------------------------------------------- */
+
+struct mb_buf;
+
+/* Append the text of IDS[N] to OUT as HF tokenizers' decode(ids,
+ * skip_special_tokens=False) gives it: token strings (special tokens included) through
+ * the tokenizer.json "decoder" (ByteLevel; Replace, ByteFallback, Fuse and Strip as
+ * Llama 2 / Mistral chain them; Metaspace; Sequence), ill-formed UTF-8 replaced by
+ * U+FFFD. Ids without a token are skipped, as HF does. Returns 0, or -1 with mb_err
+ * naming the decoder key when the tokenizer's decoder is not supported. */
+MB_MUST_CHECK int mb_tok_decode(const mb_tokenizer *t, const int32_t *ids, size_t n,
+                                struct mb_buf *out);
+
+/* 0 when mb_tok_decode works for T; else -1 with mb_err naming the unsupported
+ * decoder key (a tokenizer with such a decoder still loads and encodes). */
+MB_MUST_CHECK int mb_tokenizer_can_decode(const mb_tokenizer *t);
+
 #endif /* MB_TOK_TOKENIZER_H */

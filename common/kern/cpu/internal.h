@@ -93,6 +93,10 @@ void mb_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, co
                           const float *k, const float *v, const float *out, const float *lse,
                           const struct mb_attn_shape *s);
 
+/* attention_kv.c */
+void mb_cpu_attention_kv(float *out, const float *q, const float *kc, const float *vc,
+                         const struct mb_attn_shape *s, int64_t p0, int64_t tmax);
+
 /* act.c */
 void mb_cpu_swiglu_fwd(float *y, const float *gate_up, int64_t rows, int64_t inner);
 void mb_cpu_swiglu_bwd(float *dgate_up, const float *dy, const float *gate_up, int64_t rows,

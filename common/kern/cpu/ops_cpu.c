@@ -67,6 +67,7 @@ static const struct mb_ops cpu_ops = {
     .gelu_bwd = mb_cpu_gelu_bwd,
     .xent = mb_cpu_xent,
     .adamw = mb_cpu_adamw,
+    .attention_kv = mb_cpu_attention_kv,
 };
 
 const struct mb_ops *mb_ops_cpu(void)
