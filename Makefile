@@ -156,4 +156,4 @@ FORCE:
 
 .PHONY: all check check-run check-long check-long-run check-layers clean deps demo bench install test tests-build FORCE
 
--include $(OBJS:.o=.d) $(TOOL_OBJS:.o=.d)
+-include $(OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:.t=.d) $(HELPER_BINS:=.d) $(TAP_OBJ:.o=.d)

@@ -2,8 +2,10 @@
 #include "core/json.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/err.h"
 #include "core/fs.h"
@@ -14,6 +16,18 @@
  * by jansson (insertion order), which the tokenizer needs for merges. */
 static const size_t parse_flags = JSON_ALLOW_NUL | JSON_DECODE_ANY;
 
+/* jansson refuses integers beyond int64 ("too big integer"), which transformers writes
+ * (tokenizer_config.json: "model_max_length": 1000000000000000019884624838656). Such a
+ * document is parsed again with every integer as a real; mb_json_int still reads the
+ * integral reals that fit in int64. */
+static json_t *load(const char *data, size_t len, json_error_t *e)
+{
+    json_t *root = json_loadb(data, len, parse_flags, e);
+    if (!root && strstr(e->text, "too big integer"))
+        root = json_loadb(data, len, parse_flags | JSON_DECODE_INT_AS_REAL, e);
+    return root;
+}
+
 mb_json *mb_json_parse_file(const char *path)
 {
     json_error_t e;
@@ -23,7 +37,7 @@ mb_json *mb_json_parse_file(const char *path)
     /* one read and json_loadb: json_load_file reads a character at a time */
     if (mb_fs_read_all(path, &data, &len) != 0)
         return NULL;
-    json_t *root = json_loadb(data, len, parse_flags, &e);
+    json_t *root = load(data, len, &e);
     free(data);
     if (!root)
         mb_err_set(MB_E_PARSE, mb_at_line(path, e.line), "column %d: %s", e.column, e.text);
@@ -33,7 +47,7 @@ mb_json *mb_json_parse_file(const char *path)
 mb_json *mb_json_parse(const char *data, size_t len, const char *where)
 {
     json_error_t e;
-    json_t *root = json_loadb(data, len, parse_flags, &e);
+    json_t *root = load(data, len, &e);
 
     if (!root)
         mb_err_set(MB_E_PARSE, where, "invalid JSON at column %d: %s", e.column, e.text);
@@ -90,7 +104,10 @@ const char *mb_json_str(const mb_json *v, size_t *len)
 
 int64_t mb_json_int(const mb_json *v)
 {
-    return v && json_is_integer(AS_J(v)) ? (int64_t)json_integer_value(AS_J(v)) : 0;
+    if (v && json_is_integer(AS_J(v)))
+        return (int64_t)json_integer_value(AS_J(v));
+    double r = v && json_is_real(AS_J(v)) ? json_real_value(AS_J(v)) : 0.0;
+    return fabs(r) < 9.2e18 && r == floor(r) ? (int64_t)r : 0;
 }
 
 double mb_json_number(const mb_json *v)

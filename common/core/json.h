@@ -38,7 +38,7 @@ const char *mb_json_type_name(const mb_json *v);
 mb_json *mb_json_get(const mb_json *v, const char *key);
 /* String bytes and length, or NULL if V is not a string. */
 const char *mb_json_str(const mb_json *v, size_t *len);
-int64_t mb_json_int(const mb_json *v);      /* 0 unless an integer */
+int64_t mb_json_int(const mb_json *v);      /* 0 unless an integer (or an integral real) */
 double mb_json_number(const mb_json *v);    /* integer or real; 0 otherwise */
 int mb_json_is_true(const mb_json *v);
 size_t mb_json_len(const mb_json *v);        /* array length or object size; 0 otherwise */
