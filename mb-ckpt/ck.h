@@ -1,0 +1,58 @@
+/* mb-ckpt/ck.h - what the subcommands of mb-ckpt share.
+ *
+ * Opening a checkpoint given as a file or as a directory with `latest`, optional root
+ * attributes, the model config a checkpoint stores and the parameter list it implies,
+ * reading one dataset whole (as fp32, or as its stored bytes), and shape printing.
+ * Each subcommand lives in its own file as cmd_<name>(); main.c only dispatches.
+ * Everything here is single-process: mb-ckpt reads with HDF5's default driver.
+ */
+#ifndef MB_CKPT_TOOL_CK_H
+#define MB_CKPT_TOOL_CK_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "ckpt/ckpt.h"
+#include "core/defs.h"
+#include "nn/config.h"
+
+/* A subcommand: ARGV[0] is its name; returns 0, -1 (mb_err set) or MB_CLI_EXIT. */
+int cmd_info(int argc, char **argv);
+int cmd_verify(int argc, char **argv);
+int cmd_diff(int argc, char **argv);
+int cmd_average(int argc, char **argv);
+int cmd_convert_dtype(int argc, char **argv);
+
+/* Resolve ARG (a checkpoint file, or a directory through its `latest`) and open it.
+ * Returns the reader with *FILE set to the malloc'd file name, or NULL with mb_err. */
+MB_MUST_CHECK mb_ckpt_reader *ck_open(const char *arg, char **file);
+
+/* Root string attribute NAME: 1 with *VALUE malloc'd, or 0 with *VALUE = NULL when the
+ * file has no such attribute (mb_err cleared). */
+int ck_attr_opt(mb_ckpt_reader *r, const char *name, char **value);
+
+/* The stored model_config attribute of R, parsed and validated into CFG. */
+MB_MUST_CHECK int ck_model_config(mb_ckpt_reader *r, const char *file,
+                                  struct mb_model_config *cfg);
+
+/* 1 for fp32, bf16 and fp16 datasets. */
+int ck_is_float(enum mb_ckpt_dtype t);
+
+/* 1 if PATH is GROUP itself or lies under it ("/model/x" is under "/model"). */
+int ck_under(const char *path, const char *group);
+
+/* The whole float dataset IT as fp32 (exact widening), malloc'd (at least one float),
+ * or NULL with mb_err naming the file and dataset. */
+float *ck_read_f32(mb_ckpt_reader *r, const struct mb_ckpt_info *it);
+
+/* The stored bytes of dataset IT (little-endian elements, numel * element size), malloc'd
+ * (at least one byte); *LEN gets the byte count. NULL with mb_err. */
+void *ck_read_raw(mb_ckpt_reader *r, const struct mb_ckpt_info *it, size_t *len);
+
+/* "[2, 64, 64]" (or "[]" for a scalar) into BUF[N]. */
+void ck_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
+
+/* The multi-index of flat element I of SHAPE, "[1, 0, 5]", into BUF[N]. */
+void ck_index_str(char *buf, size_t n, int ndim, const int64_t *shape, int64_t i);
+
+#endif /* MB_CKPT_TOOL_CK_H */
