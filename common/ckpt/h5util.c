@@ -60,7 +60,22 @@ hid_t ckpt_h5_bf16_type(void)
     return t;
 }
 
-static int is_bf16(hid_t type)
+hid_t ckpt_h5_f16_type(void)
+{
+    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+
+    /* IEEE binary16: sign 15, exponent 10..14 (bias 15), mantissa 0..9 */
+    H5Tset_fields(t, 15, 10, 5, 0, 10);
+    H5Tset_offset(t, 0);
+    H5Tset_precision(t, 16);
+    H5Tset_size(t, 2);
+    H5Tset_ebias(t, 15);
+    return t;
+}
+
+/* A little-endian 2-byte float with these fields and bias. */
+static int is_half(hid_t type, size_t want_epos, size_t want_esize, size_t want_msize,
+                   size_t want_bias)
 {
     size_t spos, epos, esize, mpos, msize;
 
@@ -68,8 +83,8 @@ static int is_bf16(hid_t type)
         return 0;
     if (H5Tget_fields(type, &spos, &epos, &esize, &mpos, &msize) < 0)
         return 0;
-    return spos == 15 && epos == 7 && esize == 8 && mpos == 0 && msize == 7 &&
-           H5Tget_ebias(type) == 127 && H5Tget_offset(type) == 0;
+    return spos == 15 && epos == want_epos && esize == want_esize && mpos == 0 &&
+           msize == want_msize && H5Tget_ebias(type) == want_bias && H5Tget_offset(type) == 0;
 }
 
 enum mb_ckpt_dtype ckpt_h5_classify(hid_t type)
@@ -78,7 +93,9 @@ enum mb_ckpt_dtype ckpt_h5_classify(hid_t type)
     case H5T_FLOAT:
         if (H5Tequal(type, H5T_IEEE_F32LE) > 0)
             return MB_CKPT_F32;
-        return is_bf16(type) ? MB_CKPT_BF16 : MB_CKPT_OTHER;
+        if (is_half(type, 7, 8, 7, 127))
+            return MB_CKPT_BF16;
+        return is_half(type, 10, 5, 10, 15) ? MB_CKPT_F16 : MB_CKPT_OTHER;
     case H5T_INTEGER:
         if (H5Tequal(type, H5T_STD_I64LE) > 0)
             return MB_CKPT_I64;
@@ -101,9 +118,16 @@ hid_t ckpt_h5_str_type(void)
 
 const char *mb_ckpt_dtype_name(enum mb_ckpt_dtype t)
 {
-    static const char *names[] = { "fp32", "bf16", "int64", "uint8", "other" };
+    static const char *names[] = { "fp32", "bf16", "int64", "uint8", "fp16", "other" };
 
     return (unsigned)t < MB_ARRAY_LEN(names) ? names[t] : "other";
+}
+
+size_t mb_ckpt_dtype_size(enum mb_ckpt_dtype t)
+{
+    static const size_t sizes[] = { 4, 2, 8, 1, 2, 0 };
+
+    return (unsigned)t < MB_ARRAY_LEN(sizes) ? sizes[t] : 0;
 }
 
 uint16_t mb_ckpt_bf16_from_f32(float x)
@@ -123,6 +147,56 @@ float mb_ckpt_f32_from_bf16(uint16_t h)
     uint32_t u = (uint32_t)h << 16;
     float x;
 
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* Round the 24-bit significand M (value M * 2^-SHIFT in half subnormal units) to the
+ * nearest integer, ties to even. */
+static uint32_t round_shift(uint32_t m, int shift)
+{
+    uint32_t r = m >> shift, rem = m & ((1u << shift) - 1), half = 1u << (shift - 1);
+
+    return r + (rem > half || (rem == half && (r & 1u)));
+}
+
+uint16_t mb_ckpt_f16_from_f32(float x)
+{
+    uint32_t u;
+
+    memcpy(&u, &x, sizeof u);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) /* NaN: keep the top payload bits, make it quiet */
+        return sign | 0x7e00u | (uint16_t)((a >> 13) & 0x3ffu);
+    if (a >= 0x477ff000u) /* 65520 and up (and inf) round to inf */
+        return sign | 0x7c00u;
+    if (a >= 0x38800000u) { /* normal half: rebias 127 -> 15 and round 13 bits away */
+        a += 0xfffu + ((a >> 13) & 1u);
+        return sign | (uint16_t)((a - 0x38000000u) >> 13);
+    }
+    if (a < 0x33000000u) /* at most 2^-25: rounds to zero (the tie goes to even 0) */
+        return sign;
+    /* subnormal half: units of 2^-24; the value is m * 2^(e - 150) */
+    uint32_t m = (a & 0x7fffffu) | 0x800000u;
+    int e = (int)(a >> 23);
+    return sign | (uint16_t)round_shift(m, 126 - e);
+}
+
+float mb_ckpt_f32_from_f16(uint16_t h)
+{
+    uint32_t sign = (uint32_t)(h & 0x8000u) << 16, e = (h >> 10) & 0x1fu, m = h & 0x3ffu;
+    uint32_t u;
+    float x;
+
+    if (e == 0) { /* zero or subnormal: m * 2^-24, exact in fp32 */
+        x = (float)m * 0x1p-24f;
+        return sign ? -x : x;
+    }
+    if (e == 31)
+        u = sign | 0x7f800000u | (m << 13);
+    else
+        u = sign | ((e + 112u) << 23) | (m << 13);
     memcpy(&x, &u, sizeof x);
     return x;
 }
@@ -155,4 +229,22 @@ char *mb_ckpt_dataset_path(const char *group, const char *name)
         if (*p == '.')
             *p = '/';
     return path;
+}
+
+hid_t ckpt_h5_mem_type(enum mb_ckpt_dtype t)
+{
+    switch (t) {
+    case MB_CKPT_F32: return H5T_NATIVE_FLOAT;
+    case MB_CKPT_BF16: return ckpt_h5_bf16_type();
+    case MB_CKPT_F16: return ckpt_h5_f16_type();
+    case MB_CKPT_I64: return H5T_NATIVE_INT64;
+    case MB_CKPT_U8: return H5T_NATIVE_UINT8;
+    default: return -1;
+    }
+}
+
+void ckpt_h5_type_close(enum mb_ckpt_dtype t, hid_t type)
+{
+    if (t == MB_CKPT_BF16 || t == MB_CKPT_F16)
+        H5Tclose(type);
 }

@@ -28,6 +28,16 @@ hid_t ckpt_h5_fapl(const struct mb_dist *d);
  * 0..6), transient; close with H5Tclose. */
 hid_t ckpt_h5_bf16_type(void);
 
+/* The IEEE half type (sign 15, exponent 10..14 biased 15, mantissa 0..9), transient;
+ * close with H5Tclose. */
+hid_t ckpt_h5_f16_type(void);
+
+/* The HDF5 memory type matching the bytes of a stored element of T (the file layout
+ * for bf16 and fp16, so nothing is converted); transient for the 16-bit floats, so
+ * close it with ckpt_h5_type_close. -1 for OTHER. */
+hid_t ckpt_h5_mem_type(enum mb_ckpt_dtype t);
+void ckpt_h5_type_close(enum mb_ckpt_dtype t, hid_t type);
+
 /* Classify a dataset's datatype. */
 enum mb_ckpt_dtype ckpt_h5_classify(hid_t type);
 

@@ -184,8 +184,9 @@ static int read_raw(mb_ckpt_reader *r, const char *path, hid_t mtype, void *buf)
 
 int mb_ckpt_reader_read_f32(mb_ckpt_reader *r, const char *path, float *out, int64_t count)
 {
-    const struct mb_ckpt_info *it =
-        lookup(r, path, 1u << MB_CKPT_F32 | 1u << MB_CKPT_BF16, "fp32 or bf16");
+    const struct mb_ckpt_info *it = lookup(
+        r, path, 1u << MB_CKPT_F32 | 1u << MB_CKPT_BF16 | 1u << MB_CKPT_F16,
+        "fp32 or bf16 or fp16");
 
     if (!it)
         return -1;
@@ -196,13 +197,60 @@ int mb_ckpt_reader_read_f32(mb_ckpt_reader *r, const char *path, float *out, int
         return 0;
     if (it->dtype == MB_CKPT_F32)
         return read_raw(r, path, H5T_NATIVE_FLOAT, out);
-    /* bf16: read the bits in place (first half of OUT), then widen from the end */
+    /* 16-bit: read the bits in place (first half of OUT), then widen from the end */
     uint16_t *half = (uint16_t *)out;
-    hid_t bf16 = ckpt_h5_bf16_type();
-    int rc = read_raw(r, path, bf16, half);
-    H5Tclose(bf16);
+    hid_t mtype = ckpt_h5_mem_type(it->dtype);
+    int rc = read_raw(r, path, mtype, half);
+    ckpt_h5_type_close(it->dtype, mtype);
+    int f16 = it->dtype == MB_CKPT_F16;
     for (int64_t i = count - 1; rc == 0 && i >= 0; i--)
-        out[i] = mb_ckpt_f32_from_bf16(half[i]);
+        out[i] = f16 ? mb_ckpt_f32_from_f16(half[i]) : mb_ckpt_f32_from_bf16(half[i]);
+    return rc;
+}
+
+/* Select rows [ROW0, ROW0 + NROWS) of the first axis of a dataset of IT's shape. */
+static int select_rows(hid_t fspace, const struct mb_ckpt_info *it, int64_t row0,
+                       int64_t nrows)
+{
+    hsize_t start[MB_CKPT_MAX_DIM] = { 0 }, count[MB_CKPT_MAX_DIM];
+
+    if (it->ndim == 0)
+        return H5Sselect_all(fspace);
+    for (int i = 0; i < it->ndim; i++)
+        count[i] = (hsize_t)it->shape[i];
+    start[0] = (hsize_t)row0;
+    count[0] = (hsize_t)nrows;
+    return H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+}
+
+int mb_ckpt_reader_read_rows(mb_ckpt_reader *r, const char *path, int64_t row0, int64_t nrows,
+                             void *out)
+{
+    const struct mb_ckpt_info *it = lookup(r, path, ~(1u << MB_CKPT_OTHER), "a known type");
+
+    if (!it)
+        return -1;
+    int64_t rows = it->ndim ? it->shape[0] : 1;
+    if (row0 < 0 || nrows < 0 || row0 + nrows > rows)
+        return mb_err_set(MB_E_INVALID, r->file, "dataset '%s': rows [%lld, %lld) outside "
+                          "[0, %lld)", path, (long long)row0, (long long)(row0 + nrows),
+                          (long long)rows);
+    if (nrows == 0 || it->numel == 0)
+        return 0;
+    hid_t dset = H5Dopen2(r->h5, path, H5P_DEFAULT);
+    if (dset < 0)
+        return ckpt_h5_err(MB_E_PARSE, r->file, "cannot open dataset '%s'", path);
+    hid_t fspace = H5Dget_space(dset), mtype = ckpt_h5_mem_type(it->dtype);
+    hsize_t n = (hsize_t)(it->numel / rows * nrows);
+    hid_t mspace = H5Screate_simple(1, &n, NULL);
+    int rc = 0;
+    if (select_rows(fspace, it, row0, nrows) < 0 ||
+        H5Dread(dset, mtype, mspace, fspace, H5P_DEFAULT, out) < 0)
+        rc = ckpt_h5_err(MB_E_PARSE, r->file, "cannot read rows of dataset '%s'", path);
+    ckpt_h5_type_close(it->dtype, mtype);
+    H5Sclose(mspace);
+    H5Sclose(fspace);
+    H5Dclose(dset);
     return rc;
 }
 
