@@ -95,6 +95,57 @@ void *ck_read_raw(mb_ckpt_reader *r, const struct mb_ckpt_info *it, size_t *len)
     return buf;
 }
 
+int ck_write_whole(mb_ckpt_writer *w, const char *path, enum mb_ckpt_dtype dtype, int ndim,
+                   const int64_t *shape, const void *data)
+{
+    if (mb_ckpt_writer_create(w, path, dtype, ndim, shape) != 0)
+        return -1;
+    /* a scalar is written as one row */
+    return mb_ckpt_writer_write_rows(w, path, 0, ndim == 0 ? 1 : shape[0], data);
+}
+
+int ck_copy_dataset(mb_ckpt_reader *r, mb_ckpt_writer *w, const struct mb_ckpt_info *it)
+{
+    size_t len;
+    void *raw = ck_read_raw(r, it, &len);
+
+    if (!raw)
+        return -1;
+    int rc = ck_write_whole(w, it->path, it->dtype, it->ndim, it->shape, raw);
+    free(raw);
+    return rc;
+}
+
+int ck_copy_attrs(mb_ckpt_reader *r, mb_ckpt_writer *w)
+{
+    static const char *const names[] = { "model_config", "recipe", "tokenizer", "hf_config",
+                                         "hf_architecture", "hf_weight_map", "hf_metadata" };
+    int rc = 0;
+
+    for (size_t i = 0; rc == 0 && i < sizeof names / sizeof names[0]; i++) {
+        char *value;
+        if (ck_attr_opt(r, names[i], &value))
+            rc = mb_ckpt_writer_attr(w, names[i], value);
+        free(value);
+    }
+    return rc;
+}
+
+void *ck_narrow(const float *x, int64_t n, enum mb_ckpt_dtype dtype)
+{
+    size_t esize = mb_ckpt_dtype_size(dtype);
+    void *out = mb_xmalloc(esize * (size_t)(n > 0 ? n : 1));
+
+    if (dtype == MB_CKPT_F32) {
+        memcpy(out, x, sizeof(float) * (size_t)n);
+        return out;
+    }
+    uint16_t *h = out;
+    for (int64_t i = 0; i < n; i++)
+        h[i] = dtype == MB_CKPT_BF16 ? mb_ckpt_bf16_from_f32(x[i]) : mb_ckpt_f16_from_f32(x[i]);
+    return out;
+}
+
 static void list_str(char *buf, size_t n, int ndim, const int64_t *v)
 {
     size_t off = 0;

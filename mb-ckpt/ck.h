@@ -49,6 +49,24 @@ float *ck_read_f32(mb_ckpt_reader *r, const struct mb_ckpt_info *it);
  * (at least one byte); *LEN gets the byte count. NULL with mb_err. */
 void *ck_read_raw(mb_ckpt_reader *r, const struct mb_ckpt_info *it, size_t *len);
 
+/* ---- writing (average, convert-dtype) ---- */
+
+/* Create dataset PATH of W as DTYPE and SHAPE[NDIM] and write all of DATA (the stored
+ * element type, row-major) in one call. */
+MB_MUST_CHECK int ck_write_whole(mb_ckpt_writer *w, const char *path, enum mb_ckpt_dtype dtype,
+                                 int ndim, const int64_t *shape, const void *data);
+
+/* Copy dataset IT of R into W byte for byte. */
+MB_MUST_CHECK int ck_copy_dataset(mb_ckpt_reader *r, mb_ckpt_writer *w,
+                                  const struct mb_ckpt_info *it);
+
+/* Copy the root attributes of R that describe the model and its origin (model_config,
+ * recipe, tokenizer and the hf_* attributes); format and mb_version are the writer's. */
+MB_MUST_CHECK int ck_copy_attrs(mb_ckpt_reader *r, mb_ckpt_writer *w);
+
+/* X[N] rounded to nearest even into DTYPE (fp32, bf16 or fp16), malloc'd. */
+void *ck_narrow(const float *x, int64_t n, enum mb_ckpt_dtype dtype);
+
 /* "[2, 64, 64]" (or "[]" for a scalar) into BUF[N]. */
 void ck_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 
