@@ -221,9 +221,10 @@ static void check_finite(struct vctx *v, const struct mb_ckpt_info *it, const vo
             first = i;
     if (bad) {
         char idx[128];
+        float x = widen(it->dtype, raw, first);
         ck_index_str(idx, sizeof idx, it->ndim, it->shape, first);
-        problem(v, it->path, "%lld non-finite values; the first is %g at index %s (flat %lld)",
-                (long long)bad, (double)widen(it->dtype, raw, first), idx, (long long)first);
+        problem(v, it->path, "%lld non-finite values; the first is %s at index %s (flat %lld)",
+                (long long)bad, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf", idx, (long long)first);
     }
 }
 
