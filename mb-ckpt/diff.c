@@ -6,9 +6,11 @@
  * |a - b| > atol + rtol * |b| (numpy.isclose's rule, B the reference); NaN equals NaN,
  * and an infinity equals only the same infinity. max_rel is max |a - b| / |b| over the
  * elements (infinite where b = 0 and a != 0). int64 datasets follow the same rule; uint8
- * blobs must be byte-identical. A dataset present in one file only, a shape or a dtype
- * difference, or a different model_config attribute is a difference whatever the
- * tolerances.
+ * blobs must be byte-identical. Float datasets of different float dtypes (a bf16 copy
+ * against its fp32 original) are compared by value like the others, the dtypes shown.
+ * A dataset present in one file only, a shape difference, other dtype differences
+ * (float against int64) or a different model_config attribute is a difference whatever
+ * the tolerances.
  *
  * Output, one line per dataset:  STATUS PATH [max_abs X max_rel Y] [detail]  with STATUS
  * same, differs, only-a, only-b, shape or dtype; then a summary line.
@@ -44,7 +46,7 @@ static const struct mb_cli diff_cli = {
     .synopsis = "A B [--atol X] [--rtol Y]",
     .summary = "Compare two checkpoints dataset by dataset: max absolute and relative "
                "difference.\nExit status 1 when any differs beyond |a-b| <= atol + rtol*|b|, "
-               "or in presence, shape or dtype.",
+               "or in presence or shape.",
     .opts = diff_options,
     .nopts = 2,
     .args_offset = offsetof(struct diff_opts, args),
@@ -186,10 +188,8 @@ static int compare_dataset(struct dctx *c, const struct mb_ckpt_info *ia,
         rc = compare_bytes(c, ia, ib, &s);
     if (rc != 0)
         return -1;
-    if (ia->dtype != ib->dtype)
-        report(c, "dtype", ia->path, &s, detail);
-    else
-        report(c, s.beyond ? "differs" : "same", ia->path, &s, "");
+    /* fp32 against bf16 or fp16: the values decide, the dtypes are shown */
+    report(c, s.beyond ? "differs" : "same", ia->path, &s, ia->dtype != ib->dtype ? detail : "");
     return 0;
 }
 

@@ -4,6 +4,7 @@ test_description='mb-ckpt diff: per-dataset differences against values recompute
 . "$MB_ROOT/tests/lib/pretrain-lib.sh"
 
 # ckpt_tool_check.py recomputes every max_abs/max_rel, from the files as h5py reads them.
+# A bf16 copy is within rtol 2^-8 (bf16's unit roundoff) of its fp32 original.
 CHECK="$ORACLE/ckpt_tool_check.py"
 A=f32/iter_0000002.h5 B=f32/iter_0000004.h5 C=f32/iter_0000006.h5
 
@@ -45,9 +46,15 @@ test_expect_success 'diff: one changed element is within --atol or not' '
     grep "^0 datasets differ" out
 '
 
-test_expect_success 'diff: presence, dtype and shape differences whatever the tolerance' '
+test_expect_success 'diff: bf16 against fp32 by value; presence and shape whatever the tolerance' '
+    mb-ckpt convert-dtype $C --dtype bf16 -o c16.h5 >out &&
+    mb-ckpt average $C $C -o c32.h5 >out &&
+    test_expect_code 1 mb-ckpt diff c16.h5 c32.h5 --rtol 1e-3 >out &&
+    grep "^differs  /model/embedding/word_embeddings/weight max_abs .* bf16 vs fp32\$" out &&
+    "$PY" "$CHECK" diff c16.h5 c32.h5 0 1e-3 out &&
+    mb-ckpt diff c16.h5 c32.h5 --rtol 0.00390625 >out &&
+    grep "^same     /model/embedding/word_embeddings/weight max_abs .* bf16 vs fp32\$" out &&
     test_expect_code 1 mb-ckpt diff b16 $C --atol 1e9 >out &&
-    grep "^dtype    /model/embedding/word_embeddings/weight max_abs .* bf16 vs fp32\$" out &&
     grep "^only-a   /optim/master/embedding/word_embeddings/weight\$" out &&
     "$PY" "$CHECK" diff b16/iter_0000003.h5 $C 1e9 0 out &&
     test_expect_code 1 mb-ckpt diff $C wide >out &&
