@@ -16,7 +16,7 @@ allowed() {
     ckpt) echo "core io dist nn ckpt" ;;
     train) echo "core io dist kern nn data ckpt train" ;;
     peft) echo "core kern dist nn ckpt train peft" ;;
-    bridge) echo "core io nn bridge" ;;
+    bridge) echo "core io dist nn ckpt bridge" ;;
     *) echo "" ;;
     esac
 }

@@ -131,8 +131,11 @@ void mb_st_writer_abort(mb_st_writer *w);
 
 /* Write DIR/model.safetensors.index.json (as a temporary, then renamed) for N tensors:
  * NAMES[i] lives in shard file SHARDS[i] (base name); TOTAL_SIZE is the sum of their
- * byte sizes. Same text as transformers writes: 2-space indent, keys sorted, a
- * trailing newline. */
+ * byte sizes. Same text as transformers 5 writes: 2-space indent, keys sorted, ASCII
+ * escapes, a trailing newline, and metadata {"total_parameters", "total_size"}. The
+ * shards must already be complete in DIR: total_parameters (the sum of the tensors'
+ * element counts) is read from their headers, and each name is checked to be in its
+ * shard. -1 with mb_err on a missing shard or tensor, a duplicate name, or I/O. */
 MB_MUST_CHECK int mb_st_index_write(const char *dir, const char *const *names,
                                     const char *const *shards, int n, uint64_t total_size);
 
