@@ -67,6 +67,36 @@ MB_MUST_CHECK int ck_copy_attrs(mb_ckpt_reader *r, mb_ckpt_writer *w);
 /* X[N] rounded to nearest even into DTYPE (fp32, bf16 or fp16), malloc'd. */
 void *ck_narrow(const float *x, int64_t n, enum mb_ckpt_dtype dtype);
 
+/* ---- verify's findings, for mb checkpoints (verify.c) and HF directories (hf.c) ---- */
+
+struct ck_verify {
+    int problems;
+    int n;              /* datasets or tensors, in name order (strcmp) */
+    const char **names; /* [n], borrowed */
+    uint32_t *crc;      /* [n]: CRC-32C of each one's stored bytes */
+};
+
+/* Print "problem: WHERE: WHAT" on stdout and count it. */
+MB_PRINTF(3, 4) void ck_problem(struct ck_verify *v, const char *where, const char *fmt, ...);
+
+/* A problem naming NAME if any of the NUMEL elements of RAW (stored as fp32, bf16 or
+ * fp16, little-endian, SHAPE[NDIM]) is not finite: how many, and the first one's index. */
+void ck_check_finite(struct ck_verify *v, const char *name, enum mb_ckpt_dtype t,
+                     const void *raw, int ndim, const int64_t *shape, int64_t numel);
+
+/* The end of verify for WHAT (a file or directory): problems for every mismatch with
+ * the checksum file CHECK (if not NULL); then -1 with mb_err when there are problems,
+ * else the checksum file WRITE (if not NULL) and the "verified:" line. */
+MB_MUST_CHECK int ck_verify_finish(struct ck_verify *v, const char *what, const char *check,
+                                   const char *write);
+
+/* ---- HuggingFace model directories (hf.c) ---- */
+
+/* 1 if ARG is a directory with config.json and without `latest`. */
+int ck_is_hf_dir(const char *arg);
+MB_MUST_CHECK int ck_info_hf(const char *dir, int json);
+MB_MUST_CHECK int ck_verify_hf(const char *dir, const char *check, const char *write);
+
 /* "[2, 64, 64]" (or "[]" for a scalar) into BUF[N]. */
 void ck_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
 

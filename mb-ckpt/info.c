@@ -240,7 +240,9 @@ int cmd_info(int argc, char **argv)
     if (rc == 0 && o.nargs != 1)
         rc = mb_err_set(MB_E_USAGE, NULL, "info takes one checkpoint (got %d arguments)",
                         o.nargs);
-    if (rc == 0)
+    if (rc == 0 && ck_is_hf_dir(o.args[0]))
+        rc = ck_info_hf(o.args[0], o.json);
+    else if (rc == 0)
         rc = info_mb(o.args[0], o.json);
     free(o.args);
     return rc;

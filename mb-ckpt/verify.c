@@ -8,10 +8,9 @@
  * Checksums: per dataset CRC-32C of the stored bytes (little-endian elements), one line
  * "%08x PATH" each, written with --write-checksums or checked with --checksums.
  * Each dataset is read once, for the finite check and the checksum together. Every
- * problem is printed on stdout as "problem: WHERE: WHAT"; the result is -1 if any.
+ * problem is printed on stdout as "problem: WHERE: WHAT" (findings.c); the result is -1
+ * if any. HF directories are verified by hf.c.
  */
-#include <math.h>
-#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -22,8 +21,6 @@
 #include "core/cli.h"
 #include "core/crc32c.h"
 #include "core/err.h"
-#include "core/fs.h"
-#include "core/hash.h"
 #include "core/mem.h"
 #include "nn/params.h"
 
@@ -56,21 +53,8 @@ static const struct mb_cli verify_cli = {
 struct vctx {
     mb_ckpt_reader *r;
     const char *file;
-    int problems;
-    uint32_t *crc; /* [count of datasets] */
+    struct ck_verify f;
 };
-
-MB_PRINTF(3, 4) static void problem(struct vctx *v, const char *where, const char *fmt, ...)
-{
-    va_list ap;
-
-    printf("problem: %s: ", where);
-    va_start(ap, fmt);
-    vprintf(fmt, ap);
-    va_end(ap);
-    putchar('\n');
-    v->problems++;
-}
 
 static int same_shape(const struct mb_ckpt_info *it, const struct mb_param *p)
 {
@@ -92,12 +76,12 @@ static const struct mb_ckpt_info *expect(struct vctx *v, const char *group,
 
     ck_shape_str(want, sizeof want, p->ndim, p->shape);
     if (!it) {
-        problem(v, path ? path : p->name, "missing (expected %s)", want);
+        ck_problem(&v->f, path ? path : p->name, "missing (expected %s)", want);
     } else if (!same_shape(it, p)) {
         ck_shape_str(got, sizeof got, it->ndim, it->shape);
-        problem(v, path, "shape %s, expected %s for the stored model_config", got, want);
+        ck_problem(&v->f, path, "shape %s, expected %s for the stored model_config", got, want);
     } else if (want_f32 ? it->dtype != MB_CKPT_F32 : !ck_is_float(it->dtype)) {
-        problem(v, path, "dtype %s, expected %s", mb_ckpt_dtype_name(it->dtype),
+        ck_problem(&v->f, path, "dtype %s, expected %s", mb_ckpt_dtype_name(it->dtype),
                 want_f32 ? "fp32" : "fp32, bf16 or fp16");
     }
     free(path);
@@ -109,9 +93,9 @@ static void expect_scalar(struct vctx *v, const char *path)
     const struct mb_ckpt_info *it = mb_ckpt_reader_find(v->r, path);
 
     if (!it)
-        problem(v, path, "missing");
+        ck_problem(&v->f, path, "missing");
     else if (it->dtype != MB_CKPT_I64 || it->numel != 1 || it->ndim > 1)
-        problem(v, path, "not an int64 scalar (%s, %d dimensions)",
+        ck_problem(&v->f, path, "not an int64 scalar (%s, %d dimensions)",
                 mb_ckpt_dtype_name(it->dtype), it->ndim);
 }
 
@@ -126,7 +110,7 @@ static void unexpected(struct vctx *v, const char *group, const char *const *cla
         for (int k = 0; k < n && !found; k++)
             found = strcmp(claimed[k], path) == 0;
         if (!found)
-            problem(v, path, "unexpected dataset for the stored model_config");
+            ck_problem(&v->f, path, "unexpected dataset for the stored model_config");
     }
 }
 
@@ -183,7 +167,7 @@ static void check_structure(struct vctx *v)
     struct mb_param_table t;
 
     if (ck_model_config(v->r, v->file, &cfg) != 0) {
-        problem(v, v->file, "model_config: %s%s%s", mb_err_where(),
+        ck_problem(&v->f, v->file, "model_config: %s%s%s", mb_err_where(),
                 *mb_err_where() ? ": " : "", mb_err_what());
         mb_err_clear();
     } else {
@@ -200,34 +184,6 @@ static void check_structure(struct vctx *v)
     expect_scalar(v, "/train/consumed_valid_samples");
 }
 
-static float widen(enum mb_ckpt_dtype t, const void *raw, int64_t i)
-{
-    if (t == MB_CKPT_F32) {
-        float x;
-        memcpy(&x, (const char *)raw + 4 * i, 4);
-        return x;
-    }
-    uint16_t h;
-    memcpy(&h, (const char *)raw + 2 * i, 2);
-    return t == MB_CKPT_BF16 ? mb_ckpt_f32_from_bf16(h) : mb_ckpt_f32_from_f16(h);
-}
-
-static void check_finite(struct vctx *v, const struct mb_ckpt_info *it, const void *raw)
-{
-    int64_t bad = 0, first = -1;
-
-    for (int64_t i = 0; i < it->numel; i++)
-        if (!isfinite(widen(it->dtype, raw, i)) && bad++ == 0)
-            first = i;
-    if (bad) {
-        char idx[128];
-        float x = widen(it->dtype, raw, first);
-        ck_index_str(idx, sizeof idx, it->ndim, it->shape, first);
-        problem(v, it->path, "%lld non-finite values; the first is %s at index %s (flat %lld)",
-                (long long)bad, isnan(x) ? "nan" : x > 0 ? "inf" : "-inf", idx, (long long)first);
-    }
-}
-
 /* One pass over every dataset: finite check of floats, CRC-32C of the stored bytes. */
 static void check_values(struct vctx *v)
 {
@@ -235,73 +191,20 @@ static void check_values(struct vctx *v)
         const struct mb_ckpt_info *it = mb_ckpt_reader_info(v->r, i);
         size_t len;
         if (it->dtype == MB_CKPT_OTHER) {
-            problem(v, it->path, "element type not one of fp32, bf16, fp16, int64, uint8");
+            ck_problem(&v->f, it->path, "element type not one of fp32, bf16, fp16, int64, uint8");
             continue;
         }
         void *raw = ck_read_raw(v->r, it, &len);
         if (!raw) {
-            problem(v, it->path, "cannot read: %s", mb_err_what());
+            ck_problem(&v->f, it->path, "cannot read: %s", mb_err_what());
             mb_err_clear();
             continue;
         }
         if (ck_is_float(it->dtype))
-            check_finite(v, it, raw);
-        v->crc[i] = mb_crc32c(0, raw, len);
+            ck_check_finite(&v->f, it->path, it->dtype, raw, it->ndim, it->shape, it->numel);
+        v->f.crc[i] = mb_crc32c(0, raw, len);
         free(raw);
     }
-}
-
-static int write_checksums(struct vctx *v, const char *path)
-{
-    struct mb_outfile of = MB_OUTFILE_INIT;
-
-    if (mb_outfile_open(&of, path) != 0)
-        return -1;
-    for (int i = 0; i < mb_ckpt_reader_count(v->r); i++)
-        fprintf(of.fp, "%08x %s\n", (unsigned)v->crc[i], mb_ckpt_reader_info(v->r, i)->path);
-    return mb_outfile_commit(&of);
-}
-
-/* One "%08x PATH" line: the dataset's index in the reader, or a problem. */
-static void check_line(struct vctx *v, const char *where, char *line, char *seen)
-{
-    char *sp = strchr(line, ' ');
-    char *end;
-    unsigned long crc = sp ? strtoul(line, &end, 16) : 0;
-
-    if (!sp || end != sp || sp - line != 8 || sp[1] != '/') {
-        problem(v, where, "not a checksum line (8 hex digits, a space, /path)");
-        return;
-    }
-    const struct mb_ckpt_info *it = mb_ckpt_reader_find(v->r, sp + 1);
-    if (!it) {
-        problem(v, sp + 1, "listed in the checksum file but missing from the checkpoint");
-        return;
-    }
-    int i = (int)(it - mb_ckpt_reader_info(v->r, 0));
-    seen[i] = 1;
-    if (v->crc[i] != (uint32_t)crc)
-        problem(v, sp + 1, "checksum %08x, expected %08lx", (unsigned)v->crc[i], crc);
-}
-
-static int check_checksums(struct vctx *v, const char *path)
-{
-    char *text;
-    size_t len;
-
-    if (mb_fs_read_all(path, &text, &len) != 0)
-        return -1;
-    char *seen = mb_xcalloc((size_t)mb_ckpt_reader_count(v->r) + 1, 1);
-    char *save = NULL;
-    long long lineno = 0;
-    for (char *line = strtok_r(text, "\n", &save); line; line = strtok_r(NULL, "\n", &save))
-        check_line(v, mb_at_line(path, ++lineno), line, seen);
-    for (int i = 0; i < mb_ckpt_reader_count(v->r); i++)
-        if (!seen[i])
-            problem(v, mb_ckpt_reader_info(v->r, i)->path, "not in the checksum file %s", path);
-    free(seen);
-    free(text);
-    return 0;
 }
 
 static int verify_mb(const char *arg, const struct verify_opts *o)
@@ -313,21 +216,16 @@ static int verify_mb(const char *arg, const struct verify_opts *o)
     if (!v.r)
         return -1;
     v.file = file;
-    v.crc = mb_xcalloc((size_t)mb_ckpt_reader_count(v.r) + 1, sizeof *v.crc);
+    v.f.n = mb_ckpt_reader_count(v.r);
+    v.f.names = mb_xcalloc((size_t)v.f.n + 1, sizeof *v.f.names);
+    v.f.crc = mb_xcalloc((size_t)v.f.n + 1, sizeof *v.f.crc);
+    for (int i = 0; i < v.f.n; i++)
+        v.f.names[i] = mb_ckpt_reader_info(v.r, i)->path; /* sorted by the reader */
     check_structure(&v);
     check_values(&v);
-    int rc = 0;
-    if (o->checksums)
-        rc = check_checksums(&v, o->checksums);
-    if (rc == 0 && v.problems)
-        rc = mb_err_set(MB_E_INVALID, file, "%d problem%s found", v.problems,
-                        v.problems == 1 ? "" : "s");
-    if (rc == 0 && o->write_checksums)
-        rc = write_checksums(&v, o->write_checksums);
-    if (rc == 0)
-        printf("verified: %s: %d datasets, structure complete, values finite%s\n", file,
-               mb_ckpt_reader_count(v.r), o->checksums ? ", checksums match" : "");
-    free(v.crc);
+    int rc = ck_verify_finish(&v.f, file, o->checksums, o->write_checksums);
+    free(v.f.names);
+    free(v.f.crc);
     free(file);
     mb_ckpt_reader_close(v.r);
     return rc;
@@ -343,7 +241,9 @@ int cmd_verify(int argc, char **argv)
                         o.nargs);
     if (rc == 0 && o.checksums && o.write_checksums)
         rc = mb_err_set(MB_E_USAGE, NULL, "give --checksums or --write-checksums, not both");
-    if (rc == 0)
+    if (rc == 0 && ck_is_hf_dir(o.args[0]))
+        rc = ck_verify_hf(o.args[0], o.checksums, o.write_checksums);
+    else if (rc == 0)
         rc = verify_mb(o.args[0], &o);
     free(o.args);
     return rc;

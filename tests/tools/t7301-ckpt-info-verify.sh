@@ -49,8 +49,8 @@ test_expect_success 'the info oracle fails on the wrong checkpoint' '
 
 test_expect_success 'verify: the three checkpoints are whole and finite' '
     mb-ckpt verify f32 >v1 && mb-ckpt verify b16 >v2 && mb-ckpt verify g >v3 &&
-    grep "^verified: f32/iter_0000004.h5: 33 datasets" v1 &&
-    grep "^verified: b16/iter_0000003.h5: 42 datasets" v2 &&
+    grep "^verified: f32/iter_0000004.h5: 33 tensors" v1 &&
+    grep "^verified: b16/iter_0000003.h5: 42 tensors" v2 &&
     grep "^verified: g/iter_0000003.h5: " v3
 '
 
