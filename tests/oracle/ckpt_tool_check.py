@@ -15,6 +15,16 @@
   ckpt_tool_check.py cast OUT IN DTYPE
       OUT's /model is IN's cast to DTYPE (bf16 by torch, fp16 by numpy), bit for bit; the
       rest is IN's; /optim only when IN's model is fp32 and DTYPE is fp32.
+  ckpt_tool_check.py hfinfo DIR JSON [DIR JSON ...]
+      each JSON (`mb-ckpt info --json DIR`) lists exactly the tensors of the HF directory DIR
+      as the safetensors package reads them: names, dtypes, shapes, bytes, files; the
+      parameter count and the architecture agree.
+  ckpt_tool_check.py hfchecksums DIR FILE [DIR FILE ...]
+      each FILE holds the CRC-32C of every HF tensor's bytes (read by safetensors and torch).
+  ckpt_tool_check.py hfedit DIR FILE OP:NAME[:VALUE] ...
+      rewrite the safetensors FILE of DIR with safetensors itself: OP nan (VALUE is the
+      flat index that becomes NaN), drop, extra (a new [3] tensor NAME) or reshape (NAME
+      loses its last row); the index, if any, is updated to match.
   ckpt_tool_check.py poke CKPT PATH INDEX VALUE
       write VALUE (a float, e.g. nan, inf) at flat INDEX of the float dataset PATH, in
       its own dtype, so that tests can damage a checkpoint.
@@ -279,10 +289,89 @@ def cmd_poke(ckpt, path, index, value):
         d.id.write(h5py.h5s.ALL, h5py.h5s.ALL, r.reshape(d.shape), mtype=d.id.get_type())
 
 
+def hf_tensors(d):
+    """{name: (file base name, torch tensor)} of HF directory D, through safetensors."""
+    import os
+    from safetensors import safe_open
+    idx = os.path.join(d, "model.safetensors.index.json")
+    files = sorted(set(json.load(open(idx))["weight_map"].values())) if os.path.exists(idx) \
+        else ["model.safetensors"]
+    out = {}
+    for fn in files:
+        with safe_open(os.path.join(d, fn), framework="pt") as f:
+            for k in f.keys():
+                out[k] = (fn, f.get_tensor(k))
+    return dict(sorted(out.items()))
+
+
+ST_NAMES = {torch.float32: "F32", torch.bfloat16: "BF16", torch.float16: "F16"}
+
+
+def cmd_hfinfo(d, js):
+    info = json.load(open(js))
+    ts = hf_tensors(d)
+    want = [(k, ST_NAMES[t.dtype], tuple(t.shape), t.numel() * t.element_size(), fn)
+            for k, (fn, t) in ts.items()]
+    got = [(t["name"], t["dtype"], tuple(t["shape"]), t["bytes"], t["file"])
+           for t in info["tensors"]]
+    if got != want:
+        fail(f"tensor list differs:\n  mb {got}\n  safetensors {want}")
+    if info["parameters"] != sum(t.numel() for _, t in ts.values()):
+        fail("parameter count differs")
+    cfg = json.load(open(d + "/config.json"))
+    if info["architecture"] != cfg["architectures"][0] or info["optimizer_state"]:
+        fail("architecture or optimizer_state differs")
+
+
+def cmd_hfchecksums(d, path):
+    got = {n: int(c, 16) for c, n in (ln.split(" ", 1) for ln in open(path).read().splitlines())}
+    want = {k: crc32c(t.contiguous().view(torch.uint8).numpy().tobytes())
+            for k, (_, t) in hf_tensors(d).items()}
+    if got != want:
+        fail(f"checksums differ, e.g. {sorted(set(got.items()) ^ set(want.items()))[:4]}")
+
+
+def cmd_hfedit(d, fn, *edits):
+    import os
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+    path = os.path.join(d, fn)
+    with safe_open(path, framework="pt") as f:
+        meta = f.metadata()
+        ts = {k: f.get_tensor(k) for k in f.keys()}
+    for e in edits:
+        op, name, value = (e.split(":") + [None])[:3]
+        if op == "nan":
+            t = ts[name].flatten().clone()
+            t[int(value)] = float("nan")
+            ts[name] = t.reshape(ts[name].shape)
+        elif op == "drop":
+            del ts[name]
+        elif op == "extra":
+            ts[name] = torch.zeros(3, dtype=next(iter(ts.values())).dtype)
+        elif op == "reshape":
+            ts[name] = ts[name][:-1].clone()
+        else:
+            fail(f"unknown edit {op}")
+    save_file(ts, path, metadata=meta)
+    idx = os.path.join(d, "model.safetensors.index.json")
+    if os.path.exists(idx):
+        j = json.load(open(idx))
+        j["weight_map"] = {k: v for k, v in j["weight_map"].items() if v != fn or k in ts}
+        j["weight_map"].update({k: fn for k in ts})
+        json.dump(j, open(idx, "w"), indent=2, sort_keys=True)
+
+
 def main(argv):
     cmds = {"info": (cmd_info, 2), "checksums": (cmd_checksums, 2), "diff": (cmd_diff, 5),
             "cast": (cmd_cast, 3), "poke": (cmd_poke, 4)}
-    if len(argv) >= 3 and argv[0] == "average":
+    pairs = {"hfinfo": cmd_hfinfo, "hfchecksums": cmd_hfchecksums}
+    if len(argv) >= 4 and argv[0] == "hfedit":
+        cmd_hfedit(*argv[1:])
+    elif len(argv) >= 3 and len(argv) % 2 == 1 and argv[0] in pairs:
+        for i in range(1, len(argv), 2):
+            pairs[argv[0]](argv[i], argv[i + 1])
+    elif len(argv) >= 3 and argv[0] == "average":
         cmd_average(argv[1], argv[2:])
     elif argv and argv[0] in cmds and len(argv) - 1 == cmds[argv[0]][1]:
         cmds[argv[0]][0](*argv[1:])
