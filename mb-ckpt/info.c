@@ -1,7 +1,8 @@
 /* mb-ckpt/info.c - `mb-ckpt info CKPT [--json]`: what a checkpoint holds.
  *
- * Architecture (the family of the stored model config, and the HF architecture when the
- * checkpoint came from mb-convert), the config itself, the training counters, the
+ * Architecture (the family of the stored model config, and the HF architecture: the one
+ * the checkpoint came from if mb-convert made it, else the one it would convert to), the
+ * config itself, the training counters, the
  * optimizer state, and every dataset with its dtype, shape and size in bytes. The
  * parameter count is the number of elements under /model. Nothing is read but the
  * attributes, the int64 counters and the dataset list.
@@ -12,10 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/bridge.h"
 #include "ck.h"
 #include "core/cli.h"
 #include "core/err.h"
 #include "core/json.h"
+#include "core/mem.h"
 #include "core/str.h"
 
 struct info_opts {
@@ -77,8 +80,12 @@ static int gather(mb_ckpt_reader *r, struct info *in)
     ck_attr_opt(r, "format", &in->attr_format);
     ck_attr_opt(r, "mb_version", &in->attr_version);
     ck_attr_opt(r, "model_config", &in->attr_config);
-    ck_attr_opt(r, "hf_architecture", &in->attr_arch);
     read_family(in);
+    /* from mb-convert: the HF architecture it came from; else the one mb-convert makes */
+    if (!ck_attr_opt(r, "hf_architecture", &in->attr_arch)) {
+        const struct mb_bridge_arch *a = mb_bridge_arch_for_family(in->family);
+        in->attr_arch = mb_xstrdup(a ? a->hf_name : in->family);
+    }
     for (int i = 0; i < NCOUNTERS; i++) {
         char path[64];
         snprintf(path, sizeof path, "/train/%s", counters[i]);
@@ -121,7 +128,7 @@ static void print_text(mb_ckpt_reader *r, const struct info *in)
     printf("file: %s\nformat: %s\nmb_version: %s\n", in->file, or_dash(in->attr_format),
            or_dash(in->attr_version));
     printf("family: %s\narchitecture: %s\n", in->family,
-           in->attr_arch ? in->attr_arch : in->family);
+           in->attr_arch);
     printf("model_config: %s\n", or_dash(in->attr_config));
     for (int i = 0; i < NCOUNTERS; i++)
         if (in->has_counter[i])
@@ -195,7 +202,7 @@ static void print_json(mb_ckpt_reader *r, const struct info *in)
     mb_buf_adds(&b, ", ");
     json_str(&b, "family", in->family);
     mb_buf_adds(&b, ", ");
-    json_str(&b, "architecture", in->attr_arch ? in->attr_arch : in->family);
+    json_str(&b, "architecture", in->attr_arch);
     mb_buf_adds(&b, ",\n");
     json_config(&b, in->attr_config);
     for (int i = 0; i < NCOUNTERS; i++)

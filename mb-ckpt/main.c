@@ -49,7 +49,9 @@ static const struct mb_cli top_cli = {
                "  diff A B                     per-tensor differences beyond --atol/--rtol\n"
                "  average A B ... -o OUT       element-wise mean of the models\n"
                "  convert-dtype CKPT --dtype T -o OUT   cast the model to bf16, fp16 or fp32\n"
-               "\n'mb-ckpt COMMAND --help' describes a command's options.",
+               "\nCKPT is a checkpoint file or a directory with 'latest'; info and verify also "
+               "take a\nHuggingFace model directory. 'mb-ckpt COMMAND --help' describes a "
+               "command's options.",
     .opts = top_options,
     .nopts = 0,
     .args_offset = offsetof(struct top_opts, args),

@@ -23,6 +23,7 @@ test_expect_success 'info: a directory is read through latest; counters, family,
     grep "^file: f32/iter_0000004.h5\$" info &&
     grep "^format: mb-ckpt-1\$" info &&
     grep "^family: llama\$" info &&
+    grep "^architecture: LlamaForCausalLM\$" info &&
     grep "^iteration: 4\$" info &&
     grep "^consumed_train_samples: 32\$" info &&
     grep "^optimizer_state: present (step 4)\$" info &&
