@@ -185,7 +185,9 @@ static int write_param_layers(struct to_h5 *j, const struct mb_param *p, const c
             if (strcmp(rule->mb, p->name) != 0)
                 continue;
             mb_bridge_hf_name(rule, layer, name, sizeof name);
-            mb_bridge_move(rule, p, &j->cfg, es, 1, slice, (void *)find(j, name)->data, tmp);
+            const struct mb_st_tensor *t = find(j, name);
+            mb_bridge_move(rule, p, &j->cfg, es, 1, slice, (void *)t->data, tmp);
+            mb_st_release(t);
         }
         if (out != slice)
             cv_cast(slice, j->in, out, j->out, numel);
@@ -222,6 +224,7 @@ static int write_param_whole(struct to_h5 *j, const struct mb_param *p, const ch
         src = buf;
     }
     int rc = mb_ckpt_writer_write_rows(j->w, path, r0, r1 - r0, src);
+    mb_st_release(t);
     free(buf);
     return rc;
 }

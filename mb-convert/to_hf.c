@@ -46,6 +46,7 @@ struct to_hf {
     char **shard_names;
     int nshards;
     mb_st_writer **w;
+    char *slice, *hf, *tmp, *cast; /* work buffers, sized for the largest slice */
     char **made; /* files written, removed on failure */
     int nmade;
     size_t made_cap;
@@ -272,34 +273,68 @@ static struct hft *tensor_of(struct to_hf *j, const struct mb_bridge_rule *rule,
     return NULL;
 }
 
+/* Allocate the work buffers once, for the largest slice of any parameter: a fresh
+ * buffer per parameter would cost a page fault (and a page cleared) per 4 KiB each time. */
+static void alloc_buffers(struct to_hf *j)
+{
+    size_t in_bytes = 0, out_bytes = 0;
+    for (int i = 0; i < j->pt.count; i++) {
+        const struct mb_param *p = &j->pt.items[i];
+        size_t es = mb_st_dtype_size(j->in[i]), bytes = mb_bridge_slice_bytes(p, es);
+        in_bytes = MB_MAX(in_bytes, bytes);
+        out_bytes = MB_MAX(out_bytes, bytes / es * mb_st_dtype_size(j->out[i]));
+    }
+    j->slice = mb_xmalloc(in_bytes);
+    j->hf = mb_xmalloc(in_bytes);
+    j->tmp = mb_xmalloc(in_bytes);
+    j->cast = mb_xmalloc(out_bytes);
+}
+
+static void free_buffers(struct to_hf *j)
+{
+    free(j->slice);
+    free(j->hf);
+    free(j->tmp);
+    free(j->cast);
+    j->slice = j->hf = j->tmp = j->cast = NULL;
+}
+
+/* Tensor T from the slice just read: moved out of the fused layout unless it is a plain
+ * copy, cast unless the dtype stays, then put into its shard. */
+static int put_tensor(struct to_hf *j, int pi, const struct hft *t)
+{
+    const struct mb_param *p = &j->pt.items[pi];
+    size_t es = mb_st_dtype_size(j->in[pi]);
+    const char *hf = j->slice;
+    if (t->rule->op != MB_BR_COPY) {
+        mb_bridge_move(t->rule, p, &j->cfg, es, 0, j->slice, j->hf, j->tmp);
+        hf = j->hf;
+    }
+    if (j->out[pi] != j->in[pi]) {
+        cv_cast(hf, j->in[pi], j->cast, j->out[pi], (size_t)t->spec.numel);
+        hf = j->cast;
+    }
+    return mb_st_writer_put(j->w[t->shard], t->name, 0, hf, t->spec.nbytes);
+}
+
 /* Read parameter PI one slice at a time and put its HF tensors into their shards. */
 static int put_param(struct to_hf *j, int pi)
 {
     const struct mb_param *p = &j->pt.items[pi];
-    size_t es = mb_st_dtype_size(j->in[pi]), bytes = mb_bridge_slice_bytes(p, es);
     char *path = mb_ckpt_dataset_path("/model", p->name);
-    char *slice = mb_xmalloc(bytes), *tmp = mb_xmalloc(bytes), *hf = mb_xmalloc(bytes);
-    char *out = mb_xmalloc(bytes / es * mb_st_dtype_size(j->out[pi]));
     int64_t layers = p->per_layer ? j->cfg.num_layers : 1;
     int rc = 0;
 
     for (int64_t l = 0; rc == 0 && l < layers; l++) {
-        rc = p->per_layer ? mb_ckpt_reader_read_rows(j->r, path, l, 1, slice)
-                          : mb_ckpt_reader_read_rows(j->r, path, 0, p->shape[0], slice);
+        rc = p->per_layer ? mb_ckpt_reader_read_rows(j->r, path, l, 1, j->slice)
+                          : mb_ckpt_reader_read_rows(j->r, path, 0, p->shape[0], j->slice);
         for (int r = 0; rc == 0 && r < j->arch->nrules; r++) {
             struct hft *t = tensor_of(j, &j->arch->rules[r], p->per_layer ? l : 0);
-            if (!t || t->p != p)
-                continue;
-            mb_bridge_move(t->rule, p, &j->cfg, es, 0, slice, hf, tmp);
-            cv_cast(hf, j->in[pi], out, j->out[pi], (size_t)t->spec.numel);
-            rc = mb_st_writer_put(j->w[t->shard], t->name, 0, out, t->spec.nbytes);
+            if (t && t->p == p)
+                rc = put_tensor(j, pi, t);
         }
     }
     free(path);
-    free(slice);
-    free(tmp);
-    free(hf);
-    free(out);
     return rc;
 }
 
@@ -307,8 +342,11 @@ static int write_weights(struct to_hf *j)
 {
     int rc = open_shards(j);
 
+    if (rc == 0)
+        alloc_buffers(j);
     for (int i = 0; rc == 0 && i < j->pt.count; i++)
         rc = put_param(j, i);
+    free_buffers(j);
     for (int s = 0; s < j->nshards; s++) {
         if (rc == 0) {
             rc = mb_st_writer_close(j->w[s]);

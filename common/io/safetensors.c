@@ -10,9 +10,12 @@
 #include "io/safetensors.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/fs.h"
@@ -947,4 +950,15 @@ const char *mb_st_dir_shard_of(const mb_st_dir *d, const char *name)
     int i = dir_index(d, name);
 
     return i < 0 ? NULL : d->base[d->file_of[i]];
+}
+
+void mb_st_release(const struct mb_st_tensor *t)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)t->data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)t->data + t->nbytes) & ~(page - 1);
+    /* whole pages only: the neighbours' first and last pages stay; on a read-only file
+     * mapping MADV_DONTNEED just drops our mapping of the pages */
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }

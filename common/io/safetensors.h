@@ -85,6 +85,12 @@ const struct mb_st_tensor *mb_st_find(const mb_st_file *f, const char *name);
 /* The value of KEY in the header's "__metadata__", or NULL. */
 const char *mb_st_metadata(const mb_st_file *f, const char *key);
 
+/* The caller is done with T's data (of a file being read): its pages leave this
+ * process's resident set now (the kernel keeps them in the page cache, and touching the
+ * data again reads them back), so streaming a model through memory holds about one
+ * tensor at a time. */
+void mb_st_release(const struct mb_st_tensor *t);
+
 /* ---- a model directory --------------------------------------------------------------- */
 
 typedef struct mb_st_dir mb_st_dir;
