@@ -312,6 +312,17 @@ static char *weight_map_json(const struct to_h5 *j)
     return out.data;
 }
 
+/* The architecture's optional prefix when the input's names go without it (GPT-2 files
+ * on the hub say "wte.weight", save_pretrained writes "transformer.wte.weight"), so that
+ * --to hf gives back the names it was given; NULL otherwise. */
+static const char *omitted_prefix(const struct to_h5 *j)
+{
+    const char *pre = j->arch->strip_prefix, *first = j->arch->rules[0].hf;
+    if (!pre || strncmp(first, pre, strlen(pre)) != 0 || mb_st_dir_find(j->st, first))
+        return NULL;
+    return pre;
+}
+
 static int write_attrs(struct to_h5 *j)
 {
     char *cfg = mb_model_config_to_json(&j->cfg);
@@ -326,6 +337,8 @@ static int write_attrs(struct to_h5 *j)
     rc = rc ? rc : mb_ckpt_writer_attr(j->w, "hf_metadata", meta);
     if (rc == 0 && wmap)
         rc = mb_ckpt_writer_attr(j->w, "hf_weight_map", wmap);
+    if (rc == 0 && omitted_prefix(j))
+        rc = mb_ckpt_writer_attr(j->w, "hf_omitted_prefix", omitted_prefix(j));
     free(cfg);
     free(meta);
     free(wmap);

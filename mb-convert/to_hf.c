@@ -47,6 +47,7 @@ struct to_hf {
     int nshards;
     mb_st_writer **w;
     char *slice, *hf, *tmp, *cast; /* work buffers, sized for the largest slice */
+    char *omit; /* hf_omitted_prefix: the prefix the original names went without */
     char **made; /* files written, removed on failure */
     int nmade;
     size_t made_cap;
@@ -82,6 +83,7 @@ static int read_model(struct to_hf *j)
         rc = mb_err_set(MB_E_UNSUPPORTED, j->file, "no HF architecture for %s '%s'",
                         arch ? "hf_architecture" : "model family", arch ? arch : j->cfg.family);
     free(arch);
+    j->omit = opt_attr(j, "hf_omitted_prefix");
     mb_param_table_build(&j->pt, &j->cfg);
     return rc;
 }
@@ -121,7 +123,8 @@ static void add_tensor(struct to_hf *j, size_t *cap, int pi, const struct mb_bri
     struct hft *t = &j->t[j->n++];
     memset(t, 0, sizeof *t);
     mb_bridge_hf_name(rule, layer, name, sizeof name);
-    t->name = mb_xstrdup(name);
+    size_t cut = j->omit && strncmp(name, j->omit, strlen(j->omit)) == 0 ? strlen(j->omit) : 0;
+    t->name = mb_xstrdup(name + cut);
     t->rule = rule;
     t->p = p;
     t->layer = layer;
@@ -496,6 +499,7 @@ static void release(struct to_hf *j)
     for (int i = 0; i < j->nmade; i++)
         free(j->made[i]);
     free(j->made);
+    free(j->omit);
     mb_ckpt_reader_close(j->r);
     free(j->file);
 }

@@ -46,4 +46,21 @@ test_expect_success 'every tensor and file bit-identical, configs equivalent, lo
     rc=$?; grep -v "^Loading" out; test $rc = 0
 '
 
+# GPT-2 files on the hub name tensors without "transformer." (wte.weight, h.0.attn...);
+# save_pretrained writes the prefix. Both convert, and each comes back as it was.
+test_expect_success 'GPT-2 with hub-style names (no transformer. prefix) comes back byte-identical' '
+    mkdir hub && cp m/gpt2/*.json hub/ &&
+    "$PY" -c "
+from safetensors.torch import load_file, save_file
+sd = load_file(\"m/gpt2/model.safetensors\")
+save_file({k.removeprefix(\"transformer.\"): v for k, v in sd.items()}, \"hub/model.safetensors\",
+          metadata={\"format\": \"pt\"})
+" &&
+    ! grep -q "transformer\\." hub/model.safetensors &&
+    mb-convert --from hf --to h5 hub hub.h5 2>err &&
+    mb-convert --from h5 --to hf hub.h5 hub_back 2>err &&
+    cmp hub/model.safetensors hub_back/model.safetensors &&
+    mb-ckpt diff hub.h5 ck_gpt2 >diff.out
+'
+
 test_done
