@@ -427,7 +427,9 @@ static int write_config(struct to_hf *j)
     char *text = opt_attr(j, "hf_config");
     enum mb_st_dtype dt = j->pt.count ? j->out[0] : MB_ST_F32;
 
-    if (text && j->o->cast) {
+    /* the stored text says the dtype the model came in; a cast, or a model trained on in
+     * fp32 from a bf16 original, writes another */
+    if (text) {
         char *t2 = set_dtype(text, cv_torch_dtype(dt));
         free(text);
         text = t2;

@@ -58,6 +58,17 @@ struct mb_ckpt_tensor {
     float *data;      /* shape[0] * ... * shape[ndim-1] floats */
 };
 
+/* An item carried through from checkpoint to checkpoint unchanged: the HF side of a
+ * converted model (formats of mb-convert: the hf_* root attributes and the /hf/files/...
+ * blobs), so a model trained from a converted checkpoint converts back with its config
+ * text and tokenizer files. NAME is a root attribute name (a string VALUE of LEN bytes),
+ * or a dataset path beginning with '/' (a uint8 blob). */
+struct mb_ckpt_extra {
+    char *name;
+    char *value;
+    size_t len;
+};
+
 /* Everything besides tensors. For a save the pointers are borrowed (NULL strings are
  * stored as ""); after mb_ckpt_load they are malloc'd and freed by
  * mb_ckpt_state_release(). mb_version is ignored on save (the library's is stored). */
@@ -74,6 +85,8 @@ struct mb_ckpt_state {
     const char *recipe_json;
     const char *tokenizer;
     const char *mb_version;
+    const struct mb_ckpt_extra *extra; /* stored too on save (N_EXTRA items); not loaded */
+    int n_extra;
 };
 #define MB_CKPT_STATE_INIT { 0 }
 
@@ -164,6 +177,12 @@ MB_MUST_CHECK int mb_ckpt_reader_read_blob(mb_ckpt_reader *r, const char *path, 
 /* Read the root string attribute NAME into a malloc'd string. Returns 0, or -1 with
  * mb_err set if it is missing or not a string. */
 MB_MUST_CHECK int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value);
+
+/* The items of R to carry into later checkpoints: root attributes named hf_* and the
+ * datasets under /hf (malloc'd array in *OUT of *N; free with mb_ckpt_extras_free).
+ * -1 with mb_err naming the file if one cannot be read. */
+MB_MUST_CHECK int mb_ckpt_reader_extras(mb_ckpt_reader *r, struct mb_ckpt_extra **out, int *n);
+void mb_ckpt_extras_free(struct mb_ckpt_extra *x, int n);
 
 /* Close the file and free R. Accepts NULL. */
 void mb_ckpt_reader_close(mb_ckpt_reader *r);

@@ -339,3 +339,74 @@ int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value)
         H5Aclose(a);
     return rc;
 }
+
+struct attr_names {
+    char **v;
+    int n;
+    size_t cap;
+};
+
+static herr_t collect_hf_attr(hid_t loc, const char *name, const H5A_info_t *info, void *data)
+{
+    struct attr_names *a = data;
+    (void)loc;
+    (void)info;
+    if (strncmp(name, "hf_", 3) == 0) {
+        MB_GROW(a->v, a->cap, (size_t)a->n + 1);
+        a->v[a->n++] = mb_xstrdup(name);
+    }
+    return 0;
+}
+
+static void add_extra(struct mb_ckpt_extra **out, int *n, size_t *cap, char *name, char *value,
+                      size_t len)
+{
+    MB_GROW(*out, *cap, (size_t)*n + 1);
+    (*out)[*n].name = name;
+    (*out)[*n].value = value;
+    (*out)[*n].len = len;
+    (*n)++;
+}
+
+int mb_ckpt_reader_extras(mb_ckpt_reader *r, struct mb_ckpt_extra **out, int *n)
+{
+    struct attr_names names = { 0 };
+    size_t cap = 0;
+    int rc = 0;
+
+    *out = NULL;
+    *n = 0;
+    if (H5Aiterate2(r->h5, H5_INDEX_NAME, H5_ITER_INC, NULL, collect_hf_attr, &names) < 0)
+        rc = ckpt_h5_err(MB_E_PARSE, r->file, "cannot list the root attributes");
+    for (int i = 0; i < names.n; i++) {
+        char *value = NULL;
+        if (rc == 0 && (rc = mb_ckpt_reader_attr(r, names.v[i], &value)) == 0)
+            add_extra(out, n, &cap, names.v[i], value, strlen(value));
+        else
+            free(names.v[i]);
+    }
+    free(names.v);
+    for (int i = 0; rc == 0 && i < r->n; i++) {
+        void *data = NULL;
+        size_t len = 0;
+        if (strncmp(r->items[i].path, "/hf/", 4) != 0)
+            continue;
+        if ((rc = mb_ckpt_reader_read_blob(r, r->items[i].path, &data, &len)) == 0)
+            add_extra(out, n, &cap, mb_xstrdup(r->items[i].path), data, len);
+    }
+    if (rc != 0) {
+        mb_ckpt_extras_free(*out, *n);
+        *out = NULL;
+        *n = 0;
+    }
+    return rc;
+}
+
+void mb_ckpt_extras_free(struct mb_ckpt_extra *x, int n)
+{
+    for (int i = 0; i < n; i++) {
+        free(x[i].name);
+        free(x[i].value);
+    }
+    free(x);
+}

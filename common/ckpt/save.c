@@ -229,6 +229,13 @@ static int write_meta(struct saver *s, const struct mb_ckpt_state *st, int optim
     for (size_t i = 0; i < MB_ARRAY_LEN(attrs); i++)
         if (agree(s, write_attr(s, attrs[i].name, attrs[i].value), attrs[i].name) != 0)
             return -1;
+    for (int i = 0; i < st->n_extra; i++) {
+        const struct mb_ckpt_extra *x = &st->extra[i];
+        int rc = x->name[0] == '/' ? write_blob(s, x->name, x->value, x->len)
+                                   : write_attr(s, x->name, x->value);
+        if (agree(s, rc, x->name) != 0)
+            return -1;
+    }
     return 0;
 }
 
@@ -313,6 +320,8 @@ static int64_t estimate_bytes(const struct mb_ckpt_tensor *model, int n, int opt
                               const struct mb_ckpt_state *st)
 {
     int64_t bytes = (1 << 20) + (int64_t)(st->rng_state_len + st->data_state_len);
+    for (int i = 0; i < st->n_extra; i++)
+        bytes += 4096 + (int64_t)st->extra[i].len;
 
     for (int i = 0; i < n; i++) {
         int64_t e = numel(&model[i]);

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "ckpt/ckpt.h"
 #include "core/config.h"
 #include "data/gpt_dataset.h"
 #include "dist/comm.h"
@@ -27,6 +28,8 @@ struct mb_trainer {
     const mb_config *cfg;
     const struct mb_train_tokenizer *tok;
     char *pretrained;             /* checkpoint.pretrained_checkpoint as a file, or NULL */
+    struct mb_ckpt_extra *extras; /* the HF side of the checkpoint the run started from */
+    int n_extras;
     struct mb_model model;
     struct mb_adamw opt;
     struct mb_lr_schedule sched;
@@ -49,6 +52,9 @@ struct mb_trainer {
 /* Checkpoint glue (train/state.c). */
 MB_MUST_CHECK int mb_train_save(struct mb_trainer *t);
 MB_MUST_CHECK int mb_train_resume(struct mb_trainer *t, const char *file);
+/* Keep the HF side (hf_* attributes, /hf blobs) of checkpoint FILE, which the run starts
+ * from, for every checkpoint the run saves. */
+MB_MUST_CHECK int mb_train_keep_extras(struct mb_trainer *t, const char *file);
 /* The model configuration stored in checkpoint FILE (its model_config attribute). */
 MB_MUST_CHECK int mb_train_pretrained_config(const struct mb_dist *d, const char *file,
                                              struct mb_model_config *mc);

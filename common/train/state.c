@@ -73,6 +73,8 @@ int mb_train_save(struct mb_trainer *t)
     st.model_config_json = model_json;
     st.recipe_json = recipe_json;
     st.tokenizer = t->tok->name ? t->tok->name : "";
+    st.extra = t->extras;
+    st.n_extra = t->n_extras;
     char *saved = NULL;
     double start = mb_now();
     int rc = mb_ckpt_save(t->dist, mb_config_str(t->cfg, "checkpoint.save"), w, p->count, m, v,
@@ -86,6 +88,16 @@ int mb_train_save(struct mb_trainer *t)
     free(w);
     free(m);
     free(v);
+    return rc;
+}
+
+int mb_train_keep_extras(struct mb_trainer *t, const char *file)
+{
+    mb_ckpt_reader *r = mb_ckpt_reader_open(t->dist, file);
+    if (!r)
+        return -1;
+    int rc = mb_ckpt_reader_extras(r, &t->extras, &t->n_extras);
+    mb_ckpt_reader_close(r);
     return rc;
 }
 

@@ -310,6 +310,7 @@ static void teardown(struct mb_trainer *t)
     free(t->batches.position_ids);
     free(t->batches.loss_mask);
     free(t->pretrained);
+    mb_ckpt_extras_free(t->extras, t->n_extras);
 }
 
 /* checkpoint.pretrained_checkpoint as a file in t->pretrained, or NULL when unset. */
@@ -346,6 +347,8 @@ static int maybe_resume(struct mb_trainer *t)
         rc = mb_train_resume(t, file);
     else if (t->pretrained)
         rc = mb_train_load_pretrained(t, t->pretrained);
+    if (rc == 0 && (file || t->pretrained))
+        rc = mb_train_keep_extras(t, file ? file : t->pretrained);
     free(file);
     return rc;
 }
