@@ -132,6 +132,7 @@ bench: deps
 	@$(MAKE) --no-print-directory all
 	@bench/preprocess
 	@bench/train_cpu
+	@bench/convert
 
 # ---- install -------------------------------------------------------------
 INSTALL ?= install

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ckpt/ckpt.h"
 #include "core/cli.h"
@@ -82,6 +83,7 @@ struct gen {
     const struct gen_opts *o;
     char *file;                  /* the resolved checkpoint file */
     char *tok_spec;              /* from the checkpoint when --tokenizer is absent */
+    char *tok_tmpdir;            /* where the checkpoint's HF tokenizer files were put */
     struct mb_model m;
     mb_tokenizer *tok;
     struct mb_ids prompt, out;   /* prompt ids; generated ids */
@@ -142,7 +144,61 @@ static int parse_id_list(const char *s, const char *what, struct mb_ids *ids)
     return 0;
 }
 
-/* The model config from the checkpoint's model_config attribute, and its tokenizer. */
+/* A checkpoint converted from a HuggingFace directory carries its tokenizer files as
+ * /hf/files/NAME blobs: write tokenizer.json (and tokenizer_config.json, where the EOS
+ * is named) into a temporary directory that the tokenizer loader reads. */
+static int extract_hf_tokenizer(struct gen *g, mb_ckpt_reader *r)
+{
+    static const char *names[] = { "tokenizer.json", "tokenizer_config.json" };
+    if (!mb_ckpt_reader_find(r, "/hf/files/tokenizer.json"))
+        return 0;
+    const char *tmp = getenv("TMPDIR");
+    char *dir = mb_xasprintf("%s/mb-generate.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    if (!mkdtemp(dir)) {
+        int rc = mb_err_errno(dir, "cannot make a temporary directory");
+        free(dir);
+        return rc;
+    }
+    g->tok_tmpdir = dir;
+    for (size_t i = 0; i < MB_ARRAY_LEN(names); i++) {
+        char *path = mb_xasprintf("/hf/files/%s", names[i]), *file = NULL;
+        void *data = NULL;
+        size_t len = 0;
+        int rc = 0;
+        if (mb_ckpt_reader_find(r, path)) {
+            file = mb_xasprintf("%s/%s", dir, names[i]);
+            rc = mb_ckpt_reader_read_blob(r, path, &data, &len);
+            FILE *f = rc == 0 ? fopen(file, "wb") : NULL;
+            if (rc == 0 && (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0))
+                rc = mb_err_errno(file, "cannot write");
+        }
+        free(data);
+        free(file);
+        free(path);
+        if (rc != 0)
+            return -1;
+    }
+    g->tok_spec = mb_xstrdup(dir);
+    return 0;
+}
+
+static void remove_hf_tokenizer(struct gen *g)
+{
+    static const char *names[] = { "tokenizer.json", "tokenizer_config.json" };
+    if (!g->tok_tmpdir)
+        return;
+    for (size_t i = 0; i < MB_ARRAY_LEN(names); i++) {
+        char *file = mb_xasprintf("%s/%s", g->tok_tmpdir, names[i]);
+        unlink(file);
+        free(file);
+    }
+    rmdir(g->tok_tmpdir);
+    free(g->tok_tmpdir);
+    g->tok_tmpdir = NULL;
+}
+
+/* The model config from the checkpoint's model_config attribute, and its tokenizer: the
+ * one its `tokenizer` attribute names, else the HF tokenizer files it carries. */
 static int read_header(struct gen *g)
 {
     mb_ckpt_reader *r = mb_ckpt_reader_open(NULL, g->file);
@@ -153,6 +209,11 @@ static int read_header(struct gen *g)
     if (rc == 0 && mb_ckpt_reader_attr(r, "tokenizer", &g->tok_spec) < 0) {
         mb_err_clear();
         g->tok_spec = NULL;
+    }
+    if (rc == 0 && !g->o->tokenizer && (!g->tok_spec || !*g->tok_spec)) {
+        free(g->tok_spec);
+        g->tok_spec = NULL;
+        rc = extract_hf_tokenizer(g, r);
     }
     mb_ckpt_reader_close(r);
     if (rc < 0)
@@ -214,6 +275,7 @@ static int load_tokenizer(struct gen *g)
                           "the checkpoint names no tokenizer: give --tokenizer FILE");
     }
     g->tok = mb_tokenizer_load(spec);
+    remove_hf_tokenizer(g);
     if (!g->tok)
         return -1;
     int64_t tv = mb_tokenizer_vocab_size(g->tok), mv = g->m.cfg.vocab_size;
@@ -414,6 +476,7 @@ static int run(const struct gen_opts *o)
     mb_model_free(&g.m);
     free(g.file);
     free(g.tok_spec);
+    remove_hf_tokenizer(&g);
     return rc;
 }
 

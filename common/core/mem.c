@@ -1,6 +1,7 @@
 /* core/mem.c - checked allocation. */
 #include "core/mem.h"
 
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,6 +43,19 @@ void *mb_xrealloc(void *p, size_t bytes)
 char *mb_xstrdup(const char *s)
 {
     return mb_xstrndup(s, strlen(s));
+}
+
+char *mb_xasprintf(const char *fmt, ...)
+{
+    va_list ap, ap2;
+    va_start(ap, fmt);
+    va_copy(ap2, ap);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = mb_xmalloc((size_t)(n < 0 ? 0 : n) + 1);
+    vsnprintf(s, (size_t)n + 1, fmt, ap2);
+    va_end(ap2);
+    return s;
 }
 
 char *mb_xstrndup(const char *s, size_t n)

@@ -8,11 +8,15 @@
 
 #include <stddef.h>
 
+#include "core/defs.h"
+
 void *mb_xmalloc(size_t bytes);
 void *mb_xcalloc(size_t n, size_t size);
 void *mb_xrealloc(void *p, size_t bytes);
 char *mb_xstrdup(const char *s);
 char *mb_xstrndup(const char *s, size_t n);
+/* A malloc'd string formatted as printf does. */
+MB_PRINTF(1, 2) char *mb_xasprintf(const char *fmt, ...);
 
 /* Grow *P (an array of SIZE-byte elements with capacity *CAP) to hold at least NEED. */
 void mb_grow(void **p, size_t *cap, size_t need, size_t size);

@@ -51,4 +51,14 @@ test_expect_success 'mb-generate samples text from the trained checkpoint with i
     cmp text text2
 '
 
+test_expect_success 'without --tokenizer, mb-generate uses the tokenizer files the checkpoint carries' '
+    for ck in conv trained; do
+        mb-generate $ck --tokenizer m/llama_bf16 --prompt "The fortune" -n 12 --greedy \
+            >with_$ck 2>err &&
+        mb-generate $ck --prompt "The fortune" -n 12 --greedy >carried_$ck 2>err &&
+        test -s with_$ck && cmp with_$ck carried_$ck || exit 1
+    done &&
+    ! ls "${TMPDIR:-/tmp}"/mb-generate.* 2>/dev/null
+'
+
 test_done
