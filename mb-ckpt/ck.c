@@ -9,6 +9,7 @@
 #include "core/err.h"
 #include "core/json.h"
 #include "core/mem.h"
+#include "core/str.h"
 
 mb_ckpt_reader *ck_open(const char *arg, char **file)
 {
@@ -171,4 +172,13 @@ void ck_index_str(char *buf, size_t n, int ndim, const int64_t *shape, int64_t i
         i = shape[d] > 0 ? i / shape[d] : 0;
     }
     list_str(buf, n, ndim, idx);
+}
+
+void ck_json_str(struct mb_buf *b, const char *key, const char *s)
+{
+    mb_buf_addf(b, "\"%s\": ", key);
+    if (s)
+        mb_json_escape(b, s, strlen(s));
+    else
+        mb_buf_adds(b, "null");
 }

@@ -14,6 +14,7 @@
 
 #include "ckpt/ckpt.h"
 #include "core/defs.h"
+#include "core/str.h"
 #include "nn/config.h"
 
 /* A subcommand: ARGV[0] is its name; returns 0, -1 (mb_err set) or MB_CLI_EXIT. */
@@ -34,6 +35,9 @@ int ck_attr_opt(mb_ckpt_reader *r, const char *name, char **value);
 /* The stored model_config attribute of R, parsed and validated into CFG. */
 MB_MUST_CHECK int ck_model_config(mb_ckpt_reader *r, const char *file,
                                   struct mb_model_config *cfg);
+
+/* Append `"KEY": "escaped S"` (or `"KEY": null` when S is NULL) to B. */
+void ck_json_str(struct mb_buf *b, const char *key, const char *s);
 
 /* 1 for fp32, bf16 and fp16 datasets. */
 int ck_is_float(enum mb_ckpt_dtype t);

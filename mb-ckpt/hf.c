@@ -134,15 +134,6 @@ static void print_text(const struct hfdir *h)
     free(config);
 }
 
-static void json_str(struct mb_buf *b, const char *key, const char *s)
-{
-    mb_buf_addf(b, "\"%s\": ", key);
-    if (s)
-        mb_json_escape(b, s, strlen(s));
-    else
-        mb_buf_adds(b, "null");
-}
-
 static void json_tensors(struct mb_buf *b, const struct hfdir *h)
 {
     mb_buf_adds(b, "\"tensors\": [");
@@ -151,10 +142,10 @@ static void json_tensors(struct mb_buf *b, const struct hfdir *h)
         char shape[128];
         ck_shape_str(shape, sizeof shape, t->ndim, t->shape);
         mb_buf_adds(b, i ? ",\n  {" : "\n  {");
-        json_str(b, "name", t->name);
+        ck_json_str(b, "name", t->name);
         mb_buf_addf(b, ", \"dtype\": \"%s\", \"shape\": %s, \"bytes\": %zu, ",
                     mb_st_dtype_name(t->dtype), shape, t->nbytes);
-        json_str(b, "file", base_name(t->file));
+        ck_json_str(b, "file", base_name(t->file));
         mb_buf_adds(b, "}");
     }
     mb_buf_adds(b, "\n]");
@@ -168,13 +159,13 @@ static void print_json(const struct hfdir *h)
 
     totals(h, &params, &bytes);
     mb_buf_adds(&b, "{");
-    json_str(&b, "file", h->dir);
+    ck_json_str(&b, "file", h->dir);
     mb_buf_addf(&b, ", \"kind\": \"hf\", \"format\": \"safetensors\", \"shards\": %d, "
                 "\"sharded\": %s, ", mb_st_dir_shards(h->st),
                 mb_st_dir_is_sharded(h->st) ? "true" : "false");
-    json_str(&b, "family", h->cfg_ok ? h->cfg.family : NULL);
+    ck_json_str(&b, "family", h->cfg_ok ? h->cfg.family : NULL);
     mb_buf_adds(&b, ", ");
-    json_str(&b, "architecture", h->arch_name);
+    ck_json_str(&b, "architecture", h->arch_name);
     mb_buf_addf(&b, ",\n\"model_config\": %s", config ? config : "null");
     mb_buf_adds(&b, ",\n\"iteration\": null, \"consumed_train_samples\": null, "
                 "\"consumed_valid_samples\": null,\n\"optimizer_state\": false");

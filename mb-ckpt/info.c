@@ -150,16 +150,6 @@ static void print_text(mb_ckpt_reader *r, const struct info *in)
     }
 }
 
-/* "key": "escaped string" or null */
-static void json_str(struct mb_buf *b, const char *key, const char *s)
-{
-    mb_buf_addf(b, "\"%s\": ", key);
-    if (s)
-        mb_json_escape(b, s, strlen(s));
-    else
-        mb_buf_adds(b, "null");
-}
-
 /* The stored config as a JSON object when it parses, else as a string. */
 static void json_config(struct mb_buf *b, const char *config)
 {
@@ -168,7 +158,7 @@ static void json_config(struct mb_buf *b, const char *config)
     if (j && mb_json_type_of(j) == MB_JSON_OBJECT)
         mb_buf_addf(b, "\"model_config\": %s", config);
     else
-        json_str(b, "model_config", config);
+        ck_json_str(b, "model_config", config);
     mb_json_free(j);
     mb_err_clear();
 }
@@ -181,7 +171,7 @@ static void json_tensors(struct mb_buf *b, mb_ckpt_reader *r)
         char shape[128];
         ck_shape_str(shape, sizeof shape, it->ndim, it->shape);
         mb_buf_adds(b, i ? ",\n  {" : "\n  {");
-        json_str(b, "name", it->path);
+        ck_json_str(b, "name", it->path);
         mb_buf_addf(b, ", \"dtype\": \"%s\", \"shape\": %s, \"bytes\": %lld}",
                     mb_ckpt_dtype_name(it->dtype), shape,
                     (long long)(it->numel * (int64_t)mb_ckpt_dtype_size(it->dtype)));
@@ -194,15 +184,15 @@ static void print_json(mb_ckpt_reader *r, const struct info *in)
     struct mb_buf b = MB_BUF_INIT;
 
     mb_buf_adds(&b, "{");
-    json_str(&b, "file", in->file);
+    ck_json_str(&b, "file", in->file);
     mb_buf_adds(&b, ", \"kind\": \"mb\", ");
-    json_str(&b, "format", in->attr_format);
+    ck_json_str(&b, "format", in->attr_format);
     mb_buf_adds(&b, ", ");
-    json_str(&b, "mb_version", in->attr_version);
+    ck_json_str(&b, "mb_version", in->attr_version);
     mb_buf_adds(&b, ", ");
-    json_str(&b, "family", in->family);
+    ck_json_str(&b, "family", in->family);
     mb_buf_adds(&b, ", ");
-    json_str(&b, "architecture", in->attr_arch);
+    ck_json_str(&b, "architecture", in->attr_arch);
     mb_buf_adds(&b, ",\n");
     json_config(&b, in->attr_config);
     for (int i = 0; i < NCOUNTERS; i++)

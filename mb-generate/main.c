@@ -235,14 +235,7 @@ static int load_weights(struct gen *g)
 {
     const struct mb_param_table *p = &g->m.params;
     float *host = mb_xmalloc((size_t)p->total * sizeof(float));
-    struct mb_ckpt_tensor *t = mb_xcalloc((size_t)p->count, sizeof(*t));
-    for (int i = 0; i < p->count; i++) {
-        t[i].name = p->items[i].name;
-        t[i].ndim = p->items[i].ndim;
-        for (int d = 0; d < p->items[i].ndim; d++)
-            t[i].shape[d] = p->items[i].shape[d];
-        t[i].data = host + p->items[i].offset;
-    }
+    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(p, host);
     int rc = mb_ckpt_load(NULL, g->file, t, p->count, NULL, NULL, NULL);
     if (rc == 0)
         g->m.ops->from_host(g->m.w, host, p->total);

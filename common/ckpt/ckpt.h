@@ -36,6 +36,7 @@
 
 #include "core/defs.h"
 #include "dist/comm.h"
+#include "nn/params.h"
 
 #define MB_CKPT_MAX_DIM 4
 #define MB_CKPT_FORMAT "mb-ckpt-1"
@@ -68,6 +69,10 @@ struct mb_ckpt_extra {
     char *value;
     size_t len;
 };
+
+/* The parameters of table P (nn/params.h) as tensors over the flat buffer BASE, with
+ * their names and shapes: a malloc'd array of P->count, for mb_ckpt_save/load. */
+struct mb_ckpt_tensor *mb_ckpt_tensors_of(const struct mb_param_table *p, float *base);
 
 /* Everything besides tensors. For a save the pointers are borrowed (NULL strings are
  * stored as ""); after mb_ckpt_load they are malloc'd and freed by

@@ -248,3 +248,19 @@ void ckpt_h5_type_close(enum mb_ckpt_dtype t, hid_t type)
     if (t == MB_CKPT_BF16 || t == MB_CKPT_F16)
         H5Tclose(type);
 }
+
+int ckpt_h5_write_attr(hid_t file, const char *tmp, const char *name, const char *value)
+{
+    hid_t type = ckpt_h5_str_type(), space = H5Screate(H5S_SCALAR);
+    hid_t a = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    const char *v = value ? value : "";
+    int rc = 0;
+
+    if (a < 0 || H5Awrite(a, type, &v) < 0)
+        rc = ckpt_h5_err(MB_E_IO, tmp, "cannot write attribute '%s'", name);
+    if (a >= 0)
+        H5Aclose(a);
+    H5Sclose(space);
+    H5Tclose(type);
+    return rc;
+}

@@ -44,6 +44,10 @@ enum mb_ckpt_dtype ckpt_h5_classify(hid_t type);
 /* A variable-length UTF-8 string type; close with H5Tclose. */
 hid_t ckpt_h5_str_type(void);
 
+/* Root string attribute NAME = VALUE (NULL: "") of the open FILE (named TMP in errors). */
+MB_MUST_CHECK int ckpt_h5_write_attr(hid_t file, const char *tmp, const char *name,
+                                     const char *value);
+
 /* 1 if D is not NULL and has MPI. */
 static inline int ckpt_mpi(const struct mb_dist *d)
 {

@@ -189,18 +189,7 @@ static int write_blob(struct saver *s, const char *path, const void *data, size_
 
 static int write_attr(struct saver *s, const char *name, const char *value)
 {
-    hid_t type = ckpt_h5_str_type(), space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(s->file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    const char *v = value ? value : "";
-    int rc = 0;
-
-    if (a < 0 || H5Awrite(a, type, &v) < 0)
-        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot write attribute '%s'", name);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    H5Tclose(type);
-    return rc;
+    return ckpt_h5_write_attr(s->file, s->tmp, name, value);
 }
 
 /* Each step is followed by agreement, so ranks never drift apart in collective calls. */

@@ -54,18 +54,7 @@ static int commit_types(mb_ckpt_writer *w)
 
 static int write_attr(mb_ckpt_writer *w, const char *name, const char *value)
 {
-    hid_t type = ckpt_h5_str_type(), space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(w->h5, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
-    const char *v = value ? value : "";
-    int rc = 0;
-
-    if (a < 0 || H5Awrite(a, type, &v) < 0)
-        rc = ckpt_h5_err(MB_E_IO, w->tmp, "cannot write attribute '%s'", name);
-    if (a >= 0)
-        H5Aclose(a);
-    H5Sclose(space);
-    H5Tclose(type);
-    return rc;
+    return ckpt_h5_write_attr(w->h5, w->tmp, name, value);
 }
 
 static void free_writer(mb_ckpt_writer *w)

@@ -130,18 +130,7 @@ static void linear(const struct mb_model *m, float *y, const float *x, const flo
 
 static struct mb_attn_shape attn_shape(const struct mb_infer *st, int64_t l, int64_t n)
 {
-    const struct mb_model_config *c = &st->m->cfg;
-    struct mb_attn_shape s = {
-        .batch = st->batch,
-        .seq = n,
-        .heads = c->num_attention_heads,
-        .kv_heads = c->num_query_groups,
-        .head_dim = c->kv_channels,
-        .scale = mb_model_softmax_scale(c),
-        .softcap = (float)c->attn_logit_softcapping,
-        .window = mb_model_layer_slides(c, l) ? c->sliding_window : 0,
-    };
-    return s;
+    return mb_model_attn_shape(&st->m->cfg, l, st->batch, n);
 }
 
 /* QK-norm and RoPE of the new q and k (s->q_pre/k_pre or s->q/k) into s->q, s->k. */

@@ -71,20 +71,25 @@ void mb_norm_backward(const struct mb_model *m, float *dx, float *dw, float *db,
                             c->layernorm_zero_centered_gamma);
 }
 
-static struct mb_attn_shape attn_shape(const struct mb_model *m, int64_t l)
+struct mb_attn_shape mb_model_attn_shape(const struct mb_model_config *c, int64_t layer,
+                                         int64_t batch, int64_t seq)
 {
-    const struct mb_model_config *c = &m->cfg;
     struct mb_attn_shape s = {
-        .batch = m->acts->batch,
-        .seq = m->acts->seq,
+        .batch = batch,
+        .seq = seq,
         .heads = c->num_attention_heads,
         .kv_heads = c->num_query_groups,
         .head_dim = c->kv_channels,
         .scale = mb_model_softmax_scale(c),
         .softcap = (float)c->attn_logit_softcapping,
-        .window = mb_model_layer_slides(c, l) ? c->sliding_window : 0,
+        .window = mb_model_layer_slides(c, layer) ? c->sliding_window : 0,
     };
     return s;
+}
+
+static struct mb_attn_shape attn_shape(const struct mb_model *m, int64_t l)
+{
+    return mb_model_attn_shape(&m->cfg, l, m->acts->batch, m->acts->seq);
 }
 
 static const float *rope_table(const struct mb_model *m, int64_t l)

@@ -55,6 +55,11 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed);
 MB_MUST_CHECK int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale,
                                 double *loss_sum, double *mask_sum, float *logits);
 
+/* The attention shape of layer LAYER of C for BATCH rows of SEQ new positions: heads,
+ * groups, head size, softmax scale, soft-cap and the layer's window. */
+struct mb_attn_shape mb_model_attn_shape(const struct mb_model_config *c, int64_t layer,
+                                         int64_t batch, int64_t seq);
+
 /* Zero the gradients. */
 void mb_model_zero_grad(struct mb_model *m);
 

@@ -12,20 +12,6 @@
 #include "core/mem.h"
 #include "core/time.h"
 
-/* The parameters as checkpoint tensors over the flat buffer BASE. */
-static struct mb_ckpt_tensor *tensors_over(const struct mb_param_table *p, float *base)
-{
-    struct mb_ckpt_tensor *t = mb_xcalloc((size_t)p->count, sizeof(*t));
-    for (int i = 0; i < p->count; i++) {
-        t[i].name = p->items[i].name;
-        t[i].ndim = p->items[i].ndim;
-        for (int d = 0; d < p->items[i].ndim; d++)
-            t[i].shape[d] = p->items[i].shape[d];
-        t[i].data = base + p->items[i].offset;
-    }
-    return t;
-}
-
 static int parse_dtype(const mb_config *cfg, enum mb_ckpt_dtype *out)
 {
     const char *s = mb_config_str(cfg, "checkpoint.ckpt_dtype");
@@ -46,9 +32,9 @@ int mb_train_save(struct mb_trainer *t)
     if (parse_dtype(t->cfg, &dtype) < 0)
         return -1;
     bool optim = mb_config_bool(t->cfg, "checkpoint.save_optim");
-    struct mb_ckpt_tensor *w = tensors_over(p, t->model.w);
-    struct mb_ckpt_tensor *m = optim ? tensors_over(p, t->opt.exp_avg) : NULL;
-    struct mb_ckpt_tensor *v = optim ? tensors_over(p, t->opt.exp_avg_sq) : NULL;
+    struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
+    struct mb_ckpt_tensor *m = optim ? mb_ckpt_tensors_of(p, t->opt.exp_avg) : NULL;
+    struct mb_ckpt_tensor *v = optim ? mb_ckpt_tensors_of(p, t->opt.exp_avg_sq) : NULL;
     char *model_json = mb_model_config_to_json(&t->model.cfg);
     char *recipe_json = mb_config_to_json(t->cfg);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
@@ -122,7 +108,7 @@ int mb_train_pretrained_config(const struct mb_dist *d, const char *file,
 int mb_train_load_pretrained(struct mb_trainer *t, const char *file)
 {
     const struct mb_param_table *p = &t->model.params;
-    struct mb_ckpt_tensor *w = tensors_over(p, t->model.w);
+    struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
     int rc = mb_ckpt_load(t->dist, file, w, p->count, NULL, NULL, NULL);
     if (rc == 0 && t->dist->rank == 0)
         mb_log_info("loaded the weights of %s; optimizer and counters start fresh", file);
@@ -133,9 +119,9 @@ int mb_train_load_pretrained(struct mb_trainer *t, const char *file)
 int mb_train_resume(struct mb_trainer *t, const char *file)
 {
     const struct mb_param_table *p = &t->model.params;
-    struct mb_ckpt_tensor *w = tensors_over(p, t->model.w);
-    struct mb_ckpt_tensor *m = tensors_over(p, t->opt.exp_avg);
-    struct mb_ckpt_tensor *v = tensors_over(p, t->opt.exp_avg_sq);
+    struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
+    struct mb_ckpt_tensor *m = mb_ckpt_tensors_of(p, t->opt.exp_avg);
+    struct mb_ckpt_tensor *v = mb_ckpt_tensors_of(p, t->opt.exp_avg_sq);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
     int rc = mb_ckpt_load(t->dist, file, w, p->count, m, v, &st);
     if (rc == 0) {

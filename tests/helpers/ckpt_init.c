@@ -66,13 +66,7 @@ static void perturb_norms_and_biases(struct mb_model *m, uint64_t seed)
 static int save(const struct args *a, struct mb_model *m)
 {
     const struct mb_param_table *p = &m->params;
-    struct mb_ckpt_tensor *t = mb_xcalloc((size_t)p->count, sizeof(*t));
-    for (int i = 0; i < p->count; i++) {
-        t[i].name = p->items[i].name;
-        t[i].ndim = p->items[i].ndim;
-        memcpy(t[i].shape, p->items[i].shape, sizeof(p->items[i].shape));
-        t[i].data = m->w + p->items[i].offset;
-    }
+    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(p, m->w);
     char *json = mb_model_config_to_json(&m->cfg);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
     st.model_config_json = json;

@@ -46,15 +46,7 @@ static int read_config(const char *file, struct mb_model_config *cfg)
 
 static int load(const char *file, struct mb_model *m)
 {
-    struct mb_ckpt_tensor *t = mb_xcalloc((size_t)m->params.count, sizeof *t);
-
-    for (int i = 0; i < m->params.count; i++) {
-        const struct mb_param *p = &m->params.items[i];
-        t[i].name = p->name;
-        t[i].ndim = p->ndim;
-        memcpy(t[i].shape, p->shape, (size_t)p->ndim * sizeof *p->shape);
-        t[i].data = m->w + p->offset;
-    }
+    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(&m->params, m->w);
     int rc = mb_ckpt_load(NULL, file, t, m->params.count, NULL, NULL, NULL);
     free(t);
     return rc;
