@@ -48,6 +48,11 @@ hid_t ckpt_h5_str_type(void);
 MB_MUST_CHECK int ckpt_h5_write_attr(hid_t file, const char *tmp, const char *name,
                                      const char *value);
 
+/* Rank 0, once the file is closed: sync TMP, rename it to FINAL, sync the directory,
+ * then (LATEST_DIR not NULL) replace LATEST_DIR/latest with FINAL's base name. A crash at
+ * any point leaves the previous checkpoint and `latest` intact. */
+MB_MUST_CHECK int ckpt_publish(const char *tmp, const char *final, const char *latest_dir);
+
 /* 1 if D is not NULL and has MPI. */
 static inline int ckpt_mpi(const struct mb_dist *d)
 {

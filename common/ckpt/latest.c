@@ -1,15 +1,57 @@
-/* ckpt/latest.c - the DIR/latest pointer: resolving a load path. (Writing it is part of
- * the commit in save.c.) */
+/* ckpt/latest.c - the DIR/latest pointer: publishing a finished checkpoint file under
+ * it, and resolving a load path through it. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "ckpt/ckpt.h"
 #include "core/err.h"
 #include "core/fs.h"
+#include "ckpt/internal.h"
 #include "core/mem.h"
+
+static int fsync_path(const char *path)
+{
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int rc = 0;
+
+    if (fd < 0 || fsync(fd) != 0)
+        rc = mb_err_errno(path, "cannot fsync");
+    if (fd >= 0)
+        close(fd);
+    return rc;
+}
+
+/* DIR/latest = NAME and a newline, written to a temporary and renamed. */
+static int write_latest(const char *dir, const char *name)
+{
+    struct mb_outfile of = MB_OUTFILE_INIT;
+    char *latest = mb_xasprintf("%s/latest", dir);
+    int rc = mb_outfile_open(&of, latest);
+    if (rc == 0) {
+        mb_outfile_write(&of, name, strlen(name));
+        mb_outfile_write(&of, "\n", 1);
+        rc = mb_outfile_commit(&of);
+    }
+    free(latest);
+    return rc;
+}
+
+int ckpt_publish(const char *tmp, const char *final, const char *latest_dir)
+{
+    if (fsync_path(tmp) != 0)
+        return -1;
+    if (rename(tmp, final) != 0)
+        return mb_err_errno(final, "cannot rename temporary checkpoint into place");
+    if (mb_fs_sync_parent(final) != 0)
+        return -1;
+    const char *slash = strrchr(final, '/');
+    return latest_dir ? write_latest(latest_dir, slash ? slash + 1 : final) : 0;
+}
 
 /* The file name held in LATEST_PATH's text, trimmed of surrounding white space. */
 static int read_latest(const char *latest_path, char **name)

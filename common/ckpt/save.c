@@ -292,18 +292,6 @@ static int write_file(struct saver *s, const struct mb_ckpt_tensor *model, int n
     return agree(s, rc, "writing the checkpoint file");
 }
 
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0 || fsync(fd) != 0)
-        rc = mb_err_errno(path, "cannot fsync");
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
 /* Bytes the file will take, generously: data plus a few KiB of metadata per dataset. */
 static int64_t estimate_bytes(const struct mb_ckpt_tensor *model, int n, int optim, int bf16,
                               const struct mb_ckpt_state *st)
@@ -338,28 +326,6 @@ static int reserve_space(const char *tmp, int64_t bytes)
                             (long long)bytes);
     }
     return 0;
-}
-
-/* Rank 0: sync TMP, rename it to FINAL, then replace DIR/latest with NAME. */
-static int commit(const char *tmp, const char *final, const char *dir, const char *name)
-{
-    if (fsync_path(tmp) != 0)
-        return -1;
-    if (rename(tmp, final) != 0)
-        return mb_err_errno(final, "cannot rename temporary checkpoint into place");
-    if (mb_fs_sync_parent(final) != 0)
-        return -1;
-    struct mb_outfile of = MB_OUTFILE_INIT;
-    char *latest = mb_xmalloc(strlen(dir) + 8);
-    sprintf(latest, "%s/latest", dir);
-    int rc = mb_outfile_open(&of, latest);
-    if (rc == 0) {
-        mb_outfile_write(&of, name, strlen(name));
-        mb_outfile_write(&of, "\n", 1);
-        rc = mb_outfile_commit(&of);
-    }
-    free(latest);
-    return rc;
 }
 
 static char *join(const char *dir, const char *name, const char *suffix)
@@ -399,7 +365,7 @@ int mb_ckpt_save(const struct mb_dist *d, const char *dir, const struct mb_ckpt_
     else
         rc = -1;
     if (rc == 0 && s.rank == 0)
-        rc = commit(tmp, final, dir, name);
+        rc = ckpt_publish(tmp, final, dir);
     rc = agree(&s, rc, "committing the checkpoint");
     if (rc != 0 && s.rank == 0)
         unlink(tmp);

@@ -265,55 +265,12 @@ static int close_file(mb_ckpt_writer *w, int flush)
     return rc;
 }
 
-static int fsync_path(const char *path)
-{
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    int rc = 0;
-
-    if (fd < 0 || fsync(fd) != 0)
-        rc = mb_err_errno(path, "cannot fsync");
-    if (fd >= 0)
-        close(fd);
-    return rc;
-}
-
-/* Rank 0: DIR/latest = the base name of FILE. */
-static int write_latest(const char *dir, const char *file)
-{
-    const char *slash = strrchr(file, '/');
-    const char *name = slash ? slash + 1 : file;
-    struct mb_outfile of = MB_OUTFILE_INIT;
-    char *latest = mb_xmalloc(strlen(dir) + 8);
-
-    sprintf(latest, "%s/latest", dir);
-    int rc = mb_outfile_open(&of, latest);
-    if (rc == 0) {
-        mb_outfile_write(&of, name, strlen(name));
-        mb_outfile_write(&of, "\n", 1);
-        rc = mb_outfile_commit(&of);
-    }
-    free(latest);
-    return rc;
-}
-
-/* Rank 0: sync the temporary, rename it into place, then update `latest`. */
-static int publish(const mb_ckpt_writer *w, const char *latest_dir)
-{
-    if (fsync_path(w->tmp) != 0)
-        return -1;
-    if (rename(w->tmp, w->file) != 0)
-        return mb_err_errno(w->file, "cannot rename temporary checkpoint into place");
-    if (mb_fs_sync_parent(w->file) != 0)
-        return -1;
-    return latest_dir ? write_latest(latest_dir, w->file) : 0;
-}
-
 int mb_ckpt_writer_commit(mb_ckpt_writer *w, const char *latest_dir)
 {
     int rc = agree(w, close_file(w, 1), "writing the checkpoint file");
 
     if (rc == 0 && w->d->rank == 0)
-        rc = publish(w, latest_dir);
+        rc = ckpt_publish(w->tmp, w->file, latest_dir);
     rc = agree(w, rc, "committing the checkpoint");
     if (rc != 0 && w->d->rank == 0)
         unlink(w->tmp);
