@@ -302,15 +302,16 @@ static void free_buffers(struct to_hf *j)
     j->slice = j->hf = j->tmp = j->cast = NULL;
 }
 
-/* Tensor T from the slice just read: moved out of the fused layout unless it is a plain
- * copy, cast unless the dtype stays, then put into its shard. */
-static int put_tensor(struct to_hf *j, int pi, const struct hft *t)
+/* Tensor T from SLICE (the parameter's rows just read, or mapped): moved out of the fused
+ * layout unless it is a plain copy, cast unless the dtype stays, then put in its shard. */
+static int put_tensor(struct to_hf *j, int pi, const struct hft *t, const char *slice)
 {
     const struct mb_param *p = &j->pt.items[pi];
     size_t es = mb_st_dtype_size(j->in[pi]);
-    const char *hf = j->slice;
+    const char *hf = slice;
     if (t->rule->op != MB_BR_COPY) {
-        mb_bridge_move(t->rule, p, &j->cfg, es, 0, j->slice, j->hf, j->tmp);
+        /* from mb to HF the slice is only read */
+        mb_bridge_move(t->rule, p, &j->cfg, es, 0, (void *)slice, j->hf, j->tmp);
         hf = j->hf;
     }
     if (j->out[pi] != j->in[pi]) {
@@ -320,22 +321,37 @@ static int put_tensor(struct to_hf *j, int pi, const struct hft *t)
     return mb_st_writer_put(j->w[t->shard], t->name, 0, hf, t->spec.nbytes);
 }
 
-/* Read parameter PI one slice at a time and put its HF tensors into their shards. */
+/* Rows [ROW0, ROW0 + NROWS) of the dataset at PATH: in place in the file when it is
+ * stored contiguously (no copy), else read into the slice buffer. */
+static const char *rows_of(struct to_hf *j, const char *path, int64_t row0, int64_t nrows)
+{
+    const char *mapped = mb_ckpt_reader_map_rows(j->r, path, row0, nrows);
+    if (mapped)
+        return mapped;
+    return mb_ckpt_reader_read_rows(j->r, path, row0, nrows, j->slice) == 0 ? j->slice : NULL;
+}
+
+/* Parameter PI one slice at a time: its HF tensors into their shards. */
 static int put_param(struct to_hf *j, int pi)
 {
     const struct mb_param *p = &j->pt.items[pi];
     char *path = mb_ckpt_dataset_path("/model", p->name);
     int64_t layers = p->per_layer ? j->cfg.num_layers : 1;
+    int64_t nrows = p->per_layer ? 1 : p->shape[0];
+    size_t bytes = mb_bridge_slice_bytes(p, mb_st_dtype_size(j->in[pi]));
     int rc = 0;
 
     for (int64_t l = 0; rc == 0 && l < layers; l++) {
-        rc = p->per_layer ? mb_ckpt_reader_read_rows(j->r, path, l, 1, j->slice)
-                          : mb_ckpt_reader_read_rows(j->r, path, 0, p->shape[0], j->slice);
+        const char *slice = rows_of(j, path, p->per_layer ? l : 0, nrows);
+        if (!slice)
+            rc = -1;
         for (int r = 0; rc == 0 && r < j->arch->nrules; r++) {
             struct hft *t = tensor_of(j, &j->arch->rules[r], p->per_layer ? l : 0);
             if (t && t->p == p)
-                rc = put_tensor(j, pi, t);
+                rc = put_tensor(j, pi, t, slice);
         }
+        if (slice && slice != j->slice)
+            mb_ckpt_reader_unmap_rows(j->r, slice, bytes);
     }
     free(path);
     return rc;

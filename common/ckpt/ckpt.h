@@ -228,6 +228,15 @@ void mb_ckpt_writer_abort(mb_ckpt_writer *w);
 MB_MUST_CHECK int mb_ckpt_reader_read_rows(mb_ckpt_reader *r, const char *path, int64_t row0,
                                            int64_t nrows, void *out);
 
+/* Rows [ROW0, ROW0 + NROWS) of dataset PATH in place, through a read-only mapping of the
+ * file: the stored bytes, as mb_ckpt_reader_read_rows would copy them, valid until the
+ * reader is closed. NULL when the dataset is not stored contiguously (or the file cannot
+ * be mapped): use mb_ckpt_reader_read_rows then. mb_ckpt_reader_unmap_rows says the
+ * caller is done with LEN bytes at DATA (their pages leave the resident set). */
+const void *mb_ckpt_reader_map_rows(mb_ckpt_reader *r, const char *path, int64_t row0,
+                                    int64_t nrows);
+void mb_ckpt_reader_unmap_rows(mb_ckpt_reader *r, const void *data, size_t len);
+
 /* bf16 bits of X rounded to nearest even (NaN stays NaN), and the exact widening. */
 uint16_t mb_ckpt_bf16_from_f32(float x);
 float mb_ckpt_f32_from_bf16(uint16_t h);

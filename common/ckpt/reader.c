@@ -2,9 +2,11 @@
  * and attributes, without knowing the model. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "ckpt/internal.h"
+#include "core/fs.h"
 #include "core/mem.h"
 
 struct mb_ckpt_reader {
@@ -14,6 +16,8 @@ struct mb_ckpt_reader {
     int n;
     size_t cap;
     int visit_err; /* the visit callback set mb_err */
+    const unsigned char *map; /* the whole file, read-only, once mb_ckpt_reader_map_rows asks */
+    size_t map_size;
 };
 
 static int add_item(mb_ckpt_reader *r, const char *name, hid_t dset)
@@ -126,6 +130,8 @@ void mb_ckpt_reader_close(mb_ckpt_reader *r)
         return;
     if (r->h5 > 0)
         H5Fclose(r->h5);
+    if (r->map)
+        mb_fs_unmap(r->map, r->map_size);
     for (int i = 0; i < r->n; i++)
         free((char *)r->items[i].path);
     free(r->items);
@@ -409,4 +415,53 @@ void mb_ckpt_extras_free(struct mb_ckpt_extra *x, int n)
         free(x[i].value);
     }
     free(x);
+}
+
+
+/* The file offset of dataset PATH's data when it is stored contiguously, unfiltered and
+ * allocated (how every writer of ckpt/ stores tensors), else HADDR_UNDEF. */
+static haddr_t contiguous_offset(mb_ckpt_reader *r, const char *path)
+{
+    hid_t dset = H5Dopen2(r->h5, path, H5P_DEFAULT);
+    if (dset < 0)
+        return HADDR_UNDEF;
+    hid_t dcpl = H5Dget_create_plist(dset);
+    haddr_t at = HADDR_UNDEF;
+    if (dcpl >= 0 && H5Pget_layout(dcpl) == H5D_CONTIGUOUS && H5Pget_nfilters(dcpl) == 0)
+        at = H5Dget_offset(dset);
+    if (dcpl >= 0)
+        H5Pclose(dcpl);
+    H5Dclose(dset);
+    H5Eclear2(H5E_DEFAULT);
+    return at;
+}
+
+const void *mb_ckpt_reader_map_rows(mb_ckpt_reader *r, const char *path, int64_t row0,
+                                    int64_t nrows)
+{
+    const struct mb_ckpt_info *it = mb_ckpt_reader_find(r, path);
+    size_t es = it ? mb_ckpt_dtype_size(it->dtype) : 0;
+    if (!it || es == 0 || it->numel == 0 || row0 < 0 || nrows <= 0 ||
+        row0 + nrows > (it->ndim ? it->shape[0] : 1))
+        return NULL;
+    if (!r->map && mb_fs_map(r->file, (const void **)&r->map, &r->map_size) != 0) {
+        mb_err_clear();
+        r->map = NULL;
+        return NULL;
+    }
+    haddr_t at = contiguous_offset(r, path);
+    size_t row_bytes = (size_t)(it->numel / (it->ndim ? it->shape[0] : 1)) * es;
+    if (at == HADDR_UNDEF || at + (size_t)it->numel * es > r->map_size)
+        return NULL;
+    return r->map + at + (size_t)row0 * row_bytes;
+}
+
+void mb_ckpt_reader_unmap_rows(mb_ckpt_reader *r, const void *data, size_t len)
+{
+    uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)data + page - 1) & ~(page - 1);
+    uintptr_t hi = ((uintptr_t)data + len) & ~(page - 1);
+    (void)r;
+    if (hi > lo)
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
 }
