@@ -10,7 +10,8 @@ make    creates, for each NAME (llama, llama_tied, mistral, qwen2, qwen3, gemma,
         (config + AutoModelForCausalLM.from_config, seeded) saved with save_pretrained
         in OUT_DIR/NAME, with a byte-level BPE tokenizer trained by `tokenizers` on the
         corpus (vocab 512) saved beside it; OPTS, comma-separated: bf16, fp16 (save in
-        that dtype), shard=SIZE (max_shard_size). Also writes OUT_DIR/tokens.npy: the
+        that dtype), shard=SIZE (max_shard_size), scale=X (every matrix times X: peaked
+        next-token distributions, so greedy decoding has no near-ties). Also writes OUT_DIR/tokens.npy: the
         first 64 tokens of the corpus, int32 [1, 64].
 check   for each ORIG/BACK pair of HF directories: the same tensor names, every tensor
         bit-identical (raw bytes; with --dtype, ORIG cast by torch to that dtype), the
@@ -106,9 +107,12 @@ def make(out, corpus, specs):
         model = tf.AutoModelForCausalLM.from_config(cfg)
         # norm weights start at 1 (or 0) and biases at 0: move them, so a wrong mapping shows
         with torch.no_grad():
+            scale = [float(o[6:]) for o in opts if o.startswith("scale=")]
             for k, p in model.named_parameters():
                 if p.dim() == 1:
                     p.add_(0.1 * torch.randn_like(p))
+                elif scale:
+                    p.mul_(scale[0])
         dtype = torch.bfloat16 if "bf16" in opts else torch.float16 if "fp16" in opts else None
         if dtype is not None:
             model = model.to(dtype)
