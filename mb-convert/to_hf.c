@@ -459,8 +459,36 @@ static int write_config(struct to_hf *j)
     return rc;
 }
 
+/* A checkpoint mb-pretrain made from scratch carries no HF files, but names the
+ * tokenizer.json it was trained with (its `tokenizer` attribute): copy that one. */
+static int copy_named_tokenizer(struct to_hf *j)
+{
+    char *spec = opt_attr(j, "tokenizer");
+    char *file = NULL, *data = NULL;
+    size_t len = 0;
+    struct stat sb;
+    int rc = 0;
+
+    if (spec && *spec && stat(spec, &sb) == 0)
+        file = S_ISDIR(sb.st_mode) ? join(spec, "tokenizer.json") : mb_xstrdup(spec);
+    if (file && access(file, R_OK) == 0) {
+        rc = mb_fs_read_all(file, &data, &len);
+        if (rc == 0)
+            rc = write_text(j, "tokenizer.json", data, len);
+    } else if (spec && *spec && strcmp(spec, "bytes") != 0) {
+        mb_log_warn("%s: the tokenizer it names (%s) is not there: no tokenizer.json written",
+                    j->file, spec);
+    }
+    free(data);
+    free(file);
+    free(spec);
+    return rc;
+}
+
 static int write_side_files(struct to_hf *j)
 {
+    if (!mb_ckpt_reader_find(j->r, "/hf/files/tokenizer.json") && copy_named_tokenizer(j) != 0)
+        return -1;
     for (int i = 0; i < mb_ckpt_reader_count(j->r); i++) {
         const char *path = mb_ckpt_reader_info(j->r, i)->path;
         void *data;

@@ -4,7 +4,9 @@
 #   2. a 4096-entry byte-level BPE tokenizer trained on it, the corpus tokenized into
 #      Megatron .bin/.idx files,
 #   3. a tiny Llama (recipes/tiny.yaml) pretrained on them for a few minutes, with the
-#      loss falling, a validation loss, a checkpoint and TensorBoard events under demo/.
+#      loss falling, a validation loss, a checkpoint and TensorBoard events under demo/,
+#   4. the model continuing a prompt (mb-generate), and its HuggingFace form (mb-convert)
+#      in demo/hf, which transformers loads.
 # DEMO_ITERS=N changes the length of the run (default 600, about two minutes on 2 cores).
 set -eu
 cd "$(dirname "$0")/.."
@@ -22,6 +24,12 @@ bin/mb-pretrain --recipe tiny data.data_path=demo/fortunes_text_document \
     train.eval_interval=100 train.eval_iters=4 logger.log_interval=10 \
     checkpoint.save=demo/ckpt checkpoint.load=demo/ckpt checkpoint.save_interval=100 \
     logger.tensorboard_dir=demo/tensorboard 2>&1 | grep --line-buffered -v '^  '
+echo "== 3. sampling from the checkpoint: mb-generate demo/ckpt --prompt 'You will' ..."
+bin/mb-generate demo/ckpt --prompt "You will" --max-new-tokens 40 --temperature 0.8 --top-k 40 \
+    --seed 1
+echo "== 4. converting it to a HuggingFace directory: mb-convert --from h5 --to hf demo/ckpt demo/hf"
+rm -rf demo/hf
+bin/mb-convert --from h5 --to hf demo/ckpt demo/hf
 echo "== outputs"
 ls -l demo/fortunes_text_document.bin demo/fortunes_text_document.idx demo/tokenizer.json \
-    demo/ckpt/latest "demo/ckpt/$(cat demo/ckpt/latest)"
+    demo/ckpt/latest "demo/ckpt/$(cat demo/ckpt/latest)" demo/hf

@@ -38,6 +38,19 @@ test_expect_success 'generated config.json: transformers loads it, logits and lo
     rc=$?; grep -v "^Loading" out; test $rc = 0
 '
 
+test_expect_success 'the tokenizer mb-pretrain names goes along; transformers encodes with it as mb does' '
+    cmp tok.json gen_pt/tokenizer.json &&
+    "$PY" -c "
+import sys, transformers as tf
+t = tf.PreTrainedTokenizerFast(tokenizer_file=\"gen_pt/tokenizer.json\")
+print(*t(\"Fortune favours the bold.\")[\"input_ids\"])
+" >hf_ids &&
+    echo "{\"text\": \"Fortune favours the bold.\"}" >one.jsonl &&
+    mb-preprocess -t tok.json -o one one.jsonl 2>err &&
+    "$PY" "$ORACLE/megatron_read.py" one_text_document --dump - 2>err | head -1 >mb_ids &&
+    test -s hf_ids && cmp hf_ids mb_ids
+'
+
 test_expect_success 'an mb config that HF cannot express is refused, naming the field' '
     cp llama.h5 qk.h5 &&
     "$PY" -c "
