@@ -371,7 +371,8 @@ static int emit_text(struct gen *g, bool final)
         mb_ids_push(&all, g->out.v[i]);
     int rc = mb_tok_decode(g->tok, all.v, all.len, &text);
     size_t start = g->prompt_text_len + g->printed, end = text.len;
-    while (rc == 0 && !final && end >= start + 3 && memcmp(text.data + end - 3, "\xEF\xBF\xBD", 3) == 0)
+    while (rc == 0 && !final && end >= start + 3 &&
+           memcmp(text.data + end - 3, "\xEF\xBF\xBD", 3) == 0)
         end -= 3;
     if (rc == 0 && end > start) {
         fwrite(text.data + start, 1, end - start, stdout);

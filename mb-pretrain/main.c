@@ -81,8 +81,9 @@ static mb_config *load_config(const struct pt_opts *o)
 }
 
 /* Vocabulary size and end-of-document id from tokenizer.tokenizer_model, if set. */
-static int load_tokenizer(const mb_config *cfg, struct mb_train_tokenizer *tok)
+static int load_tokenizer(const mb_config *cfg, struct mb_train_tokenizer *tok, char **abs_path)
 {
+    *abs_path = NULL;
     memset(tok, 0, sizeof(*tok));
     tok->eod_id = -1;
     if (!mb_config_has(cfg, "tokenizer.tokenizer_model"))
@@ -93,7 +94,10 @@ static int load_tokenizer(const mb_config *cfg, struct mb_train_tokenizer *tok)
         return -1;
     tok->vocab_size = mb_tokenizer_vocab_size(t);
     tok->eod_id = mb_tokenizer_eod(t);
-    tok->name = spec;
+    /* checkpoints name it by its absolute path, so that mb-generate and mb-convert find
+     * it from any directory ("bytes" is not a path and stays as it is) */
+    *abs_path = strcmp(spec, "bytes") == 0 ? NULL : realpath(spec, NULL);
+    tok->name = *abs_path ? *abs_path : spec;
     mb_log_info("tokenizer: %s", mb_tokenizer_describe(t));
     mb_tokenizer_free(t);
     return 0;
@@ -112,11 +116,13 @@ static int pretrain(const struct pt_opts *o, const struct mb_dist *dist)
     }
     if (rc == 0 && !o->print_config) {
         struct mb_train_tokenizer tok;
-        rc = load_tokenizer(cfg, &tok);
+        char *tok_path = NULL;
+        rc = load_tokenizer(cfg, &tok, &tok_path);
         if (mb_dist_all_ok(dist, rc == 0))
             rc = mb_train_run(dist, cfg, &tok);
         else if (rc == 0)
             rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+        free(tok_path);
     }
     mb_config_free(cfg);
     return rc;
