@@ -226,19 +226,28 @@ static int read_header(struct gen *g)
     mb_json_free(j);
     free(json_text);
     if (rc == 0)
-        rc = mb_model_init(&g->m, &cfg, mb_ops_cpu());
+        rc = mb_model_init_inference(&g->m, &cfg, mb_ops_cpu());
     return rc;
 }
 
 /* Weights from /model (fp32 or bf16, widened) into the model. */
 static int load_weights(struct gen *g)
 {
+    /* one parameter at a time through a host buffer the size of the largest, so loading
+     * costs that buffer on top of the model, not a second copy of it */
     const struct mb_param_table *p = &g->m.params;
-    float *host = mb_xmalloc((size_t)p->total * sizeof(float));
+    int64_t largest = 0;
+    for (int i = 0; i < p->count; i++)
+        largest = MB_MAX(largest, p->items[i].numel);
+    float *host = mb_xmalloc((size_t)largest * sizeof(float));
     struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(p, host);
-    int rc = mb_ckpt_load(NULL, g->file, t, p->count, NULL, NULL, NULL);
-    if (rc == 0)
-        g->m.ops->from_host(g->m.w, host, p->total);
+    int rc = 0;
+    for (int i = 0; rc == 0 && i < p->count; i++) {
+        t[i].data = host;
+        rc = mb_ckpt_load(NULL, g->file, &t[i], 1, NULL, NULL, NULL);
+        if (rc == 0)
+            g->m.ops->from_host(g->m.w + p->items[i].offset, host, p->items[i].numel);
+    }
     free(t);
     free(host);
     return rc;

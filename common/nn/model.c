@@ -10,7 +10,8 @@
 #include "nn/internal.h"
 #include "nn/rope.h"
 
-int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg, const struct mb_ops *ops)
+static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
+                      const struct mb_ops *ops, bool grads)
 {
     memset(m, 0, sizeof(*m));
     m->cfg = *cfg;
@@ -18,8 +19,8 @@ int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg, const s
     mb_param_table_build(&m->params, cfg);
     size_t bytes = (size_t)m->params.total * sizeof(float);
     m->w = ops->alloc(bytes);
-    m->g = ops->alloc(bytes);
-    if (!m->w || !m->g) {
+    m->g = grads ? ops->alloc(bytes) : NULL;
+    if (!m->w || (grads && !m->g)) {
         mb_model_free(m);
         return mb_err_wrap("model of %lld parameters", (long long)m->params.total);
     }
@@ -45,6 +46,17 @@ int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg, const s
     return 0;
 }
 
+int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg, const struct mb_ops *ops)
+{
+    return model_init(m, cfg, ops, true);
+}
+
+int mb_model_init_inference(struct mb_model *m, const struct mb_model_config *cfg,
+                            const struct mb_ops *ops)
+{
+    return model_init(m, cfg, ops, false);
+}
+
 void mb_model_free(struct mb_model *m)
 {
     if (!m->ops)
@@ -54,7 +66,8 @@ void mb_model_free(struct mb_model *m)
         m->ops->free(m->rope_local);
     m->ops->free(m->rope_global);
     m->ops->free(m->w);
-    m->ops->free(m->g);
+    if (m->g)
+        m->ops->free(m->g);
     memset(m, 0, sizeof(*m));
 }
 
@@ -137,7 +150,7 @@ static void head(struct mb_model *m, const struct mb_batch *b, float grad_scale,
     struct mb_acts *a = m->acts;
     int64_t n = b->batch * b->seq, h = c->hidden_size, v = c->vocab_size;
     const float *w_out = m->w + mb_param_offset(&m->params, output_id(m), 0);
-    float *g_out = m->g + mb_param_offset(&m->params, output_id(m), 0);
+    float *g_out = m->g ? m->g + mb_param_offset(&m->params, output_id(m), 0) : NULL;
 
     mb_norm_forward(m, a->hf, a->hf_mean, a->hf_rstd, a->x_final,
                     m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),
@@ -208,6 +221,8 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     int32_t *own_pos = b->position_ids ? NULL : default_positions(b);
     const int32_t *pos = own_pos ? own_pos : b->position_ids;
     int rc = check_batch(m, b, pos);
+    if (rc == 0 && grad_scale != 0.0f && !m->g)
+        rc = mb_err_set(MB_E_INVALID, "model", "a backward pass on a model made for inference");
     if (rc == 0)
         rc = mb_acts_reserve(m, b->batch, b->seq);
     if (rc < 0) {

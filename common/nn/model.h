@@ -42,6 +42,10 @@ struct mb_model {
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
 MB_MUST_CHECK int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg,
                                 const struct mb_ops *ops);
+/* The same without a gradient buffer (m->g is NULL), for forward passes only: the
+ * cached inference of nn/infer.h, or mb_model_step with GRAD_SCALE 0. */
+MB_MUST_CHECK int mb_model_init_inference(struct mb_model *m, const struct mb_model_config *cfg,
+                                          const struct mb_ops *ops);
 void mb_model_free(struct mb_model *m);
 
 /* Initialise the weights from SEED (nn/params.h: same weights for any layout). */

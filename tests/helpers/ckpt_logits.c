@@ -65,7 +65,7 @@ int main(int argc, char **argv)
     struct mb_npy tok = { 0 };
     if (mb_ckpt_resolve(argv[1], &file) != 0 || !file)
         return file ? fail() : (fprintf(stderr, "ckpt_logits: no checkpoint\n"), 1);
-    if (read_config(file, &cfg) != 0 || mb_model_init(&m, &cfg, mb_ops_cpu()) != 0 ||
+    if (read_config(file, &cfg) != 0 || mb_model_init_inference(&m, &cfg, mb_ops_cpu()) != 0 ||
         load(file, &m) != 0 || mb_npy_read(argv[2], &tok) != 0)
         return fail();
     if (tok.dtype != MB_NPY_I4 || tok.ndim != 2)
