@@ -84,6 +84,34 @@ static void test_matmul(void)
     matmul_case(true, false, 64, 3, 200, -2.0f, 0.25f);
 }
 
+/* C split across threads by rows (tall C) or by columns (wide C) holds the same bits as
+ * one thread's single call: each element is still one sgemm over the whole K. */
+static void matmul_split_case(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
+{
+    float *a = rand_buf(m * k), *b = rand_buf(n * k);
+    float *one = ops->alloc((size_t)(m * n) * sizeof(float));
+    float *two = ops->alloc((size_t)(m * n) * sizeof(float));
+    omp_set_num_threads(1);
+    ops->matmul(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, one, n);
+    omp_set_num_threads(2);
+    ops->matmul(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, two, n);
+    ok(memcmp(one, two, (size_t)(m * n) * sizeof(float)) == 0,
+       "matmul ta=%d tb=%d %lldx%lldx%lld: same bits with 1 and 2 threads", ta, tb,
+       (long long)m, (long long)n, (long long)k);
+    ops->free(a);
+    ops->free(b);
+    ops->free(one);
+    ops->free(two);
+}
+
+static void test_matmul_split(void)
+{
+    for (int t = 0; t < 4; t++) {
+        matmul_split_case(t & 1, t >> 1, 300, 200, 72);  /* split by rows */
+        matmul_split_case(t & 1, t >> 1, 100, 900, 72);  /* split by columns */
+    }
+}
+
 static void test_elementwise(void)
 {
     int64_t n = 40000 + 7; /* more than one parallel chunk, odd tail */
@@ -240,6 +268,7 @@ int main(void)
     is_str(ops->name, "cpu", "backend name");
     test_memory();
     test_matmul();
+    test_matmul_split();
     test_elementwise();
     test_bias();
     test_embedding();

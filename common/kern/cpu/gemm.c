@@ -59,7 +59,9 @@ void mb_cpu_matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
     if (m == 0 || n == 0)
         return;
     int threads = omp_get_max_threads();
-    bool by_rows = m >= n || m >= 64 * threads;
+    /* each thread packs all of the operand it shares: B when C is split by rows, A when
+     * by columns; share the smaller one, unless the columns would be too narrow */
+    bool by_rows = n <= m || n < 64 * threads;
     if (threads == 1 || (by_rows ? m : n) < 32) {
         sgemm(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
