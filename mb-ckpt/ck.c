@@ -147,22 +147,6 @@ void *ck_narrow(const float *x, int64_t n, enum mb_ckpt_dtype dtype)
     return out;
 }
 
-static void list_str(char *buf, size_t n, int ndim, const int64_t *v)
-{
-    size_t off = 0;
-
-    off += (size_t)snprintf(buf, n, "[");
-    for (int i = 0; i < ndim && off < n; i++)
-        off += (size_t)snprintf(buf + off, n - off, "%s%lld", i ? ", " : "", (long long)v[i]);
-    if (off < n)
-        snprintf(buf + off, n - off, "]");
-}
-
-void ck_shape_str(char *buf, size_t n, int ndim, const int64_t *shape)
-{
-    list_str(buf, n, ndim, shape);
-}
-
 void ck_index_str(char *buf, size_t n, int ndim, const int64_t *shape, int64_t i)
 {
     int64_t idx[MB_CKPT_MAX_DIM];
@@ -171,7 +155,7 @@ void ck_index_str(char *buf, size_t n, int ndim, const int64_t *shape, int64_t i
         idx[d] = shape[d] > 0 ? i % shape[d] : 0;
         i = shape[d] > 0 ? i / shape[d] : 0;
     }
-    list_str(buf, n, ndim, idx);
+    mb_ckpt_shape_str(buf, n, ndim, idx);
 }
 
 void ck_json_str(struct mb_buf *b, const char *key, const char *s)

@@ -101,9 +101,6 @@ int ck_is_hf_dir(const char *arg);
 MB_MUST_CHECK int ck_info_hf(const char *dir, int json);
 MB_MUST_CHECK int ck_verify_hf(const char *dir, const char *check, const char *write);
 
-/* "[2, 64, 64]" (or "[]" for a scalar) into BUF[N]. */
-void ck_shape_str(char *buf, size_t n, int ndim, const int64_t *shape);
-
 /* The multi-index of flat element I of SHAPE, "[1, 0, 5]", into BUF[N]. */
 void ck_index_str(char *buf, size_t n, int ndim, const int64_t *shape, int64_t i);
 

@@ -169,8 +169,8 @@ static int compare_dataset(struct dctx *c, const struct mb_ckpt_info *ia,
     struct stats s = { 0 };
 
     if (!same_shape(ia, ib)) {
-        ck_shape_str(sa, sizeof sa, ia->ndim, ia->shape);
-        ck_shape_str(sb, sizeof sb, ib->ndim, ib->shape);
+        mb_ckpt_shape_str(sa, sizeof sa, ia->ndim, ia->shape);
+        mb_ckpt_shape_str(sb, sizeof sb, ib->ndim, ib->shape);
         snprintf(detail, sizeof detail, "%s vs %s", sa, sb);
         report(c, "shape", ia->path, NULL, detail);
         return 0;

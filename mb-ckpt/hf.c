@@ -127,7 +127,7 @@ static void print_text(const struct hfdir *h)
     for (int i = 0; i < mb_st_dir_count(h->st); i++) {
         const struct mb_st_tensor *t = mb_st_dir_at(h->st, i);
         char shape[128];
-        ck_shape_str(shape, sizeof shape, t->ndim, t->shape);
+        mb_ckpt_shape_str(shape, sizeof shape, t->ndim, t->shape);
         printf("  %s %s %s %zu %s\n", t->name, mb_st_dtype_name(t->dtype), shape, t->nbytes,
                base_name(t->file));
     }
@@ -140,7 +140,7 @@ static void json_tensors(struct mb_buf *b, const struct hfdir *h)
     for (int i = 0; i < mb_st_dir_count(h->st); i++) {
         const struct mb_st_tensor *t = mb_st_dir_at(h->st, i);
         char shape[128];
-        ck_shape_str(shape, sizeof shape, t->ndim, t->shape);
+        mb_ckpt_shape_str(shape, sizeof shape, t->ndim, t->shape);
         mb_buf_adds(b, i ? ",\n  {" : "\n  {");
         ck_json_str(b, "name", t->name);
         mb_buf_addf(b, ", \"dtype\": \"%s\", \"shape\": %s, \"bytes\": %zu, ",
@@ -232,7 +232,7 @@ static void expect(const struct hfdir *h, struct ck_verify *v, const struct mb_b
     mb_bridge_hf_name(rule, layer, name, sizeof name);
     int nd = mb_bridge_hf_shape(rule, p, &h->cfg, shape);
     int i = find(h, name);
-    ck_shape_str(want, sizeof want, nd, shape);
+    mb_ckpt_shape_str(want, sizeof want, nd, shape);
     if (i < 0) {
         ck_problem(v, name, "missing (a %s with this config.json has it, %s)",
                    h->arch->hf_name, want);
@@ -240,7 +240,7 @@ static void expect(const struct hfdir *h, struct ck_verify *v, const struct mb_b
     }
     const struct mb_st_tensor *t = mb_st_dir_at(h->st, i);
     used[i] = 1;
-    ck_shape_str(have, sizeof have, t->ndim, t->shape);
+    mb_ckpt_shape_str(have, sizeof have, t->ndim, t->shape);
     if (t->ndim != nd || memcmp(t->shape, shape, (size_t)nd * sizeof *shape) != 0)
         ck_problem(v, t->name, "shape %s, expected %s for config.json", have, want);
     else if (as_ckpt(t->dtype) == MB_CKPT_OTHER)

@@ -144,7 +144,7 @@ static void print_text(mb_ckpt_reader *r, const struct info *in)
     for (int i = 0; i < mb_ckpt_reader_count(r); i++) {
         const struct mb_ckpt_info *it = mb_ckpt_reader_info(r, i);
         char shape[128];
-        ck_shape_str(shape, sizeof shape, it->ndim, it->shape);
+        mb_ckpt_shape_str(shape, sizeof shape, it->ndim, it->shape);
         printf("  %s %s %s %lld\n", it->path, mb_ckpt_dtype_name(it->dtype), shape,
                (long long)(it->numel * (int64_t)mb_ckpt_dtype_size(it->dtype)));
     }
@@ -169,7 +169,7 @@ static void json_tensors(struct mb_buf *b, mb_ckpt_reader *r)
     for (int i = 0; i < mb_ckpt_reader_count(r); i++) {
         const struct mb_ckpt_info *it = mb_ckpt_reader_info(r, i);
         char shape[128];
-        ck_shape_str(shape, sizeof shape, it->ndim, it->shape);
+        mb_ckpt_shape_str(shape, sizeof shape, it->ndim, it->shape);
         mb_buf_adds(b, i ? ",\n  {" : "\n  {");
         ck_json_str(b, "name", it->path);
         mb_buf_addf(b, ", \"dtype\": \"%s\", \"shape\": %s, \"bytes\": %lld}",

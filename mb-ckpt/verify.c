@@ -74,11 +74,11 @@ static const struct mb_ckpt_info *expect(struct vctx *v, const char *group,
     const struct mb_ckpt_info *it = path ? mb_ckpt_reader_find(v->r, path) : NULL;
     char want[128], got[128];
 
-    ck_shape_str(want, sizeof want, p->ndim, p->shape);
+    mb_ckpt_shape_str(want, sizeof want, p->ndim, p->shape);
     if (!it) {
         ck_problem(&v->f, path ? path : p->name, "missing (expected %s)", want);
     } else if (!same_shape(it, p)) {
-        ck_shape_str(got, sizeof got, it->ndim, it->shape);
+        mb_ckpt_shape_str(got, sizeof got, it->ndim, it->shape);
         ck_problem(&v->f, path, "shape %s, expected %s for the stored model_config", got, want);
     } else if (want_f32 ? it->dtype != MB_CKPT_F32 : !ck_is_float(it->dtype)) {
         ck_problem(&v->f, path, "dtype %s, expected %s", mb_ckpt_dtype_name(it->dtype),

@@ -66,15 +66,6 @@ static void mark_used(struct to_h5 *j, const struct mb_st_tensor *t)
     }
 }
 
-static void shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)shape[i]);
-    if (k < cap)
-        snprintf(buf + k, cap - k, "]");
-}
-
 /* One HF tensor of RULE at LAYER: present, a float type shared by all, right shape. */
 static int check_one(struct to_h5 *j, const struct mb_bridge_rule *rule, const struct mb_param *p,
                      int64_t layer)
@@ -98,8 +89,8 @@ static int check_one(struct to_h5 *j, const struct mb_bridge_rule *rule, const s
                           mb_st_dtype_name(j->in));
     int nd = mb_bridge_hf_shape(rule, p, &j->cfg, shape);
     if (nd != t->ndim || memcmp(shape, t->shape, (size_t)nd * sizeof *shape) != 0) {
-        shape_str(have, sizeof have, t->ndim, t->shape);
-        shape_str(want, sizeof want, nd, shape);
+        mb_ckpt_shape_str(have, sizeof have, t->ndim, t->shape);
+        mb_ckpt_shape_str(want, sizeof want, nd, shape);
         return mb_err_set(MB_E_INVALID, j->src, "tensor '%s' has shape %s, the config says %s",
                           t->name, have, want);
     }

@@ -13,26 +13,10 @@
 #include "core/mem.h"
 #include "core/str.h"
 
-/* The shortest text that reads back as V, always with a '.' or exponent: transformers
- * checks that float fields are JSON reals. */
-static void real(struct mb_buf *b, double v)
-{
-    char text[40];
-
-    for (int prec = 1; prec <= 17; prec++) {
-        snprintf(text, sizeof text, "%.*g", prec, v);
-        if (strtod(text, NULL) == v)
-            break;
-    }
-    mb_buf_adds(b, text);
-    if (!strpbrk(text, ".eEn"))
-        mb_buf_adds(b, ".0");
-}
-
 static void num(struct mb_buf *b, const char *key, double v)
 {
     mb_buf_addf(b, ",\n  \"%s\": ", key);
-    real(b, v);
+    mb_buf_add_real(b, v);
 }
 
 static void i64(struct mb_buf *b, const char *key, int64_t v)
@@ -51,22 +35,22 @@ static void rope_obj(struct mb_buf *b, const struct mb_model_config *c, double t
     enum mb_rope_scaling t = scaled ? c->rope_scaling_type : MB_ROPE_SCALING_NONE;
 
     mb_buf_addf(b, "{\"rope_type\": \"%s\", \"rope_theta\": ", types[t]);
-    real(b, theta);
+    mb_buf_add_real(b, theta);
     if (t != MB_ROPE_SCALING_NONE) {
         mb_buf_adds(b, ", \"factor\": ");
-        real(b, c->rope_scaling_factor);
+        mb_buf_add_real(b, c->rope_scaling_factor);
     }
     if (t == MB_ROPE_SCALING_LLAMA3) {
         mb_buf_adds(b, ", \"low_freq_factor\": ");
-        real(b, c->rope_scaling_low_freq_factor);
+        mb_buf_add_real(b, c->rope_scaling_low_freq_factor);
         mb_buf_adds(b, ", \"high_freq_factor\": ");
-        real(b, c->rope_scaling_high_freq_factor);
+        mb_buf_add_real(b, c->rope_scaling_high_freq_factor);
         mb_buf_addf(b, ", \"original_max_position_embeddings\": %lld",
                     (long long)c->rope_scaling_original_max_position_embeddings);
     }
     if (c->rotary_percent != 1.0) {
         mb_buf_adds(b, ", \"partial_rotary_factor\": ");
-        real(b, c->rotary_percent);
+        mb_buf_add_real(b, c->rotary_percent);
     }
     mb_buf_adds(b, "}");
 }
@@ -83,12 +67,12 @@ static void gemma_extras(struct mb_buf *b, const struct mb_model_config *c)
         num(b, "query_pre_attn_scalar", qpas);
     mb_buf_adds(b, ",\n  \"attn_logit_softcapping\": ");
     if (c->attn_logit_softcapping)
-        real(b, c->attn_logit_softcapping);
+        mb_buf_add_real(b, c->attn_logit_softcapping);
     else
         mb_buf_adds(b, "null");
     mb_buf_adds(b, ",\n  \"final_logit_softcapping\": ");
     if (c->final_logit_softcapping)
-        real(b, c->final_logit_softcapping);
+        mb_buf_add_real(b, c->final_logit_softcapping);
     else
         mb_buf_adds(b, "null");
     mb_buf_adds(b, ",\n  \"sliding_window\": ");

@@ -247,6 +247,9 @@ float mb_ckpt_f32_from_f16(uint16_t h);
 /* Bytes per element: 4, 2, 8, 1, 2; 0 for OTHER. */
 size_t mb_ckpt_dtype_size(enum mb_ckpt_dtype t);
 
+/* "[d0, d1, ...]" of SHAPE[NDIM] into BUF[CAP] ("[]" for a scalar), for messages. */
+void mb_ckpt_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
+
 /* "fp32", "bf16", "int64", "uint8", "fp16", "other". */
 const char *mb_ckpt_dtype_name(enum mb_ckpt_dtype t);
 

@@ -46,31 +46,31 @@ hid_t ckpt_h5_fapl(const struct mb_dist *d)
     return fapl;
 }
 
-hid_t ckpt_h5_bf16_type(void)
+/* A 16-bit little-endian float made from float32: sign at bit 15, EBITS exponent bits
+ * below it with bias EBIAS, the remaining 15 - EBITS bits of mantissa (implied one). */
+static hid_t half_type(size_t ebits, size_t ebias)
 {
     hid_t t = H5Tcopy(H5T_IEEE_F32LE);
+    size_t mbits = 15 - ebits;
 
-    /* shrink a little-endian float32 to its top 16 bits: sign 15, exponent 7..14
-     * (bias 127, as fp32), mantissa 0..6 with the implied leading one */
-    H5Tset_fields(t, 15, 7, 8, 0, 7);
+    H5Tset_fields(t, 15, mbits, ebits, 0, mbits);
     H5Tset_offset(t, 0);
     H5Tset_precision(t, 16);
     H5Tset_size(t, 2);
-    H5Tset_ebias(t, 127);
+    H5Tset_ebias(t, ebias);
     return t;
 }
 
+/* bf16: the top 16 bits of a float32 (exponent 8 bits, bias 127, as fp32) */
+hid_t ckpt_h5_bf16_type(void)
+{
+    return half_type(8, 127);
+}
+
+/* IEEE binary16: exponent 5 bits, bias 15 */
 hid_t ckpt_h5_f16_type(void)
 {
-    hid_t t = H5Tcopy(H5T_IEEE_F32LE);
-
-    /* IEEE binary16: sign 15, exponent 10..14 (bias 15), mantissa 0..9 */
-    H5Tset_fields(t, 15, 10, 5, 0, 10);
-    H5Tset_offset(t, 0);
-    H5Tset_precision(t, 16);
-    H5Tset_size(t, 2);
-    H5Tset_ebias(t, 15);
-    return t;
+    return half_type(5, 15);
 }
 
 /* A little-endian 2-byte float with these fields and bias. */

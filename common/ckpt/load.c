@@ -7,13 +7,13 @@
 #include "ckpt/internal.h"
 #include "core/mem.h"
 
-static void shape_str(char *buf, size_t size, int ndim, const int64_t *shape)
+void mb_ckpt_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
 {
-    size_t k = (size_t)snprintf(buf, size, "[");
-    for (int i = 0; i < ndim && k < size; i++)
-        k += (size_t)snprintf(buf + k, size - k, i ? ", %lld" : "%lld", (long long)shape[i]);
-    if (k < size)
-        snprintf(buf + k, size - k, "]");
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]");
 }
 
 /* Read dataset GROUP/<name of T> into DATA after checking its shape against T's. */
@@ -34,8 +34,8 @@ static int load_tensor(mb_ckpt_reader *r, const char *file, const char *group,
     } else if (it->ndim != t->ndim || memcmp(it->shape, t->shape,
                                              (size_t)t->ndim * sizeof *t->shape) != 0) {
         char have[128], want[128];
-        shape_str(have, sizeof have, it->ndim, it->shape);
-        shape_str(want, sizeof want, t->ndim, t->shape);
+        mb_ckpt_shape_str(have, sizeof have, it->ndim, it->shape);
+        mb_ckpt_shape_str(want, sizeof want, t->ndim, t->shape);
         rc = mb_err_set(MB_E_INVALID, file, "tensor '%s': shape %s in the checkpoint, %s "
                         "expected", t->name, have, want);
     } else {

@@ -598,21 +598,6 @@ int mb_config_load_yaml(mb_config *cfg, const char *path)
 
 /* ---- printing ------------------------------------------------------------- */
 
-/* Shortest %g form that reads back to D, with a '.' or exponent so it stays a float. */
-static void add_double(struct mb_buf *b, double d)
-{
-    char tmp[40];
-
-    for (int prec = 15; prec <= 17; prec++) {
-        snprintf(tmp, sizeof tmp, "%.*g", prec, d);
-        if (strtod(tmp, NULL) == d)
-            break;
-    }
-    mb_buf_adds(b, tmp);
-    if (!strpbrk(tmp, ".eE"))
-        mb_buf_adds(b, ".0");
-}
-
 /* A plain YAML scalar that reads back as the same string (FLOW: inside [ ]). */
 static int plain_ok(const char *t, int flow)
 {
@@ -646,7 +631,7 @@ static void add_value(struct mb_buf *b, const mb_config *cfg, size_t i, int json
         mb_buf_addf(b, "%lld", (long long)s->i);
         break;
     case MB_CONFIG_FLOAT:
-        add_double(b, s->d);
+        mb_buf_add_real(b, s->d);
         break;
     case MB_CONFIG_BOOL:
         mb_buf_adds(b, s->b ? "true" : "false");

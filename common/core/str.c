@@ -58,6 +58,22 @@ void mb_buf_addf(struct mb_buf *b, const char *fmt, ...)
     b->len += (size_t)n;
 }
 
+void mb_buf_add_real(struct mb_buf *b, double v)
+{
+    char text[40];
+
+    /* from 15 digits up: every double with a shorter form prints it, and %g keeps
+     * plain notation up to 1e15 (500000.0, not 5e+05) */
+    for (int prec = 15; prec <= 17; prec++) {
+        snprintf(text, sizeof text, "%.*g", prec, v);
+        if (strtod(text, NULL) == v)
+            break;
+    }
+    mb_buf_adds(b, text);
+    if (!strpbrk(text, ".eEn"))
+        mb_buf_adds(b, ".0");
+}
+
 void mb_buf_reset(struct mb_buf *b)
 {
     b->len = 0;

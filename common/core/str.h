@@ -23,6 +23,9 @@ void mb_buf_add(struct mb_buf *b, const void *data, size_t len);
 void mb_buf_addc(struct mb_buf *b, char c);
 void mb_buf_adds(struct mb_buf *b, const char *s);
 MB_PRINTF(2, 3) void mb_buf_addf(struct mb_buf *b, const char *fmt, ...);
+/* The shortest %g text of V that reads back as V, with a '.' or an exponent so that it
+ * stays a real in JSON and YAML: "1.0", "3e-05", "0.1", "500000.0" ("nan", "inf" as is). */
+void mb_buf_add_real(struct mb_buf *b, double v);
 void mb_buf_reset(struct mb_buf *b);
 void mb_buf_release(struct mb_buf *b);
 

@@ -1,6 +1,7 @@
 /* tests/unit/kern_cpu_ops.c - CPU norms, activations, RoPE, cross-entropy and AdamW against
  * plain double-precision references. Every backward is compared with central finite
  * differences of the double reference forward (loss = sum(dy * f(x))). */
+#include <float.h>
 #include <math.h>
 #include <stdint.h>
 #include <omp.h>
@@ -359,7 +360,11 @@ static void test_adamw(void)
 }
 
 /* AdamW against torch.optim.AdamW(foreach=False) itself, when the oracle venv exists:
- * 3 steps on the same float32 inputs; the results should agree to the last bit or so. */
+ * 3 steps on the same float32 inputs. m and v agree to the last bit or so. p is held to
+ * 4 ulp of max(|p|, lr), the size of an update: torch's CPU sqrt is not always correctly
+ * rounded (on an AMD EPYC a fifth of its results are 1 ulp off IEEE sqrt; on the Xeons
+ * we had none), and where p is small after a near-cancelling update, that 1 ulp of the
+ * denominator is many ulp of p. */
 static const char adamw_py[] =
     "import sys, numpy as np, torch\n"
     "n, lr, b1, b2, eps, wd = int(sys.argv[1]), *map(float, sys.argv[2:7])\n"
@@ -421,7 +426,14 @@ static void test_adamw_torch(void)
         }
         const float *mine[3] = {d, m, v};
         const char *names[3] = {"p", "exp_avg", "exp_avg_sq"};
-        for (int t = 0; t < 3; t++) {
+        double worst_p = 0;
+        for (int64_t i = 0; i < n; i++) {
+            double scale = FLT_EPSILON * fmax(fabs(got[i]), a.lr);
+            worst_p = fmax(worst_p, fabs((double)d[i] - got[i]) / scale);
+        }
+        ok(worst_p <= 4, "adamw vs torch.optim.AdamW, 3 steps: p within %.2f ulp of "
+           "max(|p|, lr)", worst_p);
+        for (int t = 1; t < 3; t++) {
             int64_t worst = 0;
             for (int64_t i = 0; i < n; i++)
                 worst = MB_MAX(worst, ulps(mine[t][i], got[t * n + i]));
