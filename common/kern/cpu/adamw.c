@@ -18,27 +18,39 @@ struct adamw_k {
     bool small_w;
 };
 
-/* Scalar sqrtf: without -fno-math-errno GCC keeps its errno branch and will not vectorise
- * the loop; the step is memory-bound (7 streams), so this costs little. */
-MB_CPU_CLONES static void adamw_chunk(float *restrict p, const float *restrict g,
-                                      float *restrict m, float *restrict v, int64_t n,
-                                      const struct adamw_k *k)
+/* The Makefile builds this file with -fno-math-errno (sqrtf needs no errno branch) and
+ * -fsimd-cost-model=unlimited, so GCC vectorises the loop at -O2: 4-5x faster than scalar
+ * (the vector sqrt and division are IEEE, so the bits do not change). SMALL_W is a
+ * constant in each of the two inlined copies: a select inside the loop stops GCC. */
+static inline __attribute__((always_inline)) void
+adamw_loop(float *restrict p, const float *restrict g, float *restrict m, float *restrict v,
+           int64_t n, const struct adamw_k *k, const bool small_w)
 {
-    const float decay = k->decay, w1 = k->w1, w1c = k->w1c, b2 = k->b2, c2 = k->c2;
+    const float decay = k->decay, b2 = k->b2, c2 = k->c2;
     const float bc2_sqrt = k->bc2_sqrt, eps = k->eps, step_size = k->step_size;
-    const bool small_w = k->small_w;
+    const float lerp_w = small_w ? k->w1 : -k->w1c;
 
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
         float gi = g[i], mo = m[i];
         /* torch's lerp, with its FMA: m + w (g - m) for w < 0.5, else g - (g - m) (1 - w) */
-        float mi = small_w ? fmaf(w1, gi - mo, mo) : fmaf(-w1c, gi - mo, gi);
+        float mi = fmaf(lerp_w, gi - mo, small_w ? mo : gi);
         float vi = fmaf(c2 * gi, gi, v[i] * b2);
         float denom = sqrtf(vi) / bc2_sqrt + eps;
         p[i] = p[i] * decay + step_size * mi / denom;
         m[i] = mi;
         v[i] = vi;
     }
+}
+
+MB_CPU_CLONES static void adamw_chunk(float *restrict p, const float *restrict g,
+                                      float *restrict m, float *restrict v, int64_t n,
+                                      const struct adamw_k *k)
+{
+    if (k->small_w)
+        adamw_loop(p, g, m, v, n, k, true);
+    else
+        adamw_loop(p, g, m, v, n, k, false);
 }
 
 void mb_cpu_adamw(float *p, const float *g, float *m, float *v, int64_t n,
