@@ -130,6 +130,15 @@ size_t mb_ckpt_dtype_size(enum mb_ckpt_dtype t)
     return (unsigned)t < MB_ARRAY_LEN(sizes) ? sizes[t] : 0;
 }
 
+void mb_ckpt_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
+{
+    size_t k = (size_t)snprintf(buf, cap, "[");
+    for (int i = 0; i < ndim && k < cap; i++)
+        k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)shape[i]);
+    if (k < cap)
+        snprintf(buf + k, cap - k, "]");
+}
+
 uint16_t mb_ckpt_bf16_from_f32(float x)
 {
     uint32_t u;

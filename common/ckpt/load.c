@@ -7,15 +7,6 @@
 #include "ckpt/internal.h"
 #include "core/mem.h"
 
-void mb_ckpt_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape)
-{
-    size_t k = (size_t)snprintf(buf, cap, "[");
-    for (int i = 0; i < ndim && k < cap; i++)
-        k += (size_t)snprintf(buf + k, cap - k, i ? ", %lld" : "%lld", (long long)shape[i]);
-    if (k < cap)
-        snprintf(buf + k, cap - k, "]");
-}
-
 /* Read dataset GROUP/<name of T> into DATA after checking its shape against T's. */
 static int load_tensor(mb_ckpt_reader *r, const char *file, const char *group,
                        const struct mb_ckpt_tensor *t, float *data)
