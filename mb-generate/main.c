@@ -471,8 +471,9 @@ static int run(const struct gen_opts *o)
     if (rc == 0)
         rc = generate(&g);
     if (rc == 0)
-        mb_log_info("%zu prompt tokens, %zu new tokens in %.2f s", g.prompt.len, g.out.len,
-                    mb_now() - t0);
+        mb_log_info("%zu prompt tokens, %zu new tokens in %.2f s (%d thread%s)", g.prompt.len,
+                    g.out.len, mb_now() - t0, mb_ops_cpu_threads(),
+                    mb_ops_cpu_threads() > 1 ? "s" : "");
     mb_ids_release(&g.prompt);
     mb_ids_release(&g.out);
     mb_tokenizer_free(g.tok);

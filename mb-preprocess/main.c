@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/cli.h"
+#include "core/cpus.h"
 #include "core/err.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -53,7 +54,7 @@ static const struct mb_opt pp_options[] = {
     OPT("append-eod", 0, MB_OPT_FLAG, append_eod, NULL,
         "append the end-of-document token to every non-empty document"),
     { "workers", 'w', MB_OPT_INT, offsetof(struct pp_opts, workers), "N",
-      "tokenizer threads per process (default: the number of CPUs)", 1, 1024 },
+      "tokenizer threads per process (default: the CPUs this process may use)", 1, 1024 },
     OPT("tokenizer-hf-no-include-special-tokens", 0, MB_OPT_FLAG, no_special, NULL,
         "do not add the post-processor's special tokens (BOS) to each document"),
     { "train-tokenizer", 0, MB_OPT_INT, offsetof(struct pp_opts, train_tokenizer), "N",
@@ -350,7 +351,7 @@ int main(int argc, char **argv)
     struct pp_opts o = { .json_keys = "text", .tokenizer = "bytes" };
     struct mb_dist dist;
 
-    o.workers = sysconf(_SC_NPROCESSORS_ONLN) > 0 ? sysconf(_SC_NPROCESSORS_ONLN) : 1;
+    o.workers = MB_MIN(mb_cpus_usable(), 1024); /* the CPUs this process may use */
     mb_tool_start("mb-preprocess");
     mb_dist_init(&dist, &argc, &argv);
     int rc = mb_cli_parse(&pp_cli, argc, argv, &o);

@@ -156,6 +156,9 @@ struct mb_ops {
 
 /* The CPU backend (OpenBLAS + OpenMP). */
 const struct mb_ops *mb_ops_cpu(void);
+/* Threads each CPU op runs on (per process, i.e. per rank): OMP_NUM_THREADS when set,
+ * else the CPUs this process may use (kern/cpu/threads.c). */
+int mb_ops_cpu_threads(void);
 
 /* Call first thing in main: when OpenBLAS chose its generic kernels on a CPU it did not
  * recognise, set OPENBLAS_CORETYPE and execute the program again (kern/cpu/blas_env.c).

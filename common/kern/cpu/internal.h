@@ -69,6 +69,9 @@ void mb_cpu_matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
                    float *c, int64_t ldc);
 void mb_cpu_gemm_init(void);
 
+/* threads.c: set the OpenMP thread count once (call from the main thread) */
+void mb_cpu_threads_init(void);
+
 /* norm.c */
 void mb_cpu_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, int64_t rows,
                         int64_t dim, float eps, bool zero_centered);

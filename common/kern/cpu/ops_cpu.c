@@ -73,5 +73,6 @@ static const struct mb_ops cpu_ops = {
 const struct mb_ops *mb_ops_cpu(void)
 {
     mb_cpu_gemm_init();
+    mb_cpu_threads_init();
     return &cpu_ops;
 }
