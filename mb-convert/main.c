@@ -148,8 +148,9 @@ int main(int argc, char **argv)
     struct mb_dist dist;
 
     mb_tool_start("mb-convert");
-    mb_dist_init(&dist, &argc, &argv);
-    int rc = mb_cli_parse(&cv_cli, argc, argv, &o);
+    int rc = mb_dist_init(&dist, &argc, &argv);
+    if (rc == 0)
+        rc = mb_cli_parse(&cv_cli, argc, argv, &o);
     if (rc == 0)
         rc = check_opts(&o);
     if (rc == 0)

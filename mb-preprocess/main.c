@@ -353,8 +353,9 @@ int main(int argc, char **argv)
 
     o.workers = MB_MIN(mb_cpus_usable(), 1024); /* the CPUs this process may use */
     mb_tool_start("mb-preprocess");
-    mb_dist_init(&dist, &argc, &argv);
-    int rc = mb_cli_parse(&pp_cli, argc, argv, &o);
+    int rc = mb_dist_init(&dist, &argc, &argv);
+    if (rc == 0)
+        rc = mb_cli_parse(&pp_cli, argc, argv, &o);
     if (rc == 0)
         rc = preprocess(&o, &dist);
     free(o.args);

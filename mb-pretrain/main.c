@@ -134,8 +134,9 @@ int main(int argc, char **argv)
     struct mb_dist dist;
     mb_ops_cpu_prepare(argv);
     mb_tool_start("mb-pretrain");
-    mb_dist_init(&dist, &argc, &argv);
-    int rc = mb_cli_parse(&pt_cli, argc, argv, &o);
+    int rc = mb_dist_init(&dist, &argc, &argv);
+    if (rc == 0)
+        rc = mb_cli_parse(&pt_cli, argc, argv, &o);
     if (rc == 0)
         rc = pretrain(&o, &dist);
     free(o.args);

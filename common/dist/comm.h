@@ -1,7 +1,9 @@
 /* dist/comm.h - the MPI world: started only when a launcher (mpirun, srun) started us.
  *
  * A tool run directly is a world of one and never touches MPI, so single-process use
- * costs nothing. Under MPI a fatal error calls MPI_Abort, so no rank is left hanging.
+ * costs nothing. Under MPI a fatal error calls MPI_Abort, so no rank is left hanging,
+ * and a watchdog (once a timeout is set) aborts the job when a rank waits too long in a
+ * collective for one that stopped responding.
  */
 #ifndef MB_DIST_COMM_H
 #define MB_DIST_COMM_H
@@ -17,9 +19,18 @@ struct mb_dist {
     int mpi; /* 1 if MPI was initialised */
 };
 
-/* Initialise MPI if the environment shows a launcher. Sets the log rank prefix. */
-void mb_dist_init(struct mb_dist *d, int *argc, char ***argv);
+/* Initialise MPI if the environment shows a launcher. Sets the log rank prefix.
+ * -1 (mb_err set) when the launcher started a different number of processes than MPI
+ * sees (srun --mpi=none -n 2: two worlds of one); the caller then exits 1, after
+ * mb_dist_finalize. */
+int mb_dist_init(struct mb_dist *d, int *argc, char ***argv);
 void mb_dist_finalize(struct mb_dist *d);
+
+/* Watchdog of the collectives below: a rank that waits in one for more than MINUTES
+ * prints the rank, the operation and the wait, and aborts the job (dist/watchdog.h).
+ * 0 = none, the default; mb-pretrain sets dist.timeout_minutes. -1 (mb_err set, naming
+ * WHERE) for a negative or absurd value. */
+int mb_dist_set_timeout(double minutes, const char *where);
 
 /* 1 if OK is non-zero on every rank (all ranks must call). */
 int mb_dist_all_ok(const struct mb_dist *d, int ok);

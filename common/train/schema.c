@@ -142,6 +142,10 @@ static const struct mb_config_key pretrain_keys[] = {
     { "dist.context_parallel_size", INT, "1", "context-parallel ranks", NULL },
     { "dist.device", STRING, "auto", "where to train; auto = cuda when available",
       "cpu|cuda|auto" },
+    { "dist.timeout_minutes", FLOAT, "30",
+      "a rank that waits this long in a gradient or loss all-reduce, agreement or barrier "
+      "aborts the job, naming itself and the operation (Megatron's "
+      "distributed_timeout_minutes); 0 = wait for ever", NULL },
 };
 
 const struct mb_config_key *mb_pretrain_schema(size_t *n)

@@ -143,6 +143,9 @@ static int setup(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
     struct mb_model_config mc;
+    const char *timeout = "dist.timeout_minutes"; /* the watchdog of the collectives */
+    if (mb_dist_set_timeout(mb_config_double(cfg, timeout), mb_config_where(cfg, timeout)) < 0)
+        return -1;
     if (check_sizes(t) < 0 || model_config(t, &mc) < 0)
         return -1;
     if (t->seq > mc.max_position_embeddings)

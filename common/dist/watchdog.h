@@ -1,0 +1,34 @@
+/* dist/watchdog.h - abort the job when one of our collectives waits too long.
+ *
+ * A rank that stops responding (stopped, swapping, stuck in a file system) leaves the
+ * others waiting in their next collective for ever. comm.c arms the watchdog around
+ * each collective it makes; when one has not completed after the timeout, a thread
+ * prints which rank waited in which operation for how long and calls MPI_Abort, which
+ * ends every rank of the job (Megatron's distributed_timeout_minutes does the same for
+ * NCCL and gloo).
+ *
+ * Why a thread and not non-blocking collectives polled with MPI_Test: the blocking ones
+ * keep Open MPI's tuned algorithms (MPI_Iallreduce of a gradient buffer measured about
+ * a fifth slower here), and arming costs a mutex and a clock read per collective.
+ * MPI is initialised MPI_THREAD_FUNNELED (MULTIPLE would make Open MPI 4.1 lock every
+ * message and turn off BTLs such as openib), so strictly only the main thread may call
+ * MPI; the watchdog's single call is MPI_Abort, made while the main thread is blocked in
+ * a collective that can no longer complete, and Open MPI's abort goes to the launcher
+ * (PMIx), not through the communicator. Tested under mpirun and with a stopped rank.
+ */
+#ifndef MB_DIST_WATCHDOG_H
+#define MB_DIST_WATCHDOG_H
+
+#include <stdint.h>
+
+/* Timeout in seconds; 0 turns the watchdog off (the default). */
+void mb_watchdog_set(double seconds);
+
+/* A collective starts on this rank (of SIZE): OP is a string literal shown if it times
+ * out, formatted with COUNT and a plural "s" ("all-reduce of %lld float%s") or with no
+ * conversion at all ("barrier"). */
+void mb_watchdog_arm(const char *op, int64_t count, int rank, int size);
+/* The collective armed last has completed. */
+void mb_watchdog_disarm(void);
+
+#endif /* MB_DIST_WATCHDOG_H */
