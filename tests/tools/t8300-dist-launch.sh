@@ -52,6 +52,12 @@ test_expect_success 'mb-preprocess and mb-convert refuse the same way and write 
     grep "^mb-convert: error: launched as 2 tasks" err && test_path_is_missing hf_out
 '
 
+test_expect_success 'independent copies on purpose: env -u SLURM_STEP_NUM_TASKS lets a task run' '
+    bare SLURM_STEP_NUM_TASKS=2 SLURM_PROCID=1 env -u SLURM_STEP_NUM_TASKS \
+        mb-preprocess -o shard1 corpus.jsonl 2>err &&
+    test -s shard1_text_document.idx
+'
+
 test_expect_success 'another MPI launcher (PMI_SIZE=2, e.g. MPICH mpiexec): exit 1 naming it' '
     test_expect_code 1 train "PMI_SIZE=2 PMI_RANK=1" 2>err &&
     grep "launched as 2 tasks (PMI_SIZE=2, this is task 1) but MPI sees 1 process" err
