@@ -8,6 +8,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -41,6 +42,7 @@ static void fire(double waited)
     mb_log_error_record();
     fflush(stderr);
     MPI_Abort(MPI_COMM_WORLD, 1);
+    _exit(1); /* MPI_Abort does not return; should it, this process still ends */
 }
 
 static struct timespec at(double t)

@@ -8,13 +8,14 @@
  * NCCL and gloo).
  *
  * Why a thread and not non-blocking collectives polled with MPI_Test: the blocking ones
- * keep Open MPI's tuned algorithms (MPI_Iallreduce of a gradient buffer measured about
- * a fifth slower here), and arming costs a mutex and a clock read per collective.
+ * keep Open MPI's tuned algorithms (16 MB over 2 ranks here: MPI_Allreduce 18-21 ms,
+ * MPI_Iallreduce + MPI_Test 22-24 ms), and arming and disarming cost two mutex
+ * operations and a clock read, 0.43 us per collective, a handful per training step.
  * MPI is initialised MPI_THREAD_FUNNELED (MULTIPLE would make Open MPI 4.1 lock every
- * message and turn off BTLs such as openib), so strictly only the main thread may call
- * MPI; the watchdog's single call is MPI_Abort, made while the main thread is blocked in
- * a collective that can no longer complete, and Open MPI's abort goes to the launcher
- * (PMIx), not through the communicator. Tested under mpirun and with a stopped rank.
+ * message), so strictly only the main thread may call MPI; the watchdog's single call is
+ * MPI_Abort, made while the main thread is blocked in a collective that can no longer
+ * complete, and Open MPI's abort goes to the launcher (PMIx), not through the
+ * communicator (tests/tools/t8302: mpirun, a rank stopped with SIGSTOP).
  */
 #ifndef MB_DIST_WATCHDOG_H
 #define MB_DIST_WATCHDOG_H
