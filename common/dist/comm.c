@@ -87,7 +87,11 @@ int mb_dist_init(struct mb_dist *d, int *argc, char ***argv)
     d->mpi = 1;
     mb_log_set_rank(d->rank, d->size);
     mb_err_set_abort_hook(abort_world);
-    return check_launch(d);
+    /* agreed, so that no rank goes on (or waits in MPI_Finalize) while another stops */
+    int rc = check_launch(d);
+    if (!mb_dist_all_ok(d, rc == 0) && rc == 0)
+        rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank's launch is wrong");
+    return rc;
 }
 
 void mb_dist_finalize(struct mb_dist *d)
