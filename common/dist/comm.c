@@ -103,13 +103,15 @@ void mb_dist_finalize(struct mb_dist *d)
 
 int mb_dist_set_timeout(double minutes, const char *where)
 {
-    int initialized = 0;
+    int initialized = 0, size = 1;
 
     if (!isfinite(minutes) || minutes < 0 || minutes > 1e7)
         return mb_err_set(MB_E_INVALID, where,
                           "the timeout must be between 0 (none) and 1e7 minutes, not %g", minutes);
     MPI_Initialized(&initialized);
-    mb_watchdog_set(initialized ? minutes * 60 : 0); /* a world of one never waits */
+    if (initialized)
+        MPI_Comm_size(MPI_COMM_WORLD, &size);
+    mb_watchdog_set(size > 1 ? minutes * 60 : 0); /* a world of one never waits */
     return 0;
 }
 
