@@ -13,6 +13,11 @@
  *     the largest score or logit, or the soft-cap). Elements whose exact value is
  *     outside the float range are left to the first rule.
  * The worst ratio to that tolerance is printed, with PyTorch float32's own for scale.
+ * Covered: matmul, add, scale, sumsq, add_bias, bias_grad, rmsnorm and layernorm
+ * fwd/bwd, embedding fwd/bwd, rope fwd/bwd (and nn/rope.c's table at position 131071),
+ * attention fwd/bwd and attention_kv (soft-cap, window, GQA), swiglu, geglu and gelu
+ * fwd/bwd, xent (soft-cap), adamw. Not here: zero, copy, to_host, from_host, qkv_split
+ * and qkv_merge move bits without arithmetic (kern_cpu_basic checks them).
  */
 #include <float.h>
 #include <limits.h>
@@ -259,6 +264,28 @@ static void case_gelu(void)
     free(x), free(dy), free(y), free(dx);
 }
 
+/* Away from the far negative tail (where e^(2u) amplifies the rounding of u), a few ulp. */
+static void case_gelu_core(void)
+{
+    int64_t n = 4000, shape[1] = {n};
+    float *x = fbuf(n), *dy = fbuf(n), *y = fbuf(n), *dx = fbuf(n);
+    for (int64_t i = 0; i < n; i++) {
+        x[i] = i % 2 ? sym(3) : fabsf(logu(-4, 4));
+        dy[i] = 1.0f;
+    }
+    struct kcase *c = new_case("gelu", "", "gelu (tanh) fwd/bwd, x in [-3, 1e4]");
+    input_f(c, 0, 1, shape, x);
+    input_f(c, 1, 1, shape, dy);
+    ops->gelu_fwd(y, x, n);
+    ops->gelu_bwd(dx, dy, x, n);
+    output(c, "y", y, n, 8 * EPS, 0);
+    struct out *o = output(c, "dx", dx, n, 8 * EPS, 0);
+    o->atolv = dbuf(n);
+    for (int64_t i = 0; i < n; i++)
+        o->atolv[i] = 8 * EPS * gelu_grad_terms(x[i]);
+    free(x), free(dy), free(y), free(dx);
+}
+
 static void case_gated(const char *act, bool geglu)
 {
     int64_t rows = 3, inner = 700, shape[2] = {rows, 2 * inner}, yshape[2] = {rows, inner};
@@ -367,7 +394,8 @@ static void case_layernorm(void)
         w[i] = 1.0f + sym(0.5);
         b[i] = sym(0.5);
     }
-    struct kcase *c = new_case("layernorm", "eps=1e-5", "layernorm, rows 1e-40..1e38 and mean 1e4 +- 0.1");
+    struct kcase *c = new_case("layernorm", "eps=1e-5",
+                               "layernorm, rows 1e-40..1e38 and mean 1e4 +- 0.1");
     input_f(c, 0, 2, shape, x);
     input_f(c, 1, 1, wshape, w);
     input_f(c, 2, 1, wshape, b);
@@ -661,7 +689,8 @@ static void case_embedding(void)
         ids[r] = (int32_t)(unif() * 7); /* many repeats */
     for (int64_t i = 0; i < rows * dim; i++)
         dout[i] = logu(-4, 4);
-    struct kcase *c = new_case("embedding", "scale=8", "embedding fwd/bwd, |w| to 1e37, repeated ids");
+    struct kcase *c = new_case("embedding", "scale=8",
+                               "embedding fwd/bwd, |w| to 1e37, repeated ids");
     input_f(c, 0, 2, shape, table);
     input(c, 1, MB_NPY_I4, 1, ishape, ids);
     input_f(c, 2, 2, oshape, dout);
@@ -821,6 +850,7 @@ int main(void)
     tap_enter_scratch_dir();
     manifest = fopen("manifest.txt", "w");
     case_gelu();
+    case_gelu_core();
     case_gated("geglu", true);
     case_gated("swiglu", false);
     case_rmsnorm(false);
