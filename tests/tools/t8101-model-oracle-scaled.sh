@@ -14,15 +14,22 @@ test_description='mb models with large weights (activations in the hundreds) mat
 models="$MB_ROOT/tests/data/models"
 scaled="llama:30 mistral:30 qwen2:30 qwen3:30 gemma:30 gemma2:40 gemma3:40 gpt2:50"
 
+test_expect_success 'setup: the scaled configs, and tokens for ckpt_logits' '
+    "$PY" -c "
+import json, sys
+import numpy as np
+for fm in sys.argv[2:]:
+    f, m = fm.split(\":\")
+    c = json.load(open(f\"{sys.argv[1]}/{f}.json\"))
+    c[\"init_method_std\"] *= float(m)
+    json.dump(c, open(f + \".json\", \"w\"))
+np.save(\"tokens.npy\", ((np.arange(40) * 37 + 11) % 320).astype(np.int32).reshape(1, 40))
+" "$models" $scaled
+'
+
 for fm in $scaled; do
     f=${fm%:*} m=${fm#*:}
     test_expect_success "$f x$m: model_dump of the scaled config" "
-        \"\$PY\" -c '
-import json, sys
-c = json.load(open(sys.argv[1]))
-c[\"init_method_std\"] *= float(sys.argv[2])
-json.dump(c, open(sys.argv[3], \"w\"))
-' '$models/$f.json' $m $f.json &&
         model_dump $f.json dump_$f --batch 2 --seq 16 --seed 7 2>err &&
         test -f dump_$f/loss.npy
     "
@@ -41,23 +48,14 @@ test_expect_success 'setup: GPT-2 and Gemma 2 checkpoints with weights of std 1,
     ckpt_init "$models/gpt2.json" ck_gpt2 --std 1.0 --seed 3 &&
     ckpt_init "$models/gemma2.json" ck_gemma2 --std 1.0 --seed 3 &&
     mb-convert --from h5 --to hf ck_gpt2 hf_gpt2 2>err &&
-    mb-convert --from h5 --to hf ck_gemma2 hf_gemma2 2>err &&
-    "$PY" -c "
-import numpy as np
-np.save(\"tokens.npy\", ((np.arange(40) * 37 + 11) % 320).astype(np.int32).reshape(1, 40))
-"
+    mb-convert --from h5 --to hf ck_gemma2 hf_gemma2 2>err
 '
 
-# logits of a few hundred: 5e-3 is 1e-5 of their size (the normwise error is printed)
-test_expect_success 'ckpt_logits: mb logits and loss = transformers, all finite' '
+# GPT-2's logits reach a few hundred: 5e-3 is 1e-5 of that (the normwise error is printed);
+# a NaN or inf logit fails the max-difference check
+test_expect_success 'ckpt_logits: mb logits and loss = transformers' '
     ckpt_logits ck_gpt2 tokens.npy dump_ck_gpt2 &&
     ckpt_logits ck_gemma2 tokens.npy dump_ck_gemma2 &&
-    "$PY" -c "
-import numpy as np, sys
-for d in sys.argv[1:]:
-    x = np.load(d + \"/logits.npy\")
-    assert np.isfinite(x).all(), d
-" dump_ck_gpt2 dump_ck_gemma2 &&
     "$PY" "$ORACLE/hf_convert.py" check - hf_gpt2 dump_ck_gpt2 - hf_gemma2 dump_ck_gemma2 \
         --tokens tokens.npy --tol 5e-3 >out 2>err;
     rc=$?; cat out; test $rc = 0
