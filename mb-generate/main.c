@@ -408,7 +408,18 @@ static void emit_id(struct gen *g, int32_t id)
     fflush(stdout);
 }
 
-/* Prefill, then one position per token until EOS, N tokens or the model's last position. */
+/* The logits the model gave at POS (counted from 0 over prompt and output) hold KINDS of
+ * non-finite values: no token is chosen from them. */
+static int nonfinite_error(int64_t pos, const char *kinds)
+{
+    char where[48];
+    snprintf(where, sizeof where, "position %lld", (long long)pos);
+    return mb_err_set(MB_E_INVALID, where, "non-finite logits (%s); no token is chosen from them",
+                      kinds);
+}
+
+/* Prefill, then one position per token until EOS, N tokens or the model's last position;
+ * stops with an error at logits that are not all finite. */
 static int generate(struct gen *g)
 {
     const struct mb_model_config *c = &g->m.cfg;
@@ -427,6 +438,11 @@ static int generate(struct gen *g)
     if (rc == 0 && !g->o->ids)
         rc = prompt_text_len(g);
     while (rc == 0 && (int64_t)g->prompt.len + (int64_t)g->out.len < total) {
+        const char *bad = mb_logits_nonfinite(logits, c->vocab_size);
+        if (bad) {
+            rc = nonfinite_error(st.len - 1, bad);
+            break;
+        }
         int32_t id = mb_sample_next(&s, logits, c->vocab_size);
         mb_ids_push(&g->out, id);
         bool stop = is_eos(g, id);

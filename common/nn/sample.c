@@ -113,6 +113,18 @@ void mb_sample_probs(struct mb_sampler *s, const float *logits, int64_t vocab, d
         probs[s->order[r]] /= sum;
 }
 
+const char *mb_logits_nonfinite(const float *logits, int64_t vocab)
+{
+    static const char *const kinds[8] = {
+        NULL, "NaN", "inf", "NaN, inf", "-inf", "NaN, -inf", "inf, -inf", "NaN, inf, -inf",
+    };
+    unsigned seen = 0;
+    for (int64_t i = 0; i < vocab; i++)
+        if (!isfinite(logits[i]))
+            seen |= isnan(logits[i]) ? 1u : (logits[i] > 0 ? 2u : 4u);
+    return kinds[seen];
+}
+
 /* Uniform in [0, 1) from draw I of SEED. */
 static double uniform(uint64_t seed, uint64_t i)
 {

@@ -40,6 +40,11 @@ void mb_sampler_free(struct mb_sampler *s);
  * renormalised softmax (0 for removed tokens); for greedy, 1 at the argmax. */
 void mb_sample_probs(struct mb_sampler *s, const float *logits, int64_t vocab, double *probs);
 
+/* NULL when every value of LOGITS[V] is finite; else the kinds of non-finite values it
+ * holds, "NaN", "inf", "-inf" or several of them ("NaN, inf"). No token is to be chosen
+ * from such logits (greedy would pick an arbitrary one, sampling NaN probabilities). */
+const char *mb_logits_nonfinite(const float *logits, int64_t vocab);
+
 /* The next token for LOGITS[V]; a sampled one uses the sampler's next draw. */
 int32_t mb_sample_next(struct mb_sampler *s, const float *logits, int64_t vocab);
 

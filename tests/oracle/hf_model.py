@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """hf_model.py - PyTorch/transformers oracle for mb's model forward, loss and gradients.
 
-usage: hf_model.py compare DUMP_DIR... [--tol 1e-4] [--float64]
+usage: hf_model.py compare DUMP_DIR... [--tol 1e-4] [--float64] [--min-hidden X]
+                          [--min-preact Y]
        hf_model.py dump CONFIG.json DUMP_DIR [--batch 2] [--seq 16] [--seed 7]
        hf_model.py selftest CONFIG.json... [--batch 2] [--seq 16] [--seed 7] [--tol 1e-4]
 
@@ -15,7 +16,11 @@ compare   reads a dump written by mb's model_dump helper (config.json, tokens.np
           ||want|| per tensor (for the scalar loss |got - want| / |want|); max |got - want|
           is reported beside it; a failing stacked gradient is broken down by layer.
           --float64 runs the HF model in float64 (the reference then carries no fp32
-          rounding of its own). Prints one TAP stream for all dumps; exits 1 when any
+          rounding of its own). --min-hidden X / --min-preact Y also check, per dump,
+          that transformers' largest |hidden state| (a decoder layer's output) reaches
+          X and its largest |MLP pre-activation| (the input of act_fn / act) reaches Y
+          (for dumps of models with scaled weights).
+          Prints one TAP stream for all dumps; exits 1 when any
           check fails, 2 on bad input (missing or extra tensors, wrong shapes or dtypes,
           a config the family's HF class cannot express).
 dump      writes such a dump from a second, independent implementation of the mb config's
@@ -216,8 +221,10 @@ def hf_config(cfg):
     H, L, nh, nkv, d, ffn, V = dims(cfg)
     tied = bool(cfg_get(cfg, "share_embeddings_and_output_weights", False))
     eps = float(cfg_get(cfg, "layernorm_epsilon", 1e-5))
+    # initializer_range only seeds HF's own init, which the loaded params replace; HF
+    # refuses values above 1 (models with scaled weights have them)
     common = dict(vocab_size=V, tie_word_embeddings=tied, attn_implementation="eager",
-                  initializer_range=float(cfg_get(cfg, "init_method_std", 0.02)))
+                  initializer_range=min(float(cfg_get(cfg, "init_method_std", 0.02)), 1.0))
     if fam == "gpt2":
         return tf.GPT2Config(n_embd=H, n_layer=L, n_head=nh, n_inner=ffn,
                              n_positions=cfg["max_position_embeddings"],
@@ -494,8 +501,27 @@ def masked_loss(logits, labels, mask):
 
 # ---------------------------------------------------------------- compare
 
-def hf_forward_backward(d, dtype):
-    """Logits, loss and mb-named grads from the HF model loaded with the dump's params."""
+def track_activations(model, stats):
+    """Forward hooks recording in STATS the largest |input| of the MLP activations ("act")
+    and |output| of the decoder layers ("hidden")."""
+    def act_hook(mod, args, out):
+        stats["act"] = max(stats["act"], args[0].detach().abs().max().item())
+
+    def layer_hook(mod, args, out):
+        h = out[0] if isinstance(out, tuple) else out
+        stats["hidden"] = max(stats["hidden"], h.detach().abs().max().item())
+
+    for name, mod in model.named_modules():
+        if name.endswith(".act_fn") or name.endswith(".mlp.act"):
+            mod.register_forward_hook(act_hook)
+        parts = name.split(".")
+        if len(parts) >= 2 and parts[-1].isdigit() and parts[-2] in ("layers", "h"):
+            mod.register_forward_hook(layer_hook)
+
+
+def hf_forward_backward(d, dtype, stats=None):
+    """Logits, loss and mb-named grads from the HF model loaded with the dump's params
+    (with STATS, a dict: the largest activations seen, track_activations)."""
     cfg = d["cfg"]
     model = hf_model(cfg, dtype)
     mb = {k: torch.from_numpy(v).to(dtype) for k, v in d["params"].items()}
@@ -520,6 +546,8 @@ def hf_forward_backward(d, dtype):
     for k, t in mb.items():
         if not torch.equal(back[k], t):
             raise DumpError(f"{k}: mb -> HF -> mb round trip changes the tensor")
+    if stats is not None:
+        track_activations(model, stats)
     tokens = torch.from_numpy(d["tokens"]).long()
     T = tokens.shape[1]
     pos = torch.arange(T).unsqueeze(0).expand_as(tokens)
@@ -578,11 +606,16 @@ class Tap:
                 self.say("#   " + title)
 
 
-def compare(path, tol, dtype, tap):
+def compare(path, tol, dtype, tap, min_act=(0.0, 0.0)):
     """Checks one dump: a TAP line per tensor through tap; returns the worst rel error."""
     d = read_dump(path)
     fam = d["cfg"]["family"]
-    logits, loss, grads = hf_forward_backward(d, dtype)
+    stats = {"act": 0.0, "hidden": 0.0}
+    logits, loss, grads = hf_forward_backward(d, dtype, stats)
+    if max(min_act) > 0:
+        tap.check(stats["hidden"] >= min_act[0] and stats["act"] >= min_act[1],
+                  f"{fam}: transformers' largest |hidden state| {stats['hidden']:.4g} >= "
+                  f"{min_act[0]:g}, |MLP pre-activation| {stats['act']:.4g} >= {min_act[1]:g}")
     checks = [("logits", d["logits"], logits.numpy()), ("loss", d["loss"], loss.numpy())]
     checks += [("grad " + k, d["grads"][k], grads[k].numpy()) for k in mb_shapes(d["cfg"])]
     worst = 0.0
@@ -599,12 +632,12 @@ def compare(path, tol, dtype, tap):
     return worst
 
 
-def compare_all(paths, tol, dtype):
+def compare_all(paths, tol, dtype, min_act=(0.0, 0.0)):
     tap = Tap()
     errors = 0
     for path in paths:
         try:
-            compare(path, tol, dtype, tap)
+            compare(path, tol, dtype, tap, min_act)
         except (DumpError, OSError, ValueError, KeyError) as e:
             errors += 1
             tap.check(False, f"{path}: error: {e}")
@@ -854,6 +887,10 @@ def main():
     c.add_argument("dump", nargs="+")
     c.add_argument("--tol", type=float, default=1e-4, help="norm-wise relative tolerance")
     c.add_argument("--float64", action="store_true", help="run the HF model in float64")
+    c.add_argument("--min-hidden", type=float, default=0.0,
+                   help="check that transformers' hidden states reach this size")
+    c.add_argument("--min-preact", type=float, default=0.0,
+                   help="check that transformers' MLP pre-activations reach this size")
     d = sub.add_parser("dump", help="write a dump from the torch reference")
     d.add_argument("config")
     d.add_argument("out")
@@ -868,7 +905,8 @@ def main():
     torch.set_num_threads(1)
     try:
         if a.cmd == "compare":
-            return compare_all(a.dump, a.tol, torch.float64 if a.float64 else torch.float32)
+            return compare_all(a.dump, a.tol, torch.float64 if a.float64 else torch.float32,
+                               (a.min_hidden, a.min_preact))
         if a.cmd == "dump":
             ref_dump(load_config(a.config), a.out, a.batch, a.seq, a.seed)
             return 0

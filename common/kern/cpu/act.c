@@ -9,33 +9,48 @@
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
 #define GELU_A 0.044715f
 
+/* mb_cpu_expf stops at e^88: below SILU_LOW, g / (1 + e^-g) would be g e^-88 (-0.6 for
+ * g = -1e38) where silu and its derivative are below 1e-36 in size: -0 there, as PyTorch
+ * gives once e^-g overflows. */
+#define SILU_LOW -88.0f
+
 static inline float silu(float g)
 {
-    return g / (1.0f + mb_cpu_expf(-g));
+    return g < SILU_LOW ? -0.0f : g / (1.0f + mb_cpu_expf(-g));
 }
 
 /* d silu / dg = sig (1 + g (1 - sig)) */
 static inline float silu_grad(float g)
 {
     float sig = 1.0f / (1.0f + mb_cpu_expf(-g));
-    return sig * (1.0f + g * (1.0f - sig));
+    return g < SILU_LOW ? -0.0f : sig * (1.0f + g * (1.0f - sig));
 }
 
 /* With u = sqrt(2/pi) (x + 0.044715 x^3), e = e^(2u) and d = 1 / (1 + e):
  * 1 + tanh u = 2 e d and 1 - tanh^2 u = 4 e d^2, so
  *   gelu(x) = x e d,   gelu'(x) = e d (1 + 2 x d sqrt(2/pi) (1 + 3 * 0.044715 x^2)),
- * both free of cancellation and vectorisable (no tanhf call). */
+ * both free of cancellation and vectorisable (no tanhf call). Once 2u passes GELU_BIG
+ * (x > 9.7), x e overflows (inf / inf); there gelu(x) = x (1 + e^-2u)^-1 and gelu'(x) =
+ * 1 - O(x^3 e^-2u) are x and 1 to the last bit (e^-80 = 2e-35), so a select returns those.
+ * For x < -16, e is 0 and x^3 overflows (0 * inf): the derivative takes x clamped there.
+ * Elsewhere the operations are the original ones (same bits). */
+#define GELU_BIG 80.0f
+
 static inline float gelu(float x)
 {
-    float e = mb_cpu_expf(2.0f * GELU_K * (x + GELU_A * x * x * x));
-    return x * e / (1.0f + e);
+    float a = 2.0f * GELU_K * (x + GELU_A * x * x * x);
+    float e = mb_cpu_expf(a);
+    return a < GELU_BIG ? x * e / (1.0f + e) : x;
 }
 
 static inline float gelu_grad(float x)
 {
-    float e = mb_cpu_expf(2.0f * GELU_K * (x + GELU_A * x * x * x));
+    float a = 2.0f * GELU_K * (x + GELU_A * x * x * x);
+    float e = mb_cpu_expf(a);
     float d = 1.0f / (1.0f + e);
-    return e * d * (1.0f + 2.0f * x * d * GELU_K * (1.0f + 3.0f * GELU_A * x * x));
+    float xc = x < -16.0f ? -16.0f : x;
+    return a < GELU_BIG ? e * d * (1.0f + 2.0f * xc * d * GELU_K * (1.0f + 3.0f * GELU_A * xc * xc))
+                        : 1.0f;
 }
 
 MB_CPU_CLONES static void swiglu_fwd_row(float *restrict y, const float *restrict gu, int64_t n)

@@ -4,12 +4,29 @@
  * column reductions over rows: each task owns a block of columns and adds the rows in
  * order, so dw and db do not depend on the thread count.
  */
+#include <float.h>
 #include <math.h>
 
 #include "core/defs.h"
 #include "kern/cpu/internal.h"
 
 #define COL_BLOCK 64
+
+/* 1 / sqrt(ms + eps) for a row's mean square (or variance) MS computed in double. In float
+ * as always while MS fits one; in double for rows beyond 1.8e19 (MS past FLT_MAX), where
+ * the float path would give r = 0 and y = 0 (which is also what PyTorch's float32 norms
+ * return there). */
+static inline float inv_rms(double ms, float eps)
+{
+    float msf = (float)ms;
+    if (msf <= FLT_MAX)
+        return 1.0f / sqrtf(msf + eps);
+    return (float)(1.0 / sqrt(ms + (double)eps));
+}
+
+/* Below this rstd (rows of rms above 1e12), r^3 mean(dy w x) in the RMSNorm backward
+ * would underflow: the backward then factors out r. */
+#define RMS_BWD_SMALL_R 1e-12f
 
 MB_CPU_CLONES static void rms_fwd_row(float *restrict y, float *rstd, const float *restrict x,
                                       const float *restrict w, int64_t dim, float eps, bool zc)
@@ -19,7 +36,7 @@ MB_CPU_CLONES static void rms_fwd_row(float *restrict y, float *rstd, const floa
 #pragma omp simd reduction(+ : ss)
     for (int64_t i = 0; i < dim; i++)
         ss += (double)x[i] * x[i];
-    float r = 1.0f / sqrtf((float)(ss / (double)dim) + eps);
+    float r = inv_rms(ss / (double)dim, eps);
     float off = zc ? 1.0f : 0.0f;
 #pragma omp simd
     for (int64_t i = 0; i < dim; i++)
@@ -36,7 +53,8 @@ void mb_cpu_rmsnorm_fwd(float *y, float *rstd, const float *x, const float *w, i
                     zero_centered);
 }
 
-/* dx += r w' dy - x r^3 sum(dy w' x) / dim, with w' the effective weight. */
+/* dx += r w' dy - x r^3 sum(dy w' x) / dim, with w' the effective weight; for rows of
+ * tiny r as r (w' dy - x c2) with c2 = r^2 sum(dy w' x) / dim, which stays normal. */
 MB_CPU_CLONES static void rms_bwd_row(float *restrict dx, const float *restrict dy,
                                       const float *restrict x, const float *restrict w,
                                       float r, int64_t dim, bool zc)
@@ -47,6 +65,13 @@ MB_CPU_CLONES static void rms_bwd_row(float *restrict dx, const float *restrict 
 #pragma omp simd reduction(+ : dot)
     for (int64_t i = 0; i < dim; i++)
         dot += (double)(dy[i] * (w[i] + off)) * x[i];
+    if (r < RMS_BWD_SMALL_R) {
+        float c2 = (float)(dot / (double)dim * r * r);
+#pragma omp simd
+        for (int64_t i = 0; i < dim; i++)
+            dx[i] += r * (dy[i] * (w[i] + off) - x[i] * c2);
+        return;
+    }
     float c = (float)(dot / (double)dim) * r * r * r;
 #pragma omp simd
     for (int64_t i = 0; i < dim; i++)
@@ -104,7 +129,7 @@ MB_CPU_CLONES static void ln_fwd_row(float *restrict y, float *mean, float *rstd
 #pragma omp simd reduction(+ : ss)
     for (int64_t i = 0; i < dim; i++)
         ss += (double)(x[i] - mu) * (x[i] - mu);
-    float r = 1.0f / sqrtf((float)(ss / (double)dim) + eps);
+    float r = inv_rms(ss / (double)dim, eps);
 #pragma omp simd
     for (int64_t i = 0; i < dim; i++)
         y[i] = (x[i] - mu) * r * w[i] + b[i];
