@@ -118,7 +118,7 @@ static void overrides_are_typed(void)
 
     ok(mb_config_override(c, "model.hidden_size=128") == 0, "integer override");
     is_int(mb_config_i64(c, "model.hidden_size"), 128, "value applied");
-    is_str(mb_config_where(c, "model.hidden_size"), "model.hidden_size=128",
+    is_str(mb_config_where(c, "model.hidden_size"), "command line: model.hidden_size=128",
            "where is the argument");
     ok(mb_config_override(c, "optimizer.lr=2e-5") == 0 &&
        mb_config_double(c, "optimizer.lr") == 2e-5, "float override");
@@ -127,7 +127,7 @@ static void overrides_are_typed(void)
 
     ok(mb_config_override(c, "model.hidden_size=12x") == -1, "bad integer refused");
     is_int(mb_err_code(), MB_E_USAGE, "override errors are usage errors");
-    is_str(mb_err_where(), "model.hidden_size=12x", "error names the argument");
+    is_str(mb_err_where(), "command line: model.hidden_size=12x", "error names the argument");
     is_str(mb_err_what(), "key 'model.hidden_size' expects an integer, got '12x'",
            "error names the expected type");
     is_int(mb_config_i64(c, "model.hidden_size"), 128, "failed override keeps the old value");
@@ -138,7 +138,7 @@ static void overrides_are_typed(void)
            "choices listed");
 
     ok(mb_config_override(c, "model.hiden_size=64") == -1, "unknown key refused");
-    is_str(mb_err_where(), "model.hiden_size=64", "unknown key: where is the argument");
+    is_str(mb_err_where(), "command line: model.hiden_size=64", "unknown key: where is the argument");
     is_str(mb_err_what(), "unknown key 'model.hiden_size' (did you mean 'model.hidden_size'?)",
            "suggestion by edit distance");
     ok(mb_config_override(c, "train.lr=1") == -1, "key in the wrong section refused");
