@@ -19,7 +19,9 @@
 #include "dist/comm.h"
 #include "kern/ops.h"
 #include "tok/tokenizer.h"
+#include "train/limits.h"
 #include "train/schema.h"
+#include "train/setup.h"
 #include "train/trainer.h"
 
 struct pt_opts {
@@ -176,8 +178,11 @@ static int pretrain(const struct pt_opts *o, const struct mb_dist *dist)
     mb_config *cfg = load_config(o);
     if (!cfg)
         return -1;
-    int rc = 0;
-    if (o->print_config || dist->rank == 0) {
+    /* the model trained is the pretrained checkpoint's: print and store that one */
+    int rc = mb_setup_apply_pretrained(cfg, dist);
+    if (!mb_dist_all_ok(dist, rc == 0) && rc == 0)
+        rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+    if (rc == 0 && (o->print_config || dist->rank == 0)) {
         if (!o->print_config)
             fprintf(stderr, "mb-pretrain: resolved configuration:\n");
         rc = mb_config_print(cfg, o->print_config ? stdout : stderr);
@@ -186,6 +191,8 @@ static int pretrain(const struct pt_opts *o, const struct mb_dist *dist)
         struct mb_train_tokenizer tok;
         char *tok_path = NULL;
         rc = load_tokenizer(cfg, dist->rank, &tok, &tok_path);
+        if (rc == 0)
+            rc = mb_train_check_limits(cfg, dist->size, tok.vocab_size);
         if (mb_dist_all_ok(dist, rc == 0))
             rc = mb_train_run(dist, cfg, &tok);
         else if (rc == 0)
