@@ -220,10 +220,10 @@ static int check_options(struct pp_run *r)
     if (!o->output_prefix)
         return usage_error("%s", "--output-prefix is required");
     if (o->partitions > 1 && !o->keep_sequential)
-        return usage_error("--partitions %s: Megatron then interleaves the documents of the "
-                           "partitions; mb-preprocess keeps the input order, so add "
-                           "--keep-sequential-samples (or use --workers and MPI ranks)",
-                           "above 1");
+        return mb_err_set(MB_E_USAGE, NULL, "--partitions above 1: Megatron then interleaves "
+                          "the documents of the partitions; mb-preprocess keeps the input "
+                          "order, so add --keep-sequential-samples (or use --workers and MPI "
+                          "ranks)");
     if (parse_keys(r) != 0 || check_keys_are_not_files(r) != 0)
         return -1;
     return collect_inputs(r);
