@@ -56,7 +56,6 @@ static const struct {
     { "disable_bias_linear", "model.add_bias_linear", "false" },
     { "use_rotary_position_embeddings", "model.position_embedding_type", "rope" },
     { "apply_layernorm_1p", "model.layernorm_zero_centered_gamma", "true" },
-    { "distributed_backend", "dist.device", NULL },
 };
 
 /* The schema entry whose last part is NAME ("train_iters" -> train.train_iters). */
