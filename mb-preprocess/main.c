@@ -12,6 +12,7 @@
 #include "core/cli.h"
 #include "core/cpus.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/time.h"
@@ -27,36 +28,76 @@
 struct pp_opts {
     const char *input;
     const char *output_prefix;
-    const char *json_keys;
+    char *json_keys;
     const char *tokenizer;
+    const char *tokenizer_type;
+    const char *tokenizer_model;
+    const char *vocab_file;
+    const char *merge_file;
     const char *save_tokenizer;
+    const char *lang;
     int64_t workers;
     int64_t train_tokenizer;
+    int64_t log_interval;
+    int64_t partitions;
     int append_eod;
     int skip_bad;
     int no_special;
+    int keep_newlines;
+    int keep_sequential;
     char **args;
     int nargs;
 };
 
 #define OPT(name, s, kind, field, meta, help) \
     { name, s, kind, offsetof(struct pp_opts, field), meta, help, 0, 0 }
+/* An option of Megatron's preprocess_data.py that mb-preprocess does not take. */
+#define REFUSED(name, why) { name, 0, MB_OPT_REFUSED, 0, NULL, why, 0, 0 }
+
+#define WHY_SPLIT "sentence splitting (NLTK punkt) is not done: each document is written " \
+    "whole, and a field holding a JSON list of strings is taken as its sentences"
+#define WHY_TUNE "there is no worker-count search: --workers defaults to the CPUs available " \
+    "and the output does not depend on it"
+#define WHY_VOCAB "the vocabulary is the tokenizer's own (Megatron uses this option for other " \
+    "tokenizer types or for model padding, not for token files)"
+#define WHY_SP "SentencePiece .model files are not read: give the model's HF tokenizer.json " \
+    "(--tokenizer-type HuggingFaceTokenizer --tokenizer-model DIR)"
+#define WHY_TIKTOKEN "TikTokenizer is not supported: give the model's HF tokenizer.json " \
+    "(--tokenizer-type HuggingFaceTokenizer --tokenizer-model DIR)"
 
 static const struct mb_opt pp_options[] = {
     OPT("input", 'i', MB_OPT_STR, input, "FILE", "JSONL input (.gz read transparently); "
         "also as arguments; default standard input"),
     OPT("output-prefix", 'o', MB_OPT_STR, output_prefix, "PREFIX",
         "write PREFIX_KEY_document.bin/.idx (required)"),
-    OPT("json-keys", 0, MB_OPT_STR, json_keys, "K1,K2", "fields to tokenize, one output pair each "
-        "(default: text)"),
+    OPT("json-keys", 0, MB_OPT_WORDS, json_keys, "KEY", "fields to tokenize, one output pair "
+        "each: the words after it, or K1,K2 (default: text)"),
     OPT("tokenizer", 't', MB_OPT_STR, tokenizer, "FILE|DIR|bytes",
         "HF tokenizer.json (or its directory), or the built-in byte tokenizer (default: bytes)"),
+    OPT("tokenizer-type", 0, MB_OPT_STR, tokenizer_type, "TYPE",
+        "Megatron's: HuggingFaceTokenizer (with --tokenizer-model) or GPT2BPETokenizer "
+        "(with --vocab-file and --merge-file)"),
+    OPT("tokenizer-model", 0, MB_OPT_STR, tokenizer_model, "DIR|FILE",
+        "HuggingFaceTokenizer: the model directory or its tokenizer.json"),
+    OPT("vocab-file", 0, MB_OPT_STR, vocab_file, "FILE", "GPT2BPETokenizer: GPT-2's vocab.json"),
+    OPT("merge-file", 0, MB_OPT_STR, merge_file, "FILE", "GPT2BPETokenizer: GPT-2's merges.txt"),
     OPT("append-eod", 0, MB_OPT_FLAG, append_eod, NULL,
         "append the end-of-document token to every non-empty document"),
     { "workers", 'w', MB_OPT_INT, offsetof(struct pp_opts, workers), "N",
       "tokenizer threads per process (default: the CPUs this process may use)", 1, 1024 },
     OPT("tokenizer-hf-no-include-special-tokens", 0, MB_OPT_FLAG, no_special, NULL,
         "do not add the post-processor's special tokens (BOS) to each document"),
+    { "log-interval", 0, MB_OPT_INT, offsetof(struct pp_opts, log_interval), "N",
+      "log progress (documents, rate, percent done, ETA) every N documents", 1, INT64_MAX },
+    { "partitions", 0, MB_OPT_INT, offsetof(struct pp_opts, partitions), "N",
+      "accepted for Megatron's command lines; above 1 only with --keep-sequential-samples "
+      "(parallelism is --workers and MPI ranks)", 1, 1 << 20 },
+    OPT("keep-sequential-samples", 0, MB_OPT_FLAG, keep_sequential, NULL,
+        "documents stay in input order (always so)"),
+    OPT("keep-newlines", 0, MB_OPT_FLAG, keep_newlines, NULL,
+        "accepted; as in Megatron it only matters with --split-sentences (refused)"),
+    OPT("lang", 0, MB_OPT_STR, lang, "LANG",
+        "accepted; as in Megatron it only matters with --split-sentences (refused)"),
     { "train-tokenizer", 0, MB_OPT_INT, offsetof(struct pp_opts, train_tokenizer), "N",
       "first train a byte-level BPE of N entries on the input, then tokenize with it", 257,
       1 << 24 },
@@ -64,6 +105,32 @@ static const struct mb_opt pp_options[] = {
         "where --train-tokenizer writes tokenizer.json (default: PREFIX_tokenizer.json)"),
     OPT("skip-bad", 0, MB_OPT_FLAG, skip_bad, NULL,
         "skip malformed lines (counted in the summary) instead of failing"),
+    REFUSED("split-sentences", WHY_SPLIT),
+    REFUSED("find-optimal-num-workers", WHY_TUNE),
+    REFUSED("workers-to-check", WHY_TUNE),
+    REFUSED("max-documents", WHY_TUNE),
+    REFUSED("performance-dir", WHY_TUNE),
+    REFUSED("vocab-size", WHY_VOCAB),
+    REFUSED("padded-vocab-size", WHY_VOCAB),
+    REFUSED("no-pad-vocab-size", WHY_VOCAB),
+    REFUSED("disable-pad-vocab-size", WHY_VOCAB),
+    REFUSED("vocab-extra-ids", WHY_VOCAB),
+    REFUSED("tokenizer-metadata", "tokenizer metadata files are not read: the tokenizer is "
+            "its tokenizer.json (or vocab.json and merges.txt)"),
+    REFUSED("tokenizer-special-tokens", "extra special tokens are not added: put them in "
+            "tokenizer.json's added_tokens"),
+    REFUSED("tiktoken-pattern", WHY_TIKTOKEN),
+    REFUSED("tiktoken-num-special-tokens", WHY_TIKTOKEN),
+    REFUSED("tokenizer-sentencepiece-legacy", WHY_SP),
+    REFUSED("no-tokenizer-sentencepiece-ignore-extra-whitespaces", WHY_SP),
+    REFUSED("disable-tokenizer-sentencepiece-ignore-extra-whitespaces", WHY_SP),
+    REFUSED("tokenizer-hf-no-use-fast", "there is one HF tokenizer, giving the fast "
+            "(tokenizers) tokenizer's ids"),
+    REFUSED("trust-remote-code", "no Python code of a tokenizer directory is run"),
+    REFUSED("null-tokenizer-eod-id", "NullTokenizer is not supported"),
+    REFUSED("null-tokenizer-pad-id", "NullTokenizer is not supported"),
+    REFUSED("chat-template", "chat templates are not applied to pretraining text"),
+    REFUSED("use-gigatoken", "gigatoken is not supported (the tokenizer is native code)"),
 };
 
 static void version_extra(FILE *out)
@@ -125,21 +192,40 @@ static int collect_inputs(struct pp_run *r)
 
 static int parse_keys(struct pp_run *r)
 {
-    char *copy = mb_xstrdup(r->o->json_keys), *save = NULL;
+    char *copy = mb_xstrdup(r->o->json_keys ? r->o->json_keys : "text"), *save = NULL;
 
     r->keys = mb_xcalloc(strlen(copy) + 1, sizeof *r->keys);
     for (char *k = strtok_r(copy, ",", &save); k; k = strtok_r(NULL, ",", &save))
         r->keys[r->nkeys++] = k;
     if (r->nkeys == 0)
-        return usage_error("--json-keys '%s' names no field", r->o->json_keys);
+        return usage_error("--json-keys '%s' names no field", copy);
+    return 0;
+}
+
+/* Megatron's --json-keys takes every word after it: a file named there was most likely
+ * meant as an input. */
+static int check_keys_are_not_files(const struct pp_run *r)
+{
+    for (size_t k = 0; k < r->nkeys; k++)
+        if (strchr(r->keys[k], '/') || (strchr(r->keys[k], '.') && mb_fs_exists(r->keys[k])))
+            return usage_error("--json-keys takes every word after it, and '%s' looks like an "
+                               "input file: name the inputs before --json-keys, after '--', or "
+                               "with --input", r->keys[k]);
     return 0;
 }
 
 static int check_options(struct pp_run *r)
 {
-    if (!r->o->output_prefix)
+    const struct pp_opts *o = r->o;
+
+    if (!o->output_prefix)
         return usage_error("%s", "--output-prefix is required");
-    if (parse_keys(r) != 0)
+    if (o->partitions > 1 && !o->keep_sequential)
+        return mb_err_set(MB_E_USAGE, NULL, "--partitions above 1: Megatron then interleaves "
+                          "the documents of the partitions; mb-preprocess keeps the input "
+                          "order, so add --keep-sequential-samples (or use --workers and MPI "
+                          "ranks)");
+    if (parse_keys(r) != 0 || check_keys_are_not_files(r) != 0)
         return -1;
     return collect_inputs(r);
 }
@@ -154,6 +240,7 @@ static void base_job(const struct pp_run *r, struct pp_job *job, struct pp_segme
     job->workers = (int)r->o->workers;
     job->skip_bad = r->o->skip_bad;
     job->show_progress = r->dist->rank == 0;
+    job->log_interval = r->o->log_interval;
 }
 
 /* --train-tokenizer: every rank trains on all of the input (so all agree without
@@ -185,23 +272,93 @@ static int train_tokenizer(struct pp_run *r, char **out_path)
     return rc;
 }
 
+/* Megatron's --tokenizer-type values that name no tokenizer mb reads, and why. */
+static const char *unsupported_type(const char *type)
+{
+    static const char *const wordpiece[] = { "BertWordPieceLowerCase", "BertWordPieceCase" };
+    static const char *const sentencepiece[] = { "SentencePieceTokenizer",
+                                                 "GPTSentencePieceTokenizer", "Llama2Tokenizer" };
+    static const char *const other[] = { "NullTokenizer", "MultimodalTokenizer",
+                                         "NullMultimodalTokenizer", "SFTTokenizer" };
+
+    for (size_t i = 0; i < MB_ARRAY_LEN(wordpiece); i++)
+        if (strcmp(type, wordpiece[i]) == 0)
+            return "WordPiece (BERT) tokenizers are not supported; mb tokenizes with BPE models";
+    for (size_t i = 0; i < MB_ARRAY_LEN(sentencepiece); i++)
+        if (strcmp(type, sentencepiece[i]) == 0)
+            return WHY_SP;
+    if (strcmp(type, "TikTokenizer") == 0)
+        return WHY_TIKTOKEN;
+    for (size_t i = 0; i < MB_ARRAY_LEN(other); i++)
+        if (strcmp(type, other[i]) == 0)
+            return "it makes no token files from text; use HuggingFaceTokenizer or "
+                   "GPT2BPETokenizer";
+    return NULL;
+}
+
+/* The tokenizer Megatron's options name: --tokenizer-type with its files. */
+static int megatron_tokenizer(const struct pp_opts *o, mb_tokenizer **tok)
+{
+    const char *type = o->tokenizer_type ? o->tokenizer_type : "HuggingFaceTokenizer";
+    const char *why = unsupported_type(type);
+    int gpt2 = strcmp(type, "GPT2BPETokenizer") == 0;
+
+    if (why)
+        return mb_err_set(MB_E_USAGE, NULL, "--tokenizer-type %s is not supported: %s", type, why);
+    if (!gpt2 && strcmp(type, "HuggingFaceTokenizer") != 0)
+        return usage_error("--tokenizer-type '%s' is not a Megatron tokenizer type "
+                           "(HuggingFaceTokenizer and GPT2BPETokenizer are read)", type);
+    if (gpt2 && (!o->vocab_file || !o->merge_file || o->tokenizer_model))
+        return usage_error("%s", "--tokenizer-type GPT2BPETokenizer takes --vocab-file and "
+                           "--merge-file (GPT-2's vocab.json and merges.txt; nothing is "
+                           "downloaded), and no --tokenizer-model");
+    if (!gpt2 && (!o->tokenizer_model || o->vocab_file || o->merge_file))
+        return usage_error("%s", "--tokenizer-type HuggingFaceTokenizer takes --tokenizer-model "
+                           "(the model's directory or its tokenizer.json; nothing is "
+                           "downloaded), and no --vocab-file or --merge-file");
+    if (!gpt2 && !mb_fs_exists(o->tokenizer_model))
+        return mb_err_set(MB_E_INVALID, o->tokenizer_model, "no such file or directory (only "
+                          "local tokenizer files are read: download the model's tokenizer.json "
+                          "first)");
+    *tok = gpt2 ? mb_tokenizer_load_gpt2(o->vocab_file, o->merge_file)
+                : mb_tokenizer_load(o->tokenizer_model);
+    return *tok ? 0 : -1;
+}
+
+/* -t (mb's), Megatron's --tokenizer-type family, or --train-tokenizer: one of them. */
+static int check_tokenizer_options(const struct pp_opts *o)
+{
+    int megatron = o->tokenizer_type || o->tokenizer_model || o->vocab_file || o->merge_file;
+
+    if (megatron && o->tokenizer)
+        return usage_error("%s", "give the tokenizer either with --tokenizer (-t) or with "
+                           "Megatron's --tokenizer-type options, not both");
+    if ((megatron || o->tokenizer) && o->train_tokenizer)
+        return usage_error("%s", "--train-tokenizer makes the tokenizer: give no other");
+    return 0;
+}
+
 static int load_tokenizer(struct pp_run *r)
 {
+    const struct pp_opts *o = r->o;
     char *trained = NULL;
-    int rc = 0;
+    int rc = check_tokenizer_options(o);
 
-    if (r->o->train_tokenizer)
+    if (rc == 0 && o->train_tokenizer)
         rc = train_tokenizer(r, &trained);
     if (!mb_dist_all_ok(r->dist, rc == 0))
         return rc != 0 ? -1 : mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
-    r->tok = mb_tokenizer_load(trained ? trained : r->o->tokenizer);
+    if (o->tokenizer_type || o->tokenizer_model || o->vocab_file || o->merge_file)
+        rc = megatron_tokenizer(o, &r->tok);
+    else
+        r->tok = mb_tokenizer_load(trained ? trained : o->tokenizer ? o->tokenizer : "bytes");
     free(trained);
-    if (!r->tok)
+    if (rc != 0 || !r->tok)
         return -1;
-    if (r->o->append_eod && mb_tokenizer_eod(r->tok) < 0)
-        return mb_err_set(MB_E_INVALID, r->o->tokenizer, "--append-eod: the tokenizer has no "
-                          "end-of-document token (no eos_token in tokenizer_config.json and "
-                          "none of the usual names)");
+    if (o->append_eod && mb_tokenizer_eod(r->tok) < 0)
+        return mb_err_set(MB_E_INVALID, mb_tokenizer_describe(r->tok), "--append-eod: the "
+                          "tokenizer has no end-of-document token (no eos_token in "
+                          "tokenizer_config.json and none of the usual names)");
     return 0;
 }
 
@@ -348,7 +505,7 @@ static int preprocess(const struct pp_opts *o, const struct mb_dist *dist)
 
 int main(int argc, char **argv)
 {
-    struct pp_opts o = { .json_keys = "text", .tokenizer = "bytes" };
+    struct pp_opts o = { .partitions = 1 };
     struct mb_dist dist;
 
     o.workers = MB_MIN(mb_cpus_usable(), 1024); /* the CPUs this process may use */
@@ -359,6 +516,7 @@ int main(int argc, char **argv)
     if (rc == 0)
         rc = preprocess(&o, &dist);
     free(o.args);
+    free(o.json_keys);
     int status = mb_tool_end(rc);
     mb_dist_finalize(&dist);
     return status;

@@ -6,9 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/defs.h"
 #include "core/err.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/progress.h"
+#include "core/str.h"
 #include "io/jsonl.h"
 #include "io/lines.h"
 
@@ -35,6 +38,7 @@ struct batch {
     size_t nlines, lines_cap;
     struct key_out *out;    /* [nkeys] */
     int64_t skipped, repairs, tokens;
+    int64_t progress;       /* input units done once this batch is written */
     int failed;
     struct mb_err_record err;
 };
@@ -173,9 +177,18 @@ static void stop_all(struct pipeline *p)
 
 /* ---- reader ------------------------------------------------------------- */
 
-/* Read the lines of one segment into batches. Returns 0, or -1 after submitting a
- * failed batch carrying the read error (so it is reported in input order). */
-static int read_segment(struct pipeline *p, const struct pp_segment *seg)
+/* Units of SEG read so far (see struct pp_segment), the next line starting at NEXT. */
+static int64_t seg_done(const struct pp_segment *seg, mb_lines *r, int64_t next)
+{
+    if (seg->measured)
+        return MB_MIN(next, seg->begin + seg->units) - seg->begin;
+    return MB_MIN(mb_lines_file_offset(r), seg->units);
+}
+
+/* Read the lines of one segment into batches; BASE is the units of the segments before.
+ * Returns 0, or -1 after submitting a failed batch carrying the read error (so it is
+ * reported in input order). */
+static int read_segment(struct pipeline *p, const struct pp_segment *seg, int64_t base)
 {
     mb_lines *r = mb_lines_open(seg->path);
     struct batch *b = NULL;
@@ -195,6 +208,7 @@ static int read_segment(struct pipeline *p, const struct pp_segment *seg)
             b = batch_new(p->job, seg->path);
         batch_add_line(b, line, len, lineno);
         if (b->text.len >= BATCH_BYTES || b->nlines >= BATCH_LINES) {
+            b->progress = base + seg_done(seg, r, off + (int64_t)len + 1);
             if (!submit(p, b))
                 goto stopped;
             b = NULL;
@@ -202,6 +216,8 @@ static int read_segment(struct pipeline *p, const struct pp_segment *seg)
     }
     if (rc < 0)
         goto fail;
+    if (b)
+        b->progress = base + MB_MAX(seg->units, (int64_t)0);
     if (b && !submit(p, b))
         goto stopped;
     mb_lines_close(r);
@@ -224,8 +240,10 @@ static void *reader_main(void *arg)
 {
     struct pipeline *p = arg;
 
-    for (size_t i = 0; i < p->job->nsegs; i++)
-        if (read_segment(p, &p->job->segs[i]) != 0)
+    int64_t base = 0;
+
+    for (size_t i = 0; i < p->job->nsegs; base += MB_MAX(p->job->segs[i].units, (int64_t)0), i++)
+        if (read_segment(p, &p->job->segs[i], base) != 0)
             break;
     pthread_mutex_lock(&p->lock);
     p->reader_finished = 1;
@@ -348,15 +366,66 @@ static int write_batch(struct pp_job *job, struct batch *b)
     return 0;
 }
 
+/* The input's size in progress units, or -1 when some part is unknown (a pipe). */
+static int64_t total_units(const struct pp_job *job)
+{
+    int64_t total = 0;
+
+    for (size_t i = 0; i < job->nsegs; i++) {
+        if (job->segs[i].units < 0)
+            return -1;
+        total += job->segs[i].units;
+    }
+    return total;
+}
+
+/* ", 42.0% done, ETA 1h02m03s" when the input size is known, else "". */
+static void add_eta(struct mb_buf *out, int64_t done, int64_t total, double elapsed)
+{
+    if (total <= 0 || done <= 0)
+        return;
+    double frac = MB_MIN((double)done / (double)total, 1.0);
+    long long left = (long long)(elapsed * (1.0 - frac) / frac + 0.5);
+    mb_buf_addf(out, ", %.1f%% done, ETA ", 100.0 * frac);
+    if (left >= 3600)
+        mb_buf_addf(out, "%lldh%02lldm%02llds", left / 3600, left / 60 % 60, left % 60);
+    else
+        mb_buf_addf(out, "%lldm%02llds", left / 60, left % 60);
+}
+
+/* The progress line on a terminal, and with --log-interval a log line each time the
+ * document count passes a multiple of it (Megatron's "Processed N documents"). */
+static void report(const struct pp_job *job, struct mb_progress *prog, int64_t docs_before,
+                   int64_t done, int64_t total)
+{
+    double t = mb_progress_elapsed(prog);
+    struct mb_buf eta = MB_BUF_INIT;
+
+    add_eta(&eta, done, total, t);
+    mb_progress_update(prog, "%lld documents, %.1f MB, %.0f tokens/s%s", (long long)job->docs,
+                       (double)job->bytes / 1e6, t > 0 ? (double)job->tokens / t : 0.0,
+                       eta.len ? eta.data : "");
+    int64_t every = job->log_interval;
+    if (job->show_progress && every > 0 && job->docs / every > docs_before / every) {
+        mb_progress_done(prog); /* the log line must not land on the progress line */
+        mb_log_info("processed %lld documents (%.1f docs/s, %.2f MB/s)%s", (long long)job->docs,
+                    t > 0 ? (double)job->docs / t : 0.0,
+                    t > 0 ? (double)job->bytes / t / 1e6 : 0.0, eta.len ? eta.data : "");
+    }
+    mb_buf_release(&eta);
+}
+
 static int write_in_order(struct pipeline *p)
 {
     struct pp_job *job = p->job;
     struct mb_progress prog;
     struct batch *b;
+    int64_t total = total_units(job);
     int rc = 0;
 
     mb_progress_init(&prog, job->show_progress);
     for (int64_t seq = 0; rc == 0 && (b = take_done(p, seq)); seq++) {
+        int64_t docs_before = job->docs, done = b->progress;
         if (b->failed) {
             mb_err_restore(&b->err);
             rc = -1;
@@ -364,9 +433,8 @@ static int write_in_order(struct pipeline *p)
             rc = write_batch(job, b);
         }
         batch_free(b, job->nkeys);
-        double t = mb_progress_elapsed(&prog);
-        mb_progress_update(&prog, "%lld documents, %.1f MB, %.0f tokens/s", (long long)job->docs,
-                           (double)job->bytes / 1e6, t > 0 ? (double)job->tokens / t : 0.0);
+        if (rc == 0)
+            report(job, &prog, docs_before, done, total);
     }
     mb_progress_done(&prog);
     return rc;

@@ -18,6 +18,11 @@
 struct pp_segment {
     const char *path;
     int64_t begin, end;
+    /* for progress: the segment's size, in decompressed bytes of [begin, end) when
+     * MEASURED (the stream was measured to share it out), else in bytes of the file;
+     * -1 when unknown (standard input, a pipe) */
+    int64_t units;
+    int measured;
 };
 
 struct pp_job {
@@ -27,7 +32,8 @@ struct pp_job {
     size_t nkeys;
     int workers;
     int skip_bad;
-    int show_progress;
+    int show_progress;        /* a progress line on a terminal stderr */
+    int64_t log_interval;     /* > 0: a log line every this many documents */
     /* encoding: */
     const mb_tokenizer *tok;
     int add_special;

@@ -3,9 +3,23 @@
 
 #include <stdint.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
 
+#include "core/defs.h"
 #include "core/mem.h"
 #include "io/lines.h"
+
+/* Bytes of the regular file PATH, or -1 (standard input, a pipe, an unreadable path:
+ * reading it reports that). */
+static int64_t file_size(const char *path)
+{
+    struct stat sb;
+
+    if (strcmp(path, "-") == 0 || stat(path, &sb) != 0 || !S_ISREG(sb.st_mode))
+        return -1;
+    return (int64_t)sb.st_size;
+}
 
 int pp_split(char *const *paths, int npaths, int rank, int nranks, struct pp_segment **segs)
 {
@@ -13,7 +27,7 @@ int pp_split(char *const *paths, int npaths, int rank, int nranks, struct pp_seg
 
     if (nranks == 1) { /* no need to measure: every line of every file is ours */
         for (int i = 0; i < npaths; i++)
-            out[i] = (struct pp_segment){ paths[i], 0, INT64_MAX };
+            out[i] = (struct pp_segment){ paths[i], 0, INT64_MAX, file_size(paths[i]), 0 };
         *segs = out;
         return npaths;
     }
@@ -35,8 +49,8 @@ int pp_split(char *const *paths, int npaths, int rank, int nranks, struct pp_seg
         int64_t file_lo = lo - base, file_hi = hi - base;
         if (file_hi <= 0 || file_lo >= sizes[i])
             continue;
-        out[n++] = (struct pp_segment){ paths[i], file_lo < 0 ? 0 : file_lo,
-                                        file_hi >= sizes[i] ? INT64_MAX : file_hi };
+        int64_t b = file_lo < 0 ? 0 : file_lo, e = file_hi >= sizes[i] ? INT64_MAX : file_hi;
+        out[n++] = (struct pp_segment){ paths[i], b, e, MB_MIN(e, sizes[i]) - b, 1 };
     }
     free(sizes);
     *segs = out;

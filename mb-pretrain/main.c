@@ -13,12 +13,15 @@
 #include "core/cli.h"
 #include "core/config.h"
 #include "core/err.h"
+#include "core/str.h"
 #include "core/log.h"
 #include "core/tool.h"
 #include "dist/comm.h"
 #include "kern/ops.h"
 #include "tok/tokenizer.h"
+#include "train/limits.h"
 #include "train/schema.h"
+#include "train/setup.h"
 #include "train/trainer.h"
 
 struct pt_opts {
@@ -40,6 +43,66 @@ static void version_extra(FILE *out)
     fprintf(out, "mpi: %s\n", mb_dist_library_version());
 }
 
+/* Megatron-LM flags whose key has another name or a fixed value (store_true flags). */
+static const struct {
+    const char *flag, *key, *value;
+} megatron_flags[] = {
+    { "norm_epsilon", "model.layernorm_epsilon", NULL },
+    { "data_cache_path", "data.path_to_cache", NULL },
+    { "mock_data", "data.mock", "true" },
+    { "untie_embeddings_and_output_weights", "model.share_embeddings_and_output_weights",
+      "false" },
+    { "swiglu", "model.activation", "swiglu" },
+    { "disable_bias_linear", "model.add_bias_linear", "false" },
+    { "use_rotary_position_embeddings", "model.position_embedding_type", "rope" },
+    { "apply_layernorm_1p", "model.layernorm_zero_centered_gamma", "true" },
+};
+
+/* The schema entry whose last part is NAME ("train_iters" -> train.train_iters). */
+static const struct mb_config_key *key_named(const char *name)
+{
+    size_t n;
+    const struct mb_config_key *schema = mb_pretrain_schema(&n);
+
+    for (size_t i = 0; i < n; i++) {
+        const char *dot = strrchr(schema[i].key, '.');
+        if (strcmp(dot ? dot + 1 : schema[i].key, name) == 0)
+            return &schema[i];
+    }
+    return NULL;
+}
+
+/* A Megatron-LM flag (--train-iters 10) given to mb-pretrain: name the key=value. */
+static void megatron_hint(struct mb_buf *out, const char *name, size_t len, const char *value)
+{
+    char flag[128];
+    const char *key = NULL, *fixed = NULL;
+
+    if (len >= sizeof flag)
+        return;
+    for (size_t i = 0; i <= len; i++)
+        flag[i] = i == len ? '\0' : name[i] == '-' ? '_' : name[i];
+    for (size_t i = 0; i < MB_ARRAY_LEN(megatron_flags) && !key; i++)
+        if (strcmp(flag, megatron_flags[i].flag) == 0) {
+            key = megatron_flags[i].key;
+            fixed = megatron_flags[i].value;
+        }
+    const struct mb_config_key *k = key ? NULL : key_named(flag);
+    if (!key && !k && strncmp(flag, "no_", 3) == 0 && (k = key_named(flag + 3)) &&
+        k->type == MB_CONFIG_BOOL)
+        fixed = "false"; /* --no-save-optim */
+    else if (!key && k && k->type == MB_CONFIG_BOOL)
+        fixed = "true";
+    if (k)
+        key = k->key;
+    if (!key)
+        return;
+    if (value && mb_config_is_override(value))
+        value = NULL;
+    mb_buf_addf(out, "mb-pretrain takes key=value: %s=%s", key,
+                fixed ? fixed : value ? value : "VALUE");
+}
+
 static const struct mb_cli pt_cli = {
     .tool = "mb-pretrain",
     .synopsis = "--recipe NAME|FILE [key=value ...]",
@@ -49,6 +112,7 @@ static const struct mb_cli pt_cli = {
     .args_offset = offsetof(struct pt_opts, args),
     .nargs_offset = offsetof(struct pt_opts, nargs),
     .version_extra = version_extra,
+    .unknown_hint = megatron_hint,
 };
 
 /* The recipe, then every key=value argument over it. */
@@ -58,9 +122,7 @@ static mb_config *load_config(const struct pt_opts *o)
         mb_err_set(MB_E_USAGE, NULL, "no recipe: give --recipe NAME (see recipes/) or a YAML file");
         return NULL;
     }
-    size_t n;
-    const struct mb_config_key *schema = mb_pretrain_schema(&n);
-    mb_config *cfg = mb_config_new(schema, n);
+    mb_config *cfg = mb_pretrain_config_new();
     char *path = NULL;
     int rc = mb_config_find_recipe(o->recipe, &path);
     if (rc == 0)
@@ -81,13 +143,20 @@ static mb_config *load_config(const struct pt_opts *o)
 }
 
 /* Vocabulary size and end-of-document id from tokenizer.tokenizer_model, if set. */
-static int load_tokenizer(const mb_config *cfg, struct mb_train_tokenizer *tok, char **abs_path)
+static int load_tokenizer(const mb_config *cfg, int rank, struct mb_train_tokenizer *tok,
+                          char **abs_path)
 {
     *abs_path = NULL;
     memset(tok, 0, sizeof(*tok));
     tok->eod_id = -1;
-    if (!mb_config_has(cfg, "tokenizer.tokenizer_model"))
+    if (!mb_config_has(cfg, "tokenizer.tokenizer_model")) {
+        if (!mb_config_bool(cfg, "data.mock") && rank == 0)
+            mb_log_warn("no tokenizer.tokenizer_model: the token files are read without one, "
+                        "so the vocabulary is model.vocab_size, the end of document is "
+                        "tokenizer.eod_id, and checkpoints carry no tokenizer (mb-generate "
+                        "and mb-convert will need one)");
         return 0;
+    }
     const char *spec = mb_config_str(cfg, "tokenizer.tokenizer_model");
     mb_tokenizer *t = mb_tokenizer_load(spec);
     if (!t)
@@ -108,8 +177,11 @@ static int pretrain(const struct pt_opts *o, const struct mb_dist *dist)
     mb_config *cfg = load_config(o);
     if (!cfg)
         return -1;
-    int rc = 0;
-    if (o->print_config || dist->rank == 0) {
+    /* the model trained is the pretrained checkpoint's: print and store that one */
+    int rc = mb_setup_apply_pretrained(cfg, dist);
+    if (!mb_dist_all_ok(dist, rc == 0) && rc == 0)
+        rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+    if (rc == 0 && (o->print_config || dist->rank == 0)) {
         if (!o->print_config)
             fprintf(stderr, "mb-pretrain: resolved configuration:\n");
         rc = mb_config_print(cfg, o->print_config ? stdout : stderr);
@@ -117,7 +189,9 @@ static int pretrain(const struct pt_opts *o, const struct mb_dist *dist)
     if (rc == 0 && !o->print_config) {
         struct mb_train_tokenizer tok;
         char *tok_path = NULL;
-        rc = load_tokenizer(cfg, &tok, &tok_path);
+        rc = load_tokenizer(cfg, dist->rank, &tok, &tok_path);
+        if (rc == 0)
+            rc = mb_train_check_limits(cfg, dist->size, tok.vocab_size);
         if (mb_dist_all_ok(dist, rc == 0))
             rc = mb_train_run(dist, cfg, &tok);
         else if (rc == 0)

@@ -54,8 +54,56 @@ static int store_value(const struct mb_opt *o, const char *value, void *dest)
     case MB_OPT_STR:
         *(const char **)field = value;
         return 0;
+    case MB_OPT_WORDS:
+    case MB_OPT_REFUSED:
+        break; /* parse_option handles them */
     }
     return -1;
+}
+
+/* An argument that is a value, not an option ("-" alone names standard input). */
+static int is_word(const char *arg)
+{
+    return arg[0] != '-' || arg[1] == '\0';
+}
+
+/* MB_OPT_WORDS: VALUE (from "--name=value") or every following word, joined with ','
+ * into a new string that replaces the field's (a repeated option adds to it). */
+static int store_words(const struct mb_opt *o, int argc, char **argv, int *i, const char *value,
+                       void *dest)
+{
+    char **field = (char **)((char *)dest + o->offset);
+    struct mb_buf all = MB_BUF_INIT;
+
+    if (*field)
+        mb_buf_adds(&all, *field);
+    if (value)
+        mb_buf_addf(&all, "%s%s", all.len ? "," : "", value);
+    while (!value && *i + 1 < argc && is_word(argv[*i + 1]) && strcmp(argv[*i + 1], "-") != 0)
+        mb_buf_addf(&all, "%s%s", all.len ? "," : "", argv[++*i]);
+    if (!all.len) {
+        mb_buf_release(&all);
+        return mb_err_set(MB_E_USAGE, NULL, "option '--%s' needs a value", o->name);
+    }
+    free(*field);
+    *field = all.data;
+    return 0;
+}
+
+static int unknown_long(const struct mb_cli *cli, int argc, char **argv, int i, const char *name,
+                        size_t len, const char *value)
+{
+    struct mb_buf hint = MB_BUF_INIT;
+
+    if (!value && i + 1 < argc && is_word(argv[i + 1]))
+        value = argv[i + 1];
+    if (cli->unknown_hint)
+        cli->unknown_hint(&hint, name, len, value);
+    int rc = hint.len ? mb_err_set(MB_E_USAGE, NULL, "unknown option '--%.*s' (%s)", (int)len,
+                                   name, hint.data)
+                      : mb_err_set(MB_E_USAGE, NULL, "unknown option '--%.*s'", (int)len, name);
+    mb_buf_release(&hint);
+    return rc;
 }
 
 /* Handle argv[*i], an option; advances *i past a separate value. */
@@ -70,15 +118,19 @@ static int parse_option(const struct mb_cli *cli, int argc, char **argv, int *i,
         const char *eq = strchr(name, '=');
         size_t len = eq ? (size_t)(eq - name) : strlen(name);
         o = find_long(cli, name, len);
-        if (!o)
-            return mb_err_set(MB_E_USAGE, NULL, "unknown option '--%.*s'", (int)len, name);
         if (eq)
             value = eq + 1;
+        if (!o)
+            return unknown_long(cli, argc, argv, *i, name, len, value);
     } else {
         o = arg[2] == '\0' ? find_short(cli, arg[1]) : NULL;
         if (!o)
             return mb_err_set(MB_E_USAGE, NULL, "unknown option '%s'", arg);
     }
+    if (o->kind == MB_OPT_REFUSED)
+        return mb_err_set(MB_E_USAGE, NULL, "option '--%s' is not supported: %s", o->name, o->help);
+    if (o->kind == MB_OPT_WORDS)
+        return store_words(o, argc, argv, i, value, dest);
     if (o->kind == MB_OPT_FLAG) {
         if (value)
             return mb_err_set(MB_E_USAGE, NULL, "option '--%s' takes no value", o->name);
@@ -130,12 +182,15 @@ void mb_cli_print_help(const struct mb_cli *cli, FILE *out)
     fprintf(out, "Usage: %s %s\n%s\n\nOptions:\n", cli->tool, cli->synopsis, cli->summary);
     for (size_t i = 0; i < cli->nopts; i++) {
         const struct mb_opt *o = &cli->opts[i];
+        if (o->kind == MB_OPT_REFUSED)
+            continue;
         char head[96];
         int n = 0;
         if (o->short_name)
             n = snprintf(head, sizeof head, "-%c, ", o->short_name);
-        snprintf(head + n, sizeof head - (size_t)n, "--%s%s%s", o->name,
-                 o->metavar ? " " : "", o->metavar ? o->metavar : "");
+        snprintf(head + n, sizeof head - (size_t)n, "--%s%s%s%s", o->name,
+                 o->metavar ? " " : "", o->metavar ? o->metavar : "",
+                 o->kind == MB_OPT_WORDS ? " ..." : "");
         fprintf(out, "  %-30s %s\n", head, o->help);
     }
     fprintf(out, "  %-30s %s\n", "-h, --help", "show this help and exit");

@@ -13,11 +13,18 @@
 
 #include "core/defs.h"
 
+struct mb_buf;
+
 enum mb_opt_kind {
     MB_OPT_FLAG,   /* int, set to 1 */
     MB_OPT_INT,    /* int64_t in [min, max] */
     MB_OPT_DOUBLE, /* double */
     MB_OPT_STR,    /* const char *, pointing into argv */
+    MB_OPT_WORDS,  /* char *, malloc'd (the caller frees; NULL when not given): one or more
+                    * values, as argparse's nargs='+' takes them (every following word up
+                    * to the next option), joined with ',' */
+    MB_OPT_REFUSED, /* an option of the tool's model (Megatron's) that is not supported:
+                     * using it is a usage error quoting HELP (the reason); not in --help */
 };
 
 struct mb_opt {
@@ -39,6 +46,9 @@ struct mb_cli {
     size_t args_offset;         /* offsetof(struct, char **args) */
     size_t nargs_offset;        /* offsetof(struct, int nargs) */
     void (*version_extra)(FILE *out); /* library versions the tool links, or NULL */
+    /* For an unknown long option NAME[len] (VALUE: its "=value" or the next word, or
+     * NULL): append a hint to the error ("train.train_iters=10"), or nothing. NULL: none. */
+    void (*unknown_hint)(struct mb_buf *out, const char *name, size_t len, const char *value);
 };
 
 #define MB_CLI_EXIT 1 /* --help or --version was printed: exit 0 */

@@ -40,6 +40,9 @@ struct mb_config {
     size_t n;
     struct slot *slots;
     mb_strmap *index; /* key -> schema index */
+    const struct mb_config_alias *aliases;
+    size_t naliases;
+    mb_strmap *alias_index; /* alias -> schema index of its key; NULL: no aliases */
 };
 
 const char *mb_config_type_name(enum mb_config_type type)
@@ -59,9 +62,19 @@ static void slot_release(struct slot *s)
     memset(s, 0, sizeof *s);
 }
 
+/* The schema index of KEY or of the key KEY is an alias of; -1 for neither. */
 static int key_index(const mb_config *cfg, const char *key)
 {
-    return mb_strmap_get(cfg->index, key, strlen(key));
+    int idx = mb_strmap_get(cfg->index, key, strlen(key));
+
+    if (idx < 0 && cfg->alias_index)
+        idx = mb_strmap_get(cfg->alias_index, key, strlen(key));
+    return idx;
+}
+
+static int is_alias(const mb_config *cfg, const char *key)
+{
+    return cfg->alias_index && mb_strmap_get(cfg->alias_index, key, strlen(key)) >= 0;
 }
 
 /* ---- "did you mean" ------------------------------------------------------ */
@@ -272,14 +285,20 @@ int mb_config_is_override(const char *arg)
 int mb_config_override(mb_config *cfg, const char *arg)
 {
     const char *eq = strchr(arg, '=');
+    struct mb_buf where = MB_BUF_INIT;
 
-    if (!eq || eq == arg)
-        return mb_err_set(MB_E_USAGE, arg, "expected key=value");
+    mb_buf_addf(&where, "command line: %s", arg);
+    if (!eq || eq == arg) {
+        mb_err_set(MB_E_USAGE, where.data, "expected key=value");
+        mb_buf_release(&where);
+        return -1;
+    }
     char *key = mb_xstrndup(arg, (size_t)(eq - arg));
     int idx = key_index(cfg, key);
-    int rc = idx < 0 ? unknown_key(cfg, MB_E_USAGE, arg, key)
-                     : set_text(cfg, idx, eq + 1, MB_E_USAGE, arg);
+    int rc = idx < 0 ? unknown_key(cfg, MB_E_USAGE, where.data, key)
+                     : set_text(cfg, idx, eq + 1, MB_E_USAGE, where.data);
     free(key);
+    mb_buf_release(&where);
     return rc;
 }
 
@@ -359,10 +378,25 @@ mb_config *mb_config_new(const struct mb_config_key *schema, size_t n)
     return cfg;
 }
 
+void mb_config_set_aliases(mb_config *cfg, const struct mb_config_alias *aliases, size_t n)
+{
+    mb_strmap_free(cfg->alias_index);
+    cfg->aliases = aliases;
+    cfg->naliases = n;
+    cfg->alias_index = mb_strmap_new(n);
+    for (size_t i = 0; i < n; i++) {
+        const char *alias = aliases[i].alias;
+        int idx = mb_strmap_get(cfg->index, aliases[i].key, strlen(aliases[i].key));
+        MB_ASSERT(idx >= 0 && mb_strmap_get(cfg->index, alias, strlen(alias)) < 0);
+        MB_ASSERT(mb_strmap_put(cfg->alias_index, alias, strlen(alias), idx));
+    }
+}
+
 void mb_config_free(mb_config *cfg)
 {
     if (!cfg)
         return;
+    mb_strmap_free(cfg->alias_index);
     for (size_t i = 0; i < cfg->n; i++)
         slot_release(&cfg->slots[i]);
     free(cfg->slots);
@@ -440,12 +474,21 @@ static const char *node_where(const struct yaml_load *ld, const yaml_node_t *nod
     return mb_at_line(ld->path, (long long)node->start_mark.line + 1);
 }
 
+static int is_prefix_of(const char *prefix, size_t len, const char *key)
+{
+    return strncmp(key, prefix, len) == 0 && key[len] == '.';
+}
+
+/* 1 if PREFIX is a section of the schema or of an alias ("dataset"). */
 static int has_section(const mb_config *cfg, const char *prefix)
 {
     size_t len = strlen(prefix);
 
     for (size_t i = 0; i < cfg->n; i++)
-        if (strncmp(cfg->schema[i].key, prefix, len) == 0 && cfg->schema[i].key[len] == '.')
+        if (is_prefix_of(prefix, len, cfg->schema[i].key))
+            return 1;
+    for (size_t i = 0; i < cfg->naliases; i++)
+        if (is_prefix_of(prefix, len, cfg->aliases[i].alias))
             return 1;
     return 0;
 }
@@ -508,7 +551,11 @@ static int load_pair(struct yaml_load *ld, yaml_node_t *kn, yaml_node_t *vn, con
         mb_buf_addf(&full, "%s.", prefix);
     mb_buf_adds(&full, (const char *)kn->data.scalar.value);
     int idx = key_index(ld->cfg, full.data), rc;
-    if (idx >= 0 && ld->line_of[idx])
+    if (idx >= 0 && ld->line_of[idx] && is_alias(ld->cfg, full.data))
+        rc = mb_err_set(MB_E_INVALID, where, "duplicate key '%s' (another name of '%s', "
+                        "first set on line %zu)", full.data, ld->cfg->schema[idx].key,
+                        ld->line_of[idx]);
+    else if (idx >= 0 && ld->line_of[idx])
         rc = mb_err_set(MB_E_INVALID, where, "duplicate key '%s' (first set on line %zu)",
                         full.data, ld->line_of[idx]);
     else if (idx >= 0) {

@@ -43,11 +43,23 @@ struct mb_config_key {
     const char *choices;
 };
 
+/* Another name for a key (Megatron Bridge's "dataset.seq_length" for "data.seq_length"):
+ * accepted wherever a key is (recipes, overrides, mb_config_set), stored under KEY, so
+ * printing, JSON and mb_config_where() know only KEY. */
+struct mb_config_alias {
+    const char *alias;
+    const char *key;
+};
+
 typedef struct mb_config mb_config;
 
 /* A config over SCHEMA[n] (borrowed: it must outlive the config), holding the defaults.
  * A broken schema (duplicate key, bad default, split section) is a bug and aborts. */
 mb_config *mb_config_new(const struct mb_config_key *schema, size_t n);
+
+/* Accept ALIASES[n] (borrowed, like the schema) as names of their keys. An alias that is
+ * a key or names no key is a bug and aborts. */
+void mb_config_set_aliases(mb_config *cfg, const struct mb_config_alias *aliases, size_t n);
 
 /* Free CFG and everything it owns. Accepts NULL. */
 void mb_config_free(mb_config *cfg);
@@ -63,8 +75,9 @@ MB_MUST_CHECK int mb_config_load_yaml(mb_config *cfg, const char *path);
 MB_MUST_CHECK int mb_config_set(mb_config *cfg, const char *key, const char *value,
                                 const char *where);
 
-/* Apply one command-line override "key=value". Returns 0, or -1 with mb_err set to
- * MB_E_USAGE and WHERE = ARG (unknown key with suggestion, missing '=', bad value). */
+/* Apply one command-line override "key=value"; it is then where the key was set:
+ * "command line: ARG". Returns 0, or -1 with mb_err set to MB_E_USAGE and that WHERE
+ * (unknown key with suggestion, missing '=', bad value). */
 MB_MUST_CHECK int mb_config_override(mb_config *cfg, const char *arg);
 
 /* 1 if ARG looks like an override ("key=value" with a key made of letters, digits,

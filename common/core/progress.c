@@ -11,7 +11,8 @@
 void mb_progress_init(struct mb_progress *p, int enabled)
 {
     p->enabled = enabled && isatty(STDERR_FILENO);
-    p->start = p->last = mb_now();
+    p->start = mb_now();
+    p->last = p->start - 1.0; /* the first update draws at once */
 }
 
 void mb_progress_update(struct mb_progress *p, const char *fmt, ...)

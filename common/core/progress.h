@@ -13,7 +13,8 @@ struct mb_progress {
 };
 
 void mb_progress_init(struct mb_progress *p, int enabled);
-/* Redraw at most every 0.5 s; the message is formatted only when drawn. */
+/* Redraw at most every 0.5 s (the first update at once); the message is formatted only
+ * when drawn. */
 MB_PRINTF(2, 3) void mb_progress_update(struct mb_progress *p, const char *fmt, ...);
 /* Erase the line. */
 void mb_progress_done(struct mb_progress *p);

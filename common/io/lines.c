@@ -55,6 +55,11 @@ const char *mb_lines_name(const mb_lines *r)
     return r->name;
 }
 
+int64_t mb_lines_file_offset(const mb_lines *r)
+{
+    return gzdirect(r->gz) ? r->offset : (int64_t)gzoffset(r->gz);
+}
+
 /* zlib prefixes its messages with the path, which our WHERE already names. */
 static const char *skip_path(const char *msg, const char *path)
 {

@@ -28,6 +28,11 @@ MB_MUST_CHECK int mb_lines_next(mb_lines *r, const char **line, size_t *len, int
 /* The path as given ("standard input" for "-"), for messages. */
 const char *mb_lines_name(const mb_lines *r);
 
+/* How far reading has come in the file itself (not the decompressed stream): the offset
+ * of the next line of a plain file, the compressed bytes read of a gzip file. For
+ * progress estimates against the file's size. */
+int64_t mb_lines_file_offset(const mb_lines *r);
+
 /* Size of PATH's decompressed content: stat for plain files, a full decompression
  * for gzip. -1 with mb_err set on failure. */
 int64_t mb_lines_stream_size(const char *path);

@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -147,74 +148,166 @@ static const struct field *find_field(const char *name)
     return NULL;
 }
 
-int mb_model_config_from_json(struct mb_model_config *c, const mb_json *obj, const char *where)
+/* Where errors about field NAME are reported: the caller's place for that key when it
+ * knows one (a recipe line, an override), else the fixed WHERE. */
+struct place {
+    const char *where;
+    mb_model_config_where_fn where_of;
+    const void *ctx;
+};
+
+static const char *at(const struct place *pl, const char *field)
+{
+    const char *w = pl->where_of ? pl->where_of(pl->ctx, field) : NULL;
+    return w ? w : pl->where;
+}
+
+static int from_json(struct mb_model_config *c, const mb_json *obj, const struct place *pl)
 {
     set_defaults(c);
     if (mb_json_type_of(obj) != MB_JSON_OBJECT)
-        return mb_err_set(MB_E_INVALID, where, "model config: expected a JSON object");
+        return mb_err_set(MB_E_INVALID, pl->where, "model config: expected a JSON object");
     void *it = NULL;
     const char *key;
     mb_json *value;
     while (mb_json_next(obj, &it, &key, &value)) {
         const struct field *f = find_field(key);
         if (!f)
-            return mb_err_set(MB_E_INVALID, where, "unknown model config key '%s'", key);
+            return mb_err_set(MB_E_INVALID, pl->where, "unknown model config key '%s'", key);
         if (mb_json_type_of(value) == MB_JSON_NULL)
             continue;
-        if (set_field(c, f, value, where) < 0)
+        if (set_field(c, f, value, at(pl, f->name)) < 0)
             return -1;
     }
     if (c->num_query_groups == 0)
         c->num_query_groups = c->num_attention_heads;
     if (c->kv_channels == 0 && c->num_attention_heads > 0)
         c->kv_channels = c->hidden_size / c->num_attention_heads;
-    return mb_model_config_validate(c, where);
+    return 0;
 }
 
-static int positive(const char *name, int64_t v, const char *where)
+static int check(const struct mb_model_config *c, const struct place *pl);
+
+int mb_model_config_from_json(struct mb_model_config *c, const mb_json *obj, const char *where)
 {
-    if (v > 0)
+    return mb_model_config_from_json_at(c, obj, where, NULL, NULL);
+}
+
+int mb_model_config_from_json_at(struct mb_model_config *c, const mb_json *obj,
+                                 const char *where, mb_model_config_where_fn where_of,
+                                 const void *ctx)
+{
+    struct place pl = { where, where_of, ctx };
+
+    if (from_json(c, obj, &pl) < 0)
+        return -1;
+    return check(c, &pl);
+}
+
+/* Sizes are int64 in the structs, but token ids, positions and the kernels' loops are
+ * int32 in places: every size stays below 2^31. */
+#define MAX_SIZE INT32_MAX
+
+static int size_ok(const struct place *pl, const char *name, int64_t v)
+{
+    if (v <= 0)
+        return mb_err_set(MB_E_INVALID, at(pl, name), "model.%s must be positive (it is %lld)",
+                          name, (long long)v);
+    if (v > MAX_SIZE)
+        return mb_err_set(MB_E_INVALID, at(pl, name), "model.%s is %lld, more than the "
+                          "largest size mb handles (2^31 - 1)", name, (long long)v);
+    return 0;
+}
+
+static int sizes_ok(const struct mb_model_config *c, const struct place *pl)
+{
+    const struct {
+        const char *name;
+        int64_t v;
+    } sizes[] = {
+        { "hidden_size", c->hidden_size }, { "num_layers", c->num_layers },
+        { "num_attention_heads", c->num_attention_heads },
+        { "num_query_groups", c->num_query_groups }, { "kv_channels", c->kv_channels },
+        { "ffn_hidden_size", c->ffn_hidden_size }, { "vocab_size", c->vocab_size },
+        { "max_position_embeddings", c->max_position_embeddings },
+    };
+    for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++)
+        if (size_ok(pl, sizes[i].name, sizes[i].v) < 0)
+            return -1;
+    if (c->num_attention_heads % c->num_query_groups != 0)
+        return mb_err_set(MB_E_INVALID, at(pl, "num_query_groups"),
+                          "model.num_attention_heads (%lld) is not a multiple of "
+                          "model.num_query_groups (%lld)",
+                          (long long)c->num_attention_heads, (long long)c->num_query_groups);
+    /* the widest matrices (QKV rows, gated MLP rows) index int32 loops too */
+    if (mb_model_qkv_rows(c) > MAX_SIZE || mb_model_fc1_rows(c) > MAX_SIZE)
+        return mb_err_set(MB_E_INVALID, at(pl, "kv_channels"),
+                          "model.kv_channels x heads or 2 x model.ffn_hidden_size exceeds "
+                          "2^31 - 1 rows");
+    return 0;
+}
+
+static int real_ok(const struct place *pl, const char *name, double v, double lo, int lo_open)
+{
+    if (isfinite(v) && (lo_open ? v > lo : v >= lo))
         return 0;
-    return mb_err_set(MB_E_INVALID, where, "model.%s must be positive (it is %lld)", name,
-                      (long long)v);
+    return mb_err_set(MB_E_INVALID, at(pl, name), "model.%s must be %s (it is %g)", name,
+                      lo_open ? "positive" : "zero or more", v);
+}
+
+/* RoPE settings, checked when RoPE is used: a non-positive base or a zero rotary width
+ * makes the position angles non-finite or the attention meaningless from the start. */
+static int rope_ok(const struct mb_model_config *c, const struct place *pl)
+{
+    if (c->position_embedding_type != MB_POS_ROPE)
+        return 0;
+    if (real_ok(pl, "rotary_base", c->rotary_base, 0, 1) < 0 ||
+        real_ok(pl, "rotary_base_local", c->rotary_base_local, 0, 0) < 0)
+        return -1;
+    if (!(c->rotary_percent > 0 && c->rotary_percent <= 1))
+        return mb_err_set(MB_E_INVALID, at(pl, "rotary_percent"),
+                          "model.rotary_percent must be in (0, 1] (it is %g)", c->rotary_percent);
+    int64_t rot = (int64_t)((double)c->kv_channels * c->rotary_percent);
+    if (rot <= 0 || rot % 2)
+        return mb_err_set(MB_E_INVALID, at(pl, "rotary_percent"),
+                          "model.rotary_percent %g gives %lld rotary dims of %lld: need an even "
+                          "number in (0, kv_channels]",
+                          c->rotary_percent, (long long)rot, (long long)c->kv_channels);
+    if (c->rope_scaling_type != MB_ROPE_SCALING_NONE &&
+        real_ok(pl, "rope_scaling_factor", c->rope_scaling_factor, 0, 1) < 0)
+        return -1;
+    if (c->rope_scaling_type == MB_ROPE_SCALING_LLAMA3 &&
+        (!(c->rope_scaling_high_freq_factor > c->rope_scaling_low_freq_factor) ||
+         !(c->rope_scaling_low_freq_factor > 0) ||
+         c->rope_scaling_original_max_position_embeddings <= 0))
+        return mb_err_set(MB_E_INVALID, at(pl, "rope_scaling_high_freq_factor"),
+                          "model.rope_scaling_*: llama3 scaling needs high_freq_factor > "
+                          "low_freq_factor > 0 and original max positions > 0");
+    return 0;
+}
+
+static int check(const struct mb_model_config *c, const struct place *pl)
+{
+    if (sizes_ok(c, pl) < 0 || rope_ok(c, pl) < 0)
+        return -1;
+    if (real_ok(pl, "layernorm_epsilon", c->layernorm_epsilon, 0, 1) < 0 ||
+        real_ok(pl, "init_method_std", c->init_method_std, 0, 1) < 0 ||
+        real_ok(pl, "attn_logit_softcapping", c->attn_logit_softcapping, 0, 0) < 0 ||
+        real_ok(pl, "final_logit_softcapping", c->final_logit_softcapping, 0, 0) < 0 ||
+        real_ok(pl, "query_pre_attn_scalar", c->query_pre_attn_scalar, 0, 0) < 0)
+        return -1;
+    if (c->sliding_window < 0 || c->sliding_window_pattern < 0)
+        return mb_err_set(MB_E_INVALID, at(pl, c->sliding_window < 0 ? "sliding_window"
+                                                                     : "sliding_window_pattern"),
+                          "model.sliding_window and its pattern must not be negative");
+    return 0;
 }
 
 int mb_model_config_validate(const struct mb_model_config *c, const char *where)
 {
-    if (positive("hidden_size", c->hidden_size, where) < 0 ||
-        positive("num_layers", c->num_layers, where) < 0 ||
-        positive("num_attention_heads", c->num_attention_heads, where) < 0 ||
-        positive("num_query_groups", c->num_query_groups, where) < 0 ||
-        positive("kv_channels", c->kv_channels, where) < 0 ||
-        positive("ffn_hidden_size", c->ffn_hidden_size, where) < 0 ||
-        positive("vocab_size", c->vocab_size, where) < 0 ||
-        positive("max_position_embeddings", c->max_position_embeddings, where) < 0)
-        return -1;
-    if (c->num_attention_heads % c->num_query_groups != 0)
-        return mb_err_set(MB_E_INVALID, where,
-                          "model.num_attention_heads (%lld) is not a multiple of "
-                          "model.num_query_groups (%lld)",
-                          (long long)c->num_attention_heads, (long long)c->num_query_groups);
-    int64_t rot = (int64_t)(c->kv_channels * c->rotary_percent);
-    if (c->position_embedding_type == MB_POS_ROPE && (rot <= 0 || rot % 2 || rot > c->kv_channels))
-        return mb_err_set(MB_E_INVALID, where,
-                          "model.rotary_percent %g gives %lld rotary dims of %lld: need an even "
-                          "number in (0, kv_channels]",
-                          c->rotary_percent, (long long)rot, (long long)c->kv_channels);
-    if (c->layernorm_epsilon <= 0 || c->init_method_std <= 0)
-        return mb_err_set(MB_E_INVALID, where,
-                          "model.layernorm_epsilon and model.init_method_std must be positive");
-    if (c->sliding_window < 0 || c->sliding_window_pattern < 0)
-        return mb_err_set(MB_E_INVALID, where,
-                          "model.sliding_window and its pattern must not be negative");
-    if (c->rope_scaling_type == MB_ROPE_SCALING_LLAMA3 &&
-        (c->rope_scaling_factor <= 0 ||
-         c->rope_scaling_high_freq_factor <= c->rope_scaling_low_freq_factor ||
-         c->rope_scaling_original_max_position_embeddings <= 0))
-        return mb_err_set(MB_E_INVALID, where,
-                          "model.rope_scaling_*: llama3 scaling needs factor > 0, "
-                          "high_freq_factor > low_freq_factor, original max positions > 0");
-    return 0;
+    struct place pl = { where, NULL, NULL };
+
+    return check(c, &pl);
 }
 
 /* A double that reads back as a real, not an integer: 3 is written 3.0. */

@@ -61,7 +61,18 @@ struct mb_model_config {
  * hidden/heads. Validates the result. WHERE names the source in errors. */
 MB_MUST_CHECK int mb_model_config_from_json(struct mb_model_config *c, const mb_json *obj,
                                             const char *where);
-/* Check the sizes fit together (heads divisible by groups, ...). -1 with mb_err. */
+/* The place to name for model.FIELD (e.g. the recipe line or override that set it), or
+ * NULL for the caller's fixed WHERE. */
+typedef const char *(*mb_model_config_where_fn)(const void *ctx, const char *field);
+/* mb_model_config_from_json, each error about a field reported at WHERE_OF(CTX, field). */
+MB_MUST_CHECK int mb_model_config_from_json_at(struct mb_model_config *c, const mb_json *obj,
+                                               const char *where,
+                                               mb_model_config_where_fn where_of,
+                                               const void *ctx);
+/* Check the configuration can make a finite model: every size positive and below 2^31,
+ * heads divisible by groups, RoPE base positive and rotary_percent in (0, 1] when RoPE is
+ * used, epsilon and init std positive, soft-caps and scalars not negative, all finite.
+ * -1 with mb_err naming the key. */
 MB_MUST_CHECK int mb_model_config_validate(const struct mb_model_config *c, const char *where);
 /* The JSON object text of C (malloc'd), readable by mb_model_config_from_json. */
 char *mb_model_config_to_json(const struct mb_model_config *c);

@@ -37,6 +37,10 @@ void mb_ids_release(struct mb_ids *ids);
  * NULL with mb_err naming the file and key on failure. */
 mb_tokenizer *mb_tokenizer_load(const char *spec);
 void mb_tokenizer_free(mb_tokenizer *t);
+/* GPT-2's byte-level BPE from its vocab.json and merges.txt (Megatron's GPT2BPETokenizer
+ * --vocab-file/--merge-file): the tokenizer HF builds from them, <|endoftext|> the end of
+ * document (tok/gpt2_files.c). NULL with mb_err naming the file (and line) on failure. */
+mb_tokenizer *mb_tokenizer_load_gpt2(const char *vocab_path, const char *merges_path);
 
 /* Entries in the vocabulary including added tokens (HF get_vocab_size(True)). */
 int64_t mb_tokenizer_vocab_size(const mb_tokenizer *t);

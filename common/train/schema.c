@@ -148,8 +148,40 @@ static const struct mb_config_key pretrain_keys[] = {
       "distributed_timeout_minutes); 0 = wait for ever", NULL },
 };
 
+/* Megatron Bridge's ConfigContainer names (dataset: GPTDatasetConfig, rng: RNGConfig,
+ * validation: ValidationConfig, parallel sizes on the model provider) where mb's differ. */
+static const struct mb_config_alias bridge_aliases[] = {
+    { "dataset.seq_length", "data.seq_length" },
+    { "dataset.sequence_length", "data.seq_length" },
+    { "dataset.data_path", "data.data_path" },
+    { "dataset.split", "data.split" },
+    { "dataset.eod_mask_loss", "data.eod_mask_loss" },
+    { "dataset.reset_position_ids", "data.reset_position_ids" },
+    { "dataset.path_to_cache", "data.path_to_cache" },
+    { "model.tensor_model_parallel_size", "dist.tensor_model_parallel_size" },
+    { "model.pipeline_model_parallel_size", "dist.pipeline_model_parallel_size" },
+    { "model.context_parallel_size", "dist.context_parallel_size" },
+    { "rng.seed", "train.seed" },
+    { "validation.eval_iters", "train.eval_iters" },
+    { "validation.eval_interval", "train.eval_interval" },
+};
+
 const struct mb_config_key *mb_pretrain_schema(size_t *n)
 {
     *n = MB_ARRAY_LEN(pretrain_keys);
     return pretrain_keys;
+}
+
+const struct mb_config_alias *mb_pretrain_aliases(size_t *n)
+{
+    *n = MB_ARRAY_LEN(bridge_aliases);
+    return bridge_aliases;
+}
+
+mb_config *mb_pretrain_config_new(void)
+{
+    mb_config *cfg = mb_config_new(pretrain_keys, MB_ARRAY_LEN(pretrain_keys));
+
+    mb_config_set_aliases(cfg, bridge_aliases, MB_ARRAY_LEN(bridge_aliases));
+    return cfg;
 }

@@ -16,5 +16,10 @@
 
 /* The key table (static, never freed) and its length in *N. */
 const struct mb_config_key *mb_pretrain_schema(size_t *n);
+/* Megatron Bridge's names for keys that mb names differently ("dataset.seq_length"
+ * for "data.seq_length", "rng.seed" for "train.seed", ...), and their count in *N. */
+const struct mb_config_alias *mb_pretrain_aliases(size_t *n);
+/* A config over the key table, with the aliases and the defaults. */
+mb_config *mb_pretrain_config_new(void);
 
 #endif /* MB_TRAIN_SCHEMA_H */

@@ -1,6 +1,7 @@
 /* train/setup.c - configuration to model config and data blend. */
 #include "train/setup.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -8,6 +9,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "ckpt/ckpt.h"
 #include "train/schema.h"
 
 int64_t mb_padded_vocab(int64_t vocab, int64_t divisor)
@@ -96,6 +98,15 @@ static char *model_keys_json(const mb_config *cfg, const struct derived_sizes *d
     return out.data;
 }
 
+/* Where model.FIELD of the config CTX was set (a recipe line, "command line: ..."). */
+static const char *key_where(const void *ctx, const char *field)
+{
+    char key[128];
+
+    snprintf(key, sizeof key, "model.%s", field);
+    return mb_config_where(ctx, key);
+}
+
 int mb_setup_model_config(const mb_config *cfg, int64_t tokenizer_vocab,
                           struct mb_model_config *out)
 {
@@ -108,7 +119,7 @@ int mb_setup_model_config(const mb_config *cfg, int64_t tokenizer_vocab,
     if (!obj)
         return -1;
     struct mb_model_config c;
-    int rc = mb_model_config_from_json(&c, obj, "model.*");
+    int rc = mb_model_config_from_json_at(&c, obj, "model.*", key_where, cfg);
     mb_json_free(obj);
     if (rc < 0)
         return -1;
@@ -154,4 +165,58 @@ int mb_setup_blend(const mb_config *cfg, const char ***paths, double **weights)
     *paths = p;
     *weights = ws;
     return count;
+}
+
+/* Set model.KEY of CFG to VALUE, a JSON scalar of the checkpoint's model config. */
+static int set_from_json(mb_config *cfg, const char *key, const mb_json *value, const char *file)
+{
+    struct mb_buf text = MB_BUF_INIT;
+    char full[128];
+
+    snprintf(full, sizeof full, "model.%s", key);
+    switch (mb_json_type_of(value)) {
+    case MB_JSON_INT: mb_buf_addf(&text, "%lld", (long long)mb_json_int(value)); break;
+    case MB_JSON_REAL: mb_buf_addf(&text, "%.17g", mb_json_number(value)); break;
+    case MB_JSON_BOOL: mb_buf_adds(&text, mb_json_is_true(value) ? "true" : "false"); break;
+    case MB_JSON_STRING: mb_buf_adds(&text, mb_json_str(value, NULL)); break;
+    default: mb_buf_adds(&text, "");
+    }
+    int rc = mb_config_set(cfg, full, text.data ? text.data : "", file);
+    mb_buf_release(&text);
+    return rc;
+}
+
+int mb_setup_apply_pretrained(mb_config *cfg, const struct mb_dist *d)
+{
+    const char *key = "checkpoint.pretrained_checkpoint";
+    char *file = NULL, *text = NULL;
+
+    if (!mb_config_has(cfg, key))
+        return 0;
+    if (mb_ckpt_resolve(mb_config_str(cfg, key), &file) < 0)
+        return -1;
+    if (!file)
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, key),
+                          "%s: no checkpoint there (no such file, or no 'latest')",
+                          mb_config_str(cfg, key));
+    mb_ckpt_reader *r = mb_ckpt_reader_open(d, file);
+    int rc = r ? mb_ckpt_reader_attr(r, "model_config", &text) : -1;
+    mb_ckpt_reader_close(r);
+    struct mb_model_config mc;
+    mb_json *obj = rc == 0 ? mb_json_parse(text, strlen(text), file) : NULL;
+    rc = obj ? mb_model_config_from_json(&mc, obj, file) : -1;
+    mb_json_free(obj);
+    free(text);
+    /* the checkpoint's values, validated, with the derived sizes written out */
+    text = rc == 0 ? mb_model_config_to_json(&mc) : NULL;
+    obj = text ? mb_json_parse(text, strlen(text), file) : NULL;
+    void *it = NULL;
+    const char *name;
+    mb_json *value;
+    while (obj && rc == 0 && mb_json_next(obj, &it, &name, &value))
+        rc = set_from_json(cfg, name, value, file);
+    mb_json_free(obj);
+    free(text);
+    free(file);
+    return rc;
 }

@@ -12,6 +12,7 @@
 
 #include "core/config.h"
 #include "core/defs.h"
+#include "dist/comm.h"
 #include "nn/config.h"
 
 /* Vocabulary size VOCAB rounded up to a multiple of DIVISOR (Megatron's padding). */
@@ -21,6 +22,13 @@ int64_t mb_padded_vocab(int64_t vocab, int64_t divisor);
  * the vocabulary when model.vocab_size is 0. */
 MB_MUST_CHECK int mb_setup_model_config(const mb_config *cfg, int64_t tokenizer_vocab,
                                         struct mb_model_config *out);
+
+/* With checkpoint.pretrained_checkpoint set: replace CFG's model.* keys by the model
+ * configuration of that checkpoint (the one the run will use), each named as set by the
+ * checkpoint file, so the printed and stored configuration is the model actually
+ * trained. Every rank calls it. Returns 0 (also when the key is unset), or -1 with mb_err
+ * (no checkpoint there, an unreadable one). */
+MB_MUST_CHECK int mb_setup_apply_pretrained(mb_config *cfg, const struct mb_dist *d);
 
 /* Parse data.data_path: "PREFIX", "P1 P2 ..." or Megatron's "W1 P1 W2 P2 ...".
  * Returns the number of prefixes; *WEIGHTS is NULL when none were given. Arrays are

@@ -67,9 +67,7 @@ static int run(int argc, char **argv)
     }
     if (i >= argc)
         return mb_err_set(MB_E_USAGE, NULL, "usage: cfg_check [--json] RECIPE [key=value ...]");
-    size_t n;
-    const struct mb_config_key *schema = mb_pretrain_schema(&n);
-    mb_config *cfg = mb_config_new(schema, n);
+    mb_config *cfg = mb_pretrain_config_new();
     char *path = NULL;
     int rc = mb_config_find_recipe(argv[i++], &path);
     if (rc == 0)

@@ -90,7 +90,7 @@ test_expect_success 'overrides apply, print where they came from, and lists take
     cfg_check tiny data.data_path=0.3,a,0.7,b >o2.yaml &&
     grep "^  data_path: \[0.3, a, 0.7, b\]$" o2.yaml &&
     test "$(cfg_check --where model.hidden_size tiny model.hidden_size=512)" = \
-        "model.hidden_size=512" &&
+        "command line: model.hidden_size=512" &&
     line=$(grep -n "^  num_layers:" "$MB_RECIPE_DIR/tiny.yaml" | cut -d: -f1) &&
     test "$(cfg_check --where model.num_layers tiny)" = "$MB_RECIPE_DIR/tiny.yaml:$line" &&
     test "$(cfg_check --where logger.tensorboard_dir tiny)" = default
@@ -98,14 +98,14 @@ test_expect_success 'overrides apply, print where they came from, and lists take
 
 test_expect_success 'an unknown override key exits 2 with a suggestion' '
     test_expect_code 2 cfg_check tiny model.hiden_size=64 2>err &&
-    grep "^cfg_check: error: model.hiden_size=64: unknown key .model.hiden_size. (did you mean .model.hidden_size.?)$" err &&
+    grep "^cfg_check: error: command line: model.hiden_size=64: unknown key .model.hiden_size. (did you mean .model.hidden_size.?)$" err &&
     test_expect_code 2 cfg_check tiny optimizer.learning_rate=1 2>err &&
     grep "unknown key .optimizer.learning_rate.$" err
 '
 
 test_expect_success 'a badly typed or out-of-choice override exits 2 naming the type' '
     test_expect_code 2 cfg_check tiny train.train_iters=1.5 2>err &&
-    grep "^cfg_check: error: train.train_iters=1.5: key .train.train_iters. expects an integer, got .1.5.$" err &&
+    grep "^cfg_check: error: command line: train.train_iters=1.5: key .train.train_iters. expects an integer, got .1.5.$" err &&
     test_expect_code 2 cfg_check tiny dist.device=tpu 2>err &&
     grep "key .dist.device. must be one of cpu|cuda|auto, got .tpu.$" err &&
     test_expect_code 2 cfg_check tiny model.qk_layernorm=perhaps 2>err &&
@@ -128,7 +128,7 @@ test_expect_success 'errors in a recipe file name file and line and exit 1' '
 
 test_expect_success 'an invalid schedule in a recipe names the key and its place' '
     test_expect_code 1 cfg_check --sched tiny scheduler.lr_warmup_iters=400 2>err &&
-    grep "^cfg_check: error: scheduler.lr_warmup_iters=400: scheduler.lr_warmup_iters 400 must be at least 0 and less than lr_decay_iters 300$" err
+    grep "^cfg_check: error: command line: scheduler.lr_warmup_iters=400: scheduler.lr_warmup_iters 400 must be at least 0 and less than lr_decay_iters 300$" err
 '
 
 test_expect_success 'an unknown recipe name exits 2 listing the recipes' '

@@ -118,7 +118,7 @@ static void overrides_are_typed(void)
 
     ok(mb_config_override(c, "model.hidden_size=128") == 0, "integer override");
     is_int(mb_config_i64(c, "model.hidden_size"), 128, "value applied");
-    is_str(mb_config_where(c, "model.hidden_size"), "model.hidden_size=128",
+    is_str(mb_config_where(c, "model.hidden_size"), "command line: model.hidden_size=128",
            "where is the argument");
     ok(mb_config_override(c, "optimizer.lr=2e-5") == 0 &&
        mb_config_double(c, "optimizer.lr") == 2e-5, "float override");
@@ -127,7 +127,7 @@ static void overrides_are_typed(void)
 
     ok(mb_config_override(c, "model.hidden_size=12x") == -1, "bad integer refused");
     is_int(mb_err_code(), MB_E_USAGE, "override errors are usage errors");
-    is_str(mb_err_where(), "model.hidden_size=12x", "error names the argument");
+    is_str(mb_err_where(), "command line: model.hidden_size=12x", "error names the argument");
     is_str(mb_err_what(), "key 'model.hidden_size' expects an integer, got '12x'",
            "error names the expected type");
     is_int(mb_config_i64(c, "model.hidden_size"), 128, "failed override keeps the old value");
@@ -138,7 +138,7 @@ static void overrides_are_typed(void)
            "choices listed");
 
     ok(mb_config_override(c, "model.hiden_size=64") == -1, "unknown key refused");
-    is_str(mb_err_where(), "model.hiden_size=64", "unknown key: where is the argument");
+    is_str(mb_err_where(), "command line: model.hiden_size=64", "unknown key: where is the argument");
     is_str(mb_err_what(), "unknown key 'model.hiden_size' (did you mean 'model.hidden_size'?)",
            "suggestion by edit distance");
     ok(mb_config_override(c, "train.lr=1") == -1, "key in the wrong section refused");
@@ -269,6 +269,42 @@ static void recipes_are_found(void)
     unsetenv("MB_RECIPE_DIR");
 }
 
+static const struct mb_config_alias aliases[] = {
+    { "dataset.paths", "data.data_path" },
+    { "rng.seed", "top_level" },
+    { "model.width", "model.hidden_size" },
+};
+
+static void aliases_name_their_key(void)
+{
+    mb_config *c = fresh();
+    size_t n = 0;
+
+    mb_config_set_aliases(c, aliases, sizeof aliases / sizeof aliases[0]);
+    write_file("alias.yaml", "dataset:\n  paths: [a, b]\nrng:\n  seed: 42\nmodel:\n"
+                             "  width: 96\n");
+    ok(mb_config_load_yaml(c, "alias.yaml") == 0, "a recipe in the other names loads");
+    ok(mb_config_list(c, "data.data_path", &n) && n == 2, "alias section sets the key");
+    is_int(mb_config_i64(c, "top_level"), 42, "alias of a top-level key");
+    is_int(mb_config_i64(c, "model.hidden_size"), 96, "alias inside a known section");
+    is_str(mb_config_where(c, "model.hidden_size"), "alias.yaml:6", "where: the alias's line");
+    ok(mb_config_override(c, "model.width=128") == 0 &&
+       mb_config_i64(c, "model.hidden_size") == 128, "alias override");
+    is_str(mb_config_where(c, "model.hidden_size"), "command line: model.width=128",
+           "where: the override as written");
+    char *json = mb_config_to_json(c);
+    ok(strstr(json, "\"hidden_size\":128") && !strstr(json, "width") && !strstr(json, "dataset"),
+       "JSON holds the key's name only");
+    free(json);
+    write_file("dup.yaml", "model:\n  hidden_size: 1\n  width: 2\n");
+    ok(mb_config_load_yaml(c, "dup.yaml") == -1, "key and alias in one recipe refused");
+    is_str(mb_err_where(), "dup.yaml:3", "at the second");
+    is_str(mb_err_what(), "duplicate key 'model.width' (another name of 'model.hidden_size', "
+           "first set on line 2)", "naming both");
+    ok(mb_config_override(c, "dataset.pathz=x") == -1, "a misspelt alias is unknown");
+    mb_config_free(c);
+}
+
 int main(void)
 {
     tap_enter_scratch_dir();
@@ -279,5 +315,6 @@ int main(void)
     yaml_errors_name_the_line();
     print_and_json_round_trip();
     recipes_are_found();
+    aliases_name_their_key();
     return tap_done();
 }

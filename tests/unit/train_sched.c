@@ -93,7 +93,7 @@ static void from_config(void)
        s.max_lr == 3e-4 && s.min_lr == 0.0 && s.batch == 8, "fields from the config");
     ok(mb_config_override(cfg, "train.train_iters=5") == 0, "train_iters below warmup");
     ok(mb_lr_schedule_from_config(&s, cfg, 8) == -1, "refused");
-    is_str(mb_err_where(), "scheduler.lr_warmup_iters=10", "error names where warmup was set");
+    is_str(mb_err_where(), "command line: scheduler.lr_warmup_iters=10", "error names where warmup was set");
     is_str(mb_err_what(),
            "scheduler.lr_warmup_iters 10 must be at least 0 and less than lr_decay_iters 5",
            "and the decay length taken from train_iters");
