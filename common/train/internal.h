@@ -11,6 +11,7 @@
 #include "nn/model.h"
 #include "train/optim.h"
 #include "train/sched.h"
+#include "train/signals.h"
 #include "train/tb.h"
 #include "train/trainer.h"
 
@@ -36,6 +37,7 @@ struct mb_trainer {
     mb_gpt_data *data;
     mb_tb *tb;
     struct mb_train_batches batches;
+    struct mb_train_stop stop;    /* exit signal and time limit */
 
     int64_t train_iters, micro_batch, global_batch, seq;
     int64_t iteration;            /* iterations done */

@@ -82,6 +82,13 @@ static const struct mb_config_key pretrain_keys[] = {
     { "train.eval_iters", INT, "100", "iterations per validation run", NULL },
     { "train.exit_interval", INT, "0", "stop after an iteration divisible by this; 0 = never",
       NULL },
+    { "train.exit_signal_handler", BOOL, "true",
+      "on train.exit_signal or SIGINT finish the iteration, save and exit 0", NULL },
+    { "train.exit_signal", STRING, "SIGTERM",
+      "the signal that saves and stops the run, besides SIGINT: SIGTERM, SIGINT, SIGUSR1 or "
+      "SIGUSR2", NULL },
+    { "train.exit_duration_in_mins", FLOAT, "0",
+      "save and exit 0 once the run has been up this many minutes; 0 = no limit", NULL },
 
     { "optimizer.optimizer", STRING, "adam", "optimizer (Adam with decoupled weight decay)",
       "adam" },

@@ -273,6 +273,22 @@ static bool every(int64_t iteration, int64_t interval)
     return interval > 0 && iteration % interval == 0;
 }
 
+/* Say why the run stops early (REASON from mb_train_stop_check) and what was saved. */
+static void log_stop(const struct mb_trainer *t, int reason, bool saved)
+{
+    char what[96];
+    if (saved)
+        snprintf(what, sizeof what, "saved iteration %lld", (long long)t->iteration);
+    else
+        snprintf(what, sizeof what, "iteration %lld not saved (no checkpoint.save)",
+                 (long long)t->iteration);
+    if (reason == MB_TRAIN_STOP_DURATION)
+        mb_log_info("train.exit_duration_in_mins %g reached (up %.2f min): %s, exiting",
+                    t->stop.limit_s / 60.0, (mb_now() - t->stop.start) / 60.0, what);
+    else
+        mb_log_info("exit signal %s received: %s, exiting", mb_train_signal_name(reason), what);
+}
+
 static int loop(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -288,8 +304,16 @@ static int loop(struct mb_trainer *t)
             return -1;
         bool last = t->iteration == t->train_iters;
         bool stop = every(t->iteration, exit_interval);
-        if (save && (every(t->iteration, save_interval) || last || stop) && mb_train_save(t) < 0)
+        int reason = mb_train_stop_check(&t->stop, t->dist);
+        bool saving = save && (every(t->iteration, save_interval) || last || stop || reason);
+        if (saving && mb_train_save(t) < 0)
             return -1;
+        if (saving && !reason) /* a signal during that save: it is the one to stop at */
+            reason = mb_train_stop_check(&t->stop, t->dist);
+        if (reason) {
+            log_stop(t, reason, save);
+            break;
+        }
         if (stop) {
             mb_log_info("exit_interval %lld reached at iteration %lld", (long long)exit_interval,
                         (long long)t->iteration);
@@ -301,6 +325,7 @@ static int loop(struct mb_trainer *t)
 
 static void teardown(struct mb_trainer *t)
 {
+    mb_train_stop_release(&t->stop);
     mb_tb_close(t->tb);
     mb_gpt_data_close(t->data);
     mb_adamw_free(&t->opt);
@@ -361,7 +386,9 @@ int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
     t.dist = dist;
     t.cfg = cfg;
     t.tok = tok;
-    int rc = agree(dist, resolve_pretrained(&t), "checkpoint.pretrained_checkpoint");
+    int rc = agree(dist, mb_train_stop_init(&t.stop, cfg), "train.exit_signal");
+    if (rc == 0)
+        rc = agree(dist, resolve_pretrained(&t), "checkpoint.pretrained_checkpoint");
     if (rc == 0)
         rc = agree(dist, setup(&t), "setup");
     if (rc == 0)
