@@ -2,6 +2,7 @@
 #ifndef MB_TRAIN_INTERNAL_H
 #define MB_TRAIN_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "ckpt/ckpt.h"
@@ -44,10 +45,14 @@ struct mb_trainer {
     int64_t consumed_train;       /* samples */
     int64_t consumed_valid;
     double clip_grad;
+    bool check_nonfinite;         /* train.check_for_nan_in_loss_and_grad */
+    int64_t skip_nonfinite;       /* train.skip_nonfinite_steps */
+    int64_t skipped;              /* iterations skipped so far in this process */
 
     /* what the log line averages since it was last printed */
     double log_loss_sum;
     int64_t log_iters;
+    int64_t log_skipped;          /* of log_iters; their losses are not in the sum */
     double log_start;             /* mb_now() */
 };
 
@@ -66,7 +71,9 @@ MB_MUST_CHECK int mb_train_load_pretrained(struct mb_trainer *t, const char *fil
 
 /* Logging (train/report.c). */
 void mb_train_log_start(struct mb_trainer *t);
-void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr);
+/* SKIPPED: a non-finite iteration that was not applied (train.skip_nonfinite_steps). */
+void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr,
+                            bool skipped);
 void mb_train_log_eval(struct mb_trainer *t, double loss);
 
 #endif /* MB_TRAIN_INTERNAL_H */

@@ -20,6 +20,7 @@ void mb_train_log_start(struct mb_trainer *t)
 {
     t->log_start = mb_now();
     t->log_iters = 0;
+    t->log_skipped = 0;
     t->log_loss_sum = 0;
 }
 
@@ -33,11 +34,16 @@ static void tb_scalar(struct mb_trainer *t, const char *tag, double value)
     }
 }
 
-void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr)
+void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr,
+                            bool skipped)
 {
-    t->log_loss_sum += loss;
     t->log_iters++;
-    tb_scalar(t, "lm loss", loss);
+    if (skipped)
+        t->log_skipped++;
+    else
+        t->log_loss_sum += loss;
+    if (!skipped)
+        tb_scalar(t, "lm loss", loss);
     tb_scalar(t, "learning-rate", lr);
     tb_scalar(t, "grad-norm", grad_norm);
     int64_t interval = mb_config_i64(t->cfg, "logger.log_interval");
@@ -52,14 +58,20 @@ void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm,
     if (peak > 0)
         snprintf(mfu, sizeof(mfu), "%.1f%%", 100.0 * tflops / peak);
     tb_scalar(t, "throughput/tokens-per-sec", tok_s);
+    /* Megatron's "number of skipped iterations", shown only when there were some */
+    char skips[48] = "";
+    if (t->log_skipped > 0)
+        snprintf(skips, sizeof skips, " | skipped %lld", (long long)t->log_skipped);
+    int64_t applied = t->log_iters - t->log_skipped;
+    double mean = applied > 0 ? t->log_loss_sum / (double)applied : NAN;
     if (t->dist->rank == 0)
         mb_log_info("iter %6lld/%lld | loss %.6E | lr %.4E | grad_norm %.4E | tok/s %.1f | "
-                    "TFLOP/s %.4f | MFU %s | mem %.2f GiB",
-                    (long long)t->iteration, (long long)t->train_iters,
-                    t->log_loss_sum / (double)t->log_iters, lr, grad_norm, tok_s, tflops, mfu,
-                    peak_rss_gib());
+                    "TFLOP/s %.4f | MFU %s | mem %.2f GiB%s",
+                    (long long)t->iteration, (long long)t->train_iters, mean, lr, grad_norm,
+                    tok_s, tflops, mfu, peak_rss_gib(), skips);
     t->log_start = now;
     t->log_iters = 0;
+    t->log_skipped = 0;
     t->log_loss_sum = 0;
 }
 

@@ -89,6 +89,12 @@ static const struct mb_config_key pretrain_keys[] = {
       "SIGUSR2", NULL },
     { "train.exit_duration_in_mins", FLOAT, "0",
       "save and exit 0 once the run has been up this many minutes; 0 = no limit", NULL },
+    { "train.check_for_nan_in_loss_and_grad", BOOL, "true",
+      "stop with exit 1 when the loss or the gradient norm is NaN or inf (no update, no save)",
+      NULL },
+    { "train.skip_nonfinite_steps", INT, "0",
+      "with the check on: skip up to this many such iterations (no update) before stopping",
+      NULL },
 
     { "optimizer.optimizer", STRING, "adam", "optimizer (Adam with decoupled weight decay)",
       "adam" },

@@ -161,6 +161,11 @@ static int setup(struct mb_trainer *t)
     if (mb_lr_schedule_from_config(&t->sched, cfg, t->global_batch) < 0)
         return -1;
     t->clip_grad = mb_config_double(cfg, "optimizer.clip_grad");
+    t->check_nonfinite = mb_config_bool(cfg, "train.check_for_nan_in_loss_and_grad");
+    t->skip_nonfinite = mb_config_i64(cfg, "train.skip_nonfinite_steps");
+    if (t->skip_nonfinite < 0)
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "train.skip_nonfinite_steps"),
+                          "train.skip_nonfinite_steps must be 0 or positive");
     if (alloc_batches(t) < 0 || open_data(t) < 0)
         return -1;
     if (t->dist->rank == 0 && mb_config_has(cfg, "logger.tensorboard_dir") &&
@@ -230,6 +235,48 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
     return 0;
 }
 
+/* What went non-finite in an iteration, agreed by every rank: 0, or these bits. */
+enum { BAD_GRAD = 1, BAD_LOSS = 2 };
+
+static int nonfinite(const struct mb_trainer *t, double loss, double norm)
+{
+    int64_t bad = (isfinite(loss) ? 0 : BAD_LOSS) | (isfinite(norm) ? 0 : BAD_GRAD);
+    return (int)mb_dist_max_i64(t->dist, bad);
+}
+
+/* X for a message: "NaN", "inf", "-inf" or its %g. */
+static const char *num(char *buf, size_t cap, double x)
+{
+    if (isnan(x))
+        return "NaN";
+    snprintf(buf, cap, "%g", x);
+    return buf;
+}
+
+/* A non-finite iteration (BAD bits): skipped while train.skip_nonfinite_steps allows,
+ * else the error that stops the run (0 to skip, -1 to stop). */
+static int skip_or_stop(struct mb_trainer *t, int bad, double loss, double norm)
+{
+    const char *what = bad == (BAD_LOSS | BAD_GRAD) ? "the loss and the gradient norm are"
+                       : bad == BAD_LOSS            ? "the loss is"
+                                                    : "the gradient norm is";
+    char where[48], l[32], g[32];
+    snprintf(where, sizeof where, "iteration %lld", (long long)t->iteration + 1);
+    if (t->skipped < t->skip_nonfinite) {
+        t->skipped++;
+        mb_log_warn("%s: %s not finite (loss %s, grad norm %s): skipped, no update (%lld of "
+                    "train.skip_nonfinite_steps %lld)", where, what, num(l, sizeof l, loss),
+                    num(g, sizeof g, norm), (long long)t->skipped, (long long)t->skip_nonfinite);
+        return 0;
+    }
+    return mb_err_set(MB_E_INVALID, where,
+                      "%s not finite (loss %s, grad norm %s): the run diverged; stopping "
+                      "without applying or saving it%s", what, num(l, sizeof l, loss),
+                      num(g, sizeof g, norm),
+                      t->skip_nonfinite ? " (more than train.skip_nonfinite_steps skipped)"
+                                        : "");
+}
+
 static int train_iteration(struct mb_trainer *t)
 {
     if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
@@ -242,10 +289,14 @@ static int train_iteration(struct mb_trainer *t)
     mb_dist_sum_f32(t->dist, m->g, m->params.total);
     double norm = mb_clip_grad_norm(m->ops, m->g, m->params.total, t->clip_grad);
     double lr = mb_lr_at(&t->sched, t->iteration);
-    mb_adamw_step(&t->opt, m->w, m->g, (float)lr);
+    int bad = t->check_nonfinite ? nonfinite(t, loss, norm) : 0;
+    if (bad && skip_or_stop(t, bad, loss, norm) < 0)
+        return -1;
+    if (!bad)
+        mb_adamw_step(&t->opt, m->w, m->g, (float)lr);
     t->iteration++;
     t->consumed_train += t->global_batch;
-    mb_train_log_iteration(t, loss, norm, lr);
+    mb_train_log_iteration(t, loss, norm, lr, bad != 0);
     return 0;
 }
 
