@@ -10,6 +10,7 @@
 #include "core/mem.h"
 #include "core/time.h"
 #include "ckpt/ckpt.h"
+#include "ckpt/stale.h"
 #include "kern/ops.h"
 #include "train/setup.h"
 
@@ -404,6 +405,14 @@ static int resolve_pretrained(struct mb_trainer *t)
     return 0;
 }
 
+/* Rank 0 removes what killed saves left in checkpoint.save (the others wait). */
+static int remove_stale(const struct mb_trainer *t)
+{
+    if (t->dist->rank != 0 || !mb_config_has(t->cfg, "checkpoint.save"))
+        return 0;
+    return mb_ckpt_remove_stale(mb_config_str(t->cfg, "checkpoint.save")) < 0 ? -1 : 0;
+}
+
 /* Resume from checkpoint.load if it holds a checkpoint; else start from the pretrained
  * weights, if any; else from the initialisation. */
 static int maybe_resume(struct mb_trainer *t)
@@ -438,6 +447,8 @@ int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
     t.cfg = cfg;
     t.tok = tok;
     int rc = agree(dist, mb_train_stop_init(&t.stop, cfg), "train.exit_signal");
+    if (rc == 0)
+        rc = agree(dist, remove_stale(&t), "checkpoint.save");
     if (rc == 0)
         rc = agree(dist, resolve_pretrained(&t), "checkpoint.pretrained_checkpoint");
     if (rc == 0)
