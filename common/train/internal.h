@@ -69,6 +69,12 @@ MB_MUST_CHECK int mb_train_pretrained_config(const struct mb_dist *d, const char
  * copy), as checkpoint.pretrained_checkpoint asks. */
 MB_MUST_CHECK int mb_train_load_pretrained(struct mb_trainer *t, const char *file);
 
+/* Refuse a resume from FILE, whose stored config is RECIPE_JSON, when train.train_iters,
+ * optimizer.lr/min_lr or a scheduler.* key differs, unless
+ * scheduler.override_opt_param_scheduler (train/resume_check.c). */
+MB_MUST_CHECK int mb_train_check_schedule(const struct mb_trainer *t, const char *file,
+                                          const char *recipe_json);
+
 /* Logging (train/report.c). */
 void mb_train_log_start(struct mb_trainer *t);
 /* SKIPPED: a non-finite iteration that was not applied (train.skip_nonfinite_steps). */

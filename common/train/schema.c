@@ -116,6 +116,9 @@ static const struct mb_config_key pretrain_keys[] = {
     { "scheduler.lr_wsd_decay_style", STRING, "exponential", "WSD: shape of the final decay",
       "linear|cosine|exponential|minus_sqrt" },
     { "scheduler.lr_wsd_decay_iters", INT, "0", "WSD: iterations of the final decay", NULL },
+    { "scheduler.override_opt_param_scheduler", BOOL, "false",
+      "on resume, use this config's schedule (train_iters, lr, min_lr, scheduler.*) even "
+      "where it differs from the checkpoint's", NULL },
 
     { "data.data_path", LIST, NULL,
       "indexed datasets: PREFIX, or WEIGHT PREFIX WEIGHT PREFIX ... for a blend", NULL },

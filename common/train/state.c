@@ -150,6 +150,8 @@ int mb_train_resume(struct mb_trainer *t, const char *file)
     struct mb_ckpt_tensor *v = mb_ckpt_tensors_of(p, t->opt.exp_avg_sq);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
     int rc = mb_ckpt_load(t->dist, file, w, p->count, m, v, &st);
+    if (rc == 0)
+        rc = mb_train_check_schedule(t, file, st.recipe_json);
     if (rc == 0) {
         t->iteration = st.iteration;
         t->consumed_train = st.consumed_train_samples;
