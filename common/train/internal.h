@@ -4,9 +4,11 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ckpt/ckpt.h"
 #include "core/config.h"
+#include "core/str.h"
 #include "data/gpt_dataset.h"
 #include "dist/comm.h"
 #include "nn/model.h"
@@ -37,6 +39,8 @@ struct mb_trainer {
     struct mb_lr_schedule sched;
     mb_gpt_data *data;
     mb_tb *tb;
+    FILE *metrics;                /* logger.metrics_jsonl, rank 0; NULL when unset */
+    const char *metrics_path;
     struct mb_train_batches batches;
     struct mb_train_stop stop;    /* exit signal and time limit */
 
@@ -53,6 +57,7 @@ struct mb_trainer {
     double log_loss_sum;
     int64_t log_iters;
     int64_t log_skipped;          /* of log_iters; their losses are not in the sum */
+    bool logged;                  /* a log line was printed in this process */
     double log_start;             /* mb_now() */
 };
 
@@ -76,10 +81,23 @@ MB_MUST_CHECK int mb_train_check_schedule(const struct mb_trainer *t, const char
                                           const char *recipe_json);
 
 /* Logging (train/report.c). */
+/* World and data-parallel size, micro-batches per step, threads per rank. */
+void mb_train_log_layout(const struct mb_trainer *t);
 void mb_train_log_start(struct mb_trainer *t);
 /* SKIPPED: a non-finite iteration that was not applied (train.skip_nonfinite_steps). */
 void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr,
                             bool skipped);
 void mb_train_log_eval(struct mb_trainer *t, double loss);
+
+/* logger.metrics_jsonl (train/metrics.c): open for appending on rank 0 (-1 with mb_err
+ * naming the file), close. A line is built with mb_metrics_begin and the field adders,
+ * then mb_train_metrics_emit closes the object, writes and flushes it (a failed write
+ * warns and stops the file) and releases B. */
+MB_MUST_CHECK int mb_train_metrics_open(struct mb_trainer *t);
+void mb_train_metrics_close(struct mb_trainer *t);
+void mb_metrics_begin(struct mb_buf *b, const char *type, int64_t iteration);
+void mb_metrics_int(struct mb_buf *b, const char *name, int64_t v);
+void mb_metrics_real(struct mb_buf *b, const char *name, double v); /* non-finite: null */
+void mb_train_metrics_emit(struct mb_trainer *t, struct mb_buf *b);
 
 #endif /* MB_TRAIN_INTERNAL_H */

@@ -152,6 +152,9 @@ static const struct mb_config_key pretrain_keys[] = {
       NULL },
     { "logger.peak_tflops", FLOAT, "0.0", "device peak TFLOP/s for MFU; 0 = do not report",
       NULL },
+    { "logger.metrics_jsonl", STRING, NULL,
+      "append one JSON object per log line and validation to this file; unset = none",
+      NULL },
 
     { "dist.tensor_model_parallel_size", INT, "1", "tensor-parallel ranks", NULL },
     { "dist.pipeline_model_parallel_size", INT, "1", "pipeline stages", NULL },

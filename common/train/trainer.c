@@ -167,10 +167,15 @@ static int setup(struct mb_trainer *t)
     if (t->skip_nonfinite < 0)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "train.skip_nonfinite_steps"),
                           "train.skip_nonfinite_steps must be 0 or positive");
-    if (alloc_batches(t) < 0 || open_data(t) < 0)
+    if (alloc_batches(t) < 0)
+        return -1;
+    mb_train_log_layout(t);
+    if (open_data(t) < 0)
         return -1;
     if (t->dist->rank == 0 && mb_config_has(cfg, "logger.tensorboard_dir") &&
         mb_tb_open(&t->tb, mb_config_str(cfg, "logger.tensorboard_dir")) < 0)
+        return -1;
+    if (mb_train_metrics_open(t) < 0)
         return -1;
     return 0;
 }
@@ -379,6 +384,7 @@ static void teardown(struct mb_trainer *t)
 {
     mb_train_stop_release(&t->stop);
     mb_tb_close(t->tb);
+    mb_train_metrics_close(t);
     mb_gpt_data_close(t->data);
     mb_adamw_free(&t->opt);
     mb_model_free(&t->model);
