@@ -5,7 +5,9 @@
 # start_run LOG ARGS...: `pretrain ARGS` (one rank) in the background, stderr in LOG;
 #     sets RUN_PID.
 # start_run_mpi N LOG ARGS...: the same over N ranks (RUN_PID is mpirun's).
-# wait_iter LOG N: wait until LOG shows iteration N (at most about 60 s).
+# wait_for LOG REGEX: wait until LOG has a line matching REGEX (at most about 60 s), while
+#     the run is alive.
+# wait_iter LOG N: wait until LOG shows iteration N.
 # rank_pids: the pids of the ranks under mpirun RUN_PID.
 # send SIG all|one: SIG to the one process (one rank) or to every rank (as Slurm does),
 #     or to one rank of them only.
@@ -35,14 +37,18 @@ start_run_mpi() {
     RUN_MPI=$ranks
 }
 
-wait_iter() {
+wait_for() {
     tries=0
-    while ! grep -q "iter  *$2/" "$1" 2>/dev/null; do
+    while ! grep -q "$2" "$1" 2>/dev/null; do
         tries=$((tries + 1))
-        test $tries -lt 6000 || { say "iteration $2 never came"; return 1; }
-        kill -0 "$RUN_PID" 2>/dev/null || { say "the run ended before iteration $2"; return 1; }
+        test $tries -lt 6000 || { say "'$2' never came"; return 1; }
+        kill -0 "$RUN_PID" 2>/dev/null || { say "the run ended before '$2'"; return 1; }
         sleep 0.01
     done
+}
+
+wait_iter() {
+    wait_for "$1" "iter  *$2/"
 }
 
 rank_pids() {
