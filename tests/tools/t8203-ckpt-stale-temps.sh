@@ -6,7 +6,8 @@ latest.tmp.PID) from checkpoint.save at start, with a log line, and nothing else
 
 test_expect_success 'setup: a checkpoint at iteration 2, then what killed saves leave' '
     make_corpus &&
-    pretrain train.train_iters=2 scheduler.lr_warmup_iters=1 checkpoint.save=ck 2>first.log &&
+    pretrain train.train_iters=4 scheduler.lr_warmup_iters=1 train.exit_interval=2 checkpoint.save=ck \
+        2>first.log &&
     head -c 5000 /dev/urandom >ck/iter_0000004.h5.tmp &&
     echo iter_0000004.h5 >ck/latest.tmp.12345 &&
     for keep in notes.tmp iter_0000004.h5.tmp.bak iter_4.h5.tmp latest.tmp latest.tmp.12a \
