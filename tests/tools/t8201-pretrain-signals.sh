@@ -110,6 +110,16 @@ test_expect_success 'a second signal aborts at once (non-zero); latest still nam
     say "$aborted of 3 aborted"
 '
 
+test_expect_success 'train.exit_signal_handler=false: SIGTERM kills, temporaries removed, latest whole' '
+    start_run off.log train.train_iters=$ITERS checkpoint.save=off checkpoint.save_interval=1 \
+        train.exit_signal_handler=false &&
+    wait_iter off.log 3 &&
+    send TERM all &&
+    test_expect_code 143 wait $RUN_PID &&
+    ! grep "exit signal" off.log &&
+    "$PY" "$ORACLE/ckpt_latest_check.py" off --no-tmp
+'
+
 test_expect_success 'train.exit_duration_in_mins: saves and exits 0 once the run has been up that long' '
     run checkpoint.save=dur train.train_iters=3000 train.exit_duration_in_mins=0.01 \
         train.eval_interval=0 logger.log_interval=100 2>dur.log &&
