@@ -7,7 +7,9 @@
 #      loss falling, a validation loss, a checkpoint and TensorBoard events under demo/,
 #   4. the model continuing a prompt (mb-generate), and its HuggingFace form (mb-convert)
 #      in demo/hf, which transformers loads.
-# DEMO_ITERS=N changes the length of the run (default 600, about two minutes on 2 cores).
+# DEMO_ITERS=N changes the length of the run (default 600, about two minutes on 2 cores);
+# a longer run resumes from demo/ckpt on the schedule of the new length
+# (scheduler.override_opt_param_scheduler, since train_iters changed).
 set -eu
 cd "$(dirname "$0")/.."
 MB_CACHE=${MB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mb}
@@ -23,6 +25,7 @@ bin/mb-pretrain --recipe tiny data.data_path=demo/fortunes_text_document \
     tokenizer.tokenizer_model=demo/tokenizer.json train.train_iters="$iters" \
     train.eval_interval=100 train.eval_iters=4 logger.log_interval=10 \
     checkpoint.save=demo/ckpt checkpoint.load=demo/ckpt checkpoint.save_interval=100 \
+    scheduler.override_opt_param_scheduler=true \
     logger.tensorboard_dir=demo/tensorboard 2>&1 | grep --line-buffered -v '^  '
 echo "== 3. sampling from the checkpoint: mb-generate demo/ckpt --prompt 'You will' ..."
 bin/mb-generate demo/ckpt --prompt "You will" --max-new-tokens 40 --temperature 0.8 --top-k 40 \

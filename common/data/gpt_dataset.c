@@ -10,8 +10,10 @@
 
 #include "core/err.h"
 #include "core/fs.h"
+#include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "core/time.h"
 #include "data/gpt_desc.h"
 #include "data/md5.h"
 #include "data/mock.h"
@@ -263,10 +265,19 @@ static int ds_build(struct gpt_ds *ds, const struct source *src, const struct ds
     ds->cache_base = base.data;
     int rc = 0;
     if (!ds_load_cache(ds, &p, beg, end)) {
+        mb_log_info("building the %s indices of %s (%lld samples) into %s",
+                    mb_split_name(q->index_split), where, (long long)q->num_samples, dir);
+        double start = mb_now();
         mb_gpt_index_build(&ds->built, &p, src->sizes, beg, end, c->seq_length,
                            (uint32_t)c->seed);
         ds_use_built(ds);
         rc = ds_save_cache(ds, dir, &desc);
+        if (rc == 0)
+            mb_log_info("built the %s indices of %s in %.2f s", mb_split_name(q->index_split),
+                        where, mb_now() - start);
+    } else {
+        mb_log_info("loaded the %s indices of %s from %s", mb_split_name(q->index_split), where,
+                    dir);
     }
     free(dir);
     mb_buf_release(&desc);

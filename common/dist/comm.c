@@ -139,6 +139,18 @@ int64_t mb_dist_sum_i64(const struct mb_dist *d, int64_t value)
     return sum;
 }
 
+int64_t mb_dist_max_i64(const struct mb_dist *d, int64_t value)
+{
+    int64_t max = value;
+
+    if (d->mpi) { /* world: a stop request of any rank */
+        mb_watchdog_arm("all-reduce of the stop request", 0, d->rank, d->size);
+        MPI_Allreduce(MPI_IN_PLACE, &max, 1, MPI_INT64_T, MPI_MAX, MPI_COMM_WORLD);
+        mb_watchdog_disarm();
+    }
+    return max;
+}
+
 /* MPI counts are int: reduce in pieces of at most 2^30 elements. OP names the whole. */
 static void sum_in_pieces(const struct mb_dist *d, void *buf, int64_t n, MPI_Datatype type,
                           size_t size, const char *op)

@@ -36,6 +36,8 @@ int mb_dist_set_timeout(double minutes, const char *where);
 int mb_dist_all_ok(const struct mb_dist *d, int ok);
 /* Sum of VALUE over ranks. */
 int64_t mb_dist_sum_i64(const struct mb_dist *d, int64_t value);
+/* Largest VALUE over ranks (flags that any rank may raise). */
+int64_t mb_dist_max_i64(const struct mb_dist *d, int64_t value);
 void mb_dist_barrier(const struct mb_dist *d);
 /* In-place sums over ranks (data-parallel gradients and loss counters). The reduction
  * order is MPI's, fixed for a given number of ranks. */

@@ -2,15 +2,19 @@
 #ifndef MB_TRAIN_INTERNAL_H
 #define MB_TRAIN_INTERNAL_H
 
+#include <stdbool.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "ckpt/ckpt.h"
 #include "core/config.h"
+#include "core/str.h"
 #include "data/gpt_dataset.h"
 #include "dist/comm.h"
 #include "nn/model.h"
 #include "train/optim.h"
 #include "train/sched.h"
+#include "train/signals.h"
 #include "train/tb.h"
 #include "train/trainer.h"
 
@@ -35,17 +39,25 @@ struct mb_trainer {
     struct mb_lr_schedule sched;
     mb_gpt_data *data;
     mb_tb *tb;
+    FILE *metrics;                /* logger.metrics_jsonl, rank 0; NULL when unset */
+    const char *metrics_path;
     struct mb_train_batches batches;
+    struct mb_train_stop stop;    /* exit signal and time limit */
 
     int64_t train_iters, micro_batch, global_batch, seq;
     int64_t iteration;            /* iterations done */
     int64_t consumed_train;       /* samples */
     int64_t consumed_valid;
     double clip_grad;
+    bool check_nonfinite;         /* train.check_for_nan_in_loss_and_grad */
+    int64_t skip_nonfinite;       /* train.skip_nonfinite_steps */
+    int64_t skipped;              /* iterations skipped so far in this process */
 
     /* what the log line averages since it was last printed */
     double log_loss_sum;
     int64_t log_iters;
+    int64_t log_skipped;          /* of log_iters; their losses are not in the sum */
+    bool logged;                  /* a log line was printed in this process */
     double log_start;             /* mb_now() */
 };
 
@@ -62,9 +74,30 @@ MB_MUST_CHECK int mb_train_pretrained_config(const struct mb_dist *d, const char
  * copy), as checkpoint.pretrained_checkpoint asks. */
 MB_MUST_CHECK int mb_train_load_pretrained(struct mb_trainer *t, const char *file);
 
+/* Refuse a resume from FILE, whose stored config is RECIPE_JSON, when train.train_iters,
+ * optimizer.lr/min_lr or a scheduler.* key differs, unless
+ * scheduler.override_opt_param_scheduler (train/resume_check.c). */
+MB_MUST_CHECK int mb_train_check_schedule(const struct mb_trainer *t, const char *file,
+                                          const char *recipe_json);
+
 /* Logging (train/report.c). */
+/* World and data-parallel size, micro-batches per step, threads per rank. */
+void mb_train_log_layout(const struct mb_trainer *t);
 void mb_train_log_start(struct mb_trainer *t);
-void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr);
+/* SKIPPED: a non-finite iteration that was not applied (train.skip_nonfinite_steps). */
+void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr,
+                            bool skipped);
 void mb_train_log_eval(struct mb_trainer *t, double loss);
+
+/* logger.metrics_jsonl (train/metrics.c): open for appending on rank 0 (-1 with mb_err
+ * naming the file), close. A line is built with mb_metrics_begin and the field adders,
+ * then mb_train_metrics_emit closes the object, writes and flushes it (a failed write
+ * warns and stops the file) and releases B. */
+MB_MUST_CHECK int mb_train_metrics_open(struct mb_trainer *t);
+void mb_train_metrics_close(struct mb_trainer *t);
+void mb_metrics_begin(struct mb_buf *b, const char *type, int64_t iteration);
+void mb_metrics_int(struct mb_buf *b, const char *name, int64_t v);
+void mb_metrics_real(struct mb_buf *b, const char *name, double v); /* non-finite: null */
+void mb_train_metrics_emit(struct mb_trainer *t, struct mb_buf *b);
 
 #endif /* MB_TRAIN_INTERNAL_H */

@@ -1,9 +1,12 @@
-/* train/report.c - the log line, the validation line and the TensorBoard scalars. */
+/* train/report.c - the start-up layout line, the log line, the validation line, their
+ * TensorBoard scalars and metrics_jsonl objects. */
 #include "train/internal.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <sys/resource.h>
+#include <time.h>
 
 #include "core/log.h"
 #include "core/time.h"
@@ -16,10 +19,35 @@ static double peak_rss_gib(void)
     return (double)ru.ru_maxrss / (1024.0 * 1024.0); /* ru_maxrss is in KiB */
 }
 
+void mb_train_log_layout(const struct mb_trainer *t)
+{
+    const mb_config *cfg = t->cfg;
+    int64_t dp = t->dist->size; /* every rank is data-parallel so far */
+    mb_log_info("world size %d, data-parallel size %lld, tensor/pipeline/context-parallel size "
+                "%lld/%lld/%lld; micro-batches per step %lld (global batch %lld = micro-batch "
+                "%lld x data-parallel %lld x %lld); threads per rank %d",
+                t->dist->size, (long long)dp,
+                (long long)mb_config_i64(cfg, "dist.tensor_model_parallel_size"),
+                (long long)mb_config_i64(cfg, "dist.pipeline_model_parallel_size"),
+                (long long)mb_config_i64(cfg, "dist.context_parallel_size"),
+                (long long)t->batches.count, (long long)t->global_batch,
+                (long long)t->micro_batch, (long long)dp, (long long)t->batches.count,
+                omp_get_max_threads()); /* what the CPU kernels' parallel regions use */
+}
+
+/* Seconds since the epoch, for metrics lines. */
+static double wall_clock(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
 void mb_train_log_start(struct mb_trainer *t)
 {
     t->log_start = mb_now();
     t->log_iters = 0;
+    t->log_skipped = 0;
     t->log_loss_sum = 0;
 }
 
@@ -33,16 +61,24 @@ static void tb_scalar(struct mb_trainer *t, const char *tag, double value)
     }
 }
 
-void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr)
+void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr,
+                            bool skipped)
 {
-    t->log_loss_sum += loss;
     t->log_iters++;
-    tb_scalar(t, "lm loss", loss);
+    if (skipped)
+        t->log_skipped++;
+    else
+        t->log_loss_sum += loss;
+    if (!skipped)
+        tb_scalar(t, "lm loss", loss);
     tb_scalar(t, "learning-rate", lr);
     tb_scalar(t, "grad-norm", grad_norm);
+    /* the first iteration of the process is always shown: the run is alive, at this pace */
     int64_t interval = mb_config_i64(t->cfg, "logger.log_interval");
-    if (interval <= 0 || (t->iteration % interval != 0 && t->iteration != t->train_iters))
+    bool due = interval > 0 && (t->iteration % interval == 0 || t->iteration == t->train_iters);
+    if (!due && t->logged)
         return;
+    t->logged = true;
     double now = mb_now(), elapsed = now - t->log_start;
     double tokens = (double)(t->log_iters * t->global_batch * t->seq);
     double tok_s = elapsed > 0 ? tokens / elapsed : 0;
@@ -52,21 +88,51 @@ void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm,
     if (peak > 0)
         snprintf(mfu, sizeof(mfu), "%.1f%%", 100.0 * tflops / peak);
     tb_scalar(t, "throughput/tokens-per-sec", tok_s);
+    /* Megatron's "number of skipped iterations", shown only when there were some */
+    char skips[48] = "";
+    if (t->log_skipped > 0)
+        snprintf(skips, sizeof skips, " | skipped %lld", (long long)t->log_skipped);
+    int64_t applied = t->log_iters - t->log_skipped;
+    double mean = applied > 0 ? t->log_loss_sum / (double)applied : NAN;
     if (t->dist->rank == 0)
         mb_log_info("iter %6lld/%lld | loss %.6E | lr %.4E | grad_norm %.4E | tok/s %.1f | "
-                    "TFLOP/s %.4f | MFU %s | mem %.2f GiB",
-                    (long long)t->iteration, (long long)t->train_iters,
-                    t->log_loss_sum / (double)t->log_iters, lr, grad_norm, tok_s, tflops, mfu,
-                    peak_rss_gib());
+                    "TFLOP/s %.4f | MFU %s | mem %.2f GiB%s",
+                    (long long)t->iteration, (long long)t->train_iters, mean, lr, grad_norm,
+                    tok_s, tflops, mfu, peak_rss_gib(), skips);
+    struct mb_buf b = MB_BUF_INIT;
+    mb_metrics_begin(&b, "train", t->iteration);
+    mb_metrics_int(&b, "train_iters", t->train_iters);
+    mb_metrics_int(&b, "consumed_samples", t->consumed_train);
+    mb_metrics_real(&b, "loss", mean);
+    mb_metrics_real(&b, "lr", lr);
+    mb_metrics_real(&b, "grad_norm", grad_norm);
+    mb_metrics_real(&b, "tokens_per_sec", tok_s);
+    mb_metrics_real(&b, "tflops", tflops);
+    mb_metrics_real(&b, "mfu", peak > 0 ? tflops / peak : NAN);
+    mb_metrics_real(&b, "mem_gib", peak_rss_gib());
+    mb_metrics_int(&b, "iterations", t->log_iters);
+    mb_metrics_int(&b, "skipped", t->log_skipped);
+    mb_metrics_real(&b, "time", wall_clock());
+    mb_train_metrics_emit(t, &b);
     t->log_start = now;
     t->log_iters = 0;
+    t->log_skipped = 0;
     t->log_loss_sum = 0;
 }
 
 void mb_train_log_eval(struct mb_trainer *t, double loss)
 {
     tb_scalar(t, "lm loss validation", loss);
+    double ppl = exp(loss < 700 ? loss : 700);
     if (t->dist->rank == 0)
         mb_log_info("validation at iter %lld | loss %.6E | ppl %.4E", (long long)t->iteration,
-                    loss, exp(loss < 700 ? loss : 700));
+                    loss, ppl);
+    struct mb_buf b = MB_BUF_INIT;
+    mb_metrics_begin(&b, "validation", t->iteration);
+    mb_metrics_int(&b, "consumed_samples", t->consumed_train);
+    mb_metrics_int(&b, "consumed_valid_samples", t->consumed_valid);
+    mb_metrics_real(&b, "loss", loss);
+    mb_metrics_real(&b, "ppl", ppl);
+    mb_metrics_real(&b, "time", wall_clock());
+    mb_train_metrics_emit(t, &b);
 }

@@ -82,6 +82,19 @@ static const struct mb_config_key pretrain_keys[] = {
     { "train.eval_iters", INT, "100", "iterations per validation run", NULL },
     { "train.exit_interval", INT, "0", "stop after an iteration divisible by this; 0 = never",
       NULL },
+    { "train.exit_signal_handler", BOOL, "true",
+      "on train.exit_signal or SIGINT finish the iteration, save and exit 0", NULL },
+    { "train.exit_signal", STRING, "SIGTERM",
+      "the signal that saves and stops the run, besides SIGINT: SIGTERM, SIGINT, SIGUSR1 or "
+      "SIGUSR2", NULL },
+    { "train.exit_duration_in_mins", FLOAT, "0",
+      "save and exit 0 once the run has been up this many minutes; 0 = no limit", NULL },
+    { "train.check_for_nan_in_loss_and_grad", BOOL, "true",
+      "stop with exit 1 when the loss or the gradient norm is NaN or inf (no update, no save)",
+      NULL },
+    { "train.skip_nonfinite_steps", INT, "0",
+      "with the check on: skip up to this many such iterations (no update) before stopping",
+      NULL },
 
     { "optimizer.optimizer", STRING, "adam", "optimizer (Adam with decoupled weight decay)",
       "adam" },
@@ -103,6 +116,9 @@ static const struct mb_config_key pretrain_keys[] = {
     { "scheduler.lr_wsd_decay_style", STRING, "exponential", "WSD: shape of the final decay",
       "linear|cosine|exponential|minus_sqrt" },
     { "scheduler.lr_wsd_decay_iters", INT, "0", "WSD: iterations of the final decay", NULL },
+    { "scheduler.override_opt_param_scheduler", BOOL, "false",
+      "on resume, use this config's schedule (train_iters, lr, min_lr, scheduler.*) even "
+      "where it differs from the checkpoint's", NULL },
 
     { "data.data_path", LIST, NULL,
       "indexed datasets: PREFIX, or WEIGHT PREFIX WEIGHT PREFIX ... for a blend", NULL },
@@ -135,6 +151,9 @@ static const struct mb_config_key pretrain_keys[] = {
     { "logger.tensorboard_dir", STRING, NULL, "TensorBoard event directory; unset = none",
       NULL },
     { "logger.peak_tflops", FLOAT, "0.0", "device peak TFLOP/s for MFU; 0 = do not report",
+      NULL },
+    { "logger.metrics_jsonl", STRING, NULL,
+      "append one JSON object per log line and validation to this file; unset = none",
       NULL },
 
     { "dist.tensor_model_parallel_size", INT, "1", "tensor-parallel ranks", NULL },

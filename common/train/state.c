@@ -1,6 +1,7 @@
 /* train/state.c - save and resume a run through ckpt/: weights, Adam moments, counters. */
 #include "train/internal.h"
 
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,9 +26,34 @@ static int parse_dtype(const mb_config *cfg, enum mb_ckpt_dtype *out)
     return 0;
 }
 
+static bool all_finite(const float *x, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        if (!isfinite(x[i]))
+            return false;
+    return true;
+}
+
+/* With train.check_for_nan_in_loss_and_grad, a checkpoint never holds NaN or inf: an
+ * update can still overflow the weights or the moments with finite gradients. */
+static int check_finite(const struct mb_trainer *t)
+{
+    int64_t n = t->model.params.total;
+    if (!t->check_nonfinite ||
+        (all_finite(t->model.w, n) && all_finite(t->opt.exp_avg, n) &&
+         all_finite(t->opt.exp_avg_sq, n)))
+        return 0;
+    return mb_err_set(MB_E_INVALID, mb_config_str(t->cfg, "checkpoint.save"),
+                      "iteration %lld: the weights or Adam moments are not finite; the run "
+                      "diverged and is not saved", (long long)t->iteration);
+}
+
 int mb_train_save(struct mb_trainer *t)
 {
     const struct mb_param_table *p = &t->model.params;
+    int bad = check_finite(t) < 0;
+    if (!mb_dist_all_ok(t->dist, !bad))
+        return bad ? -1 : mb_err_set(MB_E_INVALID, "checkpoint", "another rank failed");
     enum mb_ckpt_dtype dtype = MB_CKPT_F32;
     if (parse_dtype(t->cfg, &dtype) < 0)
         return -1;
@@ -124,6 +150,8 @@ int mb_train_resume(struct mb_trainer *t, const char *file)
     struct mb_ckpt_tensor *v = mb_ckpt_tensors_of(p, t->opt.exp_avg_sq);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
     int rc = mb_ckpt_load(t->dist, file, w, p->count, m, v, &st);
+    if (rc == 0)
+        rc = mb_train_check_schedule(t, file, st.recipe_json);
     if (rc == 0) {
         t->iteration = st.iteration;
         t->consumed_train = st.consumed_train_samples;

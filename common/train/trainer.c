@@ -10,6 +10,7 @@
 #include "core/mem.h"
 #include "core/time.h"
 #include "ckpt/ckpt.h"
+#include "ckpt/stale.h"
 #include "kern/ops.h"
 #include "train/setup.h"
 
@@ -164,10 +165,20 @@ static int setup(struct mb_trainer *t)
     if (mb_lr_schedule_from_config(&t->sched, cfg, t->global_batch) < 0)
         return -1;
     t->clip_grad = mb_config_double(cfg, "optimizer.clip_grad");
-    if (alloc_batches(t) < 0 || open_data(t) < 0)
+    t->check_nonfinite = mb_config_bool(cfg, "train.check_for_nan_in_loss_and_grad");
+    t->skip_nonfinite = mb_config_i64(cfg, "train.skip_nonfinite_steps");
+    if (t->skip_nonfinite < 0)
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "train.skip_nonfinite_steps"),
+                          "train.skip_nonfinite_steps must be 0 or positive");
+    if (alloc_batches(t) < 0)
+        return -1;
+    mb_train_log_layout(t);
+    if (open_data(t) < 0)
         return -1;
     if (t->dist->rank == 0 && mb_config_has(cfg, "logger.tensorboard_dir") &&
         mb_tb_open(&t->tb, mb_config_str(cfg, "logger.tensorboard_dir")) < 0)
+        return -1;
+    if (mb_train_metrics_open(t) < 0)
         return -1;
     return 0;
 }
@@ -233,6 +244,48 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
     return 0;
 }
 
+/* What went non-finite in an iteration, agreed by every rank: 0, or these bits. */
+enum { BAD_GRAD = 1, BAD_LOSS = 2 };
+
+static int nonfinite(const struct mb_trainer *t, double loss, double norm)
+{
+    int64_t bad = (isfinite(loss) ? 0 : BAD_LOSS) | (isfinite(norm) ? 0 : BAD_GRAD);
+    return (int)mb_dist_max_i64(t->dist, bad);
+}
+
+/* X for a message: "NaN", "inf", "-inf" or its %g. */
+static const char *num(char *buf, size_t cap, double x)
+{
+    if (isnan(x))
+        return "NaN";
+    snprintf(buf, cap, "%g", x);
+    return buf;
+}
+
+/* A non-finite iteration (BAD bits): skipped while train.skip_nonfinite_steps allows,
+ * else the error that stops the run (0 to skip, -1 to stop). */
+static int skip_or_stop(struct mb_trainer *t, int bad, double loss, double norm)
+{
+    const char *what = bad == (BAD_LOSS | BAD_GRAD) ? "the loss and the gradient norm are"
+                       : bad == BAD_LOSS            ? "the loss is"
+                                                    : "the gradient norm is";
+    char where[48], l[32], g[32];
+    snprintf(where, sizeof where, "iteration %lld", (long long)t->iteration + 1);
+    if (t->skipped < t->skip_nonfinite) {
+        t->skipped++;
+        mb_log_warn("%s: %s not finite (loss %s, grad norm %s): skipped, no update (%lld of "
+                    "train.skip_nonfinite_steps %lld)", where, what, num(l, sizeof l, loss),
+                    num(g, sizeof g, norm), (long long)t->skipped, (long long)t->skip_nonfinite);
+        return 0;
+    }
+    return mb_err_set(MB_E_INVALID, where,
+                      "%s not finite (loss %s, grad norm %s): the run diverged; stopping "
+                      "without applying or saving it%s", what, num(l, sizeof l, loss),
+                      num(g, sizeof g, norm),
+                      t->skip_nonfinite ? " (more than train.skip_nonfinite_steps skipped)"
+                                        : "");
+}
+
 static int train_iteration(struct mb_trainer *t)
 {
     if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
@@ -245,10 +298,14 @@ static int train_iteration(struct mb_trainer *t)
     mb_dist_sum_f32(t->dist, m->g, m->params.total);
     double norm = mb_clip_grad_norm(m->ops, m->g, m->params.total, t->clip_grad);
     double lr = mb_lr_at(&t->sched, t->iteration);
-    mb_adamw_step(&t->opt, m->w, m->g, (float)lr);
+    int bad = t->check_nonfinite ? nonfinite(t, loss, norm) : 0;
+    if (bad && skip_or_stop(t, bad, loss, norm) < 0)
+        return -1;
+    if (!bad)
+        mb_adamw_step(&t->opt, m->w, m->g, (float)lr);
     t->iteration++;
     t->consumed_train += t->global_batch;
-    mb_train_log_iteration(t, loss, norm, lr);
+    mb_train_log_iteration(t, loss, norm, lr, bad != 0);
     return 0;
 }
 
@@ -276,6 +333,22 @@ static bool every(int64_t iteration, int64_t interval)
     return interval > 0 && iteration % interval == 0;
 }
 
+/* Say why the run stops early (REASON from mb_train_stop_check) and what was saved. */
+static void log_stop(const struct mb_trainer *t, int reason, bool saved)
+{
+    char what[96];
+    if (saved)
+        snprintf(what, sizeof what, "saved iteration %lld", (long long)t->iteration);
+    else
+        snprintf(what, sizeof what, "iteration %lld not saved (no checkpoint.save)",
+                 (long long)t->iteration);
+    if (reason == MB_TRAIN_STOP_DURATION)
+        mb_log_info("train.exit_duration_in_mins %g reached (up %.2f min): %s, exiting",
+                    t->stop.limit_s / 60.0, (mb_now() - t->stop.start) / 60.0, what);
+    else
+        mb_log_info("exit signal %s received: %s, exiting", mb_train_signal_name(reason), what);
+}
+
 static int loop(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -291,8 +364,16 @@ static int loop(struct mb_trainer *t)
             return -1;
         bool last = t->iteration == t->train_iters;
         bool stop = every(t->iteration, exit_interval);
-        if (save && (every(t->iteration, save_interval) || last || stop) && mb_train_save(t) < 0)
+        int reason = mb_train_stop_check(&t->stop, t->dist);
+        bool saving = save && (every(t->iteration, save_interval) || last || stop || reason);
+        if (saving && mb_train_save(t) < 0)
             return -1;
+        if (saving && !reason) /* a signal during that save: it is the one to stop at */
+            reason = mb_train_stop_check(&t->stop, t->dist);
+        if (reason) {
+            log_stop(t, reason, save);
+            break;
+        }
         if (stop) {
             mb_log_info("exit_interval %lld reached at iteration %lld", (long long)exit_interval,
                         (long long)t->iteration);
@@ -304,7 +385,9 @@ static int loop(struct mb_trainer *t)
 
 static void teardown(struct mb_trainer *t)
 {
+    mb_train_stop_release(&t->stop);
     mb_tb_close(t->tb);
+    mb_train_metrics_close(t);
     mb_gpt_data_close(t->data);
     mb_adamw_free(&t->opt);
     mb_model_free(&t->model);
@@ -329,6 +412,14 @@ static int resolve_pretrained(struct mb_trainer *t)
         return mb_err_set(MB_E_INVALID, mb_config_where(t->cfg, key),
                           "%s: no checkpoint there (no such file, or no 'latest')", spec);
     return 0;
+}
+
+/* Rank 0 removes what killed saves left in checkpoint.save (the others wait). */
+static int remove_stale(const struct mb_trainer *t)
+{
+    if (t->dist->rank != 0 || !mb_config_has(t->cfg, "checkpoint.save"))
+        return 0;
+    return mb_ckpt_remove_stale(mb_config_str(t->cfg, "checkpoint.save")) < 0 ? -1 : 0;
 }
 
 /* Resume from checkpoint.load if it holds a checkpoint; else start from the pretrained
@@ -364,7 +455,11 @@ int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
     t.dist = dist;
     t.cfg = cfg;
     t.tok = tok;
-    int rc = agree(dist, resolve_pretrained(&t), "checkpoint.pretrained_checkpoint");
+    int rc = agree(dist, mb_train_stop_init(&t.stop, cfg), "train.exit_signal");
+    if (rc == 0)
+        rc = agree(dist, remove_stale(&t), "checkpoint.save");
+    if (rc == 0)
+        rc = agree(dist, resolve_pretrained(&t), "checkpoint.pretrained_checkpoint");
     if (rc == 0)
         rc = agree(dist, setup(&t), "setup");
     if (rc == 0)

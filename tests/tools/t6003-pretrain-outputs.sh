@@ -34,7 +34,7 @@ test_expect_success 'bf16 checkpoints store the named bf16 type and resume' '
         scheduler.lr_warmup_iters=1 2>bf.log &&
     "$PY" -c "import h5py,sys; f=h5py.File(\"bf/iter_0000002.h5\"); d=f[\"model/output_layer/weight\"]; sys.exit(d.id.get_type().get_size() != 2)" &&
     pretrain checkpoint.save=bf checkpoint.load=bf checkpoint.ckpt_dtype=bf16 train.train_iters=4 \
-        scheduler.lr_warmup_iters=1 2>bf2.log &&
+        scheduler.lr_warmup_iters=1 scheduler.override_opt_param_scheduler=true 2>bf2.log &&
     grep "resumed from bf/iter_0000002.h5" bf2.log && test "$(cat bf/latest)" = iter_0000004.h5
 '
 

@@ -37,7 +37,8 @@ test_expect_success 'it trains on from there: the first loss is the base run'"'"
 
 test_expect_success 'checkpoint.load wins once it holds a checkpoint' '
     pretrain checkpoint.pretrained_checkpoint=base checkpoint.load=next checkpoint.save=next \
-        train.train_iters=2 train.eval_iters=0 scheduler.lr_warmup_iters=0 2>resumed.log &&
+        train.train_iters=2 train.eval_iters=0 scheduler.lr_warmup_iters=0 \
+        scheduler.override_opt_param_scheduler=true 2>resumed.log &&
     grep "resumed from next/iter_0000001.h5: iteration 1" resumed.log &&
     ! grep "loaded the weights" resumed.log
 '
