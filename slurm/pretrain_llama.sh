@@ -68,6 +68,20 @@ args+=(checkpoint.save="$CKPT" checkpoint.load="$CKPT" train.exit_signal=SIGUSR1
 echo "pretrain_llama.sh: job $SLURM_JOB_ID, run $((${SLURM_RESTART_COUNT:-0} + 1)):" \
     "$SLURM_NTASKS ranks, $PRETRAIN, checkpoints in $CKPT"
 
+# finished: 0 when `latest` of the run's checkpoint.save names its train.train_iters-th
+# iteration, both as mb-pretrain resolves them from the recipe and the arguments (a
+# signal during the last iteration or its save must not requeue a job that is done)
+finished() {
+    local cfg iters save latest
+    cfg=$("$PRETRAIN" --print-config "${args[@]}") || return 1
+    iters=$(awk '/^[a-z]/ { s = $1 } s == "train:" && $1 == "train_iters:" { print $2 }' <<<"$cfg")
+    save=$(awk '/^[a-z]/ { s = $1 } s == "checkpoint:" && $1 == "save:" { sub(/^ *save: */, ""); print }' <<<"$cfg")
+    save=${save#\"} save=${save%\"}
+    latest=$(cat "$save/latest" 2>/dev/null) || return 1
+    latest=${latest#iter_} latest=${latest%.h5}
+    [[ $latest =~ ^[0-9]+$ && $iters =~ ^[0-9]+$ ]] && ((10#$latest >= iters))
+}
+
 # bash runs a trap only between commands, so srun runs in the background and the shell
 # waits for it; srun relays SIGUSR1 to every rank. Forwarded once: a second signal
 # would make mb-pretrain abort its save.
@@ -96,6 +110,10 @@ if [ $status != 0 ]; then
     exit $status
 fi
 if [ $signalled = 1 ]; then
-    echo "pretrain_llama.sh: saved on SIGUSR1: requeueing job $SLURM_JOB_ID to resume from $CKPT/latest"
-    scontrol requeue "$SLURM_JOB_ID"
+    if finished; then
+        echo "pretrain_llama.sh: SIGUSR1 came after the last iteration: done, not requeued"
+    else
+        echo "pretrain_llama.sh: saved on SIGUSR1: requeueing job $SLURM_JOB_ID to resume from $CKPT/latest"
+        scontrol requeue "$SLURM_JOB_ID"
+    fi
 fi

@@ -2,7 +2,8 @@
 test_description='slurm/pretrain_llama.sh under sbatch, submitted from outside the checkout: a
 job that finishes is not requeued; SIGUSR1 to the batch shell (what --signal=B:USR1@N
 sends before the time limit) saves the running step, requeues the job, resumes from latest
-and completes with the losses of the uninterrupted job, bitwise'
+and completes with the losses of the uninterrupted job, bitwise; after the last iteration
+it does not requeue'
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MB_ROOT/tests/lib/pretrain-lib.sh"
 . "$MB_ROOT/tests/slurm/slurm-lib.sh"
@@ -88,6 +89,21 @@ test_expect_success 'and so are its final weights and Adam moments (h5py)' '
     cd submit &&
     "$PY" "$ORACLE/ckpt_latest_check.py" ckpt $ITERS --no-tmp &&
     "$PY" "$ORACLE/ckpt_compare.py" ckpt/iter_00000$ITERS.h5 straight/iter_00000$ITERS.h5
+'
+
+# the signal lands in the last iteration's validation and save (the run stops at that
+# iteration: the one it would have ended at) or after the ranks are gone
+test_expect_success 'SIGUSR1 after the last iteration: COMPLETED, not requeued' '
+    cd submit &&
+    id=$(job "$MB_ROOT/slurm/pretrain_llama.sh" CKPT=late) &&
+    wait_log mb-pretrain-$id.log "iter  *$ITERS/$ITERS" &&
+    scancel --batch --signal=USR1 $id &&
+    test "$(wait_job $id)" = COMPLETED &&
+    test "$(job_field $id ExitCode)" = 0:0 &&
+    test "$(job_field $id Restarts)" = 0 &&
+    grep "SIGUSR1 came after the last iteration: done, not requeued" mb-pretrain-$id.log &&
+    ! grep -e requeueing -e "run 2:" mb-pretrain-$id.log &&
+    test "$(cat late/latest)" = iter_00000$ITERS.h5
 '
 
 test_expect_success 'a job whose mb-pretrain fails ends FAILED with its exit code, not requeued' '
