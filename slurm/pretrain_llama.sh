@@ -39,6 +39,21 @@
 #SBATCH --output=mb-pretrain-%j.log
 set -euo pipefail
 
+# Slurm's signal may come at any moment: the trap is set first. bash runs a trap only
+# between commands, so srun runs in the background and the shell waits for it; srun
+# relays SIGUSR1 to every rank. Passed on once: a second signal would make mb-pretrain
+# abort its save.
+signalled=0 srun_pid="" status=0
+on_usr1() {
+    [ $signalled = 1 ] && return
+    signalled=1
+    echo "pretrain_llama.sh: SIGUSR1 (time limit near): passing it to the ranks"
+    if [ -n "$srun_pid" ]; then
+        kill -USR1 "$srun_pid" 2>/dev/null || true # (srun may have ended already)
+    fi
+}
+trap on_usr1 USR1
+
 die() {
     echo "pretrain_llama.sh: error: $*" >&2
     exit 1
@@ -81,19 +96,6 @@ finished() {
     latest=${latest#iter_} latest=${latest%.h5}
     [[ $latest =~ ^[0-9]+$ && $iters =~ ^[0-9]+$ ]] && ((10#$latest >= iters))
 }
-
-# bash runs a trap only between commands, so srun runs in the background and the shell
-# waits for it; srun relays SIGUSR1 to every rank. Forwarded once: a second signal
-# would make mb-pretrain abort its save.
-signalled=0 srun_pid="" status=0
-on_usr1() {
-    [ $signalled = 1 ] && return
-    signalled=1
-    echo "pretrain_llama.sh: SIGUSR1 (time limit near): passing it to the ranks"
-    [ -n "$srun_pid" ] && kill -USR1 "$srun_pid" 2>/dev/null
-    return 0
-}
-trap on_usr1 USR1
 
 if [ $signalled = 0 ]; then # (a signal before the start: requeue at once)
     srun --mpi=pmix "$PRETRAIN" "${args[@]}" &
