@@ -27,7 +27,10 @@
 # which passes it to the ranks through srun; mb-pretrain (train.exit_signal=SIGUSR1)
 # finishes the step, saves a checkpoint and exits 0, and the job requeues itself
 # (--requeue) and resumes from `latest`. `scancel --batch --signal=USR1 JOBID` does the
-# same by hand. A job that finishes its iterations ends COMPLETED without a requeue.
+# same by hand; `scancel --signal=USR1 JOBID` reaches the ranks only: they save and the
+# job ends there, not requeued (not --full: the ranks would get the signal twice, and a
+# second one aborts the save). A job that finishes its iterations, or fails, is not
+# requeued.
 #SBATCH --job-name=mb-pretrain
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=2

@@ -106,6 +106,21 @@ test_expect_success 'SIGUSR1 after the last iteration: COMPLETED, not requeued' 
     test "$(cat late/latest)" = iter_00000$ITERS.h5
 '
 
+test_expect_success 'scancel --signal=USR1 (to the ranks only): they save and the job ends, not requeued' '
+    cd submit &&
+    id=$(job "$MB_ROOT/slurm/pretrain_llama.sh" CKPT=stop) &&
+    wait_log mb-pretrain-$id.log "iter  *5/$ITERS" &&
+    scancel --signal=USR1 $id &&
+    test "$(wait_job $id)" = COMPLETED &&
+    test "$(job_field $id ExitCode)" = 0:0 &&
+    test "$(job_field $id Restarts)" = 0 &&
+    k=$(sed -n "s/.*exit signal SIGUSR1 received: saved iteration \([0-9]*\), exiting/\1/p" \
+        mb-pretrain-$id.log) &&
+    test "$k" -ge 5 && test "$k" -lt $ITERS &&
+    test "$(cat stop/latest)" = iter_00000$(printf %02d $k).h5 &&
+    ! grep -e "time limit near" -e requeueing -e "run 2:" mb-pretrain-$id.log
+'
+
 test_expect_success 'a job whose mb-pretrain fails ends FAILED with its exit code, not requeued' '
     cd submit &&
     id=$(job "$MB_ROOT/slurm/pretrain_llama.sh" DATA=no_such_text_document CKPT=bad) &&
