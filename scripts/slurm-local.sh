@@ -19,7 +19,7 @@ TOOLS=${SLURM_LOCAL_TOOLS:-$ROOT/../shared/tools}
 PACKAGES="munge slurmctld slurmd slurm-client"
 
 die() {
-	echo "slurm-local: $*" >&2
+	echo "slurm-local: error: $*" >&2
 	exit 1
 }
 
@@ -39,6 +39,11 @@ install_slurm() {
 	apt-get install -y -qq -o DPkg::Lock::Timeout=600 --no-install-recommends $missing >/dev/null
 }
 
+usage() {
+	echo "usage: $0 install | run CMD..." >&2
+	exit 2
+}
+
 slurm_answers() {
 	command -v scontrol >/dev/null 2>&1 && [ -e /etc/slurm/slurm.conf ] &&
 		timeout 10 scontrol ping 2>/dev/null | grep -q 'is UP'
@@ -51,7 +56,7 @@ install)
 	install_slurm ;;
 run)
 	shift
-	[ $# -gt 0 ] || die "usage: $0 run CMD..."
+	[ $# -gt 0 ] || usage
 	[ -x "$TOOLS/slurm-local-up.sh" ] ||
 		die "$TOOLS/slurm-local-up.sh not found (set SLURM_LOCAL_TOOLS to the folder holding it)"
 	install_slurm
@@ -60,11 +65,14 @@ run)
 	"$TOOLS/slurm-local-up.sh" >"$tmp" 2>&1 || { cat "$tmp" >&2; die "slurm-local-up.sh failed"; }
 	[ $was_up = 1 ] && echo "slurm-local: Slurm was already up: it stays up afterwards" >&2
 	status=0
+	# an interrupted CMD still brings Slurm down (the trap runs once CMD has ended)
+	trap 'status=130' INT TERM
 	"$@" || status=$?
 	if [ $was_up = 0 ]; then
-		"$TOOLS/slurm-local-down.sh" >"$tmp" 2>&1 || { cat "$tmp" >&2; echo "slurm-local: slurm-local-down.sh failed" >&2; }
+		"$TOOLS/slurm-local-down.sh" >"$tmp" 2>&1 ||
+			{ cat "$tmp" >&2; echo "slurm-local: error: slurm-local-down.sh failed" >&2; status=1; }
 	fi
 	exit $status ;;
 *)
-	die "usage: $0 install | run CMD..." ;;
+	usage ;;
 esac
