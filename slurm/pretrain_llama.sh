@@ -30,7 +30,8 @@
 # same by hand; `scancel --signal=USR1 JOBID` reaches the ranks only: they save and the
 # job ends there, not requeued (not --full: the ranks would get the signal twice, and a
 # second one aborts the save). A job that finishes its iterations, or fails, is not
-# requeued.
+# requeued. Slurm may send the signal up to 60 s early: with --time under the @ time
+# plus about a minute it can come as the job starts, before this shell can catch it.
 #SBATCH --job-name=mb-pretrain
 #SBATCH --nodes=1
 #SBATCH --ntasks-per-node=2
