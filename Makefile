@@ -3,6 +3,7 @@
 #   make                 build build/libmb.a and bin/mb-*
 #   make check           install dependencies if missing, build, run every test under prove
 #   make check-long      the long-running tests
+#   make check-slurm     the slurm/ scripts under a local single-node Slurm (as root)
 #   make demo            the README's main job on the embedded default corpus
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make clean
@@ -102,6 +103,7 @@ tests-build: all $(UNIT_BINS) $(HELPER_BINS)
 # ---- tests ---------------------------------------------------------------
 SHELL_TESTS = $(sort $(wildcard tests/tools/t*.sh))
 LONG_TESTS  = $(sort $(wildcard tests/long/t*.sh))
+SLURM_TESTS = $(sort $(wildcard tests/slurm/t*.sh))
 
 deps:
 	@scripts/install-deps.sh
@@ -121,6 +123,18 @@ check-long: deps
 check-long-run: tests-build
 	@scripts/fetch-test-data.sh
 	prove --exec tests/run-test.sh $(LONG_TESTS)
+
+# Slurm from Debian when missing, ../shared/tools/slurm-local-up.sh, the tests, and
+# slurm-local-down.sh unless Slurm was up before (scripts/slurm-local.sh)
+check-slurm: deps
+	@scripts/slurm-local.sh install
+	@$(MAKE) --no-print-directory check-slurm-run
+
+check-slurm-run: tests-build
+	@scripts/fetch-test-data.sh
+	@scripts/slurm-local.sh run prove --exec tests/run-test.sh $(SLURM_TESTS)
+
+.PHONY: check-slurm check-slurm-run
 
 check-layers:
 	@scripts/check-layers.sh
@@ -146,6 +160,12 @@ install: all
 	$(INSTALL) -m 755 $(addprefix bin/,$(TOOLS)) $(DESTDIR)$(PREFIX)/bin/
 	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/mb/recipes
 	$(INSTALL) -m 644 recipes/*.yaml $(DESTDIR)$(PREFIX)/share/mb/recipes/
+	$(INSTALL) -d $(DESTDIR)$(PREFIX)/share/mb/slurm
+	@# sbatch runs a copy of a script: it is told where the tools are installed
+	@for s in slurm/*.sh; do \
+	  sed "s|@MB_BINDIR@|$(PREFIX)/bin|g" $$s >$(DESTDIR)$(PREFIX)/share/mb/slurm/$$(basename $$s) && \
+	  chmod 755 $(DESTDIR)$(PREFIX)/share/mb/slurm/$$(basename $$s) || exit 1; \
+	done
 	@v=$$(scripts/version.sh); d=$$(date -u +%Y-%m-%d); for m in $(MANPAGES); do \
 	  sed -e "s/@VERSION@/$$v/g" -e "s/@DATE@/$$d/g" $$m >$(DESTDIR)$(PREFIX)/share/man/man1/$$(basename $$m); \
 	done
