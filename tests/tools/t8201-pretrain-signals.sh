@@ -131,7 +131,7 @@ test_expect_success 'train.exit_duration_in_mins: saves and exits 0 once the run
 test_expect_success 'train.exit_signal: names with or without SIG, any case; others refused' '
     run train.train_iters=3 train.exit_signal=sigusr2 2>ok.log &&
     test_expect_code 1 run train.train_iters=3 train.exit_signal=SIGKILL 2>bad.log &&
-    grep "error: train.exit_signal=SIGKILL: train.exit_signal .SIGKILL.: use SIGTERM, SIGINT, SIGUSR1 or SIGUSR2" bad.log &&
+    grep "error: command line: train.exit_signal=SIGKILL: train.exit_signal .SIGKILL.: use SIGTERM, SIGINT, SIGUSR1 or SIGUSR2" bad.log &&
     test_expect_code 1 run train.train_iters=3 train.exit_duration_in_mins=-1 2>neg.log &&
     grep "train.exit_duration_in_mins must be 0 (off) or positive" neg.log
 '

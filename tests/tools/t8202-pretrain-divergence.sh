@@ -15,7 +15,7 @@ test_expect_success 'setup' '
 
 test_expect_success 'gradient norm NaN at iteration 3: exit 1, latest names iteration 2, finite' '
     test_expect_code 1 run optimizer.lr=1e6 checkpoint.save=grad 2>grad.log &&
-    grep "error: iteration 3: the gradient norm is not finite (loss [0-9.]*, grad norm NaN): the run diverged; stopping without applying or saving it$" grad.log &&
+    grep "error: iteration 3: the gradient norm is not finite (loss [0-9.e+-]*, grad norm NaN): the run diverged; stopping without applying or saving it$" grad.log &&
     test_path_is_missing grad/iter_0000003.h5 &&
     "$PY" "$ORACLE/ckpt_latest_check.py" grad 2 --no-tmp
 '

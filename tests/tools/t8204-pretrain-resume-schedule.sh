@@ -22,7 +22,7 @@ for change in train.train_iters=12 optimizer.lr=0.001 optimizer.min_lr=0 \
     key=${change%%=*}
     test_expect_success "resume with $change is refused, naming the key" "
         test_expect_code 1 pretrain checkpoint.save=ck checkpoint.load=ck $change 2>err &&
-        grep 'error: $change: $key is .* but ck/iter_0000004.h5 was trained with .*: resuming would change the learning-rate schedule; keep it, or set scheduler.override_opt_param_scheduler=true to use the new one' err &&
+        grep 'error: command line: $change: $key is .* but ck/iter_0000004.h5 was trained with .*: resuming would change the learning-rate schedule; keep it, or set scheduler.override_opt_param_scheduler=true to use the new one' err &&
         test \"\$(cat ck/latest)\" = iter_0000004.h5
     "
 done

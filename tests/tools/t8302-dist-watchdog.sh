@@ -55,7 +55,7 @@ test_expect_success 'setup: a corpus' '
 test_expect_success 'mb-pretrain: the default is 30 minutes; a negative timeout is refused naming the key' '
     pretrain --print-config 2>/dev/null | sed -n "/^dist:/,/^[a-z]/p" | grep "timeout_minutes: 30" &&
     test_expect_code 1 pretrain dist.timeout_minutes=-1 2>err &&
-    grep "error: dist.timeout_minutes=-1: the timeout must be between 0 (none) and 1e7 minutes" err
+    grep "error: command line: dist.timeout_minutes=-1: the timeout must be between 0 (none) and 1e7 minutes" err
 '
 
 # mb-pretrain over 2 ranks (under timeout(1), so nothing outlives the test); once
