@@ -16,6 +16,7 @@
 
 #include "bridge/bridge.h"
 #include "convert.h"
+#include "outdir.h"
 #include "core/err.h"
 #include "core/fs.h"
 #include "core/json.h"
@@ -34,7 +35,8 @@ struct hft {
 
 struct to_hf {
     const struct cv_opts *o;
-    const char *dst;
+    const char *dst; /* where the files go: the output directory's temporary */
+    struct cv_outdir outdir;
     char *file;
     mb_ckpt_reader *r;
     struct mb_model_config cfg;
@@ -48,9 +50,6 @@ struct to_hf {
     mb_st_writer **w;
     char *slice, *hf, *tmp, *cast; /* work buffers, sized for the largest slice */
     char *omit; /* hf_omitted_prefix: the prefix the original names went without */
-    char **made; /* files written, removed on failure */
-    int nmade;
-    size_t made_cap;
 };
 
 /* A root attribute, or NULL (not an error) when absent. */
@@ -240,8 +239,7 @@ static char *join(const char *dir, const char *name)
 
 static void made(struct to_hf *j, const char *name)
 {
-    MB_GROW(j->made, j->made_cap, (size_t)j->nmade + 1);
-    j->made[j->nmade++] = join(j->dst, name);
+    cv_outdir_add(&j->outdir, name);
 }
 
 static int open_shards(struct to_hf *j)
@@ -505,15 +503,13 @@ static int write_side_files(struct to_hf *j)
     return 0;
 }
 
-static int convert(struct to_hf *j)
+/* Written into a temporary directory beside DST that replaces it when complete
+ * (outdir.c): an interrupted or failed run leaves DST as it was. */
+static int convert(struct to_hf *j, const char *dst)
 {
-    struct stat sb;
-    int made_dir = stat(j->dst, &sb) != 0;
-
-    if (read_model(j) != 0 || check_datasets(j) != 0)
+    if (read_model(j) != 0 || check_datasets(j) != 0 || cv_outdir_open(&j->outdir, dst) != 0)
         return -1;
-    if (made_dir && mb_fs_mkdirs(j->dst, "output directory") != 0)
-        return -1;
+    j->dst = j->outdir.tmp;
     list_tensors(j);
     plan_shards(j);
     int rc = write_weights(j);
@@ -522,15 +518,14 @@ static int convert(struct to_hf *j)
     if (rc == 0)
         rc = write_side_files(j);
     if (rc != 0) {
-        for (int i = 0; i < j->nmade; i++)
-            unlink(j->made[i]);
-        if (made_dir)
-            rmdir(j->dst);
-    } else {
-        mb_log_info("%s -> %s: %s, %d tensors in %d file%s", j->file, j->dst, j->arch->hf_name,
-                    j->n, j->nshards, j->nshards == 1 ? "" : "s");
+        cv_outdir_abort(&j->outdir);
+        return rc;
     }
-    return rc;
+    if (cv_outdir_commit(&j->outdir) != 0)
+        return -1;
+    mb_log_info("%s -> %s: %s, %d tensors in %d file%s", j->file, dst, j->arch->hf_name, j->n,
+                j->nshards, j->nshards == 1 ? "" : "s");
+    return 0;
 }
 
 static void release(struct to_hf *j)
@@ -542,9 +537,6 @@ static void release(struct to_hf *j)
         free(j->shard_names[i]);
     free(j->shard_names);
     free(j->w);
-    for (int i = 0; i < j->nmade; i++)
-        free(j->made[i]);
-    free(j->made);
     free(j->omit);
     mb_ckpt_reader_close(j->r);
     free(j->file);
@@ -553,7 +545,7 @@ static void release(struct to_hf *j)
 int cv_h5_to_hf(const struct mb_dist *d, const struct cv_opts *o, const char *src,
                 const char *dst)
 {
-    struct to_hf j = { .o = o, .dst = dst };
+    struct to_hf j = { .o = o };
     int rc = 0;
 
     if (d->rank == 0) {
@@ -568,7 +560,7 @@ int cv_h5_to_hf(const struct mb_dist *d, const struct cv_opts *o, const char *sr
         if (rc == 0 && !(j.r = mb_ckpt_reader_open(NULL, j.file)))
             rc = -1;
         if (rc == 0)
-            rc = convert(&j);
+            rc = convert(&j, dst);
         release(&j);
     }
     if (!mb_dist_all_ok(d, rc == 0) && rc == 0)
