@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "bridge/bridge.h"
 #include "ckpt/ckpt.h"
 #include "core/defs.h"
 #include "dist/comm.h"
@@ -28,11 +29,20 @@ MB_MUST_CHECK int cv_hf_to_h5(const struct mb_dist *d, const struct cv_opts *o, 
 MB_MUST_CHECK int cv_h5_to_hf(const struct mb_dist *d, const struct cv_opts *o, const char *src,
                               const char *dst);
 
+/* A tied model (CFG) whose files in ST also hold the output matrix: *HEAD is its name
+ * (valid while ST is open) when it equals the embedding byte for byte, NULL when there
+ * is none or the model is not tied; -1 with mb_err naming it when it differs. */
+MB_MUST_CHECK int cv_check_tied_head(const mb_st_dir *st, const struct mb_bridge_arch *arch,
+                                     const struct mb_model_config *cfg, const char *src,
+                                     const char **head);
+
 /* F32, BF16, F16 <-> the checkpoint's element types; -1 / MB_CKPT_OTHER otherwise. */
 enum mb_ckpt_dtype cv_ckpt_dtype(enum mb_st_dtype t);
 int cv_st_dtype(enum mb_ckpt_dtype t, enum mb_st_dtype *out);
 /* Convert N floats from FROM to TO (F32, BF16, F16; equal types copy). */
 void cv_cast(const void *src, enum mb_st_dtype from, void *dst, enum mb_st_dtype to, size_t n);
+/* "F32" when all N types are F32 ..., "mixed" when they differ. */
+const char *cv_dtypes_name(const enum mb_st_dtype *t, int n);
 /* "bfloat16" ... for config.json. */
 const char *cv_torch_dtype(enum mb_st_dtype t);
 

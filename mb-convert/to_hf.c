@@ -50,6 +50,8 @@ struct to_hf {
     mb_st_writer **w;
     char *slice, *hf, *tmp, *cast; /* work buffers, sized for the largest slice */
     char *omit; /* hf_omitted_prefix: the prefix the original names went without */
+    char *tied_head; /* hf_tied_head: the output matrix the original kept beside the
+                      * tied embedding, written again from the embedding */
 };
 
 /* A root attribute, or NULL (not an error) when absent. */
@@ -83,6 +85,7 @@ static int read_model(struct to_hf *j)
                         arch ? "hf_architecture" : "model family", arch ? arch : j->cfg.family);
     free(arch);
     j->omit = opt_attr(j, "hf_omitted_prefix");
+    j->tied_head = j->cfg.share_embeddings_and_output_weights ? opt_attr(j, "hf_tied_head") : NULL;
     mb_param_table_build(&j->pt, &j->cfg);
     return rc;
 }
@@ -160,6 +163,8 @@ static void list_tensors(struct to_hf *j)
         for (int64_t l = 0; l < layers; l++) {
             for (int r = pass == 2 ? first : 0; r < (pass == 0 ? first : nr); r++) {
                 int layered = strstr(rules[r].hf, "%d") != NULL, pi = param_index(j, rules[r].mb);
+                if (pi < 0 && j->tied_head && strcmp(rules[r].mb, "output_layer.weight") == 0)
+                    pi = param_index(j, "embedding.word_embeddings.weight");
                 if (pi >= 0 && layered == (pass == 1))
                     add_tensor(j, &cap, pi, &rules[r], l);
             }
@@ -440,14 +445,16 @@ static int write_config(struct to_hf *j)
 {
     char *text = opt_attr(j, "hf_config");
     enum mb_st_dtype dt = j->pt.count ? j->out[0] : MB_ST_F32;
+    int mixed = strcmp(cv_dtypes_name(j->out, j->pt.count), "mixed") == 0;
 
     /* the stored text says the dtype the model came in; a cast, or a model trained on in
-     * fp32 from a bf16 original, writes another */
-    if (text) {
+     * fp32 from a bf16 original, writes another. Types that still mix (fp32 norms beside
+     * bf16 weights) are the original's: its text stays. */
+    if (text && !mixed) {
         char *t2 = set_dtype(text, cv_torch_dtype(dt));
         free(text);
         text = t2;
-    } else if (!text) {
+    } else if (!text) { /* generated: the type of the embedding, the bulk of the bytes */
         text = mb_bridge_config_to_hf(j->arch, &j->cfg, cv_torch_dtype(dt));
         if (!text)
             return -1;
@@ -538,6 +545,7 @@ static void release(struct to_hf *j)
     free(j->shard_names);
     free(j->w);
     free(j->omit);
+    free(j->tied_head);
     mb_ckpt_reader_close(j->r);
     free(j->file);
 }
