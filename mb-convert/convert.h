@@ -36,6 +36,12 @@ MB_MUST_CHECK int cv_check_tied_head(const mb_st_dir *st, const struct mb_bridge
                                      const struct mb_model_config *cfg, const char *src,
                                      const char **head);
 
+/* The texts of tokenizer_config.json (tokenizer_class, bos/eos/pad tokens,
+ * model_max_length) and generation_config.json (bos/eos/pad ids) for the tokenizer.json
+ * in DIR (malloc'd). -1 with mb_err when it does not load. */
+MB_MUST_CHECK int cv_tok_configs(const char *dir, int64_t model_max_length,
+                                 char **tokenizer_config, char **generation_config);
+
 /* F32, BF16, F16 <-> the checkpoint's element types; -1 / MB_CKPT_OTHER otherwise. */
 enum mb_ckpt_dtype cv_ckpt_dtype(enum mb_st_dtype t);
 int cv_st_dtype(enum mb_ckpt_dtype t, enum mb_st_dtype *out);

@@ -512,6 +512,31 @@ static int write_side_files(struct to_hf *j)
 
 /* Written into a temporary directory beside DST that replaces it when complete
  * (outdir.c): an interrupted or failed run leaves DST as it was. */
+/* A model trained from scratch (no HF config of its own) whose tokenizer.json came
+ * along: the tokenizer and generation configs transformers needs to know its special
+ * tokens and to stop at the end of a document, unless they came along too. */
+static int write_tok_configs(struct to_hf *j)
+{
+    char *hf = opt_attr(j, "hf_config");
+    char *tok = join(j->dst, "tokenizer.json"), *tc = join(j->dst, "tokenizer_config.json");
+    char *gc = join(j->dst, "generation_config.json"), *tc_text = NULL, *gc_text = NULL;
+    int rc = 0;
+
+    if (!hf && mb_fs_exists(tok) && !(mb_fs_exists(tc) && mb_fs_exists(gc)))
+        rc = cv_tok_configs(j->dst, j->cfg.max_position_embeddings, &tc_text, &gc_text);
+    if (rc == 0 && tc_text && !mb_fs_exists(tc))
+        rc = write_text(j, "tokenizer_config.json", tc_text, strlen(tc_text));
+    if (rc == 0 && gc_text && !mb_fs_exists(gc))
+        rc = write_text(j, "generation_config.json", gc_text, strlen(gc_text));
+    free(hf);
+    free(tok);
+    free(tc);
+    free(gc);
+    free(tc_text);
+    free(gc_text);
+    return rc;
+}
+
 static int convert(struct to_hf *j, const char *dst)
 {
     if (read_model(j) != 0 || check_datasets(j) != 0 || cv_outdir_open(&j->outdir, dst) != 0)
@@ -524,6 +549,8 @@ static int convert(struct to_hf *j, const char *dst)
         rc = write_config(j);
     if (rc == 0)
         rc = write_side_files(j);
+    if (rc == 0)
+        rc = write_tok_configs(j);
     if (rc != 0) {
         cv_outdir_abort(&j->outdir);
         return rc;
