@@ -424,6 +424,8 @@ static char *output_file(const struct to_h5 *j, const char *dst, int *is_dir, in
     if (!*is_dir)
         return mb_xstrdup(dst);
     int rc = j->d->rank == 0 ? mb_fs_mkdirs(dst, "checkpoint directory") : 0;
+    if (rc == 0 && *made_dir && j->d->rank == 0)
+        mb_fs_register_temp(dst); /* a fatal signal removes it while it is still empty */
     if (!mb_dist_all_ok(j->d, rc == 0)) {
         if (rc == 0)
             mb_err_set(MB_E_IO, dst, "another rank failed to create the directory");
@@ -449,6 +451,8 @@ static int convert(struct to_h5 *j, const char *dst)
         mb_ckpt_writer_abort(j->w);
     if (rc != 0 && made_dir && j->d->rank == 0)
         rmdir(dst);
+    if (made_dir && j->d->rank == 0)
+        mb_fs_forget_temp(dst);
     if (rc == 0 && j->d->rank == 0)
         mb_log_info("%s -> %s: %s, %d tensors, %s", j->src, file, j->arch->hf_name,
                     mb_st_dir_count(j->st), cv_dtypes_name(j->out, j->pt.count));

@@ -111,7 +111,7 @@ test_expect_success '--to hf: a directory that is not an HF model is not replace
     test -z "$(ls -A | grep "mb-convert-tmp")"
 '
 
-test_expect_success '--to h5: 6 kills: the old checkpoint or the new one, no *.tmp after SIGINT/SIGTERM' '
+test_expect_success '--to h5: 6 kills: the old checkpoint or the new one, no *.tmp after SIGINT/SIGTERM; after SIGKILL the next run overwrites it' '
     t0=$(date +%s.%N) && mb-convert --from hf --to h5 big timing_ck 2>err && t1=$(date +%s.%N) &&
     t=$(awk -v a="$t0" -v b="$t1" "BEGIN { print b - a }") &&
     n=6 old_seen=0 new_seen=0 i=1 &&
@@ -134,6 +134,7 @@ test_expect_success '--to h5: 6 kills: the old checkpoint or the new one, no *.t
     done &&
     echo "$n kills of --to h5: $old_seen left the old checkpoint, $new_seen the new one" >stats &&
     test $old_seen -gt 0 &&
+    run_killed INT 0.05 mb-convert --from hf --to h5 big fresh_ck && test_path_is_missing fresh_ck &&
     touch cko/iter_0000000.h5.tmp && mb-convert --from hf --to h5 big cko 2>err &&
     test "$(ls -A cko | tr "\n" " ")" = "iter_0000000.h5 latest " &&
     mb-ckpt diff cko ck >/dev/null

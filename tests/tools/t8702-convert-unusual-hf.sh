@@ -23,6 +23,13 @@ test_expect_success 'transformers makes the models' '
 	for d, lo in (("m/llama_bf16_mixed_scale4", "BF16"), ("m/qwen3_fp16_mixed_scale4", "F16")):
 	    types = {k: v["dtype"] for k, v in header(d).items() if k != "__metadata__"}
 	    assert types["model.norm.weight"] == "F32" and types["model.embed_tokens.weight"] == lo, types
+	# one part of a fused matrix in another type than the rest: refused
+	import os, shutil, numpy as np
+	from safetensors.numpy import load_file, save_file
+	shutil.copytree("m/qwen3_fp16_mixed_scale4", "m/partmix")
+	sd = load_file("m/partmix/model.safetensors")
+	sd["model.layers.0.self_attn.k_proj.weight"] = sd["model.layers.0.self_attn.k_proj.weight"].astype(np.float32)
+	save_file(sd, "m/partmix/model.safetensors", metadata={"format": "pt"})
 	EOF
 '
 
@@ -62,6 +69,13 @@ test_expect_success 'a tied model whose lm_head.weight differs from the embeddin
     test_expect_code 1 mb-convert --from hf --to h5 m/llama_tied_badhead ck_bad 2>err &&
     grep "mb-convert: error: m/llama_tied_badhead: tensor .lm_head.weight. differs from .model.embed_tokens.weight., but config.json ties them" err &&
     test_path_is_missing ck_bad
+'
+
+test_expect_success 'q_proj fp16 beside k_proj fp32 (one fused matrix): an error naming the tensor' '
+    test_expect_code 1 mb-convert --from hf --to h5 m/partmix ck_pm 2>err &&
+    grep "mb-convert: error: m/partmix: tensor .model.layers.0.self_attn.k_proj.weight. is F32, the others that make up decoder.layers.self_attention.linear_qkv.weight are F16" err &&
+    test_path_is_missing ck_pm && test_expect_code 1 mb-generate m/partmix -n 1 --prompt-ids 1 --ids 2>err &&
+    grep "mb-generate: error: m/partmix: tensor .model.layers.0.self_attn.k_proj.weight. is F32" err
 '
 
 # mb-generate reads an HF directory through the bridge, in memory: the same tokens as on
