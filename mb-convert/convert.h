@@ -5,7 +5,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "bridge/bridge.h"
 #include "ckpt/ckpt.h"
 #include "core/defs.h"
 #include "dist/comm.h"
@@ -28,13 +27,6 @@ MB_MUST_CHECK int cv_hf_to_h5(const struct mb_dist *d, const struct cv_opts *o, 
  * writes. */
 MB_MUST_CHECK int cv_h5_to_hf(const struct mb_dist *d, const struct cv_opts *o, const char *src,
                               const char *dst);
-
-/* A tied model (CFG) whose files in ST also hold the output matrix: *HEAD is its name
- * (valid while ST is open) when it equals the embedding byte for byte, NULL when there
- * is none or the model is not tied; -1 with mb_err naming it when it differs. */
-MB_MUST_CHECK int cv_check_tied_head(const mb_st_dir *st, const struct mb_bridge_arch *arch,
-                                     const struct mb_model_config *cfg, const char *src,
-                                     const char **head);
 
 /* The texts of tokenizer_config.json (tokenizer_class, bos/eos/pad tokens,
  * model_max_length) and generation_config.json (bos/eos/pad ids) for the tokenizer.json

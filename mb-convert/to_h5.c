@@ -131,7 +131,7 @@ static int check_tensors(struct to_h5 *j)
         }
         j->out[i] = j->o->cast ? j->o->out : j->in[i];
     }
-    if (cv_check_tied_head(j->st, j->arch, &j->cfg, j->src, &j->tied_head) != 0)
+    if (mb_bridge_tied_head(j->st, j->arch, &j->cfg, j->src, &j->tied_head) != 0)
         return -1;
     if (j->tied_head)
         mark_used(j, mb_st_dir_find(j->st, j->tied_head));

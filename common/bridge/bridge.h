@@ -82,6 +82,14 @@ void mb_bridge_move(const struct mb_bridge_rule *rule, const struct mb_param *p,
 /* Bytes of P's per-layer slice (all of P when not per layer) in elements of ES bytes. */
 size_t mb_bridge_slice_bytes(const struct mb_param *p, size_t es);
 
+/* A tied model (CFG) whose files in ST also hold the output matrix (lm_head.weight):
+ * *HEAD is its name (valid while ST is open) when it equals the embedding byte for
+ * byte, NULL when there is none or the model is not tied; -1 with mb_err naming SRC and
+ * the tensor when it differs (bridge/tied.c). */
+MB_MUST_CHECK int mb_bridge_tied_head(const mb_st_dir *st, const struct mb_bridge_arch *arch,
+                                      const struct mb_model_config *cfg, const char *src,
+                                      const char **head);
+
 /* ---- an HF directory used in place (bridge/hfdir.c) ----------------------------- */
 
 /* -1 with mb_err naming the file when PATH is a .gguf file, or a directory without

@@ -65,10 +65,13 @@ test_expect_success 'transformers: the tensors and files equal, mb logits equal 
     rc=$?; grep -v "^Loading" out; test $rc = 0
 '
 
-test_expect_success 'a tied model whose lm_head.weight differs from the embedding: an error naming it' '
+test_expect_success 'a tied model whose lm_head.weight differs from the embedding: an error naming it (mb-ckpt verify too)' '
     test_expect_code 1 mb-convert --from hf --to h5 m/llama_tied_badhead ck_bad 2>err &&
     grep "mb-convert: error: m/llama_tied_badhead: tensor .lm_head.weight. differs from .model.embed_tokens.weight., but config.json ties them" err &&
-    test_path_is_missing ck_bad
+    test_path_is_missing ck_bad &&
+    mb-ckpt verify m/llama_tied_head_scale4 >out 2>err &&
+    test_expect_code 1 mb-ckpt verify m/llama_tied_badhead >out 2>err &&
+    grep "lm_head.weight: .*tensor .lm_head.weight. differs from .model.embed_tokens.weight." out
 '
 
 test_expect_success 'q_proj fp16 beside k_proj fp32 (one fused matrix): an error naming the tensor' '

@@ -1,15 +1,14 @@
-/* mb-convert/tied.c - tied models whose safetensors still hold the output matrix.
+/* bridge/tied.c - tied models whose safetensors still hold the output matrix.
  *
  * transformers writes a tied model without lm_head.weight, but files saved otherwise
  * (an older save, safetensors' save_file on the full state dict) may keep it beside the
  * embedding. Equal bytes are the same tensor: accepted, and remembered (the
- * hf_tied_head attribute) so that --to hf writes it again and the files come back as
- * they were. Different bytes mean the model is not tied: refused.
+ * hf_tied_head attribute of mb-convert) so that the way back writes it again and the
+ * files come back as they were. Different bytes mean the model is not tied: refused.
  */
 #include <string.h>
 
 #include "bridge/bridge.h"
-#include "convert.h"
 #include "core/err.h"
 
 /* The HF tensor of the rule mapping to MB_NAME, with or without the optional prefix. */
@@ -30,7 +29,7 @@ static const struct mb_st_tensor *tensor_for(const mb_st_dir *st, const struct m
     return NULL;
 }
 
-int cv_check_tied_head(const mb_st_dir *st, const struct mb_bridge_arch *arch,
+int mb_bridge_tied_head(const mb_st_dir *st, const struct mb_bridge_arch *arch,
                        const struct mb_model_config *cfg, const char *src, const char **head)
 {
     *head = NULL;
