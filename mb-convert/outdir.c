@@ -117,14 +117,18 @@ int cv_outdir_open(struct cv_outdir *od, const char *dst)
 {
     char host[256] = "host";
     struct stat sb;
-    char *parent, *base;
+    char *parent, *base, *real = NULL;
 
     memset(od, 0, sizeof *od);
+    /* a link to a directory stays a link: the directory it names is the one replaced */
+    if (lstat(dst, &sb) == 0 && S_ISLNK(sb.st_mode) && (real = realpath(dst, NULL)))
+        dst = real;
     split(dst, &parent, &base);
     if (strcmp(base, ".") == 0 || strcmp(base, "..") == 0 || !*base) {
         int rc = mb_err_set(MB_E_USAGE, dst, "name the output directory itself, not . or ..");
         free(parent);
         free(base);
+        free(real);
         return rc;
     }
     int rc = mb_fs_mkdirs(parent, "output directory's parent");
@@ -151,6 +155,7 @@ int cv_outdir_open(struct cv_outdir *od, const char *dst)
     }
     free(parent);
     free(base);
+    free(real);
     return rc;
 }
 

@@ -111,6 +111,12 @@ test_expect_success '--to hf: a directory that is not an HF model is not replace
     test -z "$(ls -A | grep "mb-convert-tmp")"
 '
 
+test_expect_success '--to hf: a link to an export stays a link; the directory it names is replaced' '
+    cp -a old linked && ln -s linked link &&
+    mb-convert --from h5 --to hf ck link 2>err && test -L link && same_dir linked new &&
+    test -z "$(ls -A | grep "mb-convert-tmp")"
+'
+
 test_expect_success '--to h5: 6 kills: the old checkpoint or the new one, no *.tmp after SIGINT/SIGTERM; after SIGKILL the next run overwrites it' '
     t0=$(date +%s.%N) && mb-convert --from hf --to h5 big timing_ck 2>err && t1=$(date +%s.%N) &&
     t=$(awk -v a="$t0" -v b="$t1" "BEGIN { print b - a }") &&
