@@ -61,7 +61,8 @@ static void split(const char *dst, char **parent, char **base)
 }
 
 /* Temporaries of earlier runs for BASE in PARENT, made on this host by a process that is
- * gone (killed by SIGKILL or a crash): removed. */
+ * gone (killed by SIGKILL or a crash): removed. One with this process's id is such a
+ * leftover too (the id was reused): this process has not made its own yet. */
 static void remove_stale(const char *parent, const char *base, const char *host)
 {
     char *prefix = mb_xasprintf(".%s" TMP_TAG "%s.", base, host);
@@ -73,8 +74,8 @@ static void remove_stale(const char *parent, const char *base, const char *host)
             continue;
         char *end;
         long pid = strtol(e->d_name + strlen(prefix), &end, 10);
-        if (*end || pid <= 0 || pid == (long)getpid() || kill((pid_t)pid, 0) == 0 ||
-            errno != ESRCH)
+        if (*end || pid <= 0 ||
+            (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)))
             continue;
         char *path = mb_xasprintf("%s/%s", parent, e->d_name);
         if (remove_tree(path) == 0)
@@ -151,6 +152,7 @@ int cv_outdir_open(struct cv_outdir *od, const char *dst)
         if (mkdir(od->tmp, 0777) != 0) {
             rc = mb_err_errno(od->tmp, "cannot create the temporary output directory");
             mb_fs_forget_temp(od->tmp);
+            cv_outdir_release(od);
         }
     }
     free(parent);

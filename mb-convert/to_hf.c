@@ -5,7 +5,8 @@
  * and every shard is opened with its full header; then each Megatron tensor is read one
  * layer slice at a time and its HF tensors are put into their shards. config.json is
  * the stored text (its dtype updated on a cast) or generated; side files come back from
- * /hf/files.
+ * /hf/files. Everything goes into a temporary directory beside the output that takes its
+ * place when complete (outdir.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -16,13 +17,13 @@
 
 #include "bridge/bridge.h"
 #include "convert.h"
-#include "outdir.h"
 #include "core/err.h"
 #include "core/fs.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "outdir.h"
 
 struct hft {
     char *name;
@@ -510,8 +511,6 @@ static int write_side_files(struct to_hf *j)
     return 0;
 }
 
-/* Written into a temporary directory beside DST that replaces it when complete
- * (outdir.c): an interrupted or failed run leaves DST as it was. */
 /* A model trained from scratch (no HF config of its own) whose tokenizer.json came
  * along: the tokenizer and generation configs transformers needs to know its special
  * tokens and to stop at the end of a document, unless they came along too. */
@@ -537,6 +536,8 @@ static int write_tok_configs(struct to_hf *j)
     return rc;
 }
 
+/* Written into a temporary directory beside DST that replaces it when complete
+ * (outdir.c): an interrupted or failed run leaves DST as it was. */
 static int convert(struct to_hf *j, const char *dst)
 {
     if (read_model(j) != 0 || check_datasets(j) != 0 || cv_outdir_open(&j->outdir, dst) != 0)

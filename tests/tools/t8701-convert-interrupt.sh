@@ -65,10 +65,13 @@ run_killed() {
     return 0
 }
 
-test_expect_success '--to hf: 12 kills (SIGINT, SIGTERM, SIGKILL) at random moments' '
+# MB_KILLS_HF and MB_KILLS_H5 set the number of kills (tests/long runs more).
+kills_hf=${MB_KILLS_HF:-12} kills_h5=${MB_KILLS_H5:-6}
+
+test_expect_success "--to hf: $kills_hf kills (SIGINT, SIGTERM, SIGKILL) at random moments" '
     t0=$(date +%s.%N) && mb-convert --from h5 --to hf ck timing 2>err && t1=$(date +%s.%N) &&
     t=$(awk -v a="$t0" -v b="$t1" "BEGIN { print b - a }") && echo "a whole run: $t s" >stats &&
-    n=12 old_seen=0 new_seen=0 stale=0 i=1 &&
+    n=$kills_hf old_seen=0 new_seen=0 stale=0 i=1 &&
     while [ $i -le $n ]; do
         case $((i % 3)) in 0) sig=KILL ;; 1) sig=INT ;; *) sig=TERM ;; esac
         rm -rf out && cp -a old out &&
@@ -117,10 +120,10 @@ test_expect_success '--to hf: a link to an export stays a link; the directory it
     test -z "$(ls -A | grep "mb-convert-tmp")"
 '
 
-test_expect_success '--to h5: 6 kills: the old checkpoint or the new one, no *.tmp after SIGINT/SIGTERM; after SIGKILL the next run overwrites it' '
+test_expect_success "--to h5: $kills_h5 kills: the old checkpoint or the new one, no *.tmp after SIGINT/SIGTERM; after SIGKILL the next run overwrites it" '
     t0=$(date +%s.%N) && mb-convert --from hf --to h5 big timing_ck 2>err && t1=$(date +%s.%N) &&
     t=$(awk -v a="$t0" -v b="$t1" "BEGIN { print b - a }") &&
-    n=6 old_seen=0 new_seen=0 i=1 &&
+    n=$kills_h5 old_seen=0 new_seen=0 i=1 &&
     while [ $i -le $n ]; do
         case $((i % 3)) in 0) sig=KILL ;; 1) sig=INT ;; *) sig=TERM ;; esac
         rm -rf cko && cp -a ck_old cko &&
