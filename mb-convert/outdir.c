@@ -206,9 +206,26 @@ static int swap_in(struct cv_outdir *od, char **old)
     return 0;
 }
 
+void cv_hold_signals(sigset_t *saved)
+{
+    sigset_t block;
+
+    sigemptyset(&block);
+    sigaddset(&block, SIGINT);
+    sigaddset(&block, SIGTERM);
+    sigaddset(&block, SIGHUP);
+    sigaddset(&block, SIGQUIT);
+    sigprocmask(SIG_BLOCK, &block, saved);
+}
+
+void cv_release_signals(const sigset_t *saved)
+{
+    sigprocmask(SIG_SETMASK, saved, NULL);
+}
+
 int cv_outdir_commit(struct cv_outdir *od)
 {
-    sigset_t block, saved;
+    sigset_t saved;
     char *old = NULL;
     int fd = open(od->tmp, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     int rc = fd >= 0 && fsync(fd) == 0 ? 0 : mb_err_errno(od->tmp, "cannot sync directory");
@@ -217,16 +234,11 @@ int cv_outdir_commit(struct cv_outdir *od)
         close(fd);
     /* from here until the old export is gone, a signal waits: the handlers must not
      * remove what becomes DST, nor stop between the exchange and the removal */
-    sigemptyset(&block);
-    sigaddset(&block, SIGINT);
-    sigaddset(&block, SIGTERM);
-    sigaddset(&block, SIGHUP);
-    sigaddset(&block, SIGQUIT);
-    sigprocmask(SIG_BLOCK, &block, &saved);
+    cv_hold_signals(&saved);
     if (rc == 0)
         rc = swap_in(od, &old);
     if (rc != 0) {
-        sigprocmask(SIG_SETMASK, &saved, NULL);
+        cv_release_signals(&saved);
         cv_outdir_abort(od);
         return -1;
     }
@@ -235,7 +247,7 @@ int cv_outdir_commit(struct cv_outdir *od)
         rc = -1;
     if (rc == 0)
         rc = mb_fs_sync_parent(od->dst);
-    sigprocmask(SIG_SETMASK, &saved, NULL);
+    cv_release_signals(&saved);
     free(old);
     cv_outdir_release(od);
     return rc;

@@ -3,6 +3,7 @@
 #ifndef MB_CONVERT_OUTDIR_H
 #define MB_CONVERT_OUTDIR_H
 
+#include <signal.h>
 #include <stddef.h>
 
 #include "core/defs.h"
@@ -29,5 +30,11 @@ MB_MUST_CHECK int cv_outdir_commit(struct cv_outdir *od);
 /* Remove the temporary and everything in it (mb_err is kept); releases OD. */
 void cv_outdir_abort(struct cv_outdir *od);
 void cv_outdir_release(struct cv_outdir *od);
+
+/* Hold SIGINT, SIGTERM, SIGHUP and SIGQUIT (the old mask into *SAVED) over a step that
+ * must not be cut in two, such as a rename and the file that names it; release delivers
+ * any that came meanwhile. */
+void cv_hold_signals(sigset_t *saved);
+void cv_release_signals(const sigset_t *saved);
 
 #endif /* MB_CONVERT_OUTDIR_H */

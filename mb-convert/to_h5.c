@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "outdir.h"
 
 struct to_h5 {
     const struct mb_dist *d;
@@ -423,9 +424,9 @@ static char *output_file(const struct to_h5 *j, const char *dst, int *is_dir, in
     *made_dir = *is_dir && stat(dst, &sb) != 0;
     if (!*is_dir)
         return mb_xstrdup(dst);
-    int rc = j->d->rank == 0 ? mb_fs_mkdirs(dst, "checkpoint directory") : 0;
-    if (rc == 0 && *made_dir && j->d->rank == 0)
+    if (*made_dir && j->d->rank == 0)
         mb_fs_register_temp(dst); /* a fatal signal removes it while it is still empty */
+    int rc = j->d->rank == 0 ? mb_fs_mkdirs(dst, "checkpoint directory") : 0;
     if (!mb_dist_all_ok(j->d, rc == 0)) {
         if (rc == 0)
             mb_err_set(MB_E_IO, dst, "another rank failed to create the directory");
@@ -445,6 +446,8 @@ static int convert(struct to_h5 *j, const char *dst)
         return -1;
     j->w = mb_ckpt_writer_open(j->d, file);
     int rc = j->w ? write_all(j) : -1;
+    sigset_t saved;
+    cv_hold_signals(&saved); /* a signal waits for the file and the `latest` naming it */
     if (rc == 0)
         rc = mb_ckpt_writer_commit(j->w, is_dir ? dst : NULL);
     else
@@ -453,6 +456,7 @@ static int convert(struct to_h5 *j, const char *dst)
         rmdir(dst);
     if (made_dir && j->d->rank == 0)
         mb_fs_forget_temp(dst);
+    cv_release_signals(&saved);
     if (rc == 0 && j->d->rank == 0)
         mb_log_info("%s -> %s: %s, %d tensors, %s", j->src, file, j->arch->hf_name,
                     mb_st_dir_count(j->st), cv_dtypes_name(j->out, j->pt.count));

@@ -124,7 +124,7 @@ test_expect_success '--to hf: a link to an export stays a link; the directory it
     test -z "$(ls -A | grep "mb-convert-tmp")"
 '
 
-test_expect_success "--to h5: $kills_h5 kills: the old checkpoint or the new one, no *.tmp after SIGINT/SIGTERM; after SIGKILL the next run overwrites it" '
+test_expect_success "--to h5: $kills_h5 kills: the old checkpoint or the new one, no *.tmp after SIGINT/SIGTERM; after SIGKILL the next run overwrites it; a new directory: none or complete" '
     t0=$(date +%s.%N) && mb-convert --from hf --to h5 big timing_ck 2>err && t1=$(date +%s.%N) &&
     t=$(awk -v a="$t0" -v b="$t1" "BEGIN { print b - a }") &&
     n=$kills_h5 old_seen=0 new_seen=0 i=1 &&
@@ -147,7 +147,11 @@ test_expect_success "--to h5: $kills_h5 kills: the old checkpoint or the new one
     done &&
     echo "$n kills of --to h5: $old_seen left the old checkpoint, $new_seen the new one" >stats &&
     test $old_seen -gt 0 &&
-    run_killed INT 0.05 mb-convert --from hf --to h5 big fresh_ck && test_path_is_missing fresh_ck &&
+    for i in 1 2 3 4; do
+        rm -rf fresh_ck && run_killed INT "$(delay $i 4 $t)" mb-convert --from hf --to h5 big fresh_ck &&
+        { test_path_is_missing fresh_ck 2>/dev/null || mb-ckpt diff fresh_ck ck >/dev/null; } ||
+            { echo "a new checkpoint directory killed after $(delay $i 4 $t) s:"; ls -A fresh_ck; exit 1; }
+    done &&
     touch cko/iter_0000000.h5.tmp && mb-convert --from hf --to h5 big cko 2>err &&
     test "$(ls -A cko | tr "\n" " ")" = "iter_0000000.h5 latest " &&
     mb-ckpt diff cko ck >/dev/null
