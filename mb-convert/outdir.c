@@ -62,12 +62,15 @@ static void split(const char *dst, char **parent, char **base)
 
 /* Temporaries of earlier runs for BASE in PARENT, made on this host by a process that is
  * gone (killed by SIGKILL or a crash): removed. One with this process's id is such a
- * leftover too (the id was reused): this process has not made its own yet. */
+ * leftover too (the id was reused): this process has not made its own yet. The names
+ * are listed first and removed after, not while the directory is being read. */
 static void remove_stale(const char *parent, const char *base, const char *host)
 {
-    char *prefix = mb_xasprintf(".%s" TMP_TAG "%s.", base, host);
+    char *prefix = mb_xasprintf(".%s" TMP_TAG "%s.", base, host), **stale = NULL;
     DIR *dp = opendir(parent);
     struct dirent *e;
+    size_t cap = 0;
+    int n = 0;
 
     while (dp && (e = readdir(dp))) {
         if (strncmp(e->d_name, prefix, strlen(prefix)) != 0)
@@ -77,15 +80,19 @@ static void remove_stale(const char *parent, const char *base, const char *host)
         if (*end || pid <= 0 ||
             (pid != (long)getpid() && (kill((pid_t)pid, 0) == 0 || errno != ESRCH)))
             continue;
-        char *path = mb_xasprintf("%s/%s", parent, e->d_name);
-        if (remove_tree(path) == 0)
-            mb_log_info("%s: removed the temporary of an interrupted run", path);
-        else
-            mb_err_clear();
-        free(path);
+        MB_GROW(stale, cap, (size_t)n + 1);
+        stale[n++] = mb_xasprintf("%s/%s", parent, e->d_name);
     }
     if (dp)
         closedir(dp);
+    for (int i = 0; i < n; i++) {
+        if (remove_tree(stale[i]) == 0)
+            mb_log_info("%s: removed the temporary of an interrupted run", stale[i]);
+        else
+            mb_err_clear();
+        free(stale[i]);
+    }
+    free(stale);
     free(prefix);
 }
 

@@ -243,7 +243,9 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-static void made(struct to_hf *j, const char *name)
+/* NAME is about to be written: registered for removal on a fatal signal before it
+ * exists, so that no moment (such as the rename of its own temporary) leaves it out. */
+static void will_write(struct to_hf *j, const char *name)
 {
     cv_outdir_add(&j->outdir, name);
 }
@@ -260,6 +262,7 @@ static int open_shards(struct to_hf *j)
             if (j->t[i].shard == s)
                 spec[k++] = j->t[i].spec;
         char *path = join(j->dst, j->shard_names[s]);
+        will_write(j, j->shard_names[s]);
         j->w[s] = mb_st_writer_open(path, spec, k, meta ? meta : "{\"format\": \"pt\"}");
         free(path);
         free(spec);
@@ -371,13 +374,10 @@ static int write_weights(struct to_hf *j)
         rc = put_param(j, i);
     free_buffers(j);
     for (int s = 0; s < j->nshards; s++) {
-        if (rc == 0) {
+        if (rc == 0)
             rc = mb_st_writer_close(j->w[s]);
-            if (rc == 0)
-                made(j, j->shard_names[s]);
-        } else {
+        else
             mb_st_writer_abort(j->w[s]);
-        }
         j->w[s] = NULL;
     }
     if (rc != 0 || j->nshards == 1)
@@ -390,9 +390,8 @@ static int write_weights(struct to_hf *j)
         shards[i] = j->shard_names[j->t[i].shard];
         total += j->t[i].spec.nbytes;
     }
+    will_write(j, "model.safetensors.index.json");
     rc = mb_st_index_write(j->dst, names, shards, j->n, total);
-    if (rc == 0)
-        made(j, "model.safetensors.index.json");
     free(names);
     free(shards);
     return rc;
@@ -430,14 +429,13 @@ static int write_text(struct to_hf *j, const char *name, const void *data, size_
 {
     struct mb_outfile of = MB_OUTFILE_INIT;
     char *path = join(j->dst, name);
-    int rc = mb_outfile_open(&of, path);
 
+    will_write(j, name);
+    int rc = mb_outfile_open(&of, path);
     if (rc == 0) {
         mb_outfile_write(&of, data, len);
         rc = mb_outfile_commit(&of);
     }
-    if (rc == 0)
-        made(j, name);
     free(path);
     return rc;
 }
