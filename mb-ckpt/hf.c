@@ -261,9 +261,13 @@ static void check_structure(const struct hfdir *h, struct ck_verify *v)
                 for (int64_t l = 0; l < (p->per_layer ? h->cfg.num_layers : 1); l++)
                     expect(h, v, &h->arch->rules[r], p, l, used);
     }
+    /* a tied model may keep lm_head.weight equal to the embedding (bridge/tied.c) */
+    const char *head = NULL;
+    if (mb_bridge_tied_head(h->st, h->arch, &h->cfg, h->dir, &head) != 0)
+        ck_problem(v, "lm_head.weight", "%s", mb_err_what());
     for (int i = 0; i < mb_st_dir_count(h->st); i++) {
         const char *name = mb_st_dir_at(h->st, i)->name;
-        if (!used[i] && !skippable(name))
+        if (!used[i] && !skippable(name) && !(head && strcmp(name, head) == 0))
             ck_problem(v, name, "unexpected tensor: not part of a %s with this config.json",
                        h->arch->hf_name);
     }

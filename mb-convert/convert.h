@@ -28,11 +28,19 @@ MB_MUST_CHECK int cv_hf_to_h5(const struct mb_dist *d, const struct cv_opts *o, 
 MB_MUST_CHECK int cv_h5_to_hf(const struct mb_dist *d, const struct cv_opts *o, const char *src,
                               const char *dst);
 
+/* The texts of tokenizer_config.json (tokenizer_class, bos/eos/pad tokens,
+ * model_max_length) and generation_config.json (bos/eos/pad ids) for the tokenizer.json
+ * in DIR (malloc'd). -1 with mb_err when it does not load. */
+MB_MUST_CHECK int cv_tok_configs(const char *dir, int64_t model_max_length,
+                                 char **tokenizer_config, char **generation_config);
+
 /* F32, BF16, F16 <-> the checkpoint's element types; -1 / MB_CKPT_OTHER otherwise. */
 enum mb_ckpt_dtype cv_ckpt_dtype(enum mb_st_dtype t);
 int cv_st_dtype(enum mb_ckpt_dtype t, enum mb_st_dtype *out);
 /* Convert N floats from FROM to TO (F32, BF16, F16; equal types copy). */
 void cv_cast(const void *src, enum mb_st_dtype from, void *dst, enum mb_st_dtype to, size_t n);
+/* "F32" when all N types are F32 ..., "mixed" when they differ. */
+const char *cv_dtypes_name(const enum mb_st_dtype *t, int n);
 /* "bfloat16" ... for config.json. */
 const char *cv_torch_dtype(enum mb_st_dtype t);
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bridge/bridge.h"
 #include "convert.h"
 #include "core/cli.h"
 #include "core/err.h"
@@ -107,6 +108,14 @@ int cv_st_dtype(enum mb_ckpt_dtype t, enum mb_st_dtype *out)
     }
 }
 
+const char *cv_dtypes_name(const enum mb_st_dtype *t, int n)
+{
+    for (int i = 1; i < n; i++)
+        if (t[i] != t[0])
+            return "mixed";
+    return n ? mb_st_dtype_name(t[0]) : "-";
+}
+
 const char *cv_torch_dtype(enum mb_st_dtype t)
 {
     return t == MB_ST_BF16 ? "bfloat16" : t == MB_ST_F16 ? "float16" : "float32";
@@ -153,6 +162,8 @@ int main(int argc, char **argv)
         rc = mb_cli_parse(&cv_cli, argc, argv, &o);
     if (rc == 0)
         rc = check_opts(&o);
+    if (rc == 0 && strcmp(o.from, "hf") == 0)
+        rc = mb_bridge_check_not_gguf(o.args[0]);
     if (rc == 0)
         rc = strcmp(o.to, "h5") == 0 ? cv_hf_to_h5(&dist, &o, o.args[0], o.args[1])
                                      : cv_h5_to_hf(&dist, &o, o.args[0], o.args[1]);

@@ -22,6 +22,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "outdir.h"
 
 struct to_h5 {
     const struct mb_dist *d;
@@ -33,7 +34,8 @@ struct to_h5 {
     struct mb_model_config cfg;
     const struct mb_bridge_arch *arch;
     struct mb_param_table pt;
-    enum mb_st_dtype in, out;
+    enum mb_st_dtype in[MB_P_COUNT], out[MB_P_COUNT]; /* per parameter: types may mix */
+    const char *tied_head; /* lm_head.weight kept beside tied embeddings, equal to them */
     unsigned char *used; /* per tensor of st, in name order */
     mb_ckpt_writer *w;
 };
@@ -66,9 +68,10 @@ static void mark_used(struct to_h5 *j, const struct mb_st_tensor *t)
     }
 }
 
-/* One HF tensor of RULE at LAYER: present, a float type shared by all, right shape. */
+/* One HF tensor of RULE at LAYER: present, a float type shared by the tensors of
+ * parameter P (number PI), right shape. */
 static int check_one(struct to_h5 *j, const struct mb_bridge_rule *rule, const struct mb_param *p,
-                     int64_t layer)
+                     int pi, int64_t layer)
 {
     char name[256], have[96], want[96];
     int64_t shape[2];
@@ -81,12 +84,12 @@ static int check_one(struct to_h5 *j, const struct mb_bridge_rule *rule, const s
     if (cv_ckpt_dtype(t->dtype) == MB_CKPT_OTHER)
         return mb_err_set(MB_E_UNSUPPORTED, j->src, "tensor '%s' is %s (F32, BF16 or F16 "
                           "expected)", t->name, mb_st_dtype_name(t->dtype));
-    if (j->in == MB_ST_DTYPE_COUNT)
-        j->in = t->dtype;
-    else if (t->dtype != j->in)
-        return mb_err_set(MB_E_UNSUPPORTED, j->src, "tensor '%s' is %s, others are %s: mixed "
-                          "types are not supported", t->name, mb_st_dtype_name(t->dtype),
-                          mb_st_dtype_name(j->in));
+    if (j->in[pi] == MB_ST_DTYPE_COUNT)
+        j->in[pi] = t->dtype;
+    else if (t->dtype != j->in[pi])
+        return mb_err_set(MB_E_UNSUPPORTED, j->src, "tensor '%s' is %s, the others that make "
+                          "up %s are %s", t->name, mb_st_dtype_name(t->dtype), p->name,
+                          mb_st_dtype_name(j->in[pi]));
     int nd = mb_bridge_hf_shape(rule, p, &j->cfg, shape);
     if (nd != t->ndim || memcmp(shape, t->shape, (size_t)nd * sizeof *shape) != 0) {
         mb_ckpt_shape_str(have, sizeof have, t->ndim, t->shape);
@@ -115,26 +118,30 @@ static int check_tensors(struct to_h5 *j)
     int n = mb_st_dir_count(j->st);
 
     j->used = mb_xcalloc((size_t)n + 1, 1);
-    j->in = MB_ST_DTYPE_COUNT;
     for (int i = 0; i < j->pt.count; i++) {
         const struct mb_param *p = &j->pt.items[i];
         int64_t layers = p->per_layer ? j->cfg.num_layers : 1;
+        j->in[i] = MB_ST_DTYPE_COUNT;
         for (int r = 0; r < j->arch->nrules; r++) {
             const struct mb_bridge_rule *rule = &j->arch->rules[r];
             if (strcmp(rule->mb, p->name) != 0)
                 continue;
             for (int64_t l = 0; l < layers; l++)
-                if (check_one(j, rule, p, l) != 0)
+                if (check_one(j, rule, p, i, l) != 0)
                     return -1;
         }
+        j->out[i] = j->o->cast ? j->o->out : j->in[i];
     }
+    if (mb_bridge_tied_head(j->st, j->arch, &j->cfg, j->src, &j->tied_head) != 0)
+        return -1;
+    if (j->tied_head)
+        mark_used(j, mb_st_dir_find(j->st, j->tied_head));
     for (int i = 0; i < n; i++) {
         const char *name = mb_st_dir_at(j->st, i)->name;
         if (!j->used[i] && !skippable(name))
             return mb_err_set(MB_E_INVALID, j->src, "extra tensor '%s': not part of a %s with "
                               "this config.json", name, j->arch->hf_name);
     }
-    j->out = j->o->cast ? j->o->out : j->in;
     return 0;
 }
 
@@ -154,14 +161,16 @@ static int read_config(struct to_h5 *j)
 
 /* ---- writing ------------------------------------------------------------------------ */
 
-static int write_param_layers(struct to_h5 *j, const struct mb_param *p, const char *path)
+static int write_param_layers(struct to_h5 *j, int pi, const char *path)
 {
+    const struct mb_param *p = &j->pt.items[pi];
+    enum mb_st_dtype in = j->in[pi], to = j->out[pi];
     int64_t L = j->cfg.num_layers, n = j->d->size, r = j->d->rank;
     int64_t lo = L * r / n, hi = L * (r + 1) / n, per = (L + n - 1) / n;
-    size_t es = mb_st_dtype_size(j->in), bytes = mb_bridge_slice_bytes(p, es);
+    size_t es = mb_st_dtype_size(in), bytes = mb_bridge_slice_bytes(p, es);
     size_t numel = bytes / es;
     char *slice = mb_xmalloc(bytes), *tmp = mb_xmalloc(bytes);
-    char *out = j->in == j->out ? slice : mb_xmalloc(numel * mb_st_dtype_size(j->out));
+    char *out = in == to ? slice : mb_xmalloc(numel * mb_st_dtype_size(to));
     int rc = 0;
 
     for (int64_t k = 0; rc == 0 && k < per; k++) {
@@ -181,7 +190,7 @@ static int write_param_layers(struct to_h5 *j, const struct mb_param *p, const c
             mb_st_release(t);
         }
         if (out != slice)
-            cv_cast(slice, j->in, out, j->out, numel);
+            cv_cast(slice, in, out, to, numel);
         rc = mb_ckpt_writer_write_rows(j->w, path, layer, 1, out);
     }
     if (out != slice)
@@ -192,8 +201,9 @@ static int write_param_layers(struct to_h5 *j, const struct mb_param *p, const c
 }
 
 /* A tensor outside the layers: a straight copy, so each rank takes rows of it. */
-static int write_param_whole(struct to_h5 *j, const struct mb_param *p, const char *path)
+static int write_param_whole(struct to_h5 *j, int pi, const char *path)
 {
+    const struct mb_param *p = &j->pt.items[pi];
     const struct mb_bridge_rule *rule = NULL;
 
     for (int i = 0; i < j->arch->nrules && !rule; i++)
@@ -203,15 +213,15 @@ static int write_param_whole(struct to_h5 *j, const struct mb_param *p, const ch
     int64_t rows = p->shape[0], n = j->d->size, r = j->d->rank;
     int64_t r0 = rows * r / n, r1 = rows * (r + 1) / n;
     size_t per_row = (size_t)(p->numel / rows);
-    size_t es = mb_st_dtype_size(j->in);
+    size_t es = mb_st_dtype_size(j->in[pi]);
     const char *src = (const char *)t->data + (size_t)r0 * per_row * es;
     void *buf = NULL;
 
     if (rule->op != MB_BR_COPY)
         return mb_err_set(MB_E_INVALID, p->name, "bridge table: only copies outside layers");
-    if (j->in != j->out && r1 > r0) {
-        buf = mb_xmalloc((size_t)(r1 - r0) * per_row * mb_st_dtype_size(j->out));
-        cv_cast(src, j->in, buf, j->out, (size_t)(r1 - r0) * per_row);
+    if (j->in[pi] != j->out[pi] && r1 > r0) {
+        buf = mb_xmalloc((size_t)(r1 - r0) * per_row * mb_st_dtype_size(j->out[pi]));
+        cv_cast(src, j->in[pi], buf, j->out[pi], (size_t)(r1 - r0) * per_row);
         src = buf;
     }
     int rc = mb_ckpt_writer_write_rows(j->w, path, r0, r1 - r0, src);
@@ -222,14 +232,12 @@ static int write_param_whole(struct to_h5 *j, const struct mb_param *p, const ch
 
 static int write_params(struct to_h5 *j)
 {
-    enum mb_ckpt_dtype dt = cv_ckpt_dtype(j->out);
-
     for (int i = 0; i < j->pt.count; i++) {
         const struct mb_param *p = &j->pt.items[i];
         char *path = mb_ckpt_dataset_path("/model", p->name);
-        int rc = mb_ckpt_writer_create(j->w, path, dt, p->ndim, p->shape);
+        int rc = mb_ckpt_writer_create(j->w, path, cv_ckpt_dtype(j->out[i]), p->ndim, p->shape);
         if (rc == 0)
-            rc = p->per_layer ? write_param_layers(j, p, path) : write_param_whole(j, p, path);
+            rc = p->per_layer ? write_param_layers(j, i, path) : write_param_whole(j, i, path);
         free(path);
         if (rc != 0)
             return -1;
@@ -330,6 +338,8 @@ static int write_attrs(struct to_h5 *j)
         rc = mb_ckpt_writer_attr(j->w, "hf_weight_map", wmap);
     if (rc == 0 && omitted_prefix(j))
         rc = mb_ckpt_writer_attr(j->w, "hf_omitted_prefix", omitted_prefix(j));
+    if (rc == 0 && j->tied_head)
+        rc = mb_ckpt_writer_attr(j->w, "hf_tied_head", j->tied_head);
     free(cfg);
     free(meta);
     free(wmap);
@@ -414,6 +424,8 @@ static char *output_file(const struct to_h5 *j, const char *dst, int *is_dir, in
     *made_dir = *is_dir && stat(dst, &sb) != 0;
     if (!*is_dir)
         return mb_xstrdup(dst);
+    if (*made_dir && j->d->rank == 0)
+        mb_fs_register_temp(dst); /* a fatal signal removes it while it is still empty */
     int rc = j->d->rank == 0 ? mb_fs_mkdirs(dst, "checkpoint directory") : 0;
     if (!mb_dist_all_ok(j->d, rc == 0)) {
         if (rc == 0)
@@ -434,15 +446,20 @@ static int convert(struct to_h5 *j, const char *dst)
         return -1;
     j->w = mb_ckpt_writer_open(j->d, file);
     int rc = j->w ? write_all(j) : -1;
+    sigset_t saved;
+    cv_hold_signals(&saved); /* a signal waits for the file and the `latest` naming it */
     if (rc == 0)
         rc = mb_ckpt_writer_commit(j->w, is_dir ? dst : NULL);
     else
         mb_ckpt_writer_abort(j->w);
     if (rc != 0 && made_dir && j->d->rank == 0)
         rmdir(dst);
+    if (made_dir && j->d->rank == 0)
+        mb_fs_forget_temp(dst);
+    cv_release_signals(&saved);
     if (rc == 0 && j->d->rank == 0)
         mb_log_info("%s -> %s: %s, %d tensors, %s", j->src, file, j->arch->hf_name,
-                    mb_st_dir_count(j->st), mb_st_dtype_name(j->out));
+                    mb_st_dir_count(j->st), cv_dtypes_name(j->out, j->pt.count));
     free(file);
     return rc;
 }

@@ -5,7 +5,8 @@
  * and every shard is opened with its full header; then each Megatron tensor is read one
  * layer slice at a time and its HF tensors are put into their shards. config.json is
  * the stored text (its dtype updated on a cast) or generated; side files come back from
- * /hf/files.
+ * /hf/files. Everything goes into a temporary directory beside the output that takes its
+ * place when complete (outdir.c).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -22,6 +23,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "outdir.h"
 
 struct hft {
     char *name;
@@ -34,7 +36,8 @@ struct hft {
 
 struct to_hf {
     const struct cv_opts *o;
-    const char *dst;
+    const char *dst; /* where the files go: the output directory's temporary */
+    struct cv_outdir outdir;
     char *file;
     mb_ckpt_reader *r;
     struct mb_model_config cfg;
@@ -48,9 +51,8 @@ struct to_hf {
     mb_st_writer **w;
     char *slice, *hf, *tmp, *cast; /* work buffers, sized for the largest slice */
     char *omit; /* hf_omitted_prefix: the prefix the original names went without */
-    char **made; /* files written, removed on failure */
-    int nmade;
-    size_t made_cap;
+    char *tied_head; /* hf_tied_head: the output matrix the original kept beside the
+                      * tied embedding, written again from the embedding */
 };
 
 /* A root attribute, or NULL (not an error) when absent. */
@@ -84,6 +86,7 @@ static int read_model(struct to_hf *j)
                         arch ? "hf_architecture" : "model family", arch ? arch : j->cfg.family);
     free(arch);
     j->omit = opt_attr(j, "hf_omitted_prefix");
+    j->tied_head = j->cfg.share_embeddings_and_output_weights ? opt_attr(j, "hf_tied_head") : NULL;
     mb_param_table_build(&j->pt, &j->cfg);
     return rc;
 }
@@ -161,6 +164,8 @@ static void list_tensors(struct to_hf *j)
         for (int64_t l = 0; l < layers; l++) {
             for (int r = pass == 2 ? first : 0; r < (pass == 0 ? first : nr); r++) {
                 int layered = strstr(rules[r].hf, "%d") != NULL, pi = param_index(j, rules[r].mb);
+                if (pi < 0 && j->tied_head && strcmp(rules[r].mb, "output_layer.weight") == 0)
+                    pi = param_index(j, "embedding.word_embeddings.weight");
                 if (pi >= 0 && layered == (pass == 1))
                     add_tensor(j, &cap, pi, &rules[r], l);
             }
@@ -238,10 +243,11 @@ static char *join(const char *dir, const char *name)
     return p;
 }
 
-static void made(struct to_hf *j, const char *name)
+/* NAME is about to be written: registered for removal on a fatal signal before it
+ * exists, so that no moment (such as the rename of its own temporary) leaves it out. */
+static void will_write(struct to_hf *j, const char *name)
 {
-    MB_GROW(j->made, j->made_cap, (size_t)j->nmade + 1);
-    j->made[j->nmade++] = join(j->dst, name);
+    cv_outdir_add(&j->outdir, name);
 }
 
 static int open_shards(struct to_hf *j)
@@ -256,6 +262,7 @@ static int open_shards(struct to_hf *j)
             if (j->t[i].shard == s)
                 spec[k++] = j->t[i].spec;
         char *path = join(j->dst, j->shard_names[s]);
+        will_write(j, j->shard_names[s]);
         j->w[s] = mb_st_writer_open(path, spec, k, meta ? meta : "{\"format\": \"pt\"}");
         free(path);
         free(spec);
@@ -367,13 +374,10 @@ static int write_weights(struct to_hf *j)
         rc = put_param(j, i);
     free_buffers(j);
     for (int s = 0; s < j->nshards; s++) {
-        if (rc == 0) {
+        if (rc == 0)
             rc = mb_st_writer_close(j->w[s]);
-            if (rc == 0)
-                made(j, j->shard_names[s]);
-        } else {
+        else
             mb_st_writer_abort(j->w[s]);
-        }
         j->w[s] = NULL;
     }
     if (rc != 0 || j->nshards == 1)
@@ -386,9 +390,8 @@ static int write_weights(struct to_hf *j)
         shards[i] = j->shard_names[j->t[i].shard];
         total += j->t[i].spec.nbytes;
     }
+    will_write(j, "model.safetensors.index.json");
     rc = mb_st_index_write(j->dst, names, shards, j->n, total);
-    if (rc == 0)
-        made(j, "model.safetensors.index.json");
     free(names);
     free(shards);
     return rc;
@@ -426,14 +429,13 @@ static int write_text(struct to_hf *j, const char *name, const void *data, size_
 {
     struct mb_outfile of = MB_OUTFILE_INIT;
     char *path = join(j->dst, name);
-    int rc = mb_outfile_open(&of, path);
 
+    will_write(j, name);
+    int rc = mb_outfile_open(&of, path);
     if (rc == 0) {
         mb_outfile_write(&of, data, len);
         rc = mb_outfile_commit(&of);
     }
-    if (rc == 0)
-        made(j, name);
     free(path);
     return rc;
 }
@@ -442,14 +444,16 @@ static int write_config(struct to_hf *j)
 {
     char *text = opt_attr(j, "hf_config");
     enum mb_st_dtype dt = j->pt.count ? j->out[0] : MB_ST_F32;
+    int mixed = strcmp(cv_dtypes_name(j->out, j->pt.count), "mixed") == 0;
 
     /* the stored text says the dtype the model came in; a cast, or a model trained on in
-     * fp32 from a bf16 original, writes another */
-    if (text) {
+     * fp32 from a bf16 original, writes another. Types that still mix (fp32 norms beside
+     * bf16 weights) are the original's: its text stays. */
+    if (text && !mixed) {
         char *t2 = set_dtype(text, cv_torch_dtype(dt));
         free(text);
         text = t2;
-    } else if (!text) {
+    } else if (!text) { /* generated: the type of the embedding, the bulk of the bytes */
         text = mb_bridge_config_to_hf(j->arch, &j->cfg, cv_torch_dtype(dt));
         if (!text)
             return -1;
@@ -505,15 +509,38 @@ static int write_side_files(struct to_hf *j)
     return 0;
 }
 
-static int convert(struct to_hf *j)
+/* A model trained from scratch (no HF config of its own) whose tokenizer.json came
+ * along: the tokenizer and generation configs transformers needs to know its special
+ * tokens and to stop at the end of a document, unless they came along too. */
+static int write_tok_configs(struct to_hf *j)
 {
-    struct stat sb;
-    int made_dir = stat(j->dst, &sb) != 0;
+    char *hf = opt_attr(j, "hf_config");
+    char *tok = join(j->dst, "tokenizer.json"), *tc = join(j->dst, "tokenizer_config.json");
+    char *gc = join(j->dst, "generation_config.json"), *tc_text = NULL, *gc_text = NULL;
+    int rc = 0;
 
-    if (read_model(j) != 0 || check_datasets(j) != 0)
+    if (!hf && mb_fs_exists(tok) && !(mb_fs_exists(tc) && mb_fs_exists(gc)))
+        rc = cv_tok_configs(j->dst, j->cfg.max_position_embeddings, &tc_text, &gc_text);
+    if (rc == 0 && tc_text && !mb_fs_exists(tc))
+        rc = write_text(j, "tokenizer_config.json", tc_text, strlen(tc_text));
+    if (rc == 0 && gc_text && !mb_fs_exists(gc))
+        rc = write_text(j, "generation_config.json", gc_text, strlen(gc_text));
+    free(hf);
+    free(tok);
+    free(tc);
+    free(gc);
+    free(tc_text);
+    free(gc_text);
+    return rc;
+}
+
+/* Written into a temporary directory beside DST that replaces it when complete
+ * (outdir.c): an interrupted or failed run leaves DST as it was. */
+static int convert(struct to_hf *j, const char *dst)
+{
+    if (read_model(j) != 0 || check_datasets(j) != 0 || cv_outdir_open(&j->outdir, dst) != 0)
         return -1;
-    if (made_dir && mb_fs_mkdirs(j->dst, "output directory") != 0)
-        return -1;
+    j->dst = j->outdir.tmp;
     list_tensors(j);
     plan_shards(j);
     int rc = write_weights(j);
@@ -521,16 +548,17 @@ static int convert(struct to_hf *j)
         rc = write_config(j);
     if (rc == 0)
         rc = write_side_files(j);
+    if (rc == 0)
+        rc = write_tok_configs(j);
     if (rc != 0) {
-        for (int i = 0; i < j->nmade; i++)
-            unlink(j->made[i]);
-        if (made_dir)
-            rmdir(j->dst);
-    } else {
-        mb_log_info("%s -> %s: %s, %d tensors in %d file%s", j->file, j->dst, j->arch->hf_name,
-                    j->n, j->nshards, j->nshards == 1 ? "" : "s");
+        cv_outdir_abort(&j->outdir);
+        return rc;
     }
-    return rc;
+    if (cv_outdir_commit(&j->outdir) != 0)
+        return -1;
+    mb_log_info("%s -> %s: %s, %d tensors in %d file%s", j->file, dst, j->arch->hf_name, j->n,
+                j->nshards, j->nshards == 1 ? "" : "s");
+    return 0;
 }
 
 static void release(struct to_hf *j)
@@ -542,10 +570,8 @@ static void release(struct to_hf *j)
         free(j->shard_names[i]);
     free(j->shard_names);
     free(j->w);
-    for (int i = 0; i < j->nmade; i++)
-        free(j->made[i]);
-    free(j->made);
     free(j->omit);
+    free(j->tied_head);
     mb_ckpt_reader_close(j->r);
     free(j->file);
 }
@@ -553,7 +579,7 @@ static void release(struct to_hf *j)
 int cv_h5_to_hf(const struct mb_dist *d, const struct cv_opts *o, const char *src,
                 const char *dst)
 {
-    struct to_hf j = { .o = o, .dst = dst };
+    struct to_hf j = { .o = o };
     int rc = 0;
 
     if (d->rank == 0) {
@@ -568,7 +594,7 @@ int cv_h5_to_hf(const struct mb_dist *d, const struct cv_opts *o, const char *sr
         if (rc == 0 && !(j.r = mb_ckpt_reader_open(NULL, j.file)))
             rc = -1;
         if (rc == 0)
-            rc = convert(&j);
+            rc = convert(&j, dst);
         release(&j);
     }
     if (!mb_dist_all_ok(d, rc == 0) && rc == 0)

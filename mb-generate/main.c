@@ -4,7 +4,7 @@
  *               [--greedy | --temperature T --top-k K --top-p P --seed S] [--ids]
  *
  * Loads the checkpoint (model config from its model_config attribute, weights from
- * /model), the tokenizer, encodes the prompt with its special tokens (BOS as HF does),
+ * /model) or a HuggingFace directory (through the bridge, in memory), the tokenizer, encodes the prompt with its special tokens (BOS as HF does),
  * prefills a key/value cache with it (nn/infer.h) and then runs one position per new
  * token, choosing each with nn/sample.h, until EOS or N tokens. Text goes to stdout as it
  * comes: the whole id list is decoded each step and the new suffix printed.
@@ -15,9 +15,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "bridge/bridge.h"
 #include "ckpt/ckpt.h"
 #include "core/cli.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
@@ -70,7 +72,8 @@ static const struct mb_cli gen_cli = {
     .tool = "mb-generate",
     .synopsis = "CKPT [--tokenizer FILE] [--prompt TEXT] [--max-new-tokens N] "
                 "[--greedy | --temperature T --top-k K --top-p P --seed S] [--ids]",
-    .summary = "Continue a prompt with the model of an mb checkpoint (file or directory).",
+    .summary = "Continue a prompt with the model of an mb checkpoint (file or directory) or of "
+               "a HuggingFace directory.",
     .opts = gen_options,
     .nopts = MB_ARRAY_LEN(gen_options),
     .args_offset = OPT(args),
@@ -102,8 +105,8 @@ static bool sampling_asked(const struct gen_opts *o)
 static int check_options(const struct gen_opts *o, struct mb_sample_opts *s)
 {
     if (o->nargs != 1)
-        return mb_err_set(MB_E_USAGE, NULL, "give one checkpoint (a file, or a directory with "
-                          "'latest'); see --help");
+        return mb_err_set(MB_E_USAGE, NULL, "give one checkpoint (a file, a directory with "
+                          "'latest', or a HuggingFace directory); see --help");
     if (o->greedy && sampling_asked(o))
         return mb_err_set(MB_E_USAGE, "--greedy",
                           "cannot be combined with --temperature, --top-k, --top-p or --seed");
@@ -198,7 +201,8 @@ static void remove_hf_tokenizer(struct gen *g)
 }
 
 /* The model config from the checkpoint's model_config attribute, and its tokenizer: the
- * one its `tokenizer` attribute names, else the HF tokenizer files it carries. */
+ * HF tokenizer files it carries (a converted model, or one trained from scratch with a
+ * tokenizer.json), else the one its `tokenizer` attribute names. */
 static int read_header(struct gen *g)
 {
     mb_ckpt_reader *r = mb_ckpt_reader_open(NULL, g->file);
@@ -210,7 +214,8 @@ static int read_header(struct gen *g)
         mb_err_clear();
         g->tok_spec = NULL;
     }
-    if (rc == 0 && !g->o->tokenizer && (!g->tok_spec || !*g->tok_spec)) {
+    if (rc == 0 && !g->o->tokenizer &&
+        (!g->tok_spec || !*g->tok_spec || mb_ckpt_reader_find(r, "/hf/files/tokenizer.json"))) {
         free(g->tok_spec);
         g->tok_spec = NULL;
         rc = extract_hf_tokenizer(g, r);
@@ -253,9 +258,43 @@ static int load_weights(struct gen *g)
     return rc;
 }
 
+/* An HF directory, converted in memory through the bridge: its parameters one at a time
+ * into the model, and the tokenizer beside them. */
+static int load_hf_dir(struct gen *g, const char *dir)
+{
+    struct mb_bridge_hf h;
+    if (mb_bridge_hf_open(&h, dir) < 0)
+        return -1;
+    g->file = mb_xstrdup(dir);
+    int rc = mb_model_init_inference(&g->m, &h.cfg, mb_ops_cpu());
+    const struct mb_param_table *p = &g->m.params;
+    int64_t largest = 0;
+    for (int i = 0; rc == 0 && i < p->count; i++) {
+        MB_ASSERT(strcmp(p->items[i].name, h.params.items[i].name) == 0);
+        largest = MB_MAX(largest, p->items[i].numel);
+    }
+    float *host = rc == 0 ? mb_xmalloc((size_t)largest * sizeof(float)) : NULL;
+    for (int i = 0; rc == 0 && i < p->count; i++) {
+        rc = mb_bridge_hf_read_param(&h, i, host);
+        if (rc == 0)
+            g->m.ops->from_host(g->m.w + p->items[i].offset, host, p->items[i].numel);
+    }
+    free(host);
+    mb_bridge_hf_close(&h);
+    char *tok = mb_xasprintf("%s/tokenizer.json", dir);
+    if (rc == 0 && mb_fs_exists(tok))
+        g->tok_spec = mb_xstrdup(dir);
+    free(tok);
+    return rc;
+}
+
 static int load_checkpoint(struct gen *g)
 {
     const char *spec = g->o->args[0];
+    if (mb_bridge_check_not_gguf(spec) < 0)
+        return -1;
+    if (mb_bridge_is_hf_dir(spec))
+        return load_hf_dir(g, spec);
     if (mb_ckpt_resolve(spec, &g->file) < 0)
         return -1;
     if (!g->file)

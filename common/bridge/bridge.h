@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "core/defs.h"
+#include "io/safetensors.h"
 #include "nn/config.h"
 #include "nn/params.h"
 
@@ -80,5 +81,40 @@ void mb_bridge_move(const struct mb_bridge_rule *rule, const struct mb_param *p,
 
 /* Bytes of P's per-layer slice (all of P when not per layer) in elements of ES bytes. */
 size_t mb_bridge_slice_bytes(const struct mb_param *p, size_t es);
+
+/* A tied model (CFG) whose files in ST also hold the output matrix (lm_head.weight):
+ * *HEAD is its name (valid while ST is open) when it equals the embedding byte for
+ * byte, NULL when there is none or the model is not tied; -1 with mb_err naming SRC and
+ * the tensor when it differs (bridge/tied.c). */
+MB_MUST_CHECK int mb_bridge_tied_head(const mb_st_dir *st, const struct mb_bridge_arch *arch,
+                                      const struct mb_model_config *cfg, const char *src,
+                                      const char **head);
+
+/* ---- an HF directory used in place (bridge/hfdir.c) ----------------------------- */
+
+/* -1 with mb_err naming the file when PATH is a .gguf file, or a directory without
+ * config.json that holds one: GGUF is not a format mb reads. 0 otherwise (PATH may
+ * still be no model at all). */
+MB_MUST_CHECK int mb_bridge_check_not_gguf(const char *path);
+/* 1 if PATH is a directory with config.json and no `latest` (an HF model, not an mb
+ * checkpoint directory). */
+int mb_bridge_is_hf_dir(const char *path);
+
+struct mb_bridge_hf {
+    char *dir;
+    struct mb_model_config cfg;
+    const struct mb_bridge_arch *arch;
+    mb_st_dir *st;
+    struct mb_param_table params; /* mb_param_table_build(cfg) */
+    enum mb_st_dtype *dtype;      /* per parameter: the element type of its HF tensors */
+};
+
+/* Read DIR's config.json and map its safetensors; check that every tensor the model
+ * needs is there with a float type (one per parameter) and its shape. -1 with mb_err
+ * naming the file and tensor. Extra tensors are ignored. */
+MB_MUST_CHECK int mb_bridge_hf_open(struct mb_bridge_hf *h, const char *dir);
+/* Parameter I of h->params as fp32 into OUT[numel], in mb's layout. */
+MB_MUST_CHECK int mb_bridge_hf_read_param(struct mb_bridge_hf *h, int i, float *out);
+void mb_bridge_hf_close(struct mb_bridge_hf *h);
 
 #endif /* MB_BRIDGE_BRIDGE_H */

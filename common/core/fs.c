@@ -45,11 +45,16 @@ void mb_fs_forget_temp(const char *path)
     pthread_mutex_unlock(&temps_lock);
 }
 
+/* Files first, then directories (a temporary directory is registered with its files, in
+ * any slot order): rmdir of a file or of a path already gone fails harmlessly. */
 void mb_fs_remove_temps(void)
 {
     for (int i = 0; i < MAX_TEMPS; i++)
         if (temps[i])
             unlink(temps[i]);
+    for (int i = 0; i < MAX_TEMPS; i++)
+        if (temps[i])
+            rmdir(temps[i]);
 }
 
 int mb_outfile_open(struct mb_outfile *of, const char *path)

@@ -30,7 +30,8 @@ MB_MUST_CHECK int mb_outfile_commit(struct mb_outfile *of);
 /* Close and remove the temporary. No-op after commit; accepts a zeroed struct. */
 void mb_outfile_abort(struct mb_outfile *of);
 
-/* Delete every registered temporary (async-signal-safe). */
+/* Delete every registered temporary (async-signal-safe): files, then directories, which
+ * are removed once the files registered in them are gone. */
 void mb_fs_remove_temps(void);
 /* Register or forget a temporary made elsewhere (e.g. per-rank part files). */
 void mb_fs_register_temp(const char *path);

@@ -67,6 +67,8 @@ MB_MUST_CHECK int mb_train_resume(struct mb_trainer *t, const char *file);
 /* Keep the HF side (hf_* attributes, /hf blobs) of checkpoint FILE, which the run starts
  * from, for every checkpoint the run saves. */
 MB_MUST_CHECK int mb_train_keep_extras(struct mb_trainer *t, const char *file);
+/* Add the tokenizer files of a run from scratch to its extras, once (train/tokcopy.c). */
+MB_MUST_CHECK int mb_train_carry_tokenizer(struct mb_trainer *t);
 /* The model configuration stored in checkpoint FILE (its model_config attribute). */
 MB_MUST_CHECK int mb_train_pretrained_config(const struct mb_dist *d, const char *file,
                                              struct mb_model_config *mc);

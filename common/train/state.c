@@ -55,7 +55,7 @@ int mb_train_save(struct mb_trainer *t)
     if (!mb_dist_all_ok(t->dist, !bad))
         return bad ? -1 : mb_err_set(MB_E_INVALID, "checkpoint", "another rank failed");
     enum mb_ckpt_dtype dtype = MB_CKPT_F32;
-    if (parse_dtype(t->cfg, &dtype) < 0)
+    if (parse_dtype(t->cfg, &dtype) < 0 || mb_train_carry_tokenizer(t) < 0)
         return -1;
     bool optim = mb_config_bool(t->cfg, "checkpoint.save_optim");
     struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);

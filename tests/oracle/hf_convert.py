@@ -11,7 +11,11 @@ make    creates, for each NAME (llama, llama_tied, mistral, qwen2, qwen3, gemma,
         in OUT_DIR/NAME, with a byte-level BPE tokenizer trained by `tokenizers` on the
         corpus (vocab 512) saved beside it; OPTS, comma-separated: bf16, fp16 (save in
         that dtype), shard=SIZE (max_shard_size), scale=X (every matrix times X: peaked
-        next-token distributions, so greedy decoding has no near-ties). Also writes OUT_DIR/tokens.npy: the
+        next-token distributions, so greedy decoding has no near-ties), mixed (with bf16 or
+        fp16: the 1-D tensors, norms and biases, stay fp32), head (a tied model: its
+        model.safetensors rewritten by safetensors' save_file with lm_head.weight, equal to
+        the embedding, kept), badhead (the same, lm_head.weight differing from it).
+        Also writes OUT_DIR/tokens.npy: the
         first 64 tokens of the corpus, int32 [1, 64].
 check   for each ORIG/BACK pair of HF directories: the same tensor names, every tensor
         bit-identical (raw bytes; with --dtype, ORIG cast by torch to that dtype), the
@@ -116,10 +120,23 @@ def make(out, corpus, specs):
         dtype = torch.bfloat16 if "bf16" in opts else torch.float16 if "fp16" in opts else None
         if dtype is not None:
             model = model.to(dtype)
+            if "mixed" in opts:
+                for p in model.parameters():
+                    if p.dim() == 1:
+                        p.data = p.data.float()
         shard = [o[6:] for o in opts if o.startswith("shard=")]
         d = os.path.join(out, spec.replace(":", "_").replace(",", "_").replace("=", ""))
         model.save_pretrained(d, max_shard_size=shard[0] if shard else "5GB")
         fast.save_pretrained(d)
+        if "head" in opts or "badhead" in opts:
+            from safetensors.torch import load_file, save_file
+            f = os.path.join(d, "model.safetensors")
+            sd = load_file(f)
+            emb = next(k for k in sd if k.endswith("embed_tokens.weight") or k.endswith("wte.weight"))
+            sd["lm_head.weight"] = sd[emb].clone()
+            if "badhead" in opts:
+                sd["lm_head.weight"][3, 5] += 1
+            save_file(sd, f, metadata={"format": "pt"})
 
 
 # ---------------------------------------------------------------- check
