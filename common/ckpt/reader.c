@@ -339,6 +339,14 @@ static hssize_t attr_points(hid_t a)
     return n;
 }
 
+int mb_ckpt_reader_has_attr(mb_ckpt_reader *r, const char *name)
+{
+    int has = H5Aexists(r->h5, name) > 0;
+
+    H5Eclear2(H5E_DEFAULT);
+    return has;
+}
+
 int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value)
 {
     *value = NULL;

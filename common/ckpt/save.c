@@ -70,8 +70,9 @@ static int check_args(const struct mb_ckpt_tensor *model, int n,
     if (dtype != MB_CKPT_F32 && dtype != MB_CKPT_BF16)
         return mb_err_set(MB_E_INVALID, "", "checkpoint weights must be fp32 or bf16, not %s",
                           mb_ckpt_dtype_name(dtype));
-    if (!st || st->iteration < 0 || st->iteration > 9999999)
-        return mb_err_set(MB_E_INVALID, "", "checkpoint iteration must be 0 to 9999999");
+    if (!st || st->iteration < 0 || st->iteration > MB_CKPT_MAX_ITERATION)
+        return mb_err_set(MB_E_INVALID, "", "checkpoint iteration must be 0 to %d",
+                          MB_CKPT_MAX_ITERATION);
     if ((m1 == NULL) != (m2 == NULL))
         return mb_err_set(MB_E_INVALID, "", "both Adam moments or neither must be given");
     if ((st->rng_state_len && !st->rng_state) || (st->data_state_len && !st->data_state))
