@@ -210,7 +210,9 @@ typedef struct mb_ckpt_writer mb_ckpt_writer;
 MB_MUST_CHECK mb_ckpt_writer *mb_ckpt_writer_open(const struct mb_dist *d, const char *file);
 /* Create dataset PATH ("/model/decoder/layers/mlp/linear_fc1/weight"; groups are made
  * as needed) of element type DTYPE (F32, BF16, F16, I64 or U8) and SHAPE[NDIM] (NDIM 0:
- * a scalar). Collective: every rank passes the same arguments. */
+ * a scalar). Collective: every rank passes the same arguments. Room for its data is
+ * reserved in the file first, so a full disk fails here ("no room for a checkpoint of
+ * about N bytes") rather than in a write; the caller then aborts. */
 MB_MUST_CHECK int mb_ckpt_writer_create(mb_ckpt_writer *w, const char *path,
                                         enum mb_ckpt_dtype dtype, int ndim,
                                         const int64_t *shape);
@@ -227,7 +229,9 @@ MB_MUST_CHECK int mb_ckpt_writer_attr(mb_ckpt_writer *w, const char *name, const
  * LATEST_DIR/latest name it. Collective. On failure the temporary is removed. Frees W
  * either way. */
 MB_MUST_CHECK int mb_ckpt_writer_commit(mb_ckpt_writer *w, const char *latest_dir);
-/* Close and remove the temporary file; free W. Collective. Accepts NULL. */
+/* Close and remove the temporary file; free W. Collective. Accepts NULL. After any
+ * failure (a full disk included) HDF5 is left with nothing of the file to write, so
+ * the process exits cleanly. */
 void mb_ckpt_writer_abort(mb_ckpt_writer *w);
 
 /* Read rows [ROW0, ROW0 + NROWS) of the first axis of dataset PATH into OUT, in the
