@@ -10,7 +10,8 @@
  * verifies cannot make info, mb-generate, mb-convert or a resume fail on its HDF5
  * structure: every dataset, the root attributes of a resume (format, mb_version,
  * model_config, recipe, tokenizer), the JSON ones parsed, and the HF items carried into
- * later checkpoints (hf_* attributes, /hf blobs, the .json files among them parsed).
+ * later checkpoints (hf_* attributes, /hf blobs, the .json files among them parsed),
+ * and the tokenizer files among them loaded as mb-generate loads them.
  * Checksums: per dataset CRC-32C of the stored bytes (little-endian elements), one line
  * "%08x PATH" each, written with --write-checksums or checked with --checksums.
  * Each dataset is read once, for the finite check and the checksum together. Every
@@ -22,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ck.h"
 #include "core/cli.h"
@@ -30,6 +32,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "nn/params.h"
+#include "tok/tokenizer.h"
 
 struct verify_opts {
     const char *checksums;
@@ -61,6 +64,7 @@ struct vctx {
     mb_ckpt_reader *r;
     const char *file;
     struct ck_verify f;
+    int64_t vocab_size; /* of the stored model_config; 0 if it does not parse */
 };
 
 static int same_shape(const struct mb_ckpt_info *it, const struct mb_param *p)
@@ -187,6 +191,7 @@ static void check_structure(struct vctx *v)
                 *mb_err_where() ? ": " : "", mb_err_what());
         mb_err_clear();
     } else {
+        v->vocab_size = cfg.vocab_size;
         mb_param_table_build(&t, &cfg);
         check_model(v, &t);
         for (int i = 0; i < mb_ckpt_reader_count(v->r); i++)
@@ -245,6 +250,62 @@ static void check_hf_json(struct vctx *v)
     }
 }
 
+/* Blob /hf/files/NAME of R into DIR/NAME, if there is one. */
+static int extract(mb_ckpt_reader *r, const char *dir, const char *name)
+{
+    char *path = mb_xasprintf("/hf/files/%s", name), *file = mb_xasprintf("%s/%s", dir, name);
+    void *data = NULL;
+    size_t len = 0;
+    int rc = 0;
+
+    if (mb_ckpt_reader_find(r, path) && (rc = mb_ckpt_reader_read_blob(r, path, &data, &len)) == 0) {
+        FILE *f = fopen(file, "wb");
+        if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+            rc = mb_err_errno(file, "cannot write");
+    }
+    free(data);
+    free(path);
+    free(file);
+    return rc;
+}
+
+/* The tokenizer files carried in /hf/files load as mb-generate loads them (from a
+ * temporary directory), fit the model's vocabulary and decode. */
+static void check_hf_tokenizer(struct vctx *v)
+{
+    static const char *const names[] = { "tokenizer.json", "tokenizer_config.json" };
+    const char *tmp = getenv("TMPDIR");
+    char *dir = mb_xasprintf("%s/mb-ckpt-verify.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    mb_tokenizer *tok = NULL;
+    int rc = 0;
+
+    if (!mb_ckpt_reader_find(v->r, "/hf/files/tokenizer.json") || !mkdtemp(dir)) {
+        free(dir);
+        return;
+    }
+    for (size_t i = 0; rc == 0 && i < MB_ARRAY_LEN(names); i++)
+        rc = extract(v->r, dir, names[i]);
+    if (rc == 0)
+        tok = mb_tokenizer_load(dir);
+    if (!tok || mb_tokenizer_can_decode(tok) != 0) {
+        ck_problem(&v->f, "/hf/files/tokenizer.json", "not a usable tokenizer: %s",
+                   mb_err_what());
+        mb_err_clear();
+    } else if (v->vocab_size > 0 && mb_tokenizer_vocab_size(tok) > v->vocab_size) {
+        ck_problem(&v->f, "/hf/files/tokenizer.json", "%lld tokens, more than the model's "
+                   "vocabulary of %lld", (long long)mb_tokenizer_vocab_size(tok),
+                   (long long)v->vocab_size);
+    }
+    mb_tokenizer_free(tok);
+    for (size_t i = 0; i < MB_ARRAY_LEN(names); i++) {
+        char *file = mb_xasprintf("%s/%s", dir, names[i]);
+        unlink(file);
+        free(file);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
 /* What a resume reads besides tensors and counters, and what it carries on. */
 static void check_meta(struct vctx *v)
 {
@@ -274,6 +335,7 @@ static void check_meta(struct vctx *v)
         mb_ckpt_extras_free(x, n);
     }
     check_hf_json(v);
+    check_hf_tokenizer(v);
 }
 
 /* One pass over every dataset: finite check of floats, CRC-32C of the stored bytes. */
