@@ -12,7 +12,8 @@
  *  - a file is closed only after every object of it is closed, and a failed one (or
  *    one whose flush failed) without MPI only after the sec2 driver's descriptor is
  *    pointed at an anonymous in-memory file, so what HDF5 still writes cannot fail
- *    (on file systems without fallocate, where nothing could be reserved).
+ *    (on file systems without fallocate, where nothing could be reserved; under MPI
+ *    such a file system can still see a rank hang on a full disk).
  * The caller removes the temporary after a failure.
  */
 #include <errno.h>
@@ -63,8 +64,10 @@ int ckpt_wfile_need(struct ckpt_wfile *f, int64_t bytes)
     int fd = open(f->tmp, O_WRONLY | O_CLOEXEC);
     int err = fd < 0 ? errno : limit >= 0 && f->reserved > limit ? EFBIG : 0;
 
+    /* only a lack of room is an error: a file system that cannot reserve (EOPNOTSUPP,
+     * or EINVAL for the mode) is written without */
     if (err == 0 && fallocate(fd, FALLOC_FL_KEEP_SIZE, 0, (off_t)f->reserved) != 0 &&
-        errno != EOPNOTSUPP && errno != ENOSYS)
+        (errno == ENOSPC || errno == EDQUOT || errno == EFBIG))
         err = errno;
     if (fd >= 0)
         close(fd);
