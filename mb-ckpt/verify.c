@@ -4,7 +4,14 @@
  * /model with its shape and a float dtype, and nothing else is; /optim, when present,
  * has step, exp_avg and exp_avg_sq of every parameter (fp32, same shape) and master
  * copies exactly when the model tensor is not fp32; /train has its three int64
- * counters. Values: every float dataset is finite (the first bad element is named).
+ * counters. Values: every float dataset is finite (the first bad element is named); the
+ * counters are in range (iteration 0 to 9999999, the others not negative).
+ * Everything the other tools read is read here the way they read it, so a file that
+ * verifies cannot make info, mb-generate, mb-convert or a resume fail on its HDF5
+ * structure: every dataset, the root attributes of a resume (format, mb_version,
+ * model_config, recipe, tokenizer), the JSON ones parsed, and the HF items carried into
+ * later checkpoints (hf_* attributes, /hf blobs, the .json files among them parsed),
+ * and the tokenizer files among them loaded as mb-generate loads them.
  * Checksums: per dataset CRC-32C of the stored bytes (little-endian elements), one line
  * "%08x PATH" each, written with --write-checksums or checked with --checksums.
  * Each dataset is read once, for the finite check and the checksum together. Every
@@ -16,13 +23,16 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "ck.h"
 #include "core/cli.h"
 #include "core/crc32c.h"
 #include "core/err.h"
+#include "core/json.h"
 #include "core/mem.h"
 #include "nn/params.h"
+#include "tok/tokenizer.h"
 
 struct verify_opts {
     const char *checksums;
@@ -54,6 +64,7 @@ struct vctx {
     mb_ckpt_reader *r;
     const char *file;
     struct ck_verify f;
+    int64_t vocab_size; /* of the stored model_config; 0 if it does not parse */
 };
 
 static int same_shape(const struct mb_ckpt_info *it, const struct mb_param *p)
@@ -88,15 +99,24 @@ static const struct mb_ckpt_info *expect(struct vctx *v, const char *group,
     return it;
 }
 
-static void expect_scalar(struct vctx *v, const char *path)
+/* Int64 scalar PATH, read as a resume reads it, within [0, MAX]. */
+static void expect_scalar(struct vctx *v, const char *path, int64_t max)
 {
     const struct mb_ckpt_info *it = mb_ckpt_reader_find(v->r, path);
+    int64_t value;
 
-    if (!it)
+    if (!it) {
         ck_problem(&v->f, path, "missing");
-    else if (it->dtype != MB_CKPT_I64 || it->numel != 1 || it->ndim > 1)
+    } else if (it->dtype != MB_CKPT_I64 || it->numel != 1 || it->ndim > 1) {
         ck_problem(&v->f, path, "not an int64 scalar (%s, %d dimensions)",
                 mb_ckpt_dtype_name(it->dtype), it->ndim);
+    } else if (mb_ckpt_reader_read_i64(v->r, path, &value) != 0) {
+        ck_problem(&v->f, path, "cannot read: %s", mb_err_what());
+        mb_err_clear();
+    } else if (value < 0 || value > max) {
+        ck_problem(&v->f, path, "%lld is out of range (0 to %lld)", (long long)value,
+                   (long long)max);
+    }
 }
 
 /* Count of datasets under GROUP that the expected lists did not claim. */
@@ -139,7 +159,7 @@ static void check_optim(struct vctx *v, const struct mb_param_table *t)
     int n = 0;
 
     claimed[n++] = mb_xstrdup("/optim/step");
-    expect_scalar(v, "/optim/step");
+    expect_scalar(v, "/optim/step", INT64_MAX);
     for (int i = 0; i < t->count; i++) {
         char *mpath = mb_ckpt_dataset_path("/model", t->items[i].name);
         const struct mb_ckpt_info *m = mpath ? mb_ckpt_reader_find(v->r, mpath) : NULL;
@@ -171,6 +191,7 @@ static void check_structure(struct vctx *v)
                 *mb_err_where() ? ": " : "", mb_err_what());
         mb_err_clear();
     } else {
+        v->vocab_size = cfg.vocab_size;
         mb_param_table_build(&t, &cfg);
         check_model(v, &t);
         for (int i = 0; i < mb_ckpt_reader_count(v->r); i++)
@@ -179,9 +200,142 @@ static void check_structure(struct vctx *v)
                 break;
             }
     }
-    expect_scalar(v, "/train/iteration");
-    expect_scalar(v, "/train/consumed_train_samples");
-    expect_scalar(v, "/train/consumed_valid_samples");
+    expect_scalar(v, "/train/iteration", MB_CKPT_MAX_ITERATION);
+    expect_scalar(v, "/train/consumed_train_samples", INT64_MAX);
+    expect_scalar(v, "/train/consumed_valid_samples", INT64_MAX);
+}
+
+/* Root attribute NAME as the tools read it: a string, JSON when IS_JSON. Missing is a
+ * problem only when REQUIRED. */
+static void check_attr(struct vctx *v, const char *name, int required, int is_json)
+{
+    char *text;
+    char where[600];
+
+    snprintf(where, sizeof where, "attribute '%s'", name);
+    if (!ck_attr_opt(v->r, name, &text)) {
+        if (required || mb_ckpt_reader_has_attr(v->r, name))
+            ck_problem(&v->f, where, "missing or not a readable string");
+        return;
+    }
+    mb_json *j = is_json ? mb_json_parse(text, strlen(text), where) : NULL;
+    if (is_json && !j) {
+        ck_problem(&v->f, where, "not JSON: %s", mb_err_what());
+        mb_err_clear();
+    }
+    mb_json_free(j);
+    free(text);
+}
+
+/* The JSON files an HF export writes and mb-generate reads (tokenizer.json ...) parse. */
+static void check_hf_json(struct vctx *v)
+{
+    for (int i = 0; i < mb_ckpt_reader_count(v->r); i++) {
+        const char *path = mb_ckpt_reader_info(v->r, i)->path;
+        size_t n = strlen(path), len;
+        void *data;
+        if (!ck_under(path, "/hf/files") || n < 5 || strcmp(path + n - 5, ".json") != 0)
+            continue;
+        if (mb_ckpt_reader_read_blob(v->r, path, &data, &len) != 0) {
+            mb_err_clear(); /* reported with the other datasets */
+            continue;
+        }
+        mb_json *j = mb_json_parse(data ? data : "", len, path);
+        if (!j) {
+            ck_problem(&v->f, path, "not JSON: %s", mb_err_what());
+            mb_err_clear();
+        }
+        mb_json_free(j);
+        free(data);
+    }
+}
+
+/* Blob /hf/files/NAME of R into DIR/NAME, if there is one. */
+static int extract(mb_ckpt_reader *r, const char *dir, const char *name)
+{
+    char *path = mb_xasprintf("/hf/files/%s", name), *file = mb_xasprintf("%s/%s", dir, name);
+    void *data = NULL;
+    size_t len = 0;
+    int rc = 0;
+
+    if (mb_ckpt_reader_find(r, path) && (rc = mb_ckpt_reader_read_blob(r, path, &data, &len)) == 0) {
+        FILE *f = fopen(file, "wb");
+        if (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0)
+            rc = mb_err_errno(file, "cannot write");
+    }
+    free(data);
+    free(path);
+    free(file);
+    return rc;
+}
+
+/* The tokenizer files carried in /hf/files load as mb-generate loads them (from a
+ * temporary directory), fit the model's vocabulary and decode. */
+static void check_hf_tokenizer(struct vctx *v)
+{
+    static const char *const names[] = { "tokenizer.json", "tokenizer_config.json" };
+    const char *tmp = getenv("TMPDIR");
+    char *dir = mb_xasprintf("%s/mb-ckpt-verify.XXXXXX", tmp && *tmp ? tmp : "/tmp");
+    mb_tokenizer *tok = NULL;
+    int rc = 0;
+
+    if (!mb_ckpt_reader_find(v->r, "/hf/files/tokenizer.json") || !mkdtemp(dir)) {
+        free(dir);
+        return;
+    }
+    for (size_t i = 0; rc == 0 && i < MB_ARRAY_LEN(names); i++)
+        rc = extract(v->r, dir, names[i]);
+    if (rc == 0)
+        tok = mb_tokenizer_load(dir);
+    if (!tok || mb_tokenizer_can_decode(tok) != 0) {
+        ck_problem(&v->f, "/hf/files/tokenizer.json", "not a usable tokenizer: %s",
+                   mb_err_what());
+        mb_err_clear();
+    } else if (v->vocab_size > 0 && mb_tokenizer_vocab_size(tok) > v->vocab_size) {
+        ck_problem(&v->f, "/hf/files/tokenizer.json", "%lld tokens, more than the model's "
+                   "vocabulary of %lld", (long long)mb_tokenizer_vocab_size(tok),
+                   (long long)v->vocab_size);
+    }
+    mb_tokenizer_free(tok);
+    for (size_t i = 0; i < MB_ARRAY_LEN(names); i++) {
+        char *file = mb_xasprintf("%s/%s", dir, names[i]);
+        unlink(file);
+        free(file);
+    }
+    rmdir(dir);
+    free(dir);
+}
+
+/* What a resume reads besides tensors and counters, and what it carries on. */
+static void check_meta(struct vctx *v)
+{
+    static const struct { const char *name; int required, json; } attrs[] = {
+        { "format", 1, 0 }, { "mb_version", 1, 0 }, { "recipe", 1, 1 }, { "tokenizer", 1, 0 },
+        { "hf_config", 0, 1 }, { "hf_architecture", 0, 0 }, { "hf_weight_map", 0, 1 },
+        { "hf_metadata", 0, 1 }, { "hf_omitted_prefix", 0, 0 },
+    };
+    static const char *const blobs[] = { "/train/rng_state", "/train/data_state" };
+    struct mb_ckpt_extra *x;
+    int n;
+
+    for (size_t i = 0; i < MB_ARRAY_LEN(attrs); i++)
+        check_attr(v, attrs[i].name, attrs[i].required, attrs[i].json);
+    for (size_t i = 0; i < MB_ARRAY_LEN(blobs); i++) {
+        const struct mb_ckpt_info *it = mb_ckpt_reader_find(v->r, blobs[i]);
+        if (!it)
+            ck_problem(&v->f, blobs[i], "missing");
+        else if (it->dtype != MB_CKPT_U8 || it->ndim != 1)
+            ck_problem(&v->f, blobs[i], "not a byte string (%s, %d dimensions)",
+                       mb_ckpt_dtype_name(it->dtype), it->ndim);
+    }
+    if (mb_ckpt_reader_extras(v->r, &x, &n) != 0) {
+        ck_problem(&v->f, v->file, "HF items: %s", mb_err_what());
+        mb_err_clear();
+    } else {
+        mb_ckpt_extras_free(x, n);
+    }
+    check_hf_json(v);
+    check_hf_tokenizer(v);
 }
 
 /* One pass over every dataset: finite check of floats, CRC-32C of the stored bytes. */
@@ -222,6 +376,7 @@ static int verify_mb(const char *arg, const struct verify_opts *o)
     for (int i = 0; i < v.f.n; i++)
         v.f.names[i] = mb_ckpt_reader_info(v.r, i)->path; /* sorted by the reader */
     check_structure(&v);
+    check_meta(&v);
     check_values(&v);
     int rc = ck_verify_finish(&v.f, file, o->checksums, o->write_checksums);
     free(v.f.names);

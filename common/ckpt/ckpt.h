@@ -15,7 +15,11 @@
  *   /train/rng_state, /train/data_state   opaque byte blobs (uint8 [n], n may be 0)
  *   /bf16                  committed datatype: IEEE 16-bit float, 1-8-7 (present always)
  *   attributes on /        model_config (JSON), recipe (JSON), tokenizer, mb_version,
- *                          format = "mb-ckpt-1" (variable-length UTF-8 strings)
+ *                          format = "mb-ckpt-1" (fixed-length UTF-8 strings, null-padded;
+ *                          files written before 2026-12 have variable-length ones, still read)
+ *
+ * Files are written in HDF5's newest format (1.10: superblock 3, object headers 2), so
+ * every piece of metadata carries a checksum and damage is found when it is read.
  *
  * /optim is present only when optimizer state was saved. Under MPI every rank writes
  * the rows [size0*rank/nranks, size0*(rank+1)/nranks) of each tensor's first axis with
@@ -40,6 +44,7 @@
 
 #define MB_CKPT_MAX_DIM 4
 #define MB_CKPT_FORMAT "mb-ckpt-1"
+#define MB_CKPT_MAX_ITERATION 9999999 /* iter_%07d.h5 */
 
 /* Element type of a stored dataset. */
 enum mb_ckpt_dtype {
@@ -134,7 +139,8 @@ MB_MUST_CHECK int mb_ckpt_resolve(const char *load, char **file);
  * a file without optimizer state is then an error. ST may be NULL; otherwise it is
  * filled (see mb_ckpt_state_release). Returns 0, or -1 with mb_err naming the file and
  * the tensor: missing tensor, shape differing from the expected one (both printed),
- * dtype other than fp32/bf16, or a damaged file. */
+ * dtype other than fp32/bf16, counters out of range (iteration 0 to
+ * MB_CKPT_MAX_ITERATION, the others not negative), or a damaged file. */
 MB_MUST_CHECK int mb_ckpt_load(const struct mb_dist *d, const char *file,
                                struct mb_ckpt_tensor *model, int n,
                                struct mb_ckpt_tensor *exp_avg, struct mb_ckpt_tensor *exp_avg_sq,
@@ -179,6 +185,8 @@ MB_MUST_CHECK int mb_ckpt_reader_read_i64(mb_ckpt_reader *r, const char *path, i
 /* Read the uint8 blob PATH into a malloc'd buffer (*DATA is NULL when *LEN is 0). */
 MB_MUST_CHECK int mb_ckpt_reader_read_blob(mb_ckpt_reader *r, const char *path, void **data,
                                            size_t *len);
+/* 1 if the root has an attribute NAME, 0 if not (or unreadable). */
+int mb_ckpt_reader_has_attr(mb_ckpt_reader *r, const char *name);
 /* Read the root string attribute NAME into a malloc'd string. Returns 0, or -1 with
  * mb_err set if it is missing or not a string. */
 MB_MUST_CHECK int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value);
@@ -202,7 +210,9 @@ typedef struct mb_ckpt_writer mb_ckpt_writer;
 MB_MUST_CHECK mb_ckpt_writer *mb_ckpt_writer_open(const struct mb_dist *d, const char *file);
 /* Create dataset PATH ("/model/decoder/layers/mlp/linear_fc1/weight"; groups are made
  * as needed) of element type DTYPE (F32, BF16, F16, I64 or U8) and SHAPE[NDIM] (NDIM 0:
- * a scalar). Collective: every rank passes the same arguments. */
+ * a scalar). Collective: every rank passes the same arguments. Room for its data is
+ * reserved in the file first, so a full disk fails here ("no room for a checkpoint of
+ * about N bytes") rather than in a write; the caller then aborts. */
 MB_MUST_CHECK int mb_ckpt_writer_create(mb_ckpt_writer *w, const char *path,
                                         enum mb_ckpt_dtype dtype, int ndim,
                                         const int64_t *shape);
@@ -219,7 +229,9 @@ MB_MUST_CHECK int mb_ckpt_writer_attr(mb_ckpt_writer *w, const char *name, const
  * LATEST_DIR/latest name it. Collective. On failure the temporary is removed. Frees W
  * either way. */
 MB_MUST_CHECK int mb_ckpt_writer_commit(mb_ckpt_writer *w, const char *latest_dir);
-/* Close and remove the temporary file; free W. Collective. Accepts NULL. */
+/* Close and remove the temporary file; free W. Collective. Accepts NULL. After any
+ * failure (a full disk included) HDF5 is left with nothing of the file to write, so
+ * the process exits cleanly. */
 void mb_ckpt_writer_abort(mb_ckpt_writer *w);
 
 /* Read rows [ROW0, ROW0 + NROWS) of the first axis of dataset PATH into OUT, in the

@@ -12,11 +12,19 @@ void ckpt_h5_quiet(void)
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
 }
 
-/* The first entry of an upward walk is the innermost (most specific) error. */
+/* The first entry of an upward walk is the innermost (most specific) error. A failed
+ * system call's description is a paragraph ("file write failed: time = ..., errno = 28,
+ * error message = 'No space left on device', ..."): its error message is enough. */
 static herr_t take_innermost(unsigned n, const H5E_error2_t *e, void *out)
 {
-    if (n == 0 && e->desc)
-        snprintf(out, 256, "%s", e->desc);
+    const char *sys = e->desc ? strstr(e->desc, "error message = '") : NULL;
+
+    if (n == 0 && sys) {
+        sys += strlen("error message = '");
+        snprintf(out, 256, "%.*s", (int)strcspn(sys, "'"), sys);
+    } else if (n == 0 && e->desc) {
+        snprintf(out, 256, "%.*s", (int)strcspn(e->desc, "\n"), e->desc);
+    }
     return 0;
 }
 
@@ -260,12 +268,17 @@ void ckpt_h5_type_close(enum mb_ckpt_dtype t, hid_t type)
 
 int ckpt_h5_write_attr(hid_t file, const char *tmp, const char *name, const char *value)
 {
-    hid_t type = ckpt_h5_str_type(), space = H5Screate(H5S_SCALAR);
-    hid_t a = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
     const char *v = value ? value : "";
+    size_t len = strlen(v);
+    hid_t type = H5Tcopy(H5T_C_S1), space = H5Screate(H5S_SCALAR);
+
+    H5Tset_size(type, len ? len : 1);
+    H5Tset_strpad(type, H5T_STR_NULLPAD);
+    H5Tset_cset(type, H5T_CSET_UTF8);
+    hid_t a = H5Acreate2(file, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
     int rc = 0;
 
-    if (a < 0 || H5Awrite(a, type, &v) < 0)
+    if (a < 0 || H5Awrite(a, type, v) < 0)
         rc = ckpt_h5_err(MB_E_IO, tmp, "cannot write attribute '%s'", name);
     if (a >= 0)
         H5Aclose(a);

@@ -41,12 +41,40 @@ void ckpt_h5_type_close(enum mb_ckpt_dtype t, hid_t type);
 /* Classify a dataset's datatype. */
 enum mb_ckpt_dtype ckpt_h5_classify(hid_t type);
 
-/* A variable-length UTF-8 string type; close with H5Tclose. */
+/* A variable-length UTF-8 string type, for reading the attributes of checkpoints
+ * written before 2026-12 (see ckpt_h5_write_attr); close with H5Tclose. */
 hid_t ckpt_h5_str_type(void);
 
-/* Root string attribute NAME = VALUE (NULL: "") of the open FILE (named TMP in errors). */
+/* Root string attribute NAME = VALUE (NULL: "") of the open FILE (named TMP in errors),
+ * a fixed-length UTF-8 string of strlen(VALUE) bytes (one NUL for ""), null-padded: it
+ * lives in the checksummed object header, not in the unchecked global heap that
+ * variable-length strings use. */
 MB_MUST_CHECK int ckpt_h5_write_attr(hid_t file, const char *tmp, const char *name,
                                      const char *value);
+
+/* A checkpoint file being written (wfile.c). */
+struct ckpt_wfile {
+    const struct mb_dist *d; /* never NULL */
+    const char *tmp;         /* its name, borrowed */
+    int64_t reserved;        /* rank 0: bytes of the file reserved so far */
+    hid_t h5;
+};
+
+/* Create TMP (collective under MPI) in HDF5's newest format, so that its metadata
+ * carries checksums, and reserve 64 KiB. -1 with mb_err on this rank; the caller
+ * agrees with the other ranks and calls ckpt_wfile_close(F, 1) either way. */
+MB_MUST_CHECK int ckpt_wfile_create(struct ckpt_wfile *f, const struct mb_dist *d,
+                                    const char *tmp);
+/* Rank 0 reserves BYTES more of the file before HDF5 writes about that much (a
+ * dataset's data and 4 KiB, an attribute's length and 1 KiB). -1 with mb_err "no room
+ * for a checkpoint of about N bytes" on a full disk or past the file-size limit;
+ * nothing on file systems without fallocate. Not collective: agree afterwards. */
+MB_MUST_CHECK int ckpt_wfile_need(struct ckpt_wfile *f, int64_t bytes);
+/* Close every object of F and F: flushed (FAILED 0; -1 with mb_err if that fails) or,
+ * after a failure, so that nothing HDF5 still holds can fail to be written; unused
+ * reserved blocks are given back. Collective. Never leaves the file open in HDF5.
+ * Accepts a file that was not created. */
+int ckpt_wfile_close(struct ckpt_wfile *f, int failed);
 
 /* Rank 0, once the file is closed: sync TMP, rename it to FINAL, sync the directory,
  * then (LATEST_DIR not NULL) replace LATEST_DIR/latest with FINAL's base name. A crash at

@@ -56,7 +56,26 @@ static int load_tensors(mb_ckpt_reader *r, const char *file, struct mb_ckpt_tens
     return 0;
 }
 
-static int load_state(mb_ckpt_reader *r, struct mb_ckpt_state *st, int optim)
+/* Counters a resume can trust (the stored bytes of a dataset carry no checksum). */
+static int check_counters(const char *file, const struct mb_ckpt_state *st)
+{
+    const struct { const char *path; int64_t v, max; } c[] = {
+        { "/train/iteration", st->iteration, MB_CKPT_MAX_ITERATION },
+        { "/train/consumed_train_samples", st->consumed_train_samples, INT64_MAX },
+        { "/train/consumed_valid_samples", st->consumed_valid_samples, INT64_MAX },
+        { "/optim/step", st->optim_step, INT64_MAX },
+    };
+
+    for (size_t i = 0; i < MB_ARRAY_LEN(c); i++)
+        if (c[i].v < 0 || c[i].v > c[i].max)
+            return mb_err_set(MB_E_PARSE, file, "dataset '%s' holds %lld, "
+                              "out of range (0 to %lld): damaged", c[i].path,
+                              (long long)c[i].v, (long long)c[i].max);
+    return 0;
+}
+
+static int load_state(mb_ckpt_reader *r, const char *file, struct mb_ckpt_state *st,
+                      int optim)
 {
     char *cfg = NULL, *recipe = NULL, *tok = NULL, *ver = NULL;
     void *rng = NULL, *data = NULL;
@@ -76,6 +95,7 @@ static int load_state(mb_ckpt_reader *r, struct mb_ckpt_state *st, int optim)
     rc = rc ? rc : mb_ckpt_reader_attr(r, "recipe", &recipe);
     rc = rc ? rc : mb_ckpt_reader_attr(r, "tokenizer", &tok);
     rc = rc ? rc : mb_ckpt_reader_attr(r, "mb_version", &ver);
+    rc = rc ? rc : check_counters(file, st);
     st->rng_state = rng;
     st->data_state = data;
     st->model_config_json = cfg;
@@ -113,7 +133,7 @@ int mb_ckpt_load(const struct mb_dist *d, const char *file, struct mb_ckpt_tenso
     if (rc == 0)
         rc = load_tensors(r, file, model, n, exp_avg, exp_avg_sq);
     if (rc == 0 && st)
-        rc = load_state(r, st, mb_ckpt_reader_find(r, "/optim/step") != NULL);
+        rc = load_state(r, file, st, mb_ckpt_reader_find(r, "/optim/step") != NULL);
     mb_ckpt_reader_close(r);
     if (!mb_dist_all_ok(d ? d : &single, rc == 0)) {
         if (rc == 0)

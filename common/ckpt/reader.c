@@ -9,6 +9,10 @@
 #include "core/fs.h"
 #include "core/mem.h"
 
+/* A string attribute longer than this is damage: the longest ckpt/ writes are configs
+ * and weight maps of a few hundred KiB. */
+#define MAX_ATTR_BYTES (64 << 20)
+
 struct mb_ckpt_reader {
     char *file;
     hid_t h5;
@@ -293,14 +297,14 @@ int mb_ckpt_reader_read_blob(mb_ckpt_reader *r, const char *path, void **data, s
     return 0;
 }
 
-/* A fixed-length string attribute (as h5py writes bytes). */
+/* A fixed-length string attribute (how ckpt/ writes them; h5py writes bytes so). Its
+ * bytes up to the first NUL, whatever the padding. */
 static int read_fixed_attr(hid_t a, hid_t ftype, char **value)
 {
     size_t n = H5Tget_size(ftype);
-    hid_t mtype = H5Tcopy(H5T_C_S1);
-    char *buf = mb_xcalloc(1, n + 2);
+    hid_t mtype = H5Tcopy(ftype); /* the bytes as they are */
+    char *buf = mb_xcalloc(1, n + 1);
 
-    H5Tset_size(mtype, n + 1);
     int rc = H5Aread(a, mtype, buf) < 0 ? -1 : 0;
     H5Tclose(mtype);
     if (rc != 0)
@@ -324,6 +328,25 @@ static int read_var_attr(hid_t a, char **value)
     return rc;
 }
 
+/* Elements of attribute A (1 for a string), -1 if its dataspace cannot be read. */
+static hssize_t attr_points(hid_t a)
+{
+    hid_t space = H5Aget_space(a);
+    hssize_t n = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+
+    if (space >= 0)
+        H5Sclose(space);
+    return n;
+}
+
+int mb_ckpt_reader_has_attr(mb_ckpt_reader *r, const char *name)
+{
+    int has = H5Aexists(r->h5, name) > 0;
+
+    H5Eclear2(H5E_DEFAULT);
+    return has;
+}
+
 int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value)
 {
     *value = NULL;
@@ -332,8 +355,11 @@ int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value)
     hid_t a = H5Aopen(r->h5, name, H5P_DEFAULT);
     hid_t ftype = a < 0 ? -1 : H5Aget_type(a);
     int rc;
-    if (ftype < 0 || H5Tget_class(ftype) != H5T_STRING)
+    if (ftype < 0 || H5Tget_class(ftype) != H5T_STRING || attr_points(a) != 1)
         rc = mb_err_set(MB_E_INVALID, r->file, "attribute '%s' is not a string", name);
+    else if (H5Tis_variable_str(ftype) <= 0 && H5Tget_size(ftype) > MAX_ATTR_BYTES)
+        rc = mb_err_set(MB_E_INVALID, r->file, "attribute '%s' is %zu bytes (at most %d)",
+                        name, H5Tget_size(ftype), MAX_ATTR_BYTES);
     else if ((H5Tis_variable_str(ftype) > 0 ? read_var_attr(a, value)
                                             : read_fixed_attr(a, ftype, value)) != 0)
         rc = ckpt_h5_err(MB_E_PARSE, r->file, "cannot read attribute '%s'", name);

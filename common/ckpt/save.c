@@ -5,12 +5,9 @@
  * the ranks agree on success, so a failure anywhere makes every rank stop at the same
  * point and return -1.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include "ckpt/internal.h"
@@ -22,7 +19,8 @@ struct saver {
     const struct mb_dist *d;
     int rank, nranks;
     const char *tmp; /* the file being written, named in errors */
-    hid_t file, dxpl, lcpl, bf16;
+    struct ckpt_wfile f;
+    hid_t file, dxpl, lcpl, bf16; /* file is f.h5 */
 };
 
 /* All ranks learn whether every rank succeeded; a rank that did not fail itself
@@ -72,8 +70,9 @@ static int check_args(const struct mb_ckpt_tensor *model, int n,
     if (dtype != MB_CKPT_F32 && dtype != MB_CKPT_BF16)
         return mb_err_set(MB_E_INVALID, "", "checkpoint weights must be fp32 or bf16, not %s",
                           mb_ckpt_dtype_name(dtype));
-    if (!st || st->iteration < 0 || st->iteration > 9999999)
-        return mb_err_set(MB_E_INVALID, "", "checkpoint iteration must be 0 to 9999999");
+    if (!st || st->iteration < 0 || st->iteration > MB_CKPT_MAX_ITERATION)
+        return mb_err_set(MB_E_INVALID, "", "checkpoint iteration must be 0 to %d",
+                          MB_CKPT_MAX_ITERATION);
     if ((m1 == NULL) != (m2 == NULL))
         return mb_err_set(MB_E_INVALID, "", "both Adam moments or neither must be given");
     if ((st->rng_state_len && !st->rng_state) || (st->data_state_len && !st->data_state))
@@ -263,35 +262,6 @@ static int write_all(struct saver *s, const struct mb_ckpt_tensor *model, int n,
     return write_meta(s, st, m1 != NULL);
 }
 
-/* Create TMP collectively, write everything, flush and close. */
-static int write_file(struct saver *s, const struct mb_ckpt_tensor *model, int n,
-                      const struct mb_ckpt_tensor *m1, const struct mb_ckpt_tensor *m2,
-                      int bf16, const struct mb_ckpt_state *st)
-{
-    hid_t fapl = ckpt_h5_fapl(s->d);
-
-    s->file = H5Fcreate(s->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    int rc = s->file < 0 ? ckpt_h5_err(MB_E_IO, s->tmp, "cannot create checkpoint file") : 0;
-    H5Pclose(fapl);
-    if (agree(s, rc, "creating the checkpoint file") != 0)
-        return -1;
-    s->dxpl = H5Pcreate(H5P_DATASET_XFER);
-    if (ckpt_mpi(s->d))
-        H5Pset_dxpl_mpio(s->dxpl, H5FD_MPIO_COLLECTIVE);
-    s->lcpl = H5Pcreate(H5P_LINK_CREATE);
-    H5Pset_create_intermediate_group(s->lcpl, 1);
-    s->bf16 = ckpt_h5_bf16_type();
-    rc = write_all(s, model, n, m1, m2, bf16, st);
-    if (rc == 0 && H5Fflush(s->file, H5F_SCOPE_GLOBAL) < 0)
-        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot flush checkpoint file");
-    H5Tclose(s->bf16);
-    H5Pclose(s->lcpl);
-    H5Pclose(s->dxpl);
-    if (H5Fclose(s->file) < 0 && rc == 0)
-        rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot close checkpoint file");
-    return agree(s, rc, "writing the checkpoint file");
-}
-
 /* Bytes the file will take, generously: data plus a few KiB of metadata per dataset. */
 static int64_t estimate_bytes(const struct mb_ckpt_tensor *model, int n, int optim, int bf16,
                               const struct mb_ckpt_state *st)
@@ -307,25 +277,32 @@ static int64_t estimate_bytes(const struct mb_ckpt_tensor *model, int n, int opt
     return bytes;
 }
 
-/* Rank 0: make sure the file system has room before HDF5 writes anything. HDF5 1.10
- * cannot close a file after a failed write (the id stays open and the library crashes
- * at exit), so a full disk or a file-size limit is best caught here. File systems
- * without fallocate() skip the check. */
-static int reserve_space(const char *tmp, int64_t bytes)
+/* Create TMP collectively, write everything, flush and close (ckpt_wfile_close: a
+ * failed file is closed so that HDF5 has nothing left to write). */
+static int write_file(struct saver *s, const struct mb_ckpt_tensor *model, int n,
+                      const struct mb_ckpt_tensor *m1, const struct mb_ckpt_tensor *m2,
+                      int bf16, const struct mb_ckpt_state *st)
 {
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int rc = ckpt_wfile_create(&s->f, s->d, s->tmp);
 
-    if (fd < 0)
-        return mb_err_errno(tmp, "cannot create checkpoint file");
-    int rc = fallocate(fd, 0, 0, (off_t)bytes);
-    int saved = errno;
-    close(fd);
-    if (rc != 0 && saved != EOPNOTSUPP && saved != ENOSYS) {
-        errno = saved;
-        return mb_err_errno(tmp, "no room for a checkpoint of about %lld bytes",
-                            (long long)bytes);
-    }
-    return 0;
+    if (rc == 0) /* a full disk is found before HDF5 writes anything */
+        rc = ckpt_wfile_need(&s->f, estimate_bytes(model, n, m1 != NULL, bf16, st));
+    s->file = s->f.h5;
+    s->dxpl = H5Pcreate(H5P_DATASET_XFER);
+    if (ckpt_mpi(s->d))
+        H5Pset_dxpl_mpio(s->dxpl, H5FD_MPIO_COLLECTIVE);
+    s->lcpl = H5Pcreate(H5P_LINK_CREATE);
+    H5Pset_create_intermediate_group(s->lcpl, 1);
+    s->bf16 = ckpt_h5_bf16_type();
+    if (agree(s, rc, "creating the checkpoint file") == 0)
+        rc = write_all(s, model, n, m1, m2, bf16, st);
+    else
+        rc = -1;
+    H5Tclose(s->bf16);
+    H5Pclose(s->lcpl);
+    H5Pclose(s->dxpl);
+    rc = ckpt_wfile_close(&s->f, rc != 0) != 0 || rc != 0 ? -1 : 0;
+    return agree(s, rc, "writing the checkpoint file");
 }
 
 static char *join(const char *dir, const char *name, const char *suffix)
@@ -357,13 +334,7 @@ int mb_ckpt_save(const struct mb_dist *d, const char *dir, const struct mb_ckpt_
     char *final = join(dir, name, ""), *tmp = join(dir, name, ".tmp");
     s.tmp = tmp;
     mb_fs_register_temp(tmp);
-    if (s.rank == 0)
-        rc = reserve_space(tmp, estimate_bytes(model, n, exp_avg != NULL,
-                                               model_dtype == MB_CKPT_BF16, st));
-    if (agree(&s, rc, "reserving space") == 0)
-        rc = write_file(&s, model, n, exp_avg, exp_avg_sq, model_dtype == MB_CKPT_BF16, st);
-    else
-        rc = -1;
+    rc = write_file(&s, model, n, exp_avg, exp_avg_sq, model_dtype == MB_CKPT_BF16, st);
     if (rc == 0 && s.rank == 0)
         rc = ckpt_publish(tmp, final, dir);
     rc = agree(&s, rc, "committing the checkpoint");

@@ -3,7 +3,8 @@
  * The same commit protocol as save.c: the file is written as FILE.tmp, every rank runs
  * the same collective HDF5 calls and the ranks agree on success after each one, then
  * rank 0 syncs, renames and, when asked, replaces DIR/latest. Datasets stay open from
- * their creation to the commit, so rows can be written in any number of calls.
+ * their creation to the commit, so rows can be written in any number of calls. After a
+ * failure the file is closed by ckpt_wfile_close (wfile.c), which HDF5 survives.
  */
 #include <fcntl.h>
 #include <stdio.h>
@@ -28,7 +29,8 @@ struct mb_ckpt_writer {
     struct mb_dist single; /* used when the caller passed no world */
     const struct mb_dist *d;
     char *file, *tmp;
-    hid_t h5, dxpl, lcpl, bf16; /* bf16: the committed /bf16 type */
+    struct ckpt_wfile f;
+    hid_t dxpl, lcpl, bf16; /* bf16: the committed /bf16 type */
     struct dataset *sets;
     int n;
     size_t cap;
@@ -47,14 +49,19 @@ static int agree(const mb_ckpt_writer *w, int rc, const char *step)
 static int commit_types(mb_ckpt_writer *w)
 {
     w->bf16 = ckpt_h5_bf16_type();
-    if (H5Tcommit2(w->h5, "/bf16", w->bf16, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) < 0)
+    if (H5Tcommit2(w->f.h5, "/bf16", w->bf16, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) < 0)
         return ckpt_h5_err(MB_E_IO, w->tmp, "cannot store the bf16 type");
     return 0;
 }
 
+/* Reserve room for it, agree, write it; agree again. */
 static int write_attr(mb_ckpt_writer *w, const char *name, const char *value)
 {
-    return ckpt_h5_write_attr(w->h5, w->tmp, name, value);
+    int rc = ckpt_wfile_need(&w->f, (int64_t)strlen(value ? value : "") + 1024);
+
+    if (agree(w, rc, name) != 0)
+        return -1;
+    return agree(w, ckpt_h5_write_attr(w->f.h5, w->tmp, name, value), name);
 }
 
 static void free_writer(mb_ckpt_writer *w)
@@ -77,12 +84,9 @@ mb_ckpt_writer *mb_ckpt_writer_open(const struct mb_dist *d, const char *file)
     w->file = mb_xstrdup(file);
     w->tmp = mb_xmalloc(strlen(file) + 5);
     sprintf(w->tmp, "%s.tmp", file);
-    w->h5 = w->dxpl = w->lcpl = w->bf16 = -1;
+    w->dxpl = w->lcpl = w->bf16 = -1;
     mb_fs_register_temp(w->tmp);
-    hid_t fapl = ckpt_h5_fapl(d);
-    w->h5 = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    int rc = w->h5 < 0 ? ckpt_h5_err(MB_E_IO, w->tmp, "cannot create checkpoint file") : 0;
-    H5Pclose(fapl);
+    int rc = ckpt_wfile_create(&w->f, d, w->tmp);
     if (agree(w, rc, "creating the checkpoint file") != 0) {
         mb_ckpt_writer_abort(w);
         return NULL;
@@ -94,8 +98,8 @@ mb_ckpt_writer *mb_ckpt_writer_open(const struct mb_dist *d, const char *file)
     H5Pset_create_intermediate_group(w->lcpl, 1);
     rc = commit_types(w);
     if (agree(w, rc, "storing the bf16 type") != 0 ||
-        agree(w, write_attr(w, "format", MB_CKPT_FORMAT), "format") != 0 ||
-        agree(w, write_attr(w, "mb_version", mb_version()), "mb_version") != 0) {
+        write_attr(w, "format", MB_CKPT_FORMAT) != 0 ||
+        write_attr(w, "mb_version", mb_version()) != 0) {
         mb_ckpt_writer_abort(w);
         return NULL;
     }
@@ -148,7 +152,7 @@ static int create_set(mb_ckpt_writer *w, const char *path, enum mb_ckpt_dtype dt
         s.dims[i] = (hsize_t)shape[i];
     hid_t space = ndim ? H5Screate_simple(ndim, s.dims, NULL) : H5Screate(H5S_SCALAR);
     hid_t ftype = file_type(w, dtype);
-    s.id = H5Dcreate2(w->h5, path, ftype, space, w->lcpl, H5P_DEFAULT, H5P_DEFAULT);
+    s.id = H5Dcreate2(w->f.h5, path, ftype, space, w->lcpl, H5P_DEFAULT, H5P_DEFAULT);
     int rc = s.id < 0 ? ckpt_h5_err(MB_E_IO, w->tmp, "cannot create dataset '%s'", path) : 0;
     if (dtype == MB_CKPT_F16)
         H5Tclose(ftype);
@@ -166,9 +170,16 @@ int mb_ckpt_writer_create(mb_ckpt_writer *w, const char *path, enum mb_ckpt_dtyp
 {
     int rc = check_create(w, path, dtype, ndim, shape);
 
-    if (rc == 0)
-        rc = create_set(w, path, dtype, ndim, shape);
-    return agree(w, rc, path);
+    if (rc == 0) { /* its data and its metadata */
+        int64_t bytes = (int64_t)mb_ckpt_dtype_size(dtype);
+        for (int i = 0; i < ndim; i++)
+            bytes *= shape[i];
+        rc = ckpt_wfile_need(&w->f, 4096 + bytes);
+    }
+    /* creation is collective: every rank must know the room is there */
+    if (agree(w, rc, path) != 0)
+        return -1;
+    return agree(w, create_set(w, path, dtype, ndim, shape), path);
 }
 
 /* This rank's part of the write: rows [ROW0, ROW0 + NROWS) of S, selected in FSPACE,
@@ -237,32 +248,26 @@ int mb_ckpt_writer_write_rows(mb_ckpt_writer *w, const char *path, int64_t row0,
 
 int mb_ckpt_writer_attr(mb_ckpt_writer *w, const char *name, const char *value)
 {
-    return agree(w, write_attr(w, name, value), name);
+    return write_attr(w, name, value);
 }
 
-/* Close every HDF5 object and the file. Returns -1 with mb_err if the close (which
- * flushes) failed. */
-static int close_file(mb_ckpt_writer *w, int flush)
+/* Close every HDF5 object and the file: flushed when COMMIT (-1 with mb_err if a
+ * dataset's or the file's last writes failed), else as a failed file. Collective. */
+static int close_file(mb_ckpt_writer *w, int commit)
 {
     int rc = 0;
 
-    if (w->h5 < 0)
-        return 0;
-    for (int i = 0; i < w->n; i++)
+    for (int i = 0; commit && i < w->n; i++) /* a close may write buffered data */
         if (H5Dclose(w->sets[i].id) < 0 && rc == 0)
             rc = ckpt_h5_err(MB_E_IO, w->tmp, "cannot write dataset '%s'", w->sets[i].path);
-    if (rc == 0 && flush && H5Fflush(w->h5, H5F_SCOPE_GLOBAL) < 0)
-        rc = ckpt_h5_err(MB_E_IO, w->tmp, "cannot flush checkpoint file");
+    rc = commit ? agree(w, rc, "writing the datasets") : -1;
     if (w->dxpl >= 0)
         H5Pclose(w->dxpl);
     if (w->lcpl >= 0)
         H5Pclose(w->lcpl);
-    if (w->bf16 >= 0)
-        H5Tclose(w->bf16);
-    if (H5Fclose(w->h5) < 0 && rc == 0)
-        rc = ckpt_h5_err(MB_E_IO, w->tmp, "cannot close checkpoint file");
-    w->h5 = -1;
-    return rc;
+    w->dxpl = w->lcpl = w->bf16 = -1; /* the committed type goes with the file's objects */
+    int closed = ckpt_wfile_close(&w->f, rc != 0);
+    return commit && rc == 0 ? closed : -1;
 }
 
 int mb_ckpt_writer_commit(mb_ckpt_writer *w, const char *latest_dir)

@@ -94,10 +94,16 @@ def check_train(f, it, optim):
     attrs = {"format": "mb-ckpt-1", "tokenizer": "bytes",
              "model_config": '{"num_layers": 3, "hidden_size": 6}',
              "recipe": '{"train": {"train_iters": %d}}' % it}
+    # fixed-length UTF-8 strings (h5py gives them as bytes): never variable-length
+    # strings, whose bytes live in HDF5's unchecked global heap
+    for k in f.attrs:
+        t = f.attrs.get_id(k).dtype
+        if t.kind != "S" or h5py.check_string_dtype(t).length is None:
+            fail(f"attribute {k}: {t}, want a fixed-length string")
     for k, v in attrs.items():
-        if f.attrs.get(k) != v:
+        if f.attrs.get(k, b"").decode() != v:
             fail(f"attribute {k}: {f.attrs.get(k)!r}, want {v!r}")
-    if not isinstance(f.attrs.get("mb_version"), str) or not f.attrs["mb_version"]:
+    if not f.attrs.get("mb_version", b"").decode():
         fail("attribute mb_version missing")
 
 

@@ -35,7 +35,7 @@ test_expect_success 'h5py reads every value; bf16 and fp16 equal torch rounding'
 	assert (raw.reshape(-1) == wantb.view(np.uint16)).all(), "bf16 bits"
 	assert f["/train/iteration"][()] == 42
 	assert bytes(f["/hf/files/blob.txt"][...]) == b"hello\n!"
-	assert f.attrs["format"] == "mb-ckpt-1"
+	assert f.attrs["format"] == b"mb-ckpt-1"  # a fixed-length string: bytes in h5py
 	print("h5py: all values as expected")
 	PYEOF
 '
