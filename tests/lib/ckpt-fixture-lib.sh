@@ -35,7 +35,7 @@ make_ckpt_fixtures() {
 # FILE: checkpoint.load (a resume) or checkpoint.pretrained_checkpoint.
 mutation_campaign() {
     (
-        export MUT_CKPT="$1" MUT_LOADKEY="$2" MUT_RESUME="$TINY_ARGS train.train_iters=3"
+        export MUT_CKPT="$1" MUT_LOADKEY="$2" MUT_RESUME="$TINY_ARGS train.train_iters=3 scheduler.override_opt_param_scheduler=true"
         seq "$3" "$4" | xargs -n 10 -P 2 sh "$MB_ROOT/tests/lib/ckpt-mutate-case.sh"
     ) >"$1.cases" || return 1
     awk -v want=$(($4 - $3 + 1)) -v file="$1" '

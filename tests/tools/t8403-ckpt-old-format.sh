@@ -62,8 +62,8 @@ test_expect_success 'old files: mb-generate and mb-convert --to hf give the same
 
 # shellcheck disable=SC2086 # TINY_ARGS is a word list
 test_expect_success 'old files: a resume gives the losses of a resume from the new file' '
-    mb-pretrain $TINY_ARGS train.train_iters=4 checkpoint.load=ck/iter_0000002.h5 2>new.log &&
-    mb-pretrain $TINY_ARGS train.train_iters=4 checkpoint.load=old-iter_0000002.h5 2>old.log &&
+    mb-pretrain $TINY_ARGS train.train_iters=4 scheduler.override_opt_param_scheduler=true checkpoint.load=ck/iter_0000002.h5 2>new.log &&
+    mb-pretrain $TINY_ARGS train.train_iters=4 scheduler.override_opt_param_scheduler=true checkpoint.load=old-iter_0000002.h5 2>old.log &&
     grep "resumed from old-iter_0000002.h5: iteration 2" old.log &&
     grep "| loss" new.log | sed "s/ | tok\/s.*//" >new.loss &&
     grep "| loss" old.log | sed "s/ | tok\/s.*//" >old.loss &&

@@ -27,7 +27,8 @@ with open(\"docs.jsonl\", \"w\") as f:
 " &&
     mkdir tok && mb-preprocess --train-tokenizer 300 --save-tokenizer tok/tokenizer.json --append-eod \
         -o docs docs.jsonl 2>err &&
-    train train.train_iters=30 2>err && train train.train_iters=60 2>err &&
+    train train.train_iters=30 2>err &&
+    train train.train_iters=60 scheduler.override_opt_param_scheduler=true 2>err &&
     test -f ck/iter_0000030.h5 && test -f ck/iter_0000060.h5
 '
 
