@@ -17,6 +17,7 @@
 #include "core/tool.h"
 #include "dist/comm.h"
 #include "io/idx_writer.h"
+#include "io/lines.h"
 #include "merge.h"
 #include "pipeline.h"
 #include "split.h"
@@ -31,6 +32,7 @@ struct pp_opts {
     const char *save_tokenizer;
     int64_t workers;
     int64_t train_tokenizer;
+    int64_t max_line_bytes;
     int append_eod;
     int skip_bad;
     int no_special;
@@ -63,6 +65,9 @@ static const struct mb_opt pp_options[] = {
         "where --train-tokenizer writes tokenizer.json (default: PREFIX_tokenizer.json)"),
     OPT("skip-bad", 0, MB_OPT_FLAG, skip_bad, NULL,
         "skip malformed lines (counted in the summary) instead of failing"),
+    { "max-line-bytes", 0, MB_OPT_INT, offsetof(struct pp_opts, max_line_bytes), "N",
+      "longest input line accepted, in bytes (default: 268435456); a longer one is an error",
+      1, INT64_MAX },
 };
 
 static void version_extra(FILE *out)
@@ -153,6 +158,7 @@ static void base_job(const struct pp_run *r, struct pp_job *job, struct pp_segme
     job->workers = (int)r->o->workers;
     job->skip_bad = r->o->skip_bad;
     job->show_progress = r->dist->rank == 0;
+    job->max_line = r->o->max_line_bytes ? (size_t)r->o->max_line_bytes : MB_LINES_MAX_DEFAULT;
 }
 
 /* --train-tokenizer: every rank trains on all of the input (so all agree without

@@ -28,6 +28,7 @@ struct pp_job {
     int workers;
     int skip_bad;
     int show_progress;
+    size_t max_line;          /* longest input line accepted (--max-line-bytes) */
     /* encoding: */
     const mb_tokenizer *tok;
     int add_special;

@@ -19,6 +19,7 @@
 #include <yaml.h>
 
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/json.h"
 #include "core/mem.h"
@@ -567,14 +568,16 @@ static int load_document(mb_config *cfg, const char *path, yaml_document_t *doc)
 
 int mb_config_load_yaml(mb_config *cfg, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
+    char *text;
+    size_t len;
 
-    if (!fp)
-        return mb_err_errno(path, "cannot open");
+    /* read whole, so a recipe too large (or /dev/zero) meets the read limit of core/fs */
+    if (mb_fs_read_all(path, &text, &len) != 0)
+        return -1;
     yaml_parser_t parser;
     yaml_document_t doc;
     MB_ASSERT(yaml_parser_initialize(&parser));
-    yaml_parser_set_input_file(&parser, fp);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     int rc;
     if (!yaml_parser_load(&parser, &doc)) {
         rc = yaml_syntax_error(&parser, path);
@@ -592,7 +595,7 @@ int mb_config_load_yaml(mb_config *cfg, const char *path)
         }
     }
     yaml_parser_delete(&parser);
-    fclose(fp);
+    free(text);
     return rc;
 }
 
