@@ -23,8 +23,8 @@ EXT_LIBS   := $(HDF5_LIBS) $(MPI_LIBS) $(BLAS_LIBS) $(YAML_LIBS) $(PCRE2_LIBS) $
 # OpenMP threads the CPU kernels (common/kern/cpu); -pthread for the tools' own threads
 # make SANITIZE=1: the tools and tests with AddressSanitizer and UBSan (any UB aborts)
 ifdef SANITIZE
-CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-LDFLAGS += -fsanitize=address,undefined
+override CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+override LDFLAGS += -fsanitize=address,undefined
 endif
 ALL_CFLAGS  = -std=c17 -D_GNU_SOURCE -pthread -fopenmp $(WARN) $(CFLAGS) -Icommon -I$(BUILD) \
               $(EXT_CFLAGS)

@@ -24,6 +24,7 @@
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "core/utf8.h"
 
 struct slot {
     bool set;
@@ -241,6 +242,11 @@ static int set_text(mb_config *cfg, int idx, const char *t, enum mb_errc code,
 {
     struct slot s = { 0 };
 
+    /* a recipe is UTF-8 (libyaml checks); a command-line word may not be, and the
+     * config is printed back as YAML and stored as JSON, which must stay readable */
+    if (!mb_utf8_is_valid(t, strlen(t)))
+        return mb_err_set(code, where, "the value of %s is not valid UTF-8",
+                          cfg->schema[idx].key);
     if (!is_null_text(t) && parse_text(&cfg->schema[idx], t, &s, code, where) != 0) {
         slot_release(&s);
         return -1;

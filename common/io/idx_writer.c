@@ -60,7 +60,7 @@ static int write_tokens(mb_idx_writer *w, const int32_t *ids, size_t n)
                                   "token id %d does not fit uint16", ids[i]);
             out[i] = (uint16_t)ids[i];
         }
-    } else {
+    } else if (n > 0) { /* scratch is NULL before the first token */
         memcpy(w->scratch, ids, n * 4);
     }
     mb_outfile_write(&w->bin, w->scratch, n * w->itemsize);

@@ -424,7 +424,8 @@ static void cache_store(struct tok_bpe_scratch *s, const char *w, size_t len,
         s->nslices = s->ncache_ids = 0;
     }
     MB_GROW(s->cache_ids, s->cache_ids_cap, s->ncache_ids + n);
-    memcpy(s->cache_ids + s->ncache_ids, ids, n * sizeof *ids);
+    if (n > 0) /* a word of bytes outside the vocabulary has no ids (and IDS is NULL) */
+        memcpy(s->cache_ids + s->ncache_ids, ids, n * sizeof *ids);
     MB_GROW(s->slices, s->slices_cap, s->nslices + 1);
     s->slices[s->nslices].off = (uint32_t)s->ncache_ids;
     s->slices[s->nslices].len = (uint32_t)n;
@@ -477,5 +478,5 @@ static void encode_cached(mb_tok_encoder *e, const char *w, size_t len, struct m
     }
     size_t before = out->len;
     encode_uncached(b, s, w, len, out);
-    cache_store(s, w, len, out->v + before, out->len - before);
+    cache_store(s, w, len, out->len > before ? out->v + before : NULL, out->len - before);
 }

@@ -9,6 +9,8 @@
 #   recipe       recipes/*.yaml and the test recipe, with and without overrides
 #   ckpt         checkpoints mb-pretrain saves of a tiny model (fp32 + Adam, bf16)
 #
+# and the inputs that once broke a target, tests/fuzz/regress/NAME/*, into corpus-NAME.
+#
 # Uses the gcc build (bin/, build/tests/helpers) and the fetched test data. Idempotent:
 # a corpus folder that exists is kept (libFuzzer adds what it finds to it).
 set -e
@@ -146,3 +148,9 @@ if fresh ckpt; then
     cp "$tmp"/bf16/iter_*.h5 "$out/corpus-ckpt.new/bf16.h5"
     done_corpus ckpt
 fi
+
+# inputs that once crashed a target (tests/fuzz/regress/NAME/) always run again
+for d in "$root"/tests/fuzz/regress/*/; do
+    [ -d "$d" ] && [ -d "$out/corpus-$(basename "$d")" ] && cp "$d"* "$out/corpus-$(basename "$d")/"
+done
+exit 0
