@@ -618,12 +618,45 @@ static int plain_ok(const char *t, int flow)
     return 1;
 }
 
+/* 1 for a character that cannot stand raw inside YAML quotes, besides the controls JSON
+ * escapes already: what libyaml refuses (DEL, the C1 controls, U+FEFF, U+FFFE, U+FFFF)
+ * and YAML's own line breaks, which a quoted scalar folds (NEL, U+2028, U+2029). */
+static int yaml_must_escape(uint32_t cp)
+{
+    return cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF;
+}
+
+/* T (valid UTF-8) as a double-quoted YAML scalar: JSON's escapes, plus \u escapes for
+ * what YAML does not allow raw (a recipe's own "\x7f" can put it in a value). */
+static void add_yaml_quoted(struct mb_buf *b, const char *t)
+{
+    struct mb_buf run = MB_BUF_INIT;
+    const unsigned char *p = (const unsigned char *)t;
+
+    mb_buf_addc(b, '"');
+    while (*p) {
+        uint32_t cp;
+        int n = mb_utf8_decode(p, &cp);
+        if (yaml_must_escape(cp)) {
+            mb_buf_addf(b, "\\u%04x", (unsigned)cp);
+        } else {
+            mb_buf_reset(&run);
+            mb_json_escape(&run, (const char *)p, (size_t)n); /* "x": the character, escaped */
+            mb_buf_add(b, run.data + 1, run.len - 2);
+        }
+        p += n;
+    }
+    mb_buf_addc(b, '"');
+    mb_buf_release(&run);
+}
+
 static void add_yaml_str(struct mb_buf *b, const char *t, int flow)
 {
     if (plain_ok(t, flow))
         mb_buf_adds(b, t);
     else
-        mb_json_escape(b, t, strlen(t)); /* a JSON string is a YAML double-quoted scalar */
+        add_yaml_quoted(b, t);
 }
 
 /* The value of slot I, in YAML (JSON=0) or JSON (JSON=1). */

@@ -96,6 +96,17 @@ test_expect_success 'a command-line value that is not UTF-8 is refused (the conf
     grep -q "data_path: \\[\"caf" ok.yaml
 '
 
+test_expect_success '--print-config escapes what YAML cannot hold raw, and loads back the same' '
+    cat >odd.yaml <<-\EOF &&
+	data:
+	  data_path: "a\x7fb\u0085c\ufeffd\x80e\u2028f\u2029g"
+	EOF
+    mb-pretrain --recipe odd.yaml --print-config >printed.yaml &&
+    grep -F "data_path: [\"a\\u007fb\\u0085c\\ufeffd\\u0080e\\u2028f\\u2029g\"]" printed.yaml &&
+    mb-pretrain --recipe printed.yaml --print-config >again.yaml &&
+    cmp printed.yaml again.yaml
+'
+
 # AddressSanitizer (make SANITIZE=1) reserves terabytes of address space and reports a
 # failed allocation itself, so ulimit -v cannot bring mb's own message out there.
 if mb-preprocess --version | grep -q -- -fsanitize=address; then
