@@ -33,7 +33,9 @@ void mb_tool_start(const char *name)
     signal(SIGPIPE, SIG_IGN);
 }
 
-int mb_tool_stdout_gone(void)
+/* 1 if standard output is a pipe whose reader has gone (the error may be older than
+ * errno). */
+static int stdout_gone(void)
 {
     struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
 
@@ -54,7 +56,7 @@ int mb_tool_end(int rc)
     }
     if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
         /* the reader went away (mb-ckpt info | head -1): as quiet as dying of SIGPIPE */
-        if (errno == EPIPE || mb_tool_stdout_gone())
+        if (errno == EPIPE || stdout_gone())
             return 1;
         mb_err_errno("standard output", "write failed");
         mb_log_error_record();

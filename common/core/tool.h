@@ -2,9 +2,9 @@
  *
  * mb_tool_start names the tool for messages and installs signal handlers that delete
  * registered temporaries before dying; SIGXFSZ and SIGPIPE are ignored, so that a write
- * past `ulimit -f` or into a closed pipe fails (EFBIG, EPIPE) and the error path runs. mb_tool_end turns a 0/-1 result into the exit
- * status (0, 1, or 2 for usage errors), printing the error record, and reports a
- * failed close of stdout.
+ * past `ulimit -f` or into a closed pipe fails (EFBIG, EPIPE) and the error path runs.
+ * mb_tool_end turns a 0/-1 result into the exit status (0, 1, or 2 for usage errors),
+ * printing the error record, and reports a failed close of stdout.
  */
 #ifndef MB_CORE_TOOL_H
 #define MB_CORE_TOOL_H
@@ -14,10 +14,5 @@ void mb_tool_start(const char *name);
 /* RC is 0, -1 (error in mb_err), or MB_CLI_EXIT. Returns the process exit status.
  * Standard output whose reader has gone (EPIPE) gives status 1 without a message. */
 int mb_tool_end(int rc);
-
-/* 1 if standard output is a pipe whose reader has gone: a tool that writes a long
- * stream there (mb-generate) stops early. SIGPIPE is ignored by mb_tool_start, so such
- * writes fail with EPIPE rather than kill the process. */
-int mb_tool_stdout_gone(void);
 
 #endif /* MB_CORE_TOOL_H */
