@@ -50,9 +50,10 @@ static int parse_vocab(mb_tokenizer *t, const mb_json *vocab, const char *where)
     b->vocab = mb_strmap_new(mb_json_len(vocab));
     while (mb_json_next(vocab, &it, &name, &val)) {
         if (mb_json_type_of(val) != MB_JSON_INT || mb_json_int(val) < 0 ||
-            mb_json_int(val) > INT32_MAX - 1) {
+            mb_json_int(val) > TOK_MAX_ID) {
             mb_buf_release(&key);
-            return mb_err_set(MB_E_INVALID, where, "model.vocab['%s'] is not a valid id", name);
+            return mb_err_set(MB_E_INVALID, where,
+                              "model.vocab['%s'] is not a valid id (0 to %d)", name, TOK_MAX_ID);
         }
         int32_t id = (int32_t)mb_json_int(val);
         t->nids = MB_MAX(t->nids, (int64_t)id + 1);

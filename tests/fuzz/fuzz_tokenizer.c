@@ -2,7 +2,7 @@
  *
  * The input is a tokenizer.json. A tokenizer that loads must encode a few fixed texts
  * (ASCII, digits, whitespace runs, multi-byte UTF-8, its own special-looking strings)
- * to ids that have a token in its vocabulary, and decode them back without error when its decoder
+ * to ids in the range the loader accepts, and decode them back without error when its decoder
  * is supported.
  */
 #include <string.h>
@@ -23,14 +23,14 @@ static void round_trip(const mb_tokenizer *t, mb_tok_encoder *e, const char *tex
 {
     struct mb_ids ids = MB_IDS_INIT;
     struct mb_buf out = MB_BUF_INIT;
-    size_t len;
 
     for (int special = 0; special < 2; special++) {
         ids.len = 0;
         mb_tok_encode(e, text, strlen(text), special, &ids);
+        /* a template's special ids need not be in the vocabulary (as in HF), but every
+         * id is one the loader accepted */
         for (size_t i = 0; i < ids.len; i++)
-            fuzz_check(mb_tokenizer_id_text(t, ids.v[i], &len) != NULL,
-                       "an id without a token in the vocabulary");
+            fuzz_check(ids.v[i] >= 0 && ids.v[i] < (1 << 24), "an id out of range");
         mb_buf_reset(&out);
         if (mb_tokenizer_can_decode(t) == 0)
             fuzz_check(mb_tok_decode(t, ids.v, ids.len, &out) == 0,
