@@ -2,7 +2,9 @@
 #
 #   make                 build build/libmb.a and bin/mb-*
 #   make check           install dependencies if missing, build, run every test under prove
-#   make check-long      the long-running tests
+#   make check-long      the long-running tests (with the fuzz targets, FUZZ_SECONDS each)
+#   make fuzz            libFuzzer targets (clang, ASan+UBSan) and corpora in build-fuzz/
+#   make SANITIZE=1 ...  the tools and tests built with ASan+UBSan
 #   make demo            the README's main job on the embedded default corpus
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make clean
@@ -20,12 +22,12 @@ EXT_CFLAGS := $(MPI_CFLAGS) $(HDF5_CFLAGS) $(BLAS_CFLAGS) $(YAML_CFLAGS) $(PCRE2
               $(UTF8_CFLAGS) $(JSON_CFLAGS)
 EXT_LIBS   := $(HDF5_LIBS) $(MPI_LIBS) $(BLAS_LIBS) $(YAML_LIBS) $(PCRE2_LIBS) $(UTF8_LIBS) \
               $(JSON_LIBS) $(ZLIB_LIBS) -lpthread -lm
-# OpenMP threads the CPU kernels (common/kern/cpu); -pthread for the tools' own threads
 # make SANITIZE=1: the tools and tests with AddressSanitizer and UBSan (any UB aborts)
 ifdef SANITIZE
 override CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 override LDFLAGS += -fsanitize=address,undefined
 endif
+# OpenMP threads the CPU kernels (common/kern/cpu); -pthread for the tools' own threads
 ALL_CFLAGS  = -std=c17 -D_GNU_SOURCE -pthread -fopenmp $(WARN) $(CFLAGS) -Icommon -I$(BUILD) \
               $(EXT_CFLAGS)
 LDFLAGS_ALL = -pthread -fopenmp $(LDFLAGS)
@@ -128,6 +130,7 @@ CKPT_TOOL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out mb-ckpt/main.c,$(wild
 fuzz: tests-build
 	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) WARN='-Wall -Wextra' \
 	  CFLAGS='-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)' fuzz-bins
+	@scripts/fetch-test-data.sh
 	@tests/fuzz/make-corpus.sh $(FUZZ_BUILD)
 
 fuzz-bins: $(FUZZ_BINS)
