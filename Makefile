@@ -2,8 +2,10 @@
 #
 #   make                 build build/libmb.a and bin/mb-*
 #   make check           install dependencies if missing, build, run every test under prove
-#   make check-long      the long-running tests
+#   make check-long      the long-running tests (with the fuzz targets, FUZZ_SECONDS each)
 #   make check-slurm     the slurm/ scripts under a local single-node Slurm (as root)
+#   make fuzz            libFuzzer targets (clang, ASan+UBSan) and corpora in build-fuzz/
+#   make SANITIZE=1 ...  the tools and tests built with ASan+UBSan
 #   make demo            the README's main job on the embedded default corpus
 #   make install PREFIX=/usr/local [DESTDIR=...]
 #   make clean
@@ -21,6 +23,11 @@ EXT_CFLAGS := $(MPI_CFLAGS) $(HDF5_CFLAGS) $(BLAS_CFLAGS) $(YAML_CFLAGS) $(PCRE2
               $(UTF8_CFLAGS) $(JSON_CFLAGS)
 EXT_LIBS   := $(HDF5_LIBS) $(MPI_LIBS) $(BLAS_LIBS) $(YAML_LIBS) $(PCRE2_LIBS) $(UTF8_LIBS) \
               $(JSON_LIBS) $(ZLIB_LIBS) -lpthread -lm
+# make SANITIZE=1: the tools and tests with AddressSanitizer and UBSan (any UB aborts)
+ifdef SANITIZE
+override CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
+override LDFLAGS += -fsanitize=address,undefined
+endif
 # OpenMP threads the CPU kernels (common/kern/cpu); -pthread for the tools' own threads
 ALL_CFLAGS  = -std=c17 -D_GNU_SOURCE -pthread -fopenmp $(WARN) $(CFLAGS) -Icommon -I$(BUILD) \
               $(EXT_CFLAGS)
@@ -65,8 +72,10 @@ $(BUILD)/version.h: FORCE
 
 $(BUILD)/core/cli.o: $(BUILD)/version.h
 
-# sqrtf without errno, so GCC vectorises AdamW (IEEE sqrt either way: same bits, 4x faster)
-$(BUILD)/kern/cpu/adamw.o: ALL_CFLAGS += -fno-math-errno -fsimd-cost-model=unlimited
+# sqrtf without errno, so GCC vectorises AdamW (IEEE sqrt either way: same bits, 4x faster);
+# -fsimd-cost-model is GCC's, so a clang build (make fuzz) leaves it out
+$(BUILD)/kern/cpu/adamw.o: ALL_CFLAGS += -fno-math-errno \
+    $(if $(filter clang%,$(notdir $(CC))),,-fsimd-cost-model=unlimited)
 
 $(BUILD)/%.o: common/%.c $(BUILD)/FLAGS
 	@mkdir -p $(@D)
@@ -108,6 +117,38 @@ SLURM_TESTS = $(sort $(wildcard tests/slurm/t*.sh))
 deps:
 	@scripts/install-deps.sh
 
+deps-fuzz:
+	@scripts/install-deps.sh --fuzz
+
+# ---- fuzzing: libFuzzer targets tests/fuzz/fuzz_*.c, built with clang, ASan and UBSan ----
+# Everything, libmb.a included, is compiled by clang into its own folder $(FUZZ_BUILD);
+# the seed corpora are made there from the test suite's files (tests/fuzz/make-corpus.sh,
+# which uses the gcc build). -Werror stays off: clang's warnings are not GCC's.
+FUZZ_BUILD   ?= build-fuzz
+FUZZ_CC      ?= clang
+FUZZ_TARGETS := $(filter-out fuzz_common,$(basename $(notdir $(sort $(wildcard tests/fuzz/fuzz_*.c)))))
+FUZZ_SAN     := -fsanitize=address,undefined -fno-sanitize-recover=all
+FUZZ_BINS    := $(addprefix $(BUILD)/fuzz/,$(FUZZ_TARGETS))
+# mb-ckpt's subcommands (all but main.c) link into the checkpoint target
+CKPT_TOOL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(filter-out mb-ckpt/main.c,$(wildcard mb-ckpt/*.c)))
+
+fuzz: deps-fuzz tests-build
+	@$(MAKE) --no-print-directory BUILD=$(FUZZ_BUILD) CC=$(FUZZ_CC) WARN='-Wall -Wextra' \
+	  CFLAGS='-O1 -g -fno-omit-frame-pointer -fsanitize=fuzzer-no-link $(FUZZ_SAN)' fuzz-bins
+	@scripts/fetch-test-data.sh
+	@tests/fuzz/make-corpus.sh $(FUZZ_BUILD)
+
+fuzz-bins: $(FUZZ_BINS)
+
+$(BUILD)/fuzz/%.o: tests/fuzz/%.c $(BUILD)/FLAGS
+	@mkdir -p $(@D)
+	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -I. $(DEPFLAGS) -c -o $@ $<
+
+$(BUILD)/fuzz/fuzz_ckpt: $(CKPT_TOOL_OBJS)
+$(BUILD)/fuzz/%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/fuzz_common.o $(LIB)
+	$(QUIET_LINK)$(CC) $(LDFLAGS_ALL) -fsanitize=fuzzer $(FUZZ_SAN) -o $@ $(filter %.o,$^) \
+	  $(LIB) $(EXT_LIBS)
+
 # check and check-long install what is missing first, then re-run make so that the
 # library probe in mk/detect.mk sees the freshly installed packages.
 check: deps
@@ -117,10 +158,10 @@ check-run: tests-build check-layers
 	@scripts/fetch-test-data.sh
 	prove --exec tests/run-test.sh -j2 $(UNIT_BINS) $(SHELL_TESTS)
 
-check-long: deps
+check-long: deps-fuzz
 	@$(MAKE) --no-print-directory check-long-run
 
-check-long-run: tests-build
+check-long-run: tests-build fuzz
 	@scripts/fetch-test-data.sh
 	prove --exec tests/run-test.sh $(LONG_TESTS)
 
@@ -171,13 +212,15 @@ install: all
 	done
 
 clean:
-	rm -rf $(BUILD) bin
+	rm -rf $(BUILD) $(FUZZ_BUILD) bin
 
 FORCE:
 
 # keep test objects between runs (they are intermediate files of pattern chains)
 .SECONDARY:
 
-.PHONY: all check check-run check-long check-long-run check-layers clean deps demo bench install test tests-build FORCE
+.PHONY: all check check-run check-long check-long-run check-layers clean deps demo bench install test tests-build FORCE \
+        fuzz fuzz-bins deps-fuzz
 
--include $(OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:.t=.d) $(HELPER_BINS:=.d) $(TAP_OBJ:.o=.d)
+-include $(OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:.t=.d) $(HELPER_BINS:=.d) $(TAP_OBJ:.o=.d) \
+         $(FUZZ_BINS:=.d)

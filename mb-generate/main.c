@@ -489,6 +489,9 @@ static int generate(struct gen *g)
             emit_id(g, id);
         else if (!stop)
             rc = emit_text(g, false);
+        /* the reader of a pipe went away (SIGPIPE is ignored): stop generating */
+        if (rc == 0 && ferror(stdout))
+            rc = mb_err_errno("standard output", "write failed");
         if (stop || rc < 0 || st.len >= total)
             break;
         rc = mb_infer_forward(&st, &id, 1, false, logits);

@@ -19,6 +19,7 @@
 #include "core/tool.h"
 #include "dist/comm.h"
 #include "io/idx_writer.h"
+#include "io/lines.h"
 #include "merge.h"
 #include "pipeline.h"
 #include "split.h"
@@ -40,6 +41,7 @@ struct pp_opts {
     int64_t train_tokenizer;
     int64_t log_interval;
     int64_t partitions;
+    int64_t max_line_bytes;
     int append_eod;
     int skip_bad;
     int no_special;
@@ -105,6 +107,9 @@ static const struct mb_opt pp_options[] = {
         "where --train-tokenizer writes tokenizer.json (default: PREFIX_tokenizer.json)"),
     OPT("skip-bad", 0, MB_OPT_FLAG, skip_bad, NULL,
         "skip malformed lines (counted in the summary) instead of failing"),
+    { "max-line-bytes", 0, MB_OPT_INT, offsetof(struct pp_opts, max_line_bytes), "N",
+      "longest input line accepted, in bytes (default: 268435456); a longer one is an error",
+      1, INT64_MAX },
     REFUSED("split-sentences", WHY_SPLIT),
     REFUSED("find-optimal-num-workers", WHY_TUNE),
     REFUSED("workers-to-check", WHY_TUNE),
@@ -241,6 +246,7 @@ static void base_job(const struct pp_run *r, struct pp_job *job, struct pp_segme
     job->skip_bad = r->o->skip_bad;
     job->show_progress = r->dist->rank == 0;
     job->log_interval = r->o->log_interval;
+    job->max_line = r->o->max_line_bytes ? (size_t)r->o->max_line_bytes : MB_LINES_MAX_DEFAULT;
 }
 
 /* --train-tokenizer: every rank trains on all of the input (so all agree without

@@ -199,6 +199,7 @@ static int read_segment(struct pipeline *p, const struct pp_segment *seg, int64_
 
     if (!r)
         goto fail;
+    mb_lines_set_max_line(r, p->job->max_line, "--max-line-bytes");
     while ((rc = mb_lines_next(r, &line, &len, &lineno, &off)) == 1) {
         if (off < seg->begin)
             continue;

@@ -34,6 +34,7 @@ struct pp_job {
     int skip_bad;
     int show_progress;        /* a progress line on a terminal stderr */
     int64_t log_interval;     /* > 0: a log line every this many documents */
+    size_t max_line;          /* longest input line accepted (--max-line-bytes) */
     /* encoding: */
     const mb_tokenizer *tok;
     int add_special;

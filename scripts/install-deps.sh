@@ -22,6 +22,10 @@ fortunes fortunes-min fortunes-zh fortunes-ru
 "
 # fortunes*: real English, Chinese and Russian text for the test corpora
 # (scripts/fetch-test-data.sh).
+# --fuzz: also clang and its libFuzzer/sanitizer runtimes, for make fuzz and check-long
+if [ "${1:-}" = --fuzz ]; then
+	APT_PACKAGES="$APT_PACKAGES clang libclang-rt-14-dev libomp-14-dev llvm-14"
+fi
 
 # The oracle venv. megatron-core 0.16.1 is the newest release with a cp311 wheel
 # (Debian 12's python3 is 3.11); it needs torch to import.

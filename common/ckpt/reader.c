@@ -37,6 +37,17 @@ static int add_item(mb_ckpt_reader *r, const char *name, hid_t dset)
         goto out;
     }
     H5Sget_simple_extent_dims(space, dims, NULL);
+    /* a damaged file can claim any extent: the byte count (8-byte elements at most) must
+     * fit int64 */
+    int64_t numel = 1;
+    for (int i = 0; i < ndim; i++) {
+        if (dims[i] > (hsize_t)INT64_MAX / 8 ||
+            (dims[i] && numel > INT64_MAX / 8 / (int64_t)dims[i])) {
+            rc = ckpt_h5_err(MB_E_INVALID, r->file, "dataset '/%s': extent too large", name);
+            goto out;
+        }
+        numel *= (int64_t)dims[i];
+    }
     MB_GROW(r->items, r->cap, (size_t)r->n + 1);
     struct mb_ckpt_info *it = &r->items[r->n++];
     memset(it, 0, sizeof *it);
@@ -46,11 +57,9 @@ static int add_item(mb_ckpt_reader *r, const char *name, hid_t dset)
     it->path = path;
     it->dtype = ckpt_h5_classify(type);
     it->ndim = ndim;
-    it->numel = 1;
-    for (int i = 0; i < ndim; i++) {
+    it->numel = numel;
+    for (int i = 0; i < ndim; i++)
         it->shape[i] = (int64_t)dims[i];
-        it->numel *= it->shape[i];
-    }
 out:
     if (type >= 0)
         H5Tclose(type);

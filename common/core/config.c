@@ -19,10 +19,12 @@
 #include <yaml.h>
 
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/hash.h"
 #include "core/json.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "core/utf8.h"
 
 struct slot {
     bool set;
@@ -253,6 +255,11 @@ static int set_text(mb_config *cfg, int idx, const char *t, enum mb_errc code,
 {
     struct slot s = { 0 };
 
+    /* a recipe is UTF-8 (libyaml checks); a command-line word may not be, and the
+     * config is printed back as YAML and stored as JSON, which must stay readable */
+    if (!mb_utf8_is_valid(t, strlen(t)))
+        return mb_err_set(code, where, "the value of %s is not valid UTF-8",
+                          cfg->schema[idx].key);
     if (!is_null_text(t) && parse_text(&cfg->schema[idx], t, &s, code, where) != 0) {
         slot_release(&s);
         return -1;
@@ -614,14 +621,16 @@ static int load_document(mb_config *cfg, const char *path, yaml_document_t *doc)
 
 int mb_config_load_yaml(mb_config *cfg, const char *path)
 {
-    FILE *fp = fopen(path, "rb");
+    char *text;
+    size_t len;
 
-    if (!fp)
-        return mb_err_errno(path, "cannot open");
+    /* read whole, so a recipe too large (or /dev/zero) meets the read limit of core/fs */
+    if (mb_fs_read_all(path, &text, &len) != 0)
+        return -1;
     yaml_parser_t parser;
     yaml_document_t doc;
     MB_ASSERT(yaml_parser_initialize(&parser));
-    yaml_parser_set_input_file(&parser, fp);
+    yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
     int rc;
     if (!yaml_parser_load(&parser, &doc)) {
         rc = yaml_syntax_error(&parser, path);
@@ -639,7 +648,7 @@ int mb_config_load_yaml(mb_config *cfg, const char *path)
         }
     }
     yaml_parser_delete(&parser);
-    fclose(fp);
+    free(text);
     return rc;
 }
 
@@ -656,12 +665,45 @@ static int plain_ok(const char *t, int flow)
     return 1;
 }
 
+/* 1 for a character that cannot stand raw inside YAML quotes, besides the controls JSON
+ * escapes already: what libyaml refuses (DEL, the C1 controls, U+FEFF, U+FFFE, U+FFFF)
+ * and YAML's own line breaks, which a quoted scalar folds (NEL, U+2028, U+2029). */
+static int yaml_must_escape(uint32_t cp)
+{
+    return cp == 0x7F || (cp >= 0x80 && cp <= 0x9F) || cp == 0x2028 || cp == 0x2029 ||
+           cp == 0xFEFF || cp == 0xFFFE || cp == 0xFFFF;
+}
+
+/* T (valid UTF-8) as a double-quoted YAML scalar: JSON's escapes, plus \u escapes for
+ * what YAML does not allow raw (a recipe's own "\x7f" can put it in a value). */
+static void add_yaml_quoted(struct mb_buf *b, const char *t)
+{
+    struct mb_buf run = MB_BUF_INIT;
+    const unsigned char *p = (const unsigned char *)t;
+
+    mb_buf_addc(b, '"');
+    while (*p) {
+        uint32_t cp;
+        int n = mb_utf8_decode(p, &cp);
+        if (yaml_must_escape(cp)) {
+            mb_buf_addf(b, "\\u%04x", (unsigned)cp);
+        } else {
+            mb_buf_reset(&run);
+            mb_json_escape(&run, (const char *)p, (size_t)n); /* "x": the character, escaped */
+            mb_buf_add(b, run.data + 1, run.len - 2);
+        }
+        p += n;
+    }
+    mb_buf_addc(b, '"');
+    mb_buf_release(&run);
+}
+
 static void add_yaml_str(struct mb_buf *b, const char *t, int flow)
 {
     if (plain_ok(t, flow))
         mb_buf_adds(b, t);
     else
-        mb_json_escape(b, t, strlen(t)); /* a JSON string is a YAML double-quoted scalar */
+        add_yaml_quoted(b, t);
 }
 
 /* The value of slot I, in YAML (JSON=0) or JSON (JSON=1). */

@@ -106,6 +106,12 @@ void mb_err_set_abort_hook(mb_abort_fn fn)
     abort_hook = fn;
 }
 
+void mb_err_call_abort_hook(void)
+{
+    if (abort_hook)
+        abort_hook();
+}
+
 void mb_bug(const char *file, int line, const char *cond)
 {
     fflush(stdout);

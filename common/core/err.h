@@ -51,6 +51,8 @@ const char *mb_at_line(const char *path, long long line);
 /* Fatal paths: print and call the abort hook (MPI_Abort under MPI, else abort()). */
 typedef void (*mb_abort_fn)(void);
 void mb_err_set_abort_hook(mb_abort_fn fn);
+/* Run the hook if one is set (under MPI it does not return); else return. */
+void mb_err_call_abort_hook(void);
 MB_NORETURN void mb_bug(const char *file, int line, const char *cond);
 
 #define MB_ASSERT(cond)                                  \

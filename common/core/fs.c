@@ -7,6 +7,7 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
+#include <stdint.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -172,27 +173,58 @@ void mb_fs_unmap(const void *data, size_t size)
         munmap((void *)data, size);
 }
 
+size_t mb_fs_read_limit(void)
+{
+    const char *env = getenv("MB_MAX_FILE_BYTES");
+    char *end;
+
+    if (env && *env) {
+        errno = 0;
+        unsigned long long v = strtoull(env, &end, 10);
+        if (errno == 0 && *end == '\0' && v > 0 && env[0] != '-')
+            return v > SIZE_MAX / 2 ? SIZE_MAX / 2 : (size_t)v;
+    }
+    return MB_FS_READ_LIMIT_DEFAULT;
+}
+
+static int too_large(const char *path, size_t limit)
+{
+    return mb_err_set(MB_E_INVALID, path,
+                      "larger than the limit of %zu bytes for a file read whole (a file this "
+                      "size is not what mb expects here; MB_MAX_FILE_BYTES raises the limit)",
+                      limit);
+}
+
 int mb_fs_read_all(const char *path, char **data, size_t *size)
 {
+    size_t limit = mb_fs_read_limit();
+    struct stat sb;
     FILE *fp = fopen(path, "rb");
 
     if (!fp)
         return mb_err_errno(path, "cannot open");
+    /* a regular file says its size up front; a device or pipe is read up to the limit */
+    if (fstat(fileno(fp), &sb) == 0 && S_ISREG(sb.st_mode) && (uintmax_t)sb.st_size > limit) {
+        fclose(fp);
+        return too_large(path, limit);
+    }
+    char what[600];
+    snprintf(what, sizeof what, "the contents of %s", path);
     size_t cap = 1 << 16, len = 0;
-    char *buf = mb_xmalloc(cap);
+    char *buf = mb_xmalloc_for(cap, what);
     size_t n;
-    while ((n = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
+    while (len <= limit && (n = fread(buf + len, 1, cap - len - 1, fp)) > 0) {
         len += n;
         if (cap - len - 1 == 0) {
-            cap *= 2;
-            buf = mb_xrealloc(buf, cap);
+            cap = cap > limit ? cap + (1 << 16) : cap * 2;
+            buf = mb_xrealloc_for(buf, cap, what);
         }
     }
     int bad = ferror(fp);
     fclose(fp);
-    if (bad) {
+    if (bad || len > limit) {
         free(buf);
-        return mb_err_errno(path, "cannot read");
+        return bad ? mb_err_errno(path, "cannot read") : too_large(path, limit);
     }
     buf[len] = '\0';
     *data = buf;

@@ -42,8 +42,15 @@ void mb_fs_forget_temp(const char *path);
 MB_MUST_CHECK int mb_fs_map(const char *path, const void **data, size_t *size);
 void mb_fs_unmap(const void *data, size_t size);
 
-/* Read all of PATH into a NUL-terminated heap buffer. */
+/* Read all of PATH into a NUL-terminated heap buffer. A file larger than
+ * mb_fs_read_limit() bytes (a device like /dev/zero never ends) is an error naming the
+ * file and the limit, found before the memory is spent. */
 MB_MUST_CHECK int mb_fs_read_all(const char *path, char **data, size_t *size);
+
+/* The most bytes mb_fs_read_all reads (tokenizer.json, config.json, `latest` ...):
+ * $MB_MAX_FILE_BYTES if set to a positive integer, else MB_FS_READ_LIMIT_DEFAULT. */
+#define MB_FS_READ_LIMIT_DEFAULT ((size_t)128 << 20)
+size_t mb_fs_read_limit(void);
 
 /* 1 if PATH exists. */
 int mb_fs_exists(const char *path);

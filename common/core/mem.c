@@ -2,42 +2,73 @@
 #include "core/mem.h"
 
 #include <stdarg.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
-static void out_of_memory(size_t bytes)
+#include "core/err.h"
+#include "core/fs.h"
+#include "core/log.h"
+
+/* No allocation here: the message is built on the stack and written in one call. */
+static MB_NORETURN void out_of_memory(size_t bytes, const char *what)
 {
+    char msg[1024];
+    const char *tool = mb_log_tool();
+
     fflush(stdout);
-    fprintf(stderr, "fatal: out of memory allocating %zu bytes\n", bytes);
-    abort();
+    snprintf(msg, sizeof msg,
+             "%s: error: out of memory: cannot allocate %zu bytes (%.1f MiB)%s%s; the input or "
+             "the configuration asks for more memory than this machine can give\n",
+             tool, bytes, (double)bytes / (1 << 20),
+             what ? " for " : "", what ? what : "");
+    if (write(STDERR_FILENO, msg, strlen(msg)) < 0) {
+        /* nothing left to report it with */
+    }
+    mb_fs_remove_temps();
+    mb_err_call_abort_hook();
+    _exit(1);
 }
 
-void *mb_xmalloc(size_t bytes)
+void *mb_xmalloc_for(size_t bytes, const char *what)
 {
     void *p = malloc(bytes ? bytes : 1);
 
     if (!p)
-        out_of_memory(bytes);
+        out_of_memory(bytes, what);
     return p;
+}
+
+void *mb_xrealloc_for(void *p, size_t bytes, const char *what)
+{
+    void *q = realloc(p, bytes ? bytes : 1);
+
+    if (!q)
+        out_of_memory(bytes, what);
+    return q;
+}
+
+void *mb_xmalloc(size_t bytes)
+{
+    return mb_xmalloc_for(bytes, NULL);
 }
 
 void *mb_xcalloc(size_t n, size_t size)
 {
+    if (size && n > SIZE_MAX / size)
+        out_of_memory(SIZE_MAX, NULL);
     void *p = calloc(n ? n : 1, size ? size : 1);
 
     if (!p)
-        out_of_memory(n * size);
+        out_of_memory(n * size, NULL);
     return p;
 }
 
 void *mb_xrealloc(void *p, size_t bytes)
 {
-    void *q = realloc(p, bytes ? bytes : 1);
-
-    if (!q)
-        out_of_memory(bytes);
-    return q;
+    return mb_xrealloc_for(p, bytes, NULL);
 }
 
 char *mb_xstrdup(const char *s)
@@ -73,7 +104,9 @@ void mb_grow(void **p, size_t *cap, size_t need, size_t size)
         return;
     size_t ncap = *cap ? *cap : 16;
     while (ncap < need)
-        ncap *= 2;
+        ncap = ncap > SIZE_MAX / 2 ? need : ncap * 2;
+    if (size && ncap > SIZE_MAX / size)
+        out_of_memory(SIZE_MAX, NULL);
     *p = mb_xrealloc(*p, ncap * size);
     *cap = ncap;
 }

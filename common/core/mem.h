@@ -1,7 +1,11 @@
-/* core/mem.h - allocation that aborts with the size on failure, and a growable array.
+/* core/mem.h - allocation that stops the tool with the size on failure, and a growable
+ * array.
  *
- * Out of memory is not an input error (style B.6): these print the size asked for and
- * abort, so callers never check for NULL.
+ * Out of memory is not an input error (style B.6): these print a sentence on stderr
+ * ("mb-TOOL: error: out of memory: cannot allocate N bytes (N MiB) for WHAT"), remove
+ * the tool's registered temporaries and exit with status 1 (under MPI the abort hook of
+ * core/err.h stops every rank), so callers never check for NULL. The _for variants name
+ * what the memory is for (a file, a tensor) when the caller knows.
  */
 #ifndef MB_CORE_MEM_H
 #define MB_CORE_MEM_H
@@ -13,6 +17,8 @@
 void *mb_xmalloc(size_t bytes);
 void *mb_xcalloc(size_t n, size_t size);
 void *mb_xrealloc(void *p, size_t bytes);
+void *mb_xmalloc_for(size_t bytes, const char *what);
+void *mb_xrealloc_for(void *p, size_t bytes, const char *what);
 char *mb_xstrdup(const char *s);
 char *mb_xstrndup(const char *s, size_t n);
 /* A malloc'd string formatted as printf does. */

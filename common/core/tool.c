@@ -1,6 +1,8 @@
 /* core/tool.c - exit status, error printing and signal clean-up for the tools. */
 #include "core/tool.h"
 
+#include <errno.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -25,6 +27,20 @@ void mb_tool_start(const char *name)
     mb_log_set_tool(name);
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
         signal(sigs[i], on_fatal_signal);
+    /* A write past `ulimit -f` or into a closed pipe fails with EFBIG or EPIPE instead of
+     * killing the process, so the error path runs: a message, temporaries removed. */
+    signal(SIGXFSZ, SIG_IGN);
+    signal(SIGPIPE, SIG_IGN);
+}
+
+/* 1 if standard output is a pipe whose reader has gone (the error may be older than
+ * errno). */
+static int stdout_gone(void)
+{
+    struct pollfd p = { .fd = STDOUT_FILENO, .events = POLLOUT };
+
+    /* the write end of a pipe polls POLLERR once no reader is left */
+    return poll(&p, 1, 0) > 0 && (p.revents & POLLERR);
 }
 
 int mb_tool_end(int rc)
@@ -39,6 +55,9 @@ int mb_tool_end(int rc)
         return mb_err_code() == MB_E_USAGE ? 2 : 1;
     }
     if (fflush(stdout) != 0 || ferror(stdout) || fclose(stdout) != 0) {
+        /* the reader went away (mb-ckpt info | head -1): as quiet as dying of SIGPIPE */
+        if (errno == EPIPE || stdout_gone())
+            return 1;
         mb_err_errno("standard output", "write failed");
         mb_log_error_record();
         return 1;

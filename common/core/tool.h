@@ -1,16 +1,18 @@
 /* core/tool.h - the frame every mb tool's main() runs in.
  *
  * mb_tool_start names the tool for messages and installs signal handlers that delete
- * registered temporaries before dying. mb_tool_end turns a 0/-1 result into the exit
- * status (0, 1, or 2 for usage errors), printing the error record, and reports a
- * failed close of stdout.
+ * registered temporaries before dying; SIGXFSZ and SIGPIPE are ignored, so that a write
+ * past `ulimit -f` or into a closed pipe fails (EFBIG, EPIPE) and the error path runs.
+ * mb_tool_end turns a 0/-1 result into the exit status (0, 1, or 2 for usage errors),
+ * printing the error record, and reports a failed close of stdout.
  */
 #ifndef MB_CORE_TOOL_H
 #define MB_CORE_TOOL_H
 
 void mb_tool_start(const char *name);
 
-/* RC is 0, -1 (error in mb_err), or MB_CLI_EXIT. Returns the process exit status. */
+/* RC is 0, -1 (error in mb_err), or MB_CLI_EXIT. Returns the process exit status.
+ * Standard output whose reader has gone (EPIPE) gives status 1 without a message. */
 int mb_tool_end(int rc);
 
 #endif /* MB_CORE_TOOL_H */

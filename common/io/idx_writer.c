@@ -60,7 +60,7 @@ static int write_tokens(mb_idx_writer *w, const int32_t *ids, size_t n)
                                   "token id %d does not fit uint16", ids[i]);
             out[i] = (uint16_t)ids[i];
         }
-    } else {
+    } else if (n > 0) { /* scratch is NULL before the first token */
         memcpy(w->scratch, ids, n * 4);
     }
     mb_outfile_write(&w->bin, w->scratch, n * w->itemsize);
@@ -74,7 +74,8 @@ int mb_idx_writer_add_doc(mb_idx_writer *w, const int32_t *ids, size_t n,
     if (write_tokens(w, ids, n) != 0)
         return -1;
     MB_GROW(w->seq_lens, w->seq_cap, w->nseq + nseq);
-    memcpy(w->seq_lens + w->nseq, seq_lens, nseq * sizeof *seq_lens);
+    if (nseq > 0) /* an empty document has no sequences (and SEQ_LENS may be NULL) */
+        memcpy(w->seq_lens + w->nseq, seq_lens, nseq * sizeof *seq_lens);
     w->nseq += nseq;
     MB_GROW(w->doc_index, w->doc_cap, w->ndoc_entries + 1);
     w->doc_index[w->ndoc_entries++] = (int64_t)w->nseq;

@@ -2,6 +2,7 @@
 #include "io/lines.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -16,6 +17,8 @@ struct mb_lines {
     char *name;
     char *buf;
     size_t cap;
+    size_t max_line;    /* longest line accepted (mb_lines_set_max_line) */
+    const char *raise;  /* how to raise it, for the message (may be NULL) */
     size_t start, end;  /* unconsumed bytes are buf[start, end) */
     int eof;
     int64_t lineno;
@@ -37,7 +40,14 @@ mb_lines *mb_lines_open(const char *path)
     r->name = mb_xstrdup(is_stdin ? "standard input" : path);
     r->cap = 1 << 20;
     r->buf = mb_xmalloc(r->cap);
+    r->max_line = MB_LINES_MAX_DEFAULT;
     return r;
+}
+
+void mb_lines_set_max_line(mb_lines *r, size_t max, const char *raise)
+{
+    r->max_line = max;
+    r->raise = raise;
 }
 
 void mb_lines_close(mb_lines *r)
@@ -90,8 +100,10 @@ static int refill(mb_lines *r)
         r->start = 0;
     }
     if (r->end == r->cap) {
+        char what[600];
+        snprintf(what, sizeof what, "a line of %s", r->name);
         r->cap *= 2;
-        r->buf = mb_xrealloc(r->buf, r->cap);
+        r->buf = mb_xrealloc_for(r->buf, r->cap, what);
     }
     size_t want = r->cap - r->end;
     if (want > (1u << 30))
@@ -109,6 +121,14 @@ static int refill(mb_lines *r)
     return 1;
 }
 
+static int line_too_long(const mb_lines *r)
+{
+    return mb_err_set(MB_E_INVALID, mb_at_line(r->name, (long long)r->lineno + 1),
+                      "line longer than the limit of %zu bytes%s%s%s", r->max_line,
+                      r->raise ? " (" : "", r->raise ? r->raise : "",
+                      r->raise ? " raises it)" : "");
+}
+
 int mb_lines_next(mb_lines *r, const char **line, size_t *len, int64_t *lineno,
                   int64_t *offset)
 {
@@ -119,6 +139,8 @@ int mb_lines_next(mb_lines *r, const char **line, size_t *len, int64_t *lineno,
         char *nl = memchr(from, '\n', r->end - r->start - scanned);
         if (nl || (r->eof && r->end > r->start)) {
             size_t n = nl ? (size_t)(nl - (r->buf + r->start)) : r->end - r->start;
+            if (n > r->max_line)
+                return line_too_long(r);
             *line = r->buf + r->start;
             *len = n;
             *lineno = ++r->lineno;
@@ -131,6 +153,8 @@ int mb_lines_next(mb_lines *r, const char **line, size_t *len, int64_t *lineno,
         if (r->eof)
             return 0;
         scanned = r->end - r->start;
+        if (scanned > r->max_line)
+            return line_too_long(r);
         int rc = refill(r);
         if (rc < 0)
             return -1;

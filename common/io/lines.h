@@ -19,9 +19,16 @@ typedef struct mb_lines mb_lines;
 mb_lines *mb_lines_open(const char *path);
 void mb_lines_close(mb_lines *r);
 
+/* The longest line accepted, in bytes without the '\n' (default MB_LINES_MAX_DEFAULT):
+ * a longer one is an error naming "PATH:LINE", the limit and RAISE (how the user raises
+ * it, e.g. "--max-line-bytes"; may be NULL), found before much more than MAX bytes are
+ * held (input without newlines, /dev/zero, stops there). */
+#define MB_LINES_MAX_DEFAULT ((size_t)256 << 20)
+void mb_lines_set_max_line(mb_lines *r, size_t max, const char *raise);
+
 /* Next line without its '\n' (a final line without one counts). Returns 1 with *LINE
  * (valid until the next call), *LEN, *LINENO and *OFFSET set; 0 at the end; -1 on a
- * read or decompression error with mb_err set. */
+ * read or decompression error, or a line over the limit, with mb_err set. */
 MB_MUST_CHECK int mb_lines_next(mb_lines *r, const char **line, size_t *len, int64_t *lineno,
                                 int64_t *offset);
 

@@ -587,7 +587,8 @@ static int check_layout(const char *path, struct entry *e, int n, uint64_t data_
 {
     uint64_t at = 0;
 
-    qsort(e, (size_t)n, sizeof *e, by_offset);
+    if (n > 0) /* E is NULL for a header without tensors */
+        qsort(e, (size_t)n, sizeof *e, by_offset);
     for (int i = 0; i < n; i++) {
         if (e[i].end > data_len)
             return terr(MB_E_INVALID, path, e[i].t.name,

@@ -48,8 +48,12 @@ static int parse_one(struct tok_added_token *a, const mb_json *j, const char *wh
     const char *content = mb_json_str(mb_json_get(j, "content"), &len);
     const mb_json *id = mb_json_get(j, "id");
 
-    if (!content || !id || mb_json_type_of(id) != MB_JSON_INT || mb_json_int(id) < 0)
+    if (!content || !id || mb_json_type_of(id) != MB_JSON_INT)
         return mb_err_set(MB_E_INVALID, where, "needs a string 'content' and an integer 'id'");
+    /* checked before the int32 cast: 2^31 would wrap to a negative index */
+    if (mb_json_int(id) < 0 || mb_json_int(id) > TOK_MAX_ID)
+        return mb_err_set(MB_E_INVALID, where, "id %lld is not a valid id (0 to %d)",
+                          (long long)mb_json_int(id), TOK_MAX_ID);
     a->content = mb_xstrndup(content, len);
     a->len = len;
     a->id = (int32_t)mb_json_int(id);

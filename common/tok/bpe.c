@@ -50,9 +50,10 @@ static int parse_vocab(mb_tokenizer *t, const mb_json *vocab, const char *where)
     b->vocab = mb_strmap_new(mb_json_len(vocab));
     while (mb_json_next(vocab, &it, &name, &val)) {
         if (mb_json_type_of(val) != MB_JSON_INT || mb_json_int(val) < 0 ||
-            mb_json_int(val) > INT32_MAX - 1) {
+            mb_json_int(val) > TOK_MAX_ID) {
             mb_buf_release(&key);
-            return mb_err_set(MB_E_INVALID, where, "model.vocab['%s'] is not a valid id", name);
+            return mb_err_set(MB_E_INVALID, where,
+                              "model.vocab['%s'] is not a valid id (0 to %d)", name, TOK_MAX_ID);
         }
         int32_t id = (int32_t)mb_json_int(val);
         t->nids = MB_MAX(t->nids, (int64_t)id + 1);
@@ -424,7 +425,8 @@ static void cache_store(struct tok_bpe_scratch *s, const char *w, size_t len,
         s->nslices = s->ncache_ids = 0;
     }
     MB_GROW(s->cache_ids, s->cache_ids_cap, s->ncache_ids + n);
-    memcpy(s->cache_ids + s->ncache_ids, ids, n * sizeof *ids);
+    if (n > 0) /* a word of bytes outside the vocabulary has no ids (and IDS is NULL) */
+        memcpy(s->cache_ids + s->ncache_ids, ids, n * sizeof *ids);
     MB_GROW(s->slices, s->slices_cap, s->nslices + 1);
     s->slices[s->nslices].off = (uint32_t)s->ncache_ids;
     s->slices[s->nslices].len = (uint32_t)n;
@@ -477,5 +479,5 @@ static void encode_cached(mb_tok_encoder *e, const char *w, size_t len, struct m
     }
     size_t before = out->len;
     encode_uncached(b, s, w, len, out);
-    cache_store(s, w, len, out->v + before, out->len - before);
+    cache_store(s, w, len, out->len > before ? out->v + before : NULL, out->len - before);
 }

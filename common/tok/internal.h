@@ -19,6 +19,11 @@
 #include "tok/regex.h"
 #include "tok/tokenizer.h"
 
+/* The largest token id accepted from a tokenizer.json (vocabulary or added token): the
+ * tables indexed by id are sized by the largest one, so a damaged file must not ask for
+ * gigabytes. 2^24, as --train-tokenizer's largest vocabulary; real ones are below 2^20. */
+#define TOK_MAX_ID ((1 << 24) - 1)
+
 /* ---- pieces ------------------------------------------------------------- */
 
 struct tok_piece {

@@ -28,7 +28,12 @@ static int template_special(mb_tokenizer *t, const mb_json *specials, const char
         return mb_err_set(MB_E_INVALID, where, "special token '%s' of the template has no ids",
                           name);
     for (size_t k = 0; k < mb_json_len(ids); k++) {
-        int32_t id = (int32_t)mb_json_int(mb_json_at(ids, k));
+        const mb_json *v = mb_json_at(ids, k);
+        if (mb_json_type_of(v) != MB_JSON_INT || mb_json_int(v) < 0 ||
+            mb_json_int(v) > TOK_MAX_ID)
+            return mb_err_set(MB_E_INVALID, where, "special token '%s' of the template: "
+                              "ids[%zu] is not a valid id (0 to %d)", name, k, TOK_MAX_ID);
+        int32_t id = (int32_t)mb_json_int(v);
         if (before_seq)
             push_id(&t->prefix, &t->nprefix, id);
         else
@@ -62,14 +67,22 @@ static int parse_template(mb_tokenizer *t, const mb_json *j, const char *where)
     return 0;
 }
 
+static int valid_id(const mb_json *v)
+{
+    return mb_json_type_of(v) == MB_JSON_INT && mb_json_int(v) >= 0 &&
+           mb_json_int(v) <= TOK_MAX_ID;
+}
+
 /* Bert: [cls] A [sep]; Roberta: same shape with its own tokens. "cls"/"sep" are
  * ["token", id] pairs. */
 static int parse_cls_sep(mb_tokenizer *t, const mb_json *j, const char *where)
 {
     const mb_json *cls = mb_json_get(j, "cls"), *sep = mb_json_get(j, "sep");
 
-    if (mb_json_len(cls) != 2 || mb_json_len(sep) != 2)
-        return mb_err_set(MB_E_INVALID, where, "needs 'cls' and 'sep' as [token, id]");
+    if (mb_json_len(cls) != 2 || mb_json_len(sep) != 2 || !valid_id(mb_json_at(cls, 1)) ||
+        !valid_id(mb_json_at(sep, 1)))
+        return mb_err_set(MB_E_INVALID, where, "needs 'cls' and 'sep' as [token, id], with ids "
+                          "0 to %d", TOK_MAX_ID);
     push_id(&t->prefix, &t->nprefix, (int32_t)mb_json_int(mb_json_at(cls, 1)));
     push_id(&t->suffix, &t->nsuffix, (int32_t)mb_json_int(mb_json_at(sep, 1)));
     return 0;

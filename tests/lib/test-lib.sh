@@ -19,6 +19,9 @@ MB_SHARED_DATA=${MB_SHARED_DATA:-$MB_ROOT/../shared/data}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 export OMPI_MCA_rmaps_base_oversubscribe=1 OMPI_MCA_btl_vader_single_copy_mechanism=none
 MPIRUN="mpirun --oversubscribe"
+# make SANITIZE=1: leaks of the libraries below mb are not ours (tests/lib/lsan.supp)
+export LSAN_OPTIONS="suppressions=$MB_ROOT/tests/lib/lsan.supp:fast_unwind_on_malloc=0${LSAN_OPTIONS:+:$LSAN_OPTIONS}"
+export OMPI_MCA_mca_base_component_disable_dlclose=1
 export MB_ROOT PATH PY ORACLE TESTDATA MB_SHARED_DATA
 
 test_count=0
