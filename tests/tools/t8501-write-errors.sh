@@ -37,6 +37,7 @@ test_expect_success 'mb-preprocess past ulimit -f: exit 1, no output, no tempora
 test_expect_success 'mb-pretrain saving past ulimit -f: exit 1, latest untouched, no temporary' '
     cp -r ck ck2 && cp ck2/latest latest.before &&
     under_fsize 100 mb-pretrain --recipe "$recipe" $mock train.train_iters=3 \
+        scheduler.override_opt_param_scheduler=true \
         checkpoint.load=ck2 checkpoint.save=ck2 &&
     cmp latest.before ck2/latest && test_no_files "ck2/*.tmp*" &&
     test_no_files "ck2/iter_0000003*"
@@ -47,9 +48,19 @@ test_expect_success 'mb-convert --to hf past ulimit -f: exit 1, no HF directory,
     test_path_is_missing hf && test_no_files "*.tmp* .hf*"
 '
 
-# mb-ckpt convert-dtype / average and mb-convert --to h5 write with HDF5's own writes:
-# past ulimit -f they die in HDF5's exit handlers today; that is the HDF5-writer part of
-# issue 11 (ckpt/), whose tests cover it.
+test_expect_success 'mb-ckpt convert-dtype and average past ulimit -f: exit 1, nothing left' '
+    under_fsize 100 mb-ckpt convert-dtype ck --dtype bf16 -o cast.h5 &&
+    test_path_is_missing cast.h5 && test_no_files "cast.h5*" &&
+    under_fsize 100 mb-ckpt average ck ck -o avg.h5 &&
+    test_path_is_missing avg.h5 && test_no_files "avg.h5*"
+'
+
+test_expect_success 'mb-convert --to h5 past ulimit -f: exit 1, nothing left' '
+    mb-convert --from h5 --to hf ck hfok &&
+    under_fsize 100 mb-convert --from hf --to h5 hfok back.h5 &&
+    test_path_is_missing back.h5 && test_no_files "back.h5*"
+'
+
 
 # closed_pipe CMD...: run CMD with standard output a pipe whose reader is already gone
 # (deterministic, unlike `| head -c1`); prints the exit status.
