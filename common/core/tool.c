@@ -20,13 +20,23 @@ static void on_fatal_signal(int sig)
     raise(sig);
 }
 
+int mb_tool_signal_ignored(int sig)
+{
+    struct sigaction now;
+
+    return sigaction(sig, NULL, &now) == 0 && now.sa_handler == SIG_IGN;
+}
+
 void mb_tool_start(const char *name)
 {
     static const int sigs[] = { SIGINT, SIGTERM, SIGHUP, SIGQUIT };
 
     mb_log_set_tool(name);
+    /* a signal the parent chose to ignore stays ignored: nohup's SIGHUP, the SIGINT and
+     * SIGQUIT of a background job of a non-interactive shell */
     for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
-        signal(sigs[i], on_fatal_signal);
+        if (!mb_tool_signal_ignored(sigs[i]))
+            signal(sigs[i], on_fatal_signal);
     /* A write past `ulimit -f` or into a closed pipe fails with EFBIG or EPIPE instead of
      * killing the process, so the error path runs: a message, temporaries removed. */
     signal(SIGXFSZ, SIG_IGN);

@@ -10,6 +10,8 @@
 #define MB_CORE_TOOL_H
 
 void mb_tool_start(const char *name);
+/* 1 when SIG is ignored now (e.g. inherited as ignored from the parent), else 0. */
+int mb_tool_signal_ignored(int sig);
 
 /* RC is 0, -1 (error in mb_err), or MB_CLI_EXIT. Returns the process exit status.
  * Standard output whose reader has gone (EPIPE) gives status 1 without a message. */

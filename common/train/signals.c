@@ -10,6 +10,7 @@
 #include "core/fs.h"
 #include "core/log.h"
 #include "core/time.h"
+#include "core/tool.h"
 
 static const struct {
     int sig;
@@ -91,7 +92,9 @@ int mb_train_stop_init(struct mb_train_stop *s, const mb_config *cfg)
                           "train.exit_signal '%s': use SIGTERM, SIGINT, SIGUSR1 or SIGUSR2",
                           name);
     s->signals[0] = sig;
-    s->signals[1] = sig == SIGINT ? 0 : SIGINT;
+    /* SIGINT too, unless it is the exit signal or was ignored when the tool started (a
+     * background job: Ctrl-C at the terminal is not meant for it) */
+    s->signals[1] = sig == SIGINT || mb_tool_signal_ignored(SIGINT) ? 0 : SIGINT;
     abort_len = (size_t)snprintf(abort_msg, sizeof abort_msg,
                                  "%s: second signal: aborting at once, nothing more is saved\n",
                                  mb_log_tool());

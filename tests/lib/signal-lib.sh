@@ -21,8 +21,10 @@ random() {
 start_run() {
     log=$1
     shift
-    # a simple command, not the shell function: $! is then mb-pretrain itself
-    mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
+    # a simple command, not the shell function: $! is then mb-pretrain itself (env execs
+    # it); SIGINT back to its default, which a background job of this shell would
+    # otherwise inherit ignored, and keep ignoring
+    env --default-signal=INT mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
         tokenizer.tokenizer_model=tok.json "$@" 2>"$log" &
     RUN_PID=$!
     RUN_MPI=
@@ -31,7 +33,7 @@ start_run() {
 start_run_mpi() {
     ranks=$1 log=$2
     shift 2
-    $MPIRUN -np "$ranks" mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
+    env --default-signal=INT $MPIRUN -np "$ranks" mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
         tokenizer.tokenizer_model=tok.json "$@" 2>"$log" &
     RUN_PID=$!
     RUN_MPI=$ranks

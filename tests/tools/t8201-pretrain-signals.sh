@@ -136,4 +136,17 @@ test_expect_success 'train.exit_signal: names with or without SIG, any case; oth
     grep "train.exit_duration_in_mins must be 0 (off) or positive" neg.log
 '
 
+# A signal the parent set to be ignored stays ignored (nohup's SIGHUP; SIGINT of a
+# background job): the run goes on to the end and saves the last iteration only.
+test_expect_success 'SIGINT and SIGHUP ignored by the parent (nohup, background job): run goes on' '
+    (trap "" INT HUP && exec mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
+        tokenizer.tokenizer_model=tok.json train.train_iters=40 checkpoint.save=ign 2>ign.log) &
+    RUN_PID=$! &&
+    wait_for ign.log "iter *1/40" &&
+    kill -INT $RUN_PID && kill -HUP $RUN_PID &&
+    wait $RUN_PID &&
+    test "$(cat ign/latest)" = iter_0000040.h5 &&
+    ! grep "exit signal" ign.log
+'
+
 test_done

@@ -59,7 +59,8 @@ delay() {
 run_killed() {
     sig=$1 d=$2
     shift 2
-    "$@" 2>>"$TRASH/kill.err" &
+    # a background job of this shell would inherit SIGINT ignored, and keep ignoring it
+    env --default-signal=INT "$@" 2>>"$TRASH/kill.err" &
     pid=$!
     sleep "$d"
     kill -s "$sig" "$pid" 2>/dev/null
