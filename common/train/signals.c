@@ -71,7 +71,7 @@ static void install(struct mb_train_stop *s)
             sigaddset(&sa.sa_mask, s->signals[i]);
     for (int i = 0; i < 2; i++)
         if (s->signals[i])
-            sigaction(s->signals[i], &sa, &s->saved[i]);
+            sigaction(s->signals[i], &sa, NULL);
 }
 
 int mb_train_stop_init(struct mb_train_stop *s, const mb_config *cfg)
@@ -103,14 +103,6 @@ int mb_train_stop_init(struct mb_train_stop *s, const mb_config *cfg)
     received = 0;
     install(s);
     return 0;
-}
-
-void mb_train_stop_release(struct mb_train_stop *s)
-{
-    for (int i = 0; i < 2; i++)
-        if (s->signals[i])
-            sigaction(s->signals[i], &s->saved[i], NULL);
-    memset(s->signals, 0, sizeof s->signals);
 }
 
 int mb_train_stop_check(const struct mb_train_stop *s, const struct mb_dist *d)

@@ -22,16 +22,15 @@
 
 struct mb_train_stop {
     int signals[2];             /* handled: train.exit_signal and SIGINT (0: unused) */
-    struct sigaction saved[2];  /* their dispositions before */
     double limit_s;             /* train.exit_duration_in_mins in seconds; 0 = none */
     double start;               /* mb_now() when the run started */
 };
 
 /* Read train.exit_signal_handler, train.exit_signal and train.exit_duration_in_mins
- * from CFG and install the handlers. Returns 0, or -1 with mb_err naming the key. */
+ * from CFG and install the handlers. Returns 0, or -1 with mb_err naming the key.
+ * The handlers stay until the process exits: an exit signal that comes after the last
+ * save (Slurm's time-limit signal racing the end of a run) is then noted, not fatal. */
 MB_MUST_CHECK int mb_train_stop_init(struct mb_train_stop *s, const mb_config *cfg);
-/* Give the signals their former dispositions back. */
-void mb_train_stop_release(struct mb_train_stop *s);
 
 /* Collective: 0 when the run goes on; else, as agreed by every rank, the number of a
  * signal some rank received or MB_TRAIN_STOP_DURATION. */

@@ -385,7 +385,6 @@ static int loop(struct mb_trainer *t)
 
 static void teardown(struct mb_trainer *t)
 {
-    mb_train_stop_release(&t->stop);
     mb_tb_close(t->tb);
     mb_train_metrics_close(t);
     mb_gpt_data_close(t->data);
