@@ -1,6 +1,6 @@
 #!/bin/sh
-test_description='mb-pretrain under random SIGKILLs and SIGTERMs while it trains and saves every
-iteration (the quick version of tests/long/t8201): latest always names a complete checkpoint,
+test_description='mb-pretrain under random SIGKILLs and SIGTERMs (MB_KILLS and MB_TERMS: 8 and 3
+by default, 100 and 20 in tests/long/t8201) while it trains and saves every iteration: latest always names a complete checkpoint,
 each SIGTERM saves the signalled step, restarts remove the stale temporaries'
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MB_ROOT/tests/lib/pretrain-lib.sh"
@@ -11,8 +11,9 @@ test_expect_success 'setup' '
     make_corpus
 '
 
-test_expect_success '8 random SIGKILLs and 3 SIGTERMs, resumed after each' '
-    kill_trials 8 3 &&
+kills=${MB_KILLS:-8} terms=${MB_TERMS:-3}
+test_expect_success "$kills random SIGKILLs and $terms SIGTERMs, resumed after each" '
+    kill_trials $kills $terms &&
     echo "$KILL_SUMMARY" >summary
 '
 say "$(cat summary 2>/dev/null)"
