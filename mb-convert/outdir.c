@@ -146,7 +146,8 @@ int cv_outdir_open(struct cv_outdir *od, const char *dst)
                                  : mb_err_set(MB_E_INVALID, dst, "exists and is not a directory");
     }
     if (rc == 0) {
-        gethostname(host, sizeof host - 1);
+        if (gethostname(host, sizeof host - 1) != 0 || !host[0])
+            strcpy(host, "host"); /* the name only has to be the same for every run here */
         for (char *c = host; *c; c++) /* a name part, whatever the host is called */
             if (*c == '/' || *c == '.')
                 *c = '_';

@@ -98,9 +98,9 @@ test_expect_success "--to hf: $kills_hf kills (SIGINT, SIGTERM, SIGKILL) at rand
 while read -r line; do say "$line"; done <stats
 
 test_expect_success '--to hf: a temporary left by a killed process of this host is removed, a live one kept' '
-    host=$(hostname | tr ./ __) &&
+    host=$(uname -n | tr ./ __) && test -n "$host" &&
     mkdir ".out.mb-convert-tmp.$host.2147483647" && echo x >".out.mb-convert-tmp.$host.2147483647/model.safetensors" &&
-    sleep 60 & live=$! &&
+    { sleep 60 & } && live=$! &&
     mkdir ".out.mb-convert-tmp.$host.$live" &&
     mb-convert --from h5 --to hf ck out 2>err; rc=$?; kill $live; test $rc = 0 &&
     grep "removed the temporary of an interrupted run" err &&
