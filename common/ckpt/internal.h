@@ -45,6 +45,10 @@ enum mb_ckpt_dtype ckpt_h5_classify(hid_t type);
  * written before 2026-12 (see ckpt_h5_write_attr); close with H5Tclose. */
 hid_t ckpt_h5_str_type(void);
 
+/* 0 if every global heap collection of FILE can be walked to its end as libhdf5 walks
+ * it; -1 with mb_err naming the byte where one cannot (gheap.c). */
+int ckpt_gheap_check(const char *file);
+
 /* Root string attribute NAME = VALUE (NULL: "") of the open FILE (named TMP in errors),
  * a fixed-length UTF-8 string of strlen(VALUE) bytes (one NUL for ""), null-padded: it
  * lives in the checksummed object header, not in the unchecked global heap that

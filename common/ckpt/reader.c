@@ -22,6 +22,7 @@ struct mb_ckpt_reader {
     int visit_err; /* the visit callback set mb_err */
     const unsigned char *map; /* the whole file, read-only, once mb_ckpt_reader_map_rows asks */
     size_t map_size;
+    int gheap_ok; /* ckpt_gheap_check passed: variable-length strings can be read */
 };
 
 static int add_item(mb_ckpt_reader *r, const char *name, hid_t dset)
@@ -337,6 +338,15 @@ static int read_var_attr(hid_t a, char **value)
     return rc;
 }
 
+/* libhdf5 can spin for ever on a damaged global heap (ckpt/gheap.c): check the file's
+ * heaps before its first variable-length string is read. */
+static int gheap_check_once(mb_ckpt_reader *r)
+{
+    if (!r->gheap_ok && ckpt_gheap_check(r->file) == 0)
+        r->gheap_ok = 1;
+    return r->gheap_ok ? 0 : -1;
+}
+
 /* Elements of attribute A (1 for a string), -1 if its dataspace cannot be read. */
 static hssize_t attr_points(hid_t a)
 {
@@ -369,6 +379,8 @@ int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value)
     else if (H5Tis_variable_str(ftype) <= 0 && H5Tget_size(ftype) > MAX_ATTR_BYTES)
         rc = mb_err_set(MB_E_INVALID, r->file, "attribute '%s' is %zu bytes (at most %d)",
                         name, H5Tget_size(ftype), MAX_ATTR_BYTES);
+    else if (H5Tis_variable_str(ftype) > 0 && gheap_check_once(r) != 0)
+        rc = -1;
     else if ((H5Tis_variable_str(ftype) > 0 ? read_var_attr(a, value)
                                             : read_fixed_attr(a, ftype, value)) != 0)
         rc = ckpt_h5_err(MB_E_PARSE, r->file, "cannot read attribute '%s'", name);
