@@ -11,6 +11,7 @@
 #include "core/str.h"
 #include "data/gpt_dataset.h"
 #include "dist/comm.h"
+#include "dist/pstate.h"
 #include "nn/model.h"
 #include "train/optim.h"
 #include "train/sched.h"
@@ -29,6 +30,7 @@ struct mb_train_batches {
 
 struct mb_trainer {
     const struct mb_dist *dist;
+    struct mb_pstate ps;          /* this rank's place in the TP x CP x DP x PP grid */
     const mb_config *cfg;
     const struct mb_train_tokenizer *tok;
     char *pretrained;             /* checkpoint.pretrained_checkpoint as a file, or NULL */

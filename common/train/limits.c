@@ -163,11 +163,16 @@ static int memory_ok(const mb_config *cfg, const struct mb_model_config *c, int6
     return fits(cfg, key, n * 12, "the sample indices of the data (12 bytes a sample)");
 }
 
-int mb_train_check_limits(const mb_config *cfg, int64_t dp, int64_t tokenizer_vocab)
+int mb_train_check_limits(const mb_config *cfg, int64_t world, int64_t tokenizer_vocab)
 {
     struct mb_model_config c;
 
     if (counters_ok(cfg) < 0 || mb_setup_model_config(cfg, tokenizer_vocab, &c) < 0)
         return -1;
+    /* the data-parallel size; a layout that does not fit is the trainer's error */
+    int64_t model_par = mb_config_i64(cfg, "dist.tensor_model_parallel_size") *
+                        mb_config_i64(cfg, "dist.context_parallel_size") *
+                        mb_config_i64(cfg, "dist.pipeline_model_parallel_size");
+    int64_t dp = model_par > 0 && world % model_par == 0 ? world / model_par : world;
     return memory_ok(cfg, &c, dp > 0 ? dp : 1);
 }

@@ -15,9 +15,9 @@
 #include "core/config.h"
 #include "core/defs.h"
 
-/* Check CFG for DP data-parallel ranks; TOKENIZER_VOCAB (0: none) sizes a vocabulary
+/* Check CFG for a world of WORLD ranks (laid out as its dist.* sizes say); TOKENIZER_VOCAB (0: none) sizes a vocabulary
  * left 0. Returns 0, or -1 with mb_err set (MB_E_INVALID). */
-MB_MUST_CHECK int mb_train_check_limits(const mb_config *cfg, int64_t dp,
+MB_MUST_CHECK int mb_train_check_limits(const mb_config *cfg, int64_t world,
                                         int64_t tokenizer_vocab);
 
 #endif /* MB_TRAIN_LIMITS_H */

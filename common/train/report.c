@@ -22,7 +22,7 @@ static double peak_rss_gib(void)
 void mb_train_log_layout(const struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
-    int64_t dp = t->dist->size; /* every rank is data-parallel so far */
+    int64_t dp = t->ps.dp;
     mb_log_info("world size %d, data-parallel size %lld, tensor/pipeline/context-parallel size "
                 "%lld/%lld/%lld; micro-batches per step %lld (global batch %lld = micro-batch "
                 "%lld x data-parallel %lld x %lld); threads per rank %d",

@@ -23,6 +23,24 @@ static int agree(const struct mb_dist *dist, int rc, const char *where)
     return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, where, "another rank failed");
 }
 
+/* The TP x CP x DP x PP layout of the world from the dist.* sizes (dist/pstate.h). */
+static int parallel_state(struct mb_trainer *t)
+{
+    const mb_config *cfg = t->cfg;
+    int64_t size[3];
+    const char *key[3] = { "dist.tensor_model_parallel_size", "dist.context_parallel_size",
+                           "dist.pipeline_model_parallel_size" };
+    for (int i = 0; i < 3; i++) {
+        size[i] = mb_config_i64(cfg, key[i]);
+        if (size[i] < 1 || size[i] > t->dist->size)
+            return mb_err_set(MB_E_INVALID, mb_config_where(cfg, key[i]),
+                              "%s must be between 1 and the world size %d, not %lld", key[i],
+                              t->dist->size, (long long)size[i]);
+    }
+    return mb_pstate_init(&t->ps, t->dist, (int)size[0], (int)size[1], (int)size[2],
+                          mb_config_where(cfg, key[0]));
+}
+
 static int check_sizes(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -30,7 +48,7 @@ static int check_sizes(struct mb_trainer *t)
     t->micro_batch = mb_config_i64(cfg, "train.micro_batch_size");
     t->global_batch = mb_config_i64(cfg, "train.global_batch_size");
     t->seq = mb_config_i64(cfg, "data.seq_length");
-    int64_t dp = t->dist->size;
+    int64_t dp = t->ps.dp;
     if (t->global_batch == 0)
         t->global_batch = t->micro_batch * dp;
     if (t->train_iters < 0 || t->micro_batch <= 0 || t->seq <= 0)
@@ -113,7 +131,7 @@ static int alloc_batches(struct mb_trainer *t)
     struct mb_train_batches *b = &t->batches;
     b->micro = t->micro_batch;
     b->seq = t->seq;
-    b->count = t->global_batch / (t->micro_batch * t->dist->size);
+    b->count = t->global_batch / (t->micro_batch * t->ps.dp);
     size_t n = (size_t)(b->count * b->micro * b->seq);
     b->tokens = mb_xmalloc(n * sizeof(int32_t));
     b->labels = mb_xmalloc(n * sizeof(int32_t));
@@ -147,7 +165,7 @@ static int setup(struct mb_trainer *t)
     const char *timeout = "dist.timeout_minutes"; /* the watchdog of the collectives */
     if (mb_dist_set_timeout(mb_config_double(cfg, timeout), mb_config_where(cfg, timeout)) < 0)
         return -1;
-    if (check_sizes(t) < 0 || model_config(t, &mc) < 0)
+    if (parallel_state(t) < 0 || check_sizes(t) < 0 || model_config(t, &mc) < 0)
         return -1;
     if (t->seq > mc.max_position_embeddings)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "data.seq_length"),
@@ -188,7 +206,7 @@ static int setup(struct mb_trainer *t)
 static int fill(struct mb_trainer *t, int split, int64_t first)
 {
     struct mb_train_batches *b = &t->batches;
-    int64_t dp = t->dist->size, r = t->dist->rank;
+    int64_t dp = t->ps.dp, r = t->ps.dp_rank;
     int rc = 0;
     for (int64_t j = 0; j < b->count && rc == 0; j++) {
         for (int64_t i = 0; i < b->micro && rc == 0; i++) {
@@ -225,8 +243,9 @@ static double local_mask_sum(const struct mb_trainer *t)
  * global mean loss in *LOSS. */
 static int run_batches(struct mb_trainer *t, bool training, double *loss)
 {
+    const struct mb_group *dp = mb_pstate_group(&t->ps, MB_GROUP_DP);
     double totals[2] = { 0, local_mask_sum(t) };
-    mb_dist_sum_f64(t->dist, &totals[1], 1);
+    mb_group_sum_f64(dp, &totals[1], 1);
     float grad_scale = training && totals[1] > 0 ? (float)(1.0 / totals[1]) : 0.0f;
     double sum = 0;
     int rc = 0;
@@ -239,7 +258,7 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
     if (agree(t->dist, rc, "batch") < 0)
         return -1;
     totals[0] = sum;
-    mb_dist_sum_f64(t->dist, totals, 1);
+    mb_group_sum_f64(dp, totals, 1);
     *loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
     return 0;
 }
@@ -295,7 +314,7 @@ static int train_iteration(struct mb_trainer *t)
     double loss;
     if (run_batches(t, true, &loss) < 0)
         return -1;
-    mb_dist_sum_f32(t->dist, m->g, m->params.total);
+    mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_DP), m->g, m->params.total);
     double norm = mb_clip_grad_norm(m->ops, m->g, m->params.total, t->clip_grad);
     double lr = mb_lr_at(&t->sched, t->iteration);
     int bad = t->check_nonfinite ? nonfinite(t, loss, norm) : 0;
@@ -390,6 +409,7 @@ static void teardown(struct mb_trainer *t)
     mb_gpt_data_close(t->data);
     mb_adamw_free(&t->opt);
     mb_model_free(&t->model);
+    mb_pstate_free(&t->ps);
     free(t->batches.tokens);
     free(t->batches.labels);
     free(t->batches.position_ids);

@@ -1,0 +1,84 @@
+/* dist/pstate.h - the parallel state: each rank's place in the TP x CP x DP x PP grid
+ * and one communicator per group, with the collectives the model and the trainer use.
+ *
+ * Ranks are laid out as Megatron lays them out (order "tp-cp-dp-pp", the leftmost
+ * fastest; parallel.md section 1):
+ *
+ *     world_rank = tp + TP * (cp + CP * (dp + DP * pp)),   DP = world / (TP * CP * PP)
+ *
+ * so a tensor-parallel group is TP consecutive ranks (one node). A group holds the ranks
+ * that share every coordinate not in its name, listed with its own coordinates varying.
+ * Every collective of a group of one returns at once without touching MPI, so the
+ * single-process path costs nothing. No code outside dist/ uses MPI_COMM_WORLD or the
+ * world size as the data-parallel size: it asks this state.
+ *
+ * The collectives are behind this one small interface (sum, max, all-gather,
+ * reduce-scatter, broadcast, send/receive) so that an NCCL instance can be added later
+ * without touching the layers. Each arms the collective watchdog (dist/watchdog.h).
+ */
+#ifndef MB_DIST_PSTATE_H
+#define MB_DIST_PSTATE_H
+
+#include <stdint.h>
+
+#include "core/defs.h"
+#include "dist/comm.h"
+
+enum mb_group_kind {
+    MB_GROUP_WORLD,
+    MB_GROUP_TP, /* "tp": the tensor-parallel collectives */
+    MB_GROUP_CP, /* "cp" */
+    MB_GROUP_DP, /* "dp": data sharding and gradient reduction (CP = 1) */
+    MB_GROUP_PP, /* "pp": stage-to-stage send and receive */
+    MB_GROUP_MP, /* "tp-pp": the model-parallel group (grad norm without the dist. optimizer) */
+    MB_GROUP_COUNT
+};
+
+struct mb_group {
+    int rank; /* in the group */
+    int size;
+    void *comm; /* MPI_Comm *, NULL for a group of one or without MPI */
+    const char *name;
+};
+
+struct mb_pstate {
+    const struct mb_dist *world;
+    int tp, cp, dp, pp;                     /* sizes */
+    int tp_rank, cp_rank, dp_rank, pp_rank; /* this rank's coordinates */
+    struct mb_group group[MB_GROUP_COUNT];
+};
+
+/* Lay out the world D as TP x CP x DP x PP. Every rank must call it with the same sizes;
+ * -1 (mb_err set, naming WHERE, the same on every rank) when they do not fit the world. */
+MB_MUST_CHECK int mb_pstate_init(struct mb_pstate *ps, const struct mb_dist *d, int tp, int cp,
+                                 int pp, const char *where);
+void mb_pstate_free(struct mb_pstate *ps);
+
+/* The group KIND of PS. */
+static inline const struct mb_group *mb_pstate_group(const struct mb_pstate *ps,
+                                                     enum mb_group_kind kind)
+{
+    return &ps->group[kind];
+}
+
+/* World rank of the member MEMBER of this rank's group KIND. */
+int mb_pstate_member(const struct mb_pstate *ps, enum mb_group_kind kind, int member);
+
+/* In-place sums and maxima over the group's ranks. The reduction order is MPI's, fixed
+ * for a given group size. */
+void mb_group_sum_f32(const struct mb_group *g, float *buf, int64_t n);
+void mb_group_sum_f64(const struct mb_group *g, double *buf, int64_t n);
+void mb_group_max_f32(const struct mb_group *g, float *buf, int64_t n);
+
+/* ALL receives the N floats of MINE of every rank, in rank order (ALL holds size * N).
+ * MINE may be ALL + rank * N (in place). */
+void mb_group_all_gather_f32(const struct mb_group *g, const float *mine, float *all, int64_t n);
+
+/* OUT receives block `rank` (N floats) of the element-wise sum over ranks of IN (size *
+ * N floats). OUT must not overlap IN. */
+void mb_group_reduce_scatter_f32(const struct mb_group *g, const float *in, float *out, int64_t n);
+
+/* BUF (BYTES) from member ROOT to every member. */
+void mb_group_broadcast(const struct mb_group *g, void *buf, int64_t bytes, int root);
+
+#endif /* MB_DIST_PSTATE_H */
