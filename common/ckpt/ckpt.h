@@ -56,12 +56,20 @@ enum mb_ckpt_dtype {
     MB_CKPT_OTHER, /* anything else: refused by the float readers */
 };
 
-/* One whole logical tensor in host memory, row-major fp32. NDIM is 1..MB_CKPT_MAX_DIM. */
+/* A logical tensor, or this rank's part of it, in host memory, row-major fp32. NDIM is
+ * 1..MB_CKPT_MAX_DIM. With NSLAB 0 DATA is the whole tensor (SHAPE). Otherwise DATA has
+ * LOCAL_SHAPE, cut from the logical tensor along AXIS in NSLAB blocks (struct
+ * mb_param_slab: local indices [local_start, +count) on AXIS are the logical tensor's
+ * [global_start, +count)); every other axis is whole. */
 struct mb_ckpt_tensor {
     const char *name; /* dotted: "decoder.layers.self_attention.linear_qkv.weight" */
     int ndim;
-    int64_t shape[MB_CKPT_MAX_DIM];
-    float *data;      /* shape[0] * ... * shape[ndim-1] floats */
+    int64_t shape[MB_CKPT_MAX_DIM]; /* the logical tensor, as stored */
+    float *data;
+    int axis;
+    int nslab;
+    struct mb_param_slab slab[MB_PARAM_MAX_SLABS];
+    int64_t local_shape[MB_CKPT_MAX_DIM];
 };
 
 /* An item carried through from checkpoint to checkpoint unchanged: the HF side of a

@@ -6,11 +6,18 @@ struct mb_ckpt_tensor *mb_ckpt_tensors_of(const struct mb_param_table *p, float 
 {
     struct mb_ckpt_tensor *t = mb_xcalloc((size_t)p->count, sizeof(*t));
     for (int i = 0; i < p->count; i++) {
-        t[i].name = p->items[i].name;
-        t[i].ndim = p->items[i].ndim;
-        for (int d = 0; d < p->items[i].ndim; d++)
-            t[i].shape[d] = p->items[i].shape[d];
-        t[i].data = base + p->items[i].offset;
+        const struct mb_param *it = &p->items[i];
+        t[i].name = it->name;
+        t[i].ndim = it->ndim;
+        for (int d = 0; d < it->ndim; d++) {
+            t[i].shape[d] = it->global_shape[d];
+            t[i].local_shape[d] = it->shape[d];
+        }
+        t[i].data = base + it->offset;
+        t[i].axis = it->shard_axis;
+        t[i].nslab = it->nslab;
+        for (int k = 0; k < it->nslab; k++)
+            t[i].slab[k] = it->slab[k];
     }
     return t;
 }

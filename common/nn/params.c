@@ -28,6 +28,11 @@ static void add(struct layout *l, enum mb_param_id id, const char *name, bool pe
     if (cols > 0)
         p->shape[nd++] = cols;
     p->ndim = nd;
+    for (int i = 0; i < nd; i++)
+        p->global_shape[i] = p->shape[i];
+    p->shard_axis = -1;
+    p->tp_replicated = true;
+    p->trainable = true;
     p->no_weight_decay = cols == 0;
     p->numel = 1;
     for (int i = 0; i < nd; i++)

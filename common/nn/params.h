@@ -48,11 +48,28 @@ enum mb_param_id {
     MB_P_COUNT
 };
 
+/* A block of a rank's local tensor along the shard axis: local indices [local_start,
+ * local_start + count) are the logical tensor's [global_start, global_start + count). */
+struct mb_param_slab {
+    int64_t local_start, global_start, count;
+};
+#define MB_PARAM_MAX_SLABS 2 /* fused gate/up rows: a block of each */
+
 struct mb_param {
     enum mb_param_id id;
     const char *name;          /* "decoder.layers.self_attention.linear_qkv.weight" */
     int ndim;
-    int64_t shape[MB_PARAM_MAX_DIMS]; /* per-layer tensors: [num_layers, ...] */
+    int64_t shape[MB_PARAM_MAX_DIMS]; /* this rank's (local) tensor; per-layer: [num_layers, ...] */
+    /* Tensor parallelism. GLOBAL_SHAPE is the logical tensor (as checkpoints store it);
+     * SHARD_AXIS is the axis cut over the TP group, -1 when every TP rank holds all of
+     * it, in NSLAB blocks (0 when not cut). TP_REPLICATED: the same values on every TP
+     * rank (counted once in the gradient norm). TRAINABLE: the optimizer updates it. */
+    int64_t global_shape[MB_PARAM_MAX_DIMS];
+    int shard_axis;
+    int nslab;
+    struct mb_param_slab slab[MB_PARAM_MAX_SLABS];
+    bool tp_replicated;
+    bool trainable;
     bool per_layer;
     bool no_weight_decay;      /* norms and biases */
     enum mb_param_init init;
