@@ -2,6 +2,7 @@
 #ifndef MB_NN_INTERNAL_H
 #define MB_NN_INTERNAL_H
 
+#include "nn/linear.h"
 #include "nn/model.h"
 
 /* What the backward pass of one layer needs from its forward pass. Pointers that a
@@ -21,8 +22,14 @@ struct mb_layer_acts {
     float *fc2, *pm_rstd;        /* sandwich norm: MLP output before its norm */
 };
 
+/* Rows: N = B*T token rows. Under sequence parallelism the residual stream and the norms
+ * (x_in, ln1, x_mid, ln2, proj, fc2, x_final, hf, their statistics, tmp, dres, dtmp,
+ * dhf) hold only this rank's R = N/TP rows; everything between a column-parallel and a
+ * row-parallel layer holds all N rows and this rank's heads or FFN columns. Without it
+ * R = N. */
 struct mb_acts {
     int64_t batch, seq;
+    int64_t res_rows;            /* R */
     void *block;                 /* the one allocation everything below points into */
     struct mb_layer_acts *layer; /* [num_layers] */
     float *x_final;              /* [N, H] residual after the last layer */
@@ -36,9 +43,15 @@ struct mb_acts {
     float *dact;                 /* [N, I] */
     float *dq, *dk, *dv;         /* attention layouts */
     float *dq_pre, *dk_pre;      /* QK-norm input gradients */
-    float *logits;               /* [chunk, V] */
+    float *logits;               /* [chunk, V local] */
     float *loss;                 /* [N] */
     int64_t chunk;               /* rows per logits chunk */
+    /* tensor parallelism */
+    float *gathered;             /* [N, max(H, qkv, fc1 local)] sequence-parallel scratch */
+    float *hf_full, *dhf_full;   /* [N, H] final norm output and its gradient, gathered (SP) */
+    float *xent_max, *xent_target; /* [chunk] vocabulary-parallel cross-entropy */
+    double *xent_sum;            /* [chunk] */
+    int32_t *vocab_ids;          /* [N] host: token id - vocab_start, -1 off this rank */
 };
 
 /* (Re)allocate the activations of M for B x T. -1 with mb_err when out of memory. */
@@ -49,6 +62,12 @@ void mb_acts_free(struct mb_model *m);
 void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out);
 /* Backward of layer L: m->acts->dres holds d(output) and receives d(input). */
 void mb_layer_backward(struct mb_model *m, int64_t l, const int32_t *pos);
+
+/* The linear layer of parameter W_ID (bias B_ID) of layer L in MODE, with this rank's
+ * shape IN x OUT (nn/linear.h). */
+struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id,
+                                 enum mb_param_id b_id, int64_t l, enum mb_linear_mode mode,
+                                 int64_t in, int64_t out);
 
 /* Norm of the configured kind: y from x with weight W and bias B (NULL for RMSNorm). */
 void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,
