@@ -3,7 +3,7 @@
 
 static bool sp(const struct mb_linear *l)
 {
-    return l->sequence_parallel && l->tp->size > 1;
+    return l->sequence_parallel && l->tp->size > 1 && l->mode != MB_LINEAR_NONE;
 }
 
 /* y[n, out] = x[n, in] W^T */
@@ -52,7 +52,8 @@ static void column_backward(const struct mb_linear *l, float *dx, const float *d
     if (!sp(l)) {
         if (dx) {
             gemm_dx(l, dx, dy, n);
-            mb_group_sum_f32(l->tp, dx, n * l->in);
+            if (l->mode == MB_LINEAR_COLUMN)
+                mb_group_sum_f32(l->tp, dx, n * l->in);
         }
         gemm_dw(l, dy, x, n);
     } else {
@@ -94,5 +95,5 @@ void mb_linear_backward(const struct mb_linear *l, float *dx, const float *dy, c
     if (l->mode == MB_LINEAR_ROW)
         row_backward(l, dx, dy, x, n);
     else
-        column_backward(l, dx, dy, x, n);
+        column_backward(l, dx, dy, x, n); /* none: a column layer whose group is not used */
 }
