@@ -54,7 +54,7 @@ test_expect_success 'a rule broken by an override names the override, not the re
     test_expect_code 1 small train.train_iters=-1 2>err &&
     grep "^mb-pretrain: error: command line: train.train_iters=-1: train.train_iters must be zero or more" err &&
     test_expect_code 1 small model.tensor_model_parallel_size=2 2>err &&
-    grep "^mb-pretrain: error: command line: model.tensor_model_parallel_size=2: dist.tensor_model_parallel_size: only 1" err &&
+    grep "^mb-pretrain: error: command line: model.tensor_model_parallel_size=2: dist.tensor_model_parallel_size must be between 1 and the world size 1" err &&
     test_expect_code 1 small model.rotary_base=-10000 2>err &&
     grep "^mb-pretrain: error: command line: model.rotary_base=-10000: model.rotary_base must be positive" err
 '
