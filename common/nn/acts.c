@@ -60,6 +60,29 @@ static void carve_layer(struct carve *c, const struct mb_model *m, int64_t n, in
     la->pm_rstd = take(c, r, sw);
 }
 
+static void carve_pass(struct carve *c, const struct mb_model *m, int64_t rows,
+                       struct mb_layer_acts *la, float **qkv, float **tmp)
+{
+    carve_layer(c, m, rows, rows, la);
+    *qkv = take(c, rows * m->loc->qkv_rows, true);
+    *tmp = take(c, rows * m->cfg.hidden_size, true);
+}
+
+void *mb_layer_acts_alloc(const struct mb_model *m, int64_t rows, struct mb_layer_acts *la,
+                          float **qkv, float **tmp)
+{
+    struct carve count = { NULL, 0 };
+    carve_pass(&count, m, rows, la, qkv, tmp);
+    void *block = m->ops->alloc(count.used);
+    if (!block) {
+        mb_err_wrap("activations of a layer for %lld positions", (long long)rows);
+        return NULL;
+    }
+    struct carve place = { block, 0 };
+    carve_pass(&place, m, rows, la, qkv, tmp);
+    return block;
+}
+
 static int64_t max3(int64_t a, int64_t b, int64_t c)
 {
     return MB_MAX(a, MB_MAX(b, c));

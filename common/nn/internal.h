@@ -58,8 +58,34 @@ struct mb_acts {
 int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq);
 void mb_acts_free(struct mb_model *m);
 
-/* Forward of layer L from a->layer[L].x_in into OUT ([N, H]). */
+/* What one forward pass of a layer reads and writes: the training step's (the layer's
+ * activations, kept for its backward pass) or generation's (one set of activations
+ * reused by every layer, and attention over the key/value cache). */
+struct mb_layer_pass {
+    struct mb_layer_acts *la;    /* la->x_in is the input */
+    float *qkv, *tmp;            /* scratch: [N, qkv rows], [R, H] */
+    int64_t batch, seq;          /* B x T new positions, N = B*T rows */
+    int64_t res_rows;            /* R: rows of the residual stream here */
+    const int32_t *pos;          /* [N] positions */
+    /* Attention of la->q over the keys and values into la->attn; NULL: ops->attention_fwd
+     * over the T positions of each sequence, keeping la->lse for the backward pass. */
+    void (*attend)(void *ctx, int64_t l, const struct mb_layer_acts *la,
+                   const struct mb_attn_shape *s);
+    void *ctx;
+};
+
+/* Forward of layer L on P into OUT ([R, H]; it may be p->la->x_in). */
+void mb_layer_forward_pass(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
+                           float *out);
+/* Forward of layer L of the training step from a->layer[L].x_in into OUT ([R, H]). */
 void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out);
+
+/* One layer's activations (as the training step's, without sequence parallelism) for
+ * ROWS token rows, and the qkv and tmp scratch of mb_layer_pass, in one allocation
+ * returned (free with m->ops->free): for generation, which reuses them for every layer.
+ * NULL with mb_err when out of memory. */
+void *mb_layer_acts_alloc(const struct mb_model *m, int64_t rows, struct mb_layer_acts *la,
+                          float **qkv, float **tmp);
 /* Backward of layer L: m->acts->dres holds d(output) and receives d(input). */
 void mb_layer_backward(struct mb_model *m, int64_t l, const int32_t *pos);
 

@@ -132,12 +132,22 @@ static const float *rope_table(const struct mb_model *m, int64_t l)
     return mb_model_layer_slides(&m->cfg, l) ? m->rope_local : m->rope_global;
 }
 
+/* The shape of layer L's attention for the positions of pass P, with this rank's heads. */
+static struct mb_attn_shape pass_shape(const struct mb_model *m, int64_t l,
+                                       const struct mb_layer_pass *p)
+{
+    struct mb_attn_shape s = mb_model_attn_shape(&m->cfg, l, p->batch, p->seq);
+    s.heads = m->loc->heads;
+    s.kv_heads = m->loc->groups;
+    return s;
+}
+
 /* The embeddings of q and k: QK-norm (per head, over d) then RoPE, in place. */
-static void qk_forward(struct mb_model *m, int64_t l, const int32_t *pos)
+static void qk_forward(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p)
 {
     const struct mb_model_config *c = &m->cfg;
-    struct mb_layer_acts *la = &m->acts->layer[l];
-    const struct mb_attn_shape s = attn_shape(m, l);
+    struct mb_layer_acts *la = p->la;
+    const struct mb_attn_shape s = pass_shape(m, l, p);
     float eps = (float)c->layernorm_epsilon;
     bool zc = c->layernorm_zero_centered_gamma;
     int64_t bt = s.batch * s.seq;
@@ -149,28 +159,32 @@ static void qk_forward(struct mb_model *m, int64_t l, const int32_t *pos)
     }
     if (c->position_embedding_type == MB_POS_ROPE) {
         int64_t rot = mb_rope_dims(c);
-        m->ops->rope_fwd(la->q, rope_table(m, l), pos, s.batch, s.heads, s.seq, s.head_dim, rot);
-        m->ops->rope_fwd(la->k, rope_table(m, l), pos, s.batch, s.kv_heads, s.seq, s.head_dim,
+        m->ops->rope_fwd(la->q, rope_table(m, l), p->pos, s.batch, s.heads, s.seq, s.head_dim,
                          rot);
+        m->ops->rope_fwd(la->k, rope_table(m, l), p->pos, s.batch, s.kv_heads, s.seq,
+                         s.head_dim, rot);
     }
 }
 
-static void attention_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out)
+static void attention_forward(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
+                              float *out)
 {
     const struct mb_model_config *c = &m->cfg;
-    struct mb_acts *a = m->acts;
-    struct mb_layer_acts *la = &a->layer[l];
-    const struct mb_attn_shape s = attn_shape(m, l);
-    int64_t n = rows_of(m), r = res_rows(m), h = c->hidden_size;
+    struct mb_layer_acts *la = p->la;
+    const struct mb_attn_shape s = pass_shape(m, l, p);
+    int64_t n = p->batch * p->seq, r = p->res_rows, h = c->hidden_size;
     struct mb_linear qkv = qkv_linear(m, l), proj = proj_linear(m, l);
 
     mb_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, la->x_in, weight(m, MB_P_LN1_W, l),
                     weight(m, MB_P_LN1_B, l), r);
-    mb_linear_forward(&qkv, a->qkv, la->ln1, n);
+    mb_linear_forward(&qkv, p->qkv, la->ln1, n);
     m->ops->qkv_split(c->qk_layernorm ? la->q_pre : la->q, c->qk_layernorm ? la->k_pre : la->k,
-                      la->v, a->qkv, &s);
-    qk_forward(m, l, pos);
-    m->ops->attention_fwd(la->attn, la->lse, la->q, la->k, la->v, &s);
+                      la->v, p->qkv, &s);
+    qk_forward(m, l, p);
+    if (p->attend)
+        p->attend(p->ctx, l, la, &s);
+    else
+        m->ops->attention_fwd(la->attn, la->lse, la->q, la->k, la->v, &s);
     if (c->sandwich_norm) {
         mb_linear_forward(&proj, la->proj, la->attn, n);
         m->ops->rmsnorm_fwd(out, la->pa_rstd, la->proj, weight(m, MB_P_POST_ATTN_NORM_W, l), r,
@@ -201,11 +215,12 @@ static void activation_backward(const struct mb_model *m, float *dx, const float
     }
 }
 
-static void mlp_forward(struct mb_model *m, int64_t l, float *out)
+static void mlp_forward(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
+                        float *out)
 {
     const struct mb_model_config *c = &m->cfg;
-    struct mb_layer_acts *la = &m->acts->layer[l];
-    int64_t n = rows_of(m), r = res_rows(m), h = c->hidden_size;
+    struct mb_layer_acts *la = p->la;
+    int64_t n = p->batch * p->seq, r = p->res_rows, h = c->hidden_size;
     struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
 
     mb_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->x_mid, weight(m, MB_P_LN2_W, l),
@@ -221,18 +236,33 @@ static void mlp_forward(struct mb_model *m, int64_t l, float *out)
     }
 }
 
+void mb_layer_forward_pass(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
+                           float *out)
+{
+    struct mb_layer_acts *la = p->la;
+    int64_t nh = p->res_rows * m->cfg.hidden_size;
+
+    attention_forward(m, l, p, p->tmp);
+    m->ops->copy(la->x_mid, la->x_in, nh);
+    m->ops->add(la->x_mid, p->tmp, nh);
+    mlp_forward(m, l, p, p->tmp);
+    m->ops->copy(out, la->x_mid, nh);
+    m->ops->add(out, p->tmp, nh);
+}
+
 void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out)
 {
     struct mb_acts *a = m->acts;
-    struct mb_layer_acts *la = &a->layer[l];
-    int64_t nh = res_rows(m) * m->cfg.hidden_size;
-
-    attention_forward(m, l, pos, a->tmp);
-    m->ops->copy(la->x_mid, la->x_in, nh);
-    m->ops->add(la->x_mid, a->tmp, nh);
-    mlp_forward(m, l, a->tmp);
-    m->ops->copy(out, la->x_mid, nh);
-    m->ops->add(out, a->tmp, nh);
+    struct mb_layer_pass p = {
+        .la = &a->layer[l],
+        .qkv = a->qkv,
+        .tmp = a->tmp,
+        .batch = a->batch,
+        .seq = a->seq,
+        .res_rows = a->res_rows,
+        .pos = pos,
+    };
+    mb_layer_forward_pass(m, l, &p, out);
 }
 
 /* d(branch output) from d(residual): through the sandwich norm when there is one. */
