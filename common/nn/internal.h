@@ -95,6 +95,16 @@ struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id
                                  enum mb_param_id b_id, int64_t l, enum mb_linear_mode mode,
                                  int64_t in, int64_t out);
 
+/* Vocabulary-parallel embedding of B's tokens (and learned positions POS) into the first
+ * layer's input; its backward from acts->dres into the embedding gradients (nn/embed.c). */
+void mb_embed_forward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos);
+void mb_embed_backward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos);
+
+/* Final norm, output layer and loss of B into acts->loss; with GRAD_SCALE != 0 the
+ * gradient of the final norm's output in acts->dhf; LOGITS (host, TP 1) when not NULL
+ * (nn/loss.c). */
+void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, float *logits);
+
 /* Norm of the configured kind: y from x with weight W and bias B (NULL for RMSNorm). */
 void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,
                      const float *x, const float *w, const float *b, int64_t rows);

@@ -117,139 +117,6 @@ static int check_batch(const struct mb_model *m, const struct mb_batch *b, const
     return 0;
 }
 
-/* The ids of TOKENS as rows of this rank's block of the vocabulary, -1 for the rows other
- * ranks hold (parallel.md 2.7); the tokens themselves on a whole model. */
-static const int32_t *vocab_ids(struct mb_model *m, const int32_t *tokens, int64_t n)
-{
-    if (m->tp->size == 1)
-        return tokens;
-    int32_t *ids = m->acts->vocab_ids;
-    int64_t start = m->loc->vocab_start, rows = m->loc->vocab_rows;
-    for (int64_t i = 0; i < n; i++)
-        ids[i] = tokens[i] >= start && tokens[i] < start + rows ? (int32_t)(tokens[i] - start) : -1;
-    return ids;
-}
-
-static float embedding_scale(const struct mb_model_config *c)
-{
-    return c->scale_embeddings ? (float)sqrt((double)c->hidden_size) : 1.0f;
-}
-
-/* Vocabulary-parallel embedding: each rank looks up the ids it holds, the TP sum gives
- * every row once; then learned positions (replicated). Under sequence parallelism the
- * full [N, H] is built in a scratch and this rank keeps its block of rows. */
-static void embed(struct mb_model *m, const struct mb_batch *b, const int32_t *pos)
-{
-    const struct mb_model_config *c = &m->cfg;
-    struct mb_acts *a = m->acts;
-    int64_t n = b->batch * b->seq, h = c->hidden_size;
-    float *x = m->sequence_parallel ? a->hf_full : a->layer[0].x_in;
-    m->ops->embedding_fwd(x, m->w + mb_param_offset(&m->params, MB_P_WORD_EMB, 0),
-                          vocab_ids(m, b->tokens, n), n, h, embedding_scale(c), false);
-    mb_group_sum_f32(m->tp, x, n * h);
-    if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_fwd(x, m->w + mb_param_offset(&m->params, MB_P_POS_EMB, 0), pos, n, h,
-                              1.0f, true);
-    if (m->sequence_parallel)
-        m->ops->copy(a->layer[0].x_in, x + m->tp->rank * a->res_rows * h, a->res_rows * h);
-}
-
-static void embed_backward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos)
-{
-    const struct mb_model_config *c = &m->cfg;
-    struct mb_acts *a = m->acts;
-    int64_t n = b->batch * b->seq, h = c->hidden_size;
-    const float *dx = a->dres;
-    if (m->sequence_parallel) {
-        mb_group_all_gather_f32(m->tp, a->dres, a->dhf_full, a->res_rows * h);
-        dx = a->dhf_full;
-    }
-    m->ops->embedding_bwd(m->g + mb_param_offset(&m->params, MB_P_WORD_EMB, 0), dx,
-                          vocab_ids(m, b->tokens, n), n, h, embedding_scale(c));
-    if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_bwd(m->g + mb_param_offset(&m->params, MB_P_POS_EMB, 0), dx, pos, n, h,
-                              1.0f);
-}
-
-static enum mb_param_id output_id(const struct mb_model *m)
-{
-    return m->cfg.share_embeddings_and_output_weights ? MB_P_WORD_EMB : MB_P_OUTPUT_W;
-}
-
-/* Cap LOGITS in place as the loss sees them (for a caller that asked for logits). */
-static void softcap_host(float *logits, int64_t n, double cap)
-{
-    for (int64_t i = 0; cap > 0 && i < n; i++)
-        logits[i] = (float)(cap * tanh(logits[i] / cap));
-}
-
-/* Vocabulary-parallel cross-entropy of ROWS rows of this rank's logits (parallel.md 2.8):
- * all-reduces of the row maxima, the target logits and the exp-sums over TP; the logits
- * are never gathered. Same outputs as ops->xent. */
-static void xent_parallel(struct mb_model *m, const struct mb_batch *b, int64_t r0, int64_t rows,
-                          float grad_scale)
-{
-    struct mb_acts *a = m->acts;
-    const struct mb_ops *o = m->ops;
-    int64_t v = m->loc->vocab_rows, start = m->loc->vocab_start;
-    float cap = (float)m->cfg.final_logit_softcapping;
-    o->xent_max(a->logits, a->xent_max, rows, v, cap);
-    mb_group_max_f32(m->tp, a->xent_max, rows);
-    o->xent_sumexp(a->logits, a->xent_max, b->labels + r0, start, a->xent_sum, a->xent_target,
-                   rows, v);
-    mb_group_sum_f32(m->tp, a->xent_target, rows);
-    mb_group_sum_f64(m->tp, a->xent_sum, rows);
-    o->xent_finish(a->logits, a->loss + r0, a->xent_max, a->xent_sum, a->xent_target,
-                   b->labels + r0, start, b->loss_mask + r0, rows, v, cap, grad_scale);
-}
-
-/* Final norm, vocabulary projection (column-parallel: this rank's vocabulary rows) and
- * loss, chunk by chunk; with GRAD_SCALE != 0 the gradient of the final hidden state is
- * left in acts->dhf. */
-static void head(struct mb_model *m, const struct mb_batch *b, float grad_scale, float *logits)
-{
-    const struct mb_model_config *c = &m->cfg;
-    struct mb_acts *a = m->acts;
-    int64_t n = b->batch * b->seq, h = c->hidden_size, v = m->loc->vocab_rows;
-    bool sp = m->sequence_parallel;
-    /* under sequence parallelism the gather and the reduce-scatter are done here, once,
-     * around the chunks, so the chunks' projection communicates nothing */
-    struct mb_linear out = mb_model_linear(m, output_id(m), MB_P_COUNT, 0,
-                                           sp ? MB_LINEAR_NONE : MB_LINEAR_COLUMN, h, v);
-
-    mb_norm_forward(m, a->hf, a->hf_mean, a->hf_rstd, a->x_final,
-                    m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),
-                    c->normalization == MB_NORM_LAYER
-                        ? m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_B, 0)
-                        : NULL,
-                    a->res_rows);
-    const float *hf_all = a->hf;
-    float *dhf_all = a->dhf;
-    if (sp) {
-        mb_group_all_gather_f32(m->tp, a->hf, a->hf_full, a->res_rows * h);
-        hf_all = a->hf_full;
-        dhf_all = a->dhf_full;
-    }
-    for (int64_t r0 = 0; r0 < n; r0 += a->chunk) {
-        int64_t rows = MB_MIN(a->chunk, n - r0);
-        const float *hf = hf_all + r0 * h;
-        mb_linear_forward(&out, a->logits, hf, rows);
-        if (logits) {
-            m->ops->to_host(logits + r0 * v, a->logits, rows * v);
-            softcap_host(logits + r0 * v, rows * v, c->final_logit_softcapping);
-        }
-        if (m->tp->size == 1)
-            m->ops->xent(a->logits, a->loss + r0, b->labels + r0, b->loss_mask + r0, rows, v,
-                         (float)c->final_logit_softcapping, grad_scale);
-        else
-            xent_parallel(m, b, r0, rows, grad_scale);
-        if (grad_scale != 0.0f)
-            mb_linear_backward(&out, dhf_all + r0 * h, a->logits, hf, rows);
-    }
-    if (sp && grad_scale != 0.0f)
-        mb_group_reduce_scatter_f32(m->tp, a->dhf_full, a->dhf, a->res_rows * h);
-}
-
 static void final_norm_backward(struct mb_model *m)
 {
     const struct mb_model_config *c = &m->cfg;
@@ -313,16 +180,16 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     }
     struct mb_acts *a = m->acts;
     int64_t nl = m->cfg.num_layers;
-    embed(m, b, pos);
+    mb_embed_forward(m, b, pos);
     for (int64_t l = 0; l < nl; l++)
         mb_layer_forward(m, l, pos, l + 1 < nl ? a->layer[l + 1].x_in : a->x_final);
-    head(m, b, grad_scale, logits);
+    mb_head(m, b, grad_scale, logits);
     sum_loss(m, b, loss_sum, mask_sum);
     if (grad_scale != 0.0f) {
         final_norm_backward(m);
         for (int64_t l = nl - 1; l >= 0; l--)
             mb_layer_backward(m, l, pos);
-        embed_backward(m, b, pos);
+        mb_embed_backward(m, b, pos);
     }
     free(own_pos);
     return 0;

@@ -152,10 +152,9 @@ static bool column_case(const struct linear_case *k, const struct mb_pstate *ps,
 {
     const struct mb_group *tp = mb_pstate_group(ps, MB_GROUP_TP);
     int64_t t = tp->size, r = tp->rank, o = OUT / t, c0 = r * o, rows = sp ? N / t : N;
-    float *w = mb_xmalloc(sizeof(float) * (size_t)(o * IN)), *b = mb_xmalloc(sizeof(float) * (size_t)o);
-    memcpy(w, k->w + c0 * IN, sizeof(float) * (size_t)(o * IN));
-    memcpy(b, k->b + c0, sizeof(float) * (size_t)o);
-    float *gw = mb_xcalloc((size_t)(o * IN), sizeof(float)), *gb = mb_xcalloc((size_t)o, sizeof(float));
+    float *w = columns(k->w, 1, OUT * IN, c0 * IN, o * IN), *b = columns(k->b, 1, OUT, c0, o);
+    float *gw = mb_xcalloc((size_t)(o * IN), sizeof(float));
+    float *gb = mb_xcalloc((size_t)o, sizeof(float));
     float *gathered = mb_xmalloc(sizeof(float) * N * (IN > OUT ? IN : OUT));
     float *y = mb_xmalloc(sizeof(float) * N * (size_t)o), *dx = mb_xmalloc(sizeof(float) * N * IN);
     const float *x = k->x + (sp ? r * rows * IN : 0);
@@ -422,7 +421,8 @@ static int check_model(struct checker *c, const char *path, int64_t groups, bool
     }
     snprintf(what, sizeof what, "%s%s: every weight shard after %d AdamW steps as the whole "
              "model's", name, mode, steps);
-    report(c, shards_match(&shard.m, shard.m.w, &whole.m, whole.m.w, "weight", frobenius_err), what);
+    report(c, shards_match(&shard.m, shard.m.w, &whole.m, whole.m.w, "weight", frobenius_err),
+           what);
     mb_adamw_free(&whole.opt);
     mb_adamw_free(&shard.opt);
     mb_model_free(&whole.m);
