@@ -17,6 +17,8 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
                       const struct mb_ops *ops, bool grads, const struct mb_group *tp, bool sp)
 {
     memset(m, 0, sizeof(*m));
+    if (mb_local_sizes_check(cfg, tp->size, "model") < 0)
+        return -1;
     m->cfg = *cfg;
     m->ops = ops;
     m->tp = tp;

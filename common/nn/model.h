@@ -55,8 +55,8 @@ MB_MUST_CHECK int mb_model_init_inference(struct mb_model *m, const struct mb_mo
 /* mb_model_init for member TP->rank of the tensor-parallel group TP: the model holds that
  * rank's shards (nn/params.h) and every step communicates over TP (nn/linear.h); with
  * SEQUENCE_PARALLEL the residual stream is cut on the token rows too (B*T must then be a
- * multiple of TP). CFG must pass mb_local_sizes_check. A TP group of one is the plain
- * model, bit for bit. */
+ * multiple of TP). -1 with mb_err when CFG does not pass mb_local_sizes_check. A TP group
+ * of one is the plain model, bit for bit. */
 MB_MUST_CHECK int mb_model_init_tp(struct mb_model *m, const struct mb_model_config *cfg,
                                    const struct mb_ops *ops, const struct mb_group *tp,
                                    bool sequence_parallel);
