@@ -1,4 +1,6 @@
-/* nn/acts.c - one allocation for the activations of a micro-batch shape.
+/* nn/acts.c - one allocation for the activations of a micro-batch shape, with this
+ * rank's sizes (heads, FFN columns and vocabulary rows under tensor parallelism, the
+ * residual stream's rows under sequence parallelism; nn/internal.h).
  *
  * Sizes are computed in a first pass that only counts (base == NULL), then the same pass
  * hands out pointers into a single block, so the two can never disagree.

@@ -4,7 +4,11 @@
  *   MLP:       x_out = x_mid + [post_norm](fc2(act(fc1(norm2(x_mid)))))
  *
  * Linear layers keep weights [out, in] as Megatron does: y = x W^T (+ b), so the input
- * gradient is dy W and the weight gradient dy^T x.
+ * gradient is dy W and the weight gradient dy^T x. Each goes through nn/linear.h, which
+ * does the tensor-parallel communication: linear_qkv and linear_fc1 column-parallel,
+ * linear_proj and linear_fc2 row-parallel; attention and the activation run on this
+ * rank's heads and FFN columns only (m->loc). The forward is also generation's
+ * (mb_layer_forward_pass with attention over a key/value cache, nn/infer.c).
  */
 #include "nn/internal.h"
 
