@@ -86,8 +86,10 @@ struct mb_ops {
                           const float *w, const float *mean, const float *rstd, int64_t rows,
                           int64_t dim);
 
-    /* Embedding: out[r,:] (= or += when accumulate) table[ids[r],:] * scale.
-     * bwd: dtable[ids[r],:] += dout[r,:] * scale (deterministic for repeated ids). */
+    /* Embedding: out[r,:] (= or += when accumulate) table[ids[r],:] * scale; a negative id
+     * (a row another tensor-parallel rank holds) gives zeros (adds nothing).
+     * bwd: dtable[ids[r],:] += dout[r,:] * scale (deterministic for repeated ids; negative
+     * ids skipped). */
     void (*embedding_fwd)(float *out, const float *table, const int32_t *ids, int64_t rows,
                           int64_t dim, float scale, bool accumulate);
     void (*embedding_bwd)(float *dtable, const float *dout, const int32_t *ids, int64_t rows,
@@ -141,6 +143,24 @@ struct mb_ops {
      * (rows with mask 0 or target < 0 get zeros); else they are left as they were. */
     void (*xent)(float *logits, float *loss, const int32_t *target, const float *loss_mask,
                  int64_t rows, int64_t vocab, float softcap, float grad_scale);
+
+    /* The vocabulary-parallel cross-entropy (parallel.md 2.8) in three steps around the
+     * caller's all-reduces over the tensor-parallel group. A rank holds the logits of
+     * vocabulary rows [start, start + vocab) in [rows, vocab]; targets are global ids.
+     * xent_max: caps the logits in place (softcap > 0) and writes each row's local max.
+     * xent_sumexp: with the global max, sumexp[r] = sum exp(z - max) over the local
+     * columns, and ztarget[r] = z[target - start] when this rank holds the target, else 0.
+     * xent_finish: with the global sums: loss[r] = max + log(sumexp) - ztarget (0 for
+     * targets < 0), and, when grad_scale != 0, the logits replaced by the gradient as
+     * xent writes it (its local columns). Same values as xent up to the exp-sum's order. */
+    void (*xent_max)(float *logits, float *max, int64_t rows, int64_t vocab, float softcap);
+    void (*xent_sumexp)(const float *logits, const float *max, const int32_t *target,
+                        int64_t start, double *sumexp, float *ztarget, int64_t rows,
+                        int64_t vocab);
+    void (*xent_finish)(float *logits, float *loss, const float *max, const double *sumexp,
+                        const float *ztarget, const int32_t *target, int64_t start,
+                        const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
+                        float grad_scale);
 
     /* AdamW on n elements: m, v updated, p updated with decoupled weight decay. */
     void (*adamw)(float *p, const float *g, float *m, float *v, int64_t n,

@@ -1,4 +1,6 @@
-/* nn/acts.c - one allocation for the activations of a micro-batch shape.
+/* nn/acts.c - one allocation for the activations of a micro-batch shape, with this
+ * rank's sizes (heads, FFN columns and vocabulary rows under tensor parallelism, the
+ * residual stream's rows under sequence parallelism; nn/internal.h).
  *
  * Sizes are computed in a first pass that only counts (base == NULL), then the same pass
  * hands out pointers into a single block, so the two can never disagree.
@@ -26,17 +28,19 @@ static float *take(struct carve *c, int64_t floats, bool wanted)
     return p;
 }
 
-static void carve_layer(struct carve *c, const struct mb_model_config *cfg, int64_t n,
+/* N token rows, R of them in the residual stream here (internal.h). */
+static void carve_layer(struct carve *c, const struct mb_model *m, int64_t n, int64_t r,
                         struct mb_layer_acts *la)
 {
+    const struct mb_model_config *cfg = &m->cfg;
     int64_t h = cfg->hidden_size, d = cfg->kv_channels;
-    int64_t qh = cfg->num_attention_heads, kvh = cfg->num_query_groups;
+    int64_t qh = m->loc->heads, kvh = m->loc->groups;
     bool ln = cfg->normalization == MB_NORM_LAYER, qkn = cfg->qk_layernorm;
     bool sw = cfg->sandwich_norm;
-    la->x_in = take(c, n * h, true);
-    la->ln1 = take(c, n * h, true);
-    la->ln1_mean = take(c, n, ln);
-    la->ln1_rstd = take(c, n, true);
+    la->x_in = take(c, r * h, true);
+    la->ln1 = take(c, r * h, true);
+    la->ln1_mean = take(c, r, ln);
+    la->ln1_rstd = take(c, r, true);
     la->q_pre = take(c, n * qh * d, qkn);
     la->k_pre = take(c, n * kvh * d, qkn);
     la->qn_rstd = take(c, n * qh, qkn);
@@ -46,16 +50,39 @@ static void carve_layer(struct carve *c, const struct mb_model_config *cfg, int6
     la->v = take(c, n * kvh * d, true);
     la->attn = take(c, n * qh * d, true);
     la->lse = take(c, n * qh, true);
-    la->proj = take(c, n * h, sw);
-    la->pa_rstd = take(c, n, sw);
-    la->x_mid = take(c, n * h, true);
-    la->ln2 = take(c, n * h, true);
-    la->ln2_mean = take(c, n, ln);
-    la->ln2_rstd = take(c, n, true);
-    la->fc1 = take(c, n * mb_model_fc1_rows(cfg), true);
-    la->act = take(c, n * cfg->ffn_hidden_size, true);
-    la->fc2 = take(c, n * h, sw);
-    la->pm_rstd = take(c, n, sw);
+    la->proj = take(c, r * h, sw);
+    la->pa_rstd = take(c, r, sw);
+    la->x_mid = take(c, r * h, true);
+    la->ln2 = take(c, r * h, true);
+    la->ln2_mean = take(c, r, ln);
+    la->ln2_rstd = take(c, r, true);
+    la->fc1 = take(c, n * m->loc->fc1_rows, true);
+    la->act = take(c, n * m->loc->ffn, true);
+    la->fc2 = take(c, r * h, sw);
+    la->pm_rstd = take(c, r, sw);
+}
+
+static void carve_pass(struct carve *c, const struct mb_model *m, int64_t rows,
+                       struct mb_layer_acts *la, float **qkv, float **tmp)
+{
+    carve_layer(c, m, rows, rows, la);
+    *qkv = take(c, rows * m->loc->qkv_rows, true);
+    *tmp = take(c, rows * m->cfg.hidden_size, true);
+}
+
+void *mb_layer_acts_alloc(const struct mb_model *m, int64_t rows, struct mb_layer_acts *la,
+                          float **qkv, float **tmp)
+{
+    struct carve count = { NULL, 0 };
+    carve_pass(&count, m, rows, la, qkv, tmp);
+    void *block = m->ops->alloc(count.used);
+    if (!block) {
+        mb_err_wrap("activations of a layer for %lld positions", (long long)rows);
+        return NULL;
+    }
+    struct carve place = { block, 0 };
+    carve_pass(&place, m, rows, la, qkv, tmp);
+    return block;
 }
 
 static int64_t max3(int64_t a, int64_t b, int64_t c)
@@ -63,31 +90,39 @@ static int64_t max3(int64_t a, int64_t b, int64_t c)
     return MB_MAX(a, MB_MAX(b, c));
 }
 
-static void carve_all(struct carve *c, const struct mb_model_config *cfg, struct mb_acts *a)
+static void carve_all(struct carve *c, const struct mb_model *m, struct mb_acts *a)
 {
-    int64_t n = a->batch * a->seq, h = cfg->hidden_size, d = cfg->kv_channels;
-    int64_t qh = cfg->num_attention_heads, kvh = cfg->num_query_groups;
-    int64_t qkv = mb_model_qkv_rows(cfg);
+    const struct mb_model_config *cfg = &m->cfg;
+    int64_t n = a->batch * a->seq, r = a->res_rows, h = cfg->hidden_size, d = cfg->kv_channels;
+    int64_t qh = m->loc->heads, kvh = m->loc->groups;
+    int64_t qkv = m->loc->qkv_rows;
+    bool tp = m->tp->size > 1, sp = m->sequence_parallel && tp;
     for (int64_t l = 0; l < cfg->num_layers; l++)
-        carve_layer(c, cfg, n, &a->layer[l]);
-    a->x_final = take(c, n * h, true);
-    a->hf = take(c, n * h, true);
-    a->hf_mean = take(c, n, cfg->normalization == MB_NORM_LAYER);
-    a->hf_rstd = take(c, n, true);
+        carve_layer(c, m, n, r, &a->layer[l]);
+    a->x_final = take(c, r * h, true);
+    a->hf = take(c, r * h, true);
+    a->hf_mean = take(c, r, cfg->normalization == MB_NORM_LAYER);
+    a->hf_rstd = take(c, r, true);
     a->qkv = take(c, n * qkv, true);
-    a->tmp = take(c, n * h, true);
-    a->dres = take(c, n * h, true);
-    a->dtmp = take(c, n * h, true);
-    a->dhf = take(c, n * h, true);
-    a->dwide = take(c, n * max3(mb_model_fc1_rows(cfg), qkv, qh * d), true);
-    a->dact = take(c, n * cfg->ffn_hidden_size, true);
+    a->tmp = take(c, r * h, true);
+    a->dres = take(c, r * h, true);
+    a->dtmp = take(c, r * h, true);
+    a->dhf = take(c, r * h, true);
+    a->dwide = take(c, n * max3(m->loc->fc1_rows, qkv, qh * d), true);
+    a->dact = take(c, n * m->loc->ffn, true);
     a->dq = take(c, n * qh * d, true);
     a->dk = take(c, n * kvh * d, true);
     a->dv = take(c, n * kvh * d, true);
     a->dq_pre = take(c, n * qh * d, cfg->qk_layernorm);
     a->dk_pre = take(c, n * kvh * d, cfg->qk_layernorm);
-    a->logits = take(c, a->chunk * cfg->vocab_size, true);
+    a->logits = take(c, a->chunk * m->loc->vocab_rows, true);
     a->loss = take(c, n, true);
+    a->gathered = take(c, n * MB_MAX(h, max3(qkv, m->loc->fc1_rows, qh * d)), sp);
+    a->hf_full = take(c, n * h, sp);
+    a->dhf_full = take(c, n * h, sp);
+    a->xent_max = take(c, a->chunk, tp);
+    a->xent_target = take(c, a->chunk, tp);
+    a->xent_sum = (double *)take(c, 2 * a->chunk, tp);
 }
 
 /* Rows of logits computed at once: about 16M floats, at least one row. */
@@ -106,10 +141,11 @@ int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq)
     a = mb_xcalloc(1, sizeof(*a));
     a->batch = batch;
     a->seq = seq;
+    a->res_rows = m->sequence_parallel ? batch * seq / m->tp->size : batch * seq;
     a->chunk = logits_chunk(&m->cfg, batch * seq);
     a->layer = mb_xcalloc((size_t)m->cfg.num_layers, sizeof(*a->layer));
     struct carve count = { NULL, 0 };
-    carve_all(&count, &m->cfg, a);
+    carve_all(&count, m, a);
     a->block = m->ops->alloc(count.used);
     if (!a->block) {
         free(a->layer);
@@ -118,7 +154,9 @@ int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq)
                            (long long)seq, (double)count.used / (1 << 30));
     }
     struct carve place = { a->block, 0 };
-    carve_all(&place, &m->cfg, a);
+    carve_all(&place, m, a);
+    if (m->tp->size > 1)
+        a->vocab_ids = mb_xmalloc((size_t)(batch * seq) * sizeof(int32_t));
     m->acts = a;
     return 0;
 }
@@ -129,6 +167,7 @@ void mb_acts_free(struct mb_model *m)
     if (!a)
         return;
     m->ops->free(a->block);
+    free(a->vocab_ids);
     free(a->layer);
     free(a);
     m->acts = NULL;

@@ -2,9 +2,9 @@
  * them alone (their q, k, v; k and v appended to the layer's cache; attention over the
  * cache), then the final norm and the vocabulary projection.
  *
- * The layer is nn/layer.c's forward without the activations kept for backward:
- *   x_mid = x + [post_norm](proj(attn(rope(qk_norm(split(qkv(norm1(x))))))))
- *   x_out = x_mid + [post_norm](fc2(act(fc1(norm2(x_mid)))))
+ * The layer is nn/layer.c's, the training step's own forward (mb_layer_forward_pass), on
+ * one set of activations reused by every layer and with attention over the cache; what
+ * is here is only what the cache needs: appending to it, the positions, the last rows.
  */
 #include "nn/infer.h"
 
@@ -17,11 +17,14 @@
 #include "nn/internal.h"
 #include "nn/rope.h"
 
-/* Activations of one call of up to ROWS = B * n positions (backend memory). */
+/* Activations of one call of up to ROWS = B * n positions (backend memory): one layer's,
+ * reused by every layer (la.x_in is the residual stream), and the head's. */
 struct mb_infer_scratch {
     int64_t rows;
-    float *x, *ln, *mean, *rstd, *qkv, *q_pre, *k_pre, *q, *k, *v, *q_rstd, *k_rstd;
-    float *attn, *tmp, *mid, *fc1, *act, *hf, *last, *logits;
+    struct mb_layer_acts la;
+    float *qkv, *tmp;
+    void *layer_block;           /* where la, qkv and tmp live */
+    float *hf, *mean, *rstd, *last, *logits;
     int32_t *pos;                /* [rows] host: the position of each new token */
 };
 
@@ -29,11 +32,11 @@ static void scratch_free(const struct mb_ops *ops, struct mb_infer_scratch *s)
 {
     if (!s)
         return;
-    float **bufs[] = { &s->x, &s->ln, &s->mean, &s->rstd, &s->qkv, &s->q_pre, &s->k_pre,
-                       &s->q, &s->k, &s->v, &s->q_rstd, &s->k_rstd, &s->attn, &s->tmp,
-                       &s->mid, &s->fc1, &s->act, &s->hf, &s->last, &s->logits };
+    float **bufs[] = { &s->hf, &s->mean, &s->rstd, &s->last, &s->logits };
     for (size_t i = 0; i < MB_ARRAY_LEN(bufs); i++)
         ops->free(*bufs[i]);
+    if (s->layer_block)
+        ops->free(s->layer_block);
     free(s->pos);
     free(s);
 }
@@ -42,31 +45,27 @@ static struct mb_infer_scratch *scratch_new(const struct mb_model *m, int64_t ba
                                             int64_t rows)
 {
     const struct mb_model_config *c = &m->cfg;
-    int64_t h = c->hidden_size, nh = c->num_attention_heads, nkv = c->num_query_groups;
-    int64_t d = c->kv_channels;
+    int64_t h = c->hidden_size;
     struct mb_infer_scratch *s = mb_xcalloc(1, sizeof(*s));
     struct {
         float **p;
         int64_t n;
     } want[] = {
-        { &s->x, rows * h },        { &s->ln, rows * h },          { &s->mean, rows },
-        { &s->rstd, rows },         { &s->qkv, rows * mb_model_qkv_rows(c) },
-        { &s->q_pre, rows * nh * d }, { &s->k_pre, rows * nkv * d }, { &s->q, rows * nh * d },
-        { &s->k, rows * nkv * d },  { &s->v, rows * nkv * d },     { &s->q_rstd, rows * nh },
-        { &s->k_rstd, rows * nkv }, { &s->attn, rows * nh * d },   { &s->tmp, rows * h },
-        { &s->mid, rows * h },      { &s->fc1, rows * mb_model_fc1_rows(c) },
-        { &s->act, rows * c->ffn_hidden_size }, { &s->hf, rows * h }, { &s->last, batch * h },
+        { &s->hf, rows * h }, { &s->mean, rows }, { &s->rstd, rows }, { &s->last, batch * h },
         { &s->logits, rows * c->vocab_size },
     };
     s->rows = rows;
     s->pos = mb_xmalloc((size_t)rows * sizeof(int32_t));
-    for (size_t i = 0; i < MB_ARRAY_LEN(want); i++) {
+    s->layer_block = mb_layer_acts_alloc(m, rows, &s->la, &s->qkv, &s->tmp);
+    for (size_t i = 0; i < MB_ARRAY_LEN(want) && s->layer_block; i++) {
         *want[i].p = m->ops->alloc((size_t)want[i].n * sizeof(float));
-        if (!*want[i].p) {
-            scratch_free(m->ops, s);
-            mb_err_wrap("generation activations for %lld positions", (long long)rows);
-            return NULL;
-        }
+        if (!*want[i].p)
+            break;
+    }
+    if (!s->layer_block || !s->logits) {
+        scratch_free(m->ops, s);
+        mb_err_wrap("generation activations for %lld positions", (long long)rows);
+        return NULL;
     }
     return s;
 }
@@ -119,123 +118,47 @@ static const float *weight(const struct mb_model *m, enum mb_param_id id, int64_
     return off < 0 ? NULL : m->w + off;
 }
 
-/* y[n, out] = x[n, in] W^T + b */
-static void linear(const struct mb_model *m, float *y, const float *x, const float *w,
-                   const float *b, int64_t n, int64_t in, int64_t out)
-{
-    m->ops->matmul(false, true, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-    if (b)
-        m->ops->add_bias(y, b, n, out);
-}
-
-static struct mb_attn_shape attn_shape(const struct mb_infer *st, int64_t l, int64_t n)
-{
-    return mb_model_attn_shape(&st->m->cfg, l, st->batch, n);
-}
-
-/* QK-norm and RoPE of the new q and k (s->q_pre/k_pre or s->q/k) into s->q, s->k. */
-static void qk_embed(struct mb_infer *st, int64_t l, const struct mb_attn_shape *a)
-{
-    const struct mb_model *m = st->m;
-    const struct mb_model_config *c = &m->cfg;
-    struct mb_infer_scratch *s = st->s;
-    int64_t bt = a->batch * a->seq;
-    if (c->qk_layernorm) {
-        float eps = (float)c->layernorm_epsilon;
-        bool zc = c->layernorm_zero_centered_gamma;
-        m->ops->rmsnorm_fwd(s->q, s->q_rstd, s->q_pre, weight(m, MB_P_QNORM_W, l),
-                            bt * a->heads, a->head_dim, eps, zc);
-        m->ops->rmsnorm_fwd(s->k, s->k_rstd, s->k_pre, weight(m, MB_P_KNORM_W, l),
-                            bt * a->kv_heads, a->head_dim, eps, zc);
-    }
-    if (c->position_embedding_type != MB_POS_ROPE)
-        return;
-    const float *table = mb_model_layer_slides(c, l) ? m->rope_local : m->rope_global;
-    int64_t rot = mb_rope_dims(c);
-    m->ops->rope_fwd(s->q, table, s->pos, a->batch, a->heads, a->seq, a->head_dim, rot);
-    m->ops->rope_fwd(s->k, table, s->pos, a->batch, a->kv_heads, a->seq, a->head_dim, rot);
-}
-
 /* Copy the new k, v [B, nKV, n, d] into layer L's cache at positions len .. len+n-1. */
-static void cache_append(struct mb_infer *st, int64_t l, const struct mb_attn_shape *a)
+static void cache_append(struct mb_infer *st, int64_t l, const struct mb_layer_acts *la,
+                         const struct mb_attn_shape *a)
 {
     int64_t d = a->head_dim, n = a->seq;
     float *kc = st->kc + l * cache_layer_floats(st), *vc = st->vc + l * cache_layer_floats(st);
     for (int64_t bg = 0; bg < a->batch * a->kv_heads; bg++) {
         int64_t dst = (bg * st->max_seq + st->len) * d, src = bg * n * d;
-        st->m->ops->copy(kc + dst, st->s->k + src, n * d);
-        st->m->ops->copy(vc + dst, st->s->v + src, n * d);
+        st->m->ops->copy(kc + dst, la->k + src, n * d);
+        st->m->ops->copy(vc + dst, la->v + src, n * d);
     }
 }
 
-/* The attention branch of layer L on rows [n_rows, H] of s->ln into OUT. */
-static void attention(struct mb_infer *st, int64_t l, int64_t n, float *out)
+/* The attention of the layer pass (nn/internal.h) over the cache: the new keys and
+ * values appended, then every new query against positions 0 .. len + n - 1. */
+static void attend_cache(void *ctx, int64_t l, const struct mb_layer_acts *la,
+                         const struct mb_attn_shape *a)
 {
-    const struct mb_model *m = st->m;
-    const struct mb_model_config *c = &m->cfg;
-    struct mb_infer_scratch *s = st->s;
-    struct mb_attn_shape a = attn_shape(st, l, n);
-    int64_t rows = st->batch * n, h = c->hidden_size, ad = a.heads * a.head_dim;
-    float eps = (float)c->layernorm_epsilon;
-
-    mb_norm_forward(m, s->ln, s->mean, s->rstd, s->x, weight(m, MB_P_LN1_W, l),
-                    weight(m, MB_P_LN1_B, l), rows);
-    linear(m, s->qkv, s->ln, weight(m, MB_P_QKV_W, l), weight(m, MB_P_QKV_B, l), rows, h,
-           mb_model_qkv_rows(c));
-    m->ops->qkv_split(c->qk_layernorm ? s->q_pre : s->q, c->qk_layernorm ? s->k_pre : s->k, s->v,
-                      s->qkv, &a);
-    qk_embed(st, l, &a);
-    cache_append(st, l, &a);
+    struct mb_infer *st = ctx;
+    cache_append(st, l, la, a);
     int64_t off = l * cache_layer_floats(st);
-    m->ops->attention_kv(s->attn, s->q, st->kc + off, st->vc + off, &a, st->len, st->max_seq);
-    if (!c->sandwich_norm) {
-        linear(m, out, s->attn, weight(m, MB_P_PROJ_W, l), weight(m, MB_P_PROJ_B, l), rows, ad, h);
-        return;
-    }
-    linear(m, s->tmp, s->attn, weight(m, MB_P_PROJ_W, l), weight(m, MB_P_PROJ_B, l), rows, ad, h);
-    m->ops->rmsnorm_fwd(out, s->rstd, s->tmp, weight(m, MB_P_POST_ATTN_NORM_W, l), rows, h, eps,
-                        c->layernorm_zero_centered_gamma);
+    st->m->ops->attention_kv(la->attn, la->q, st->kc + off, st->vc + off, a, st->len,
+                             st->max_seq);
 }
 
-/* The MLP branch of layer L on s->mid into OUT. */
-static void mlp(struct mb_infer *st, int64_t l, int64_t rows, float *out)
-{
-    const struct mb_model *m = st->m;
-    const struct mb_model_config *c = &m->cfg;
-    struct mb_infer_scratch *s = st->s;
-    int64_t h = c->hidden_size, inner = c->ffn_hidden_size;
-
-    mb_norm_forward(m, s->ln, s->mean, s->rstd, s->mid, weight(m, MB_P_LN2_W, l),
-                    weight(m, MB_P_LN2_B, l), rows);
-    linear(m, s->fc1, s->ln, weight(m, MB_P_FC1_W, l), weight(m, MB_P_FC1_B, l), rows, h,
-           mb_model_fc1_rows(c));
-    switch (c->activation) {
-    case MB_ACT_SWIGLU: m->ops->swiglu_fwd(s->act, s->fc1, rows, inner); break;
-    case MB_ACT_GEGLU: m->ops->geglu_fwd(s->act, s->fc1, rows, inner); break;
-    case MB_ACT_GELU: m->ops->gelu_fwd(s->act, s->fc1, rows * inner); break;
-    }
-    if (!c->sandwich_norm) {
-        linear(m, out, s->act, weight(m, MB_P_FC2_W, l), weight(m, MB_P_FC2_B, l), rows, inner, h);
-        return;
-    }
-    linear(m, s->tmp, s->act, weight(m, MB_P_FC2_W, l), weight(m, MB_P_FC2_B, l), rows, inner, h);
-    m->ops->rmsnorm_fwd(out, s->rstd, s->tmp, weight(m, MB_P_POST_MLP_NORM_W, l), rows, h,
-                        (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
-}
-
-/* One layer on s->x (the residual stream of the new rows), in place. */
+/* Layer L on the residual stream of the N new positions of each sequence, in place. */
 static void layer(struct mb_infer *st, int64_t l, int64_t n)
 {
-    const struct mb_ops *ops = st->m->ops;
     struct mb_infer_scratch *s = st->s;
-    int64_t rows = st->batch * n, nh = rows * st->m->cfg.hidden_size;
-
-    attention(st, l, n, s->hf);
-    ops->copy(s->mid, s->x, nh);
-    ops->add(s->mid, s->hf, nh);
-    mlp(st, l, rows, s->hf);
-    ops->copy(s->x, s->mid, nh);
-    ops->add(s->x, s->hf, nh);
+    struct mb_layer_pass p = {
+        .la = &s->la,
+        .qkv = s->qkv,
+        .tmp = s->tmp,
+        .batch = st->batch,
+        .seq = n,
+        .res_rows = st->batch * n,
+        .pos = s->pos,
+        .attend = attend_cache,
+        .ctx = st,
+    };
+    mb_layer_forward_pass(st->m, l, &p, s->la.x_in);
 }
 
 static void embed(struct mb_infer *st, const int32_t *tokens, int64_t rows)
@@ -243,10 +166,10 @@ static void embed(struct mb_infer *st, const int32_t *tokens, int64_t rows)
     const struct mb_model *m = st->m;
     const struct mb_model_config *c = &m->cfg;
     float scale = c->scale_embeddings ? (float)sqrt((double)c->hidden_size) : 1.0f;
-    m->ops->embedding_fwd(st->s->x, weight(m, MB_P_WORD_EMB, 0), tokens, rows, c->hidden_size,
-                          scale, false);
+    m->ops->embedding_fwd(st->s->la.x_in, weight(m, MB_P_WORD_EMB, 0), tokens, rows,
+                          c->hidden_size, scale, false);
     if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_fwd(st->s->x, weight(m, MB_P_POS_EMB, 0), st->s->pos, rows,
+        m->ops->embedding_fwd(st->s->la.x_in, weight(m, MB_P_POS_EMB, 0), st->s->pos, rows,
                               c->hidden_size, 1.0f, true);
 }
 
@@ -257,10 +180,10 @@ static void head(struct mb_infer *st, int64_t n, bool all, float *logits)
     const struct mb_model_config *c = &m->cfg;
     struct mb_infer_scratch *s = st->s;
     int64_t h = c->hidden_size, v = c->vocab_size, rows = st->batch * n;
-    const float *x = s->x;
+    const float *x = s->la.x_in;
     if (!all) {
         for (int64_t b = 0; b < st->batch; b++)
-            m->ops->copy(s->last + b * h, s->x + (b * n + n - 1) * h, h);
+            m->ops->copy(s->last + b * h, s->la.x_in + (b * n + n - 1) * h, h);
         x = s->last;
         rows = st->batch;
     }

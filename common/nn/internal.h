@@ -2,6 +2,7 @@
 #ifndef MB_NN_INTERNAL_H
 #define MB_NN_INTERNAL_H
 
+#include "nn/linear.h"
 #include "nn/model.h"
 
 /* What the backward pass of one layer needs from its forward pass. Pointers that a
@@ -21,8 +22,14 @@ struct mb_layer_acts {
     float *fc2, *pm_rstd;        /* sandwich norm: MLP output before its norm */
 };
 
+/* Rows: N = B*T token rows. Under sequence parallelism the residual stream and the norms
+ * (x_in, ln1, x_mid, ln2, proj, fc2, x_final, hf, their statistics, tmp, dres, dtmp,
+ * dhf) hold only this rank's R = N/TP rows; everything between a column-parallel and a
+ * row-parallel layer holds all N rows and this rank's heads or FFN columns. Without it
+ * R = N. */
 struct mb_acts {
     int64_t batch, seq;
+    int64_t res_rows;            /* R */
     void *block;                 /* the one allocation everything below points into */
     struct mb_layer_acts *layer; /* [num_layers] */
     float *x_final;              /* [N, H] residual after the last layer */
@@ -36,19 +43,67 @@ struct mb_acts {
     float *dact;                 /* [N, I] */
     float *dq, *dk, *dv;         /* attention layouts */
     float *dq_pre, *dk_pre;      /* QK-norm input gradients */
-    float *logits;               /* [chunk, V] */
+    float *logits;               /* [chunk, V local] */
     float *loss;                 /* [N] */
     int64_t chunk;               /* rows per logits chunk */
+    /* tensor parallelism */
+    float *gathered;             /* [N, max(H, qkv, fc1 local)] sequence-parallel scratch */
+    float *hf_full, *dhf_full;   /* [N, H] final norm output and its gradient, gathered (SP) */
+    float *xent_max, *xent_target; /* [chunk] vocabulary-parallel cross-entropy */
+    double *xent_sum;            /* [chunk] */
+    int32_t *vocab_ids;          /* [N] host: token id - vocab_start, -1 off this rank */
 };
 
 /* (Re)allocate the activations of M for B x T. -1 with mb_err when out of memory. */
 int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq);
 void mb_acts_free(struct mb_model *m);
 
-/* Forward of layer L from a->layer[L].x_in into OUT ([N, H]). */
+/* What one forward pass of a layer reads and writes: the training step's (the layer's
+ * activations, kept for its backward pass) or generation's (one set of activations
+ * reused by every layer, and attention over the key/value cache). */
+struct mb_layer_pass {
+    struct mb_layer_acts *la;    /* la->x_in is the input */
+    float *qkv, *tmp;            /* scratch: [N, qkv rows], [R, H] */
+    int64_t batch, seq;          /* B x T new positions, N = B*T rows */
+    int64_t res_rows;            /* R: rows of the residual stream here */
+    const int32_t *pos;          /* [N] positions */
+    /* Attention of la->q over the keys and values into la->attn; NULL: ops->attention_fwd
+     * over the T positions of each sequence, keeping la->lse for the backward pass. */
+    void (*attend)(void *ctx, int64_t l, const struct mb_layer_acts *la,
+                   const struct mb_attn_shape *s);
+    void *ctx;
+};
+
+/* Forward of layer L on P into OUT ([R, H]; it may be p->la->x_in). */
+void mb_layer_forward_pass(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
+                           float *out);
+/* Forward of layer L of the training step from a->layer[L].x_in into OUT ([R, H]). */
 void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out);
+
+/* One layer's activations (as the training step's, without sequence parallelism) for
+ * ROWS token rows, and the qkv and tmp scratch of mb_layer_pass, in one allocation
+ * returned (free with m->ops->free): for generation, which reuses them for every layer.
+ * NULL with mb_err when out of memory. */
+void *mb_layer_acts_alloc(const struct mb_model *m, int64_t rows, struct mb_layer_acts *la,
+                          float **qkv, float **tmp);
 /* Backward of layer L: m->acts->dres holds d(output) and receives d(input). */
 void mb_layer_backward(struct mb_model *m, int64_t l, const int32_t *pos);
+
+/* The linear layer of parameter W_ID (bias B_ID) of layer L in MODE, with this rank's
+ * shape IN x OUT (nn/linear.h). */
+struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id,
+                                 enum mb_param_id b_id, int64_t l, enum mb_linear_mode mode,
+                                 int64_t in, int64_t out);
+
+/* Vocabulary-parallel embedding of B's tokens (and learned positions POS) into the first
+ * layer's input; its backward from acts->dres into the embedding gradients (nn/embed.c). */
+void mb_embed_forward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos);
+void mb_embed_backward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos);
+
+/* Final norm, output layer and loss of B into acts->loss; with GRAD_SCALE != 0 the
+ * gradient of the final norm's output in acts->dhf; LOGITS (host, TP 1) when not NULL
+ * (nn/loss.c). */
+void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, float *logits);
 
 /* Norm of the configured kind: y from x with weight W and bias B (NULL for RMSNorm). */
 void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,

@@ -4,7 +4,11 @@
  *   MLP:       x_out = x_mid + [post_norm](fc2(act(fc1(norm2(x_mid)))))
  *
  * Linear layers keep weights [out, in] as Megatron does: y = x W^T (+ b), so the input
- * gradient is dy W and the weight gradient dy^T x.
+ * gradient is dy W and the weight gradient dy^T x. Each goes through nn/linear.h, which
+ * does the tensor-parallel communication: linear_qkv and linear_fc1 column-parallel,
+ * linear_proj and linear_fc2 row-parallel; attention and the activation run on this
+ * rank's heads and FFN columns only (m->loc). The forward is also generation's
+ * (mb_layer_forward_pass with attention over a key/value cache, nn/infer.c).
  */
 #include "nn/internal.h"
 
@@ -27,24 +31,55 @@ static int64_t rows_of(const struct mb_model *m)
     return m->acts->batch * m->acts->seq;
 }
 
-/* y[n, out] = x[n, in] W^T + b */
-static void linear_fwd(const struct mb_model *m, float *y, const float *x, const float *w,
-                       const float *b, int64_t n, int64_t in, int64_t out)
+/* Rows of the residual stream on this rank (all of them without sequence parallelism). */
+static int64_t res_rows(const struct mb_model *m)
 {
-    m->ops->matmul(false, true, n, out, in, 1.0f, x, in, w, in, 0.0f, y, out);
-    if (b)
-        m->ops->add_bias(y, b, n, out);
+    return m->acts->res_rows;
 }
 
-/* dx[n, in] = dy W (when dx), dW += dy^T x, db += sum dy */
-static void linear_bwd(const struct mb_model *m, float *dx, float *dw, float *db, const float *dy,
-                       const float *x, const float *w, int64_t n, int64_t in, int64_t out)
+struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id,
+                                 enum mb_param_id b_id, int64_t l, enum mb_linear_mode mode,
+                                 int64_t in, int64_t out)
 {
-    if (dx)
-        m->ops->matmul(false, false, n, in, out, 1.0f, dy, out, w, in, 0.0f, dx, in);
-    m->ops->matmul(true, false, out, in, n, 1.0f, dy, out, x, in, 1.0f, dw, in);
-    if (db)
-        m->ops->bias_grad(db, dy, n, out);
+    struct mb_linear lin = {
+        .mode = mode,
+        .sequence_parallel = m->sequence_parallel,
+        .in = in,
+        .out = out,
+        .w = weight(m, w_id, l),
+        .b = weight(m, b_id, l),
+        .gw = m->g ? grad(m, w_id, l) : NULL,
+        .gb = m->g ? grad(m, b_id, l) : NULL,
+        .ops = m->ops,
+        .tp = m->tp,
+        .gathered = m->acts ? m->acts->gathered : NULL,
+    };
+    return lin;
+}
+
+/* The model's four projections, with this rank's shapes (parallel.md 2.2-2.4). */
+static struct mb_linear qkv_linear(const struct mb_model *m, int64_t l)
+{
+    return mb_model_linear(m, MB_P_QKV_W, MB_P_QKV_B, l, MB_LINEAR_COLUMN, m->cfg.hidden_size,
+                           m->loc->qkv_rows);
+}
+
+static struct mb_linear proj_linear(const struct mb_model *m, int64_t l)
+{
+    return mb_model_linear(m, MB_P_PROJ_W, MB_P_PROJ_B, l, MB_LINEAR_ROW,
+                           m->loc->heads * m->cfg.kv_channels, m->cfg.hidden_size);
+}
+
+static struct mb_linear fc1_linear(const struct mb_model *m, int64_t l)
+{
+    return mb_model_linear(m, MB_P_FC1_W, MB_P_FC1_B, l, MB_LINEAR_COLUMN, m->cfg.hidden_size,
+                           m->loc->fc1_rows);
+}
+
+static struct mb_linear fc2_linear(const struct mb_model *m, int64_t l)
+{
+    return mb_model_linear(m, MB_P_FC2_W, MB_P_FC2_B, l, MB_LINEAR_ROW, m->loc->ffn,
+                           m->cfg.hidden_size);
 }
 
 void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,
@@ -87,9 +122,13 @@ struct mb_attn_shape mb_model_attn_shape(const struct mb_model_config *c, int64_
     return s;
 }
 
+/* This rank's heads and groups. */
 static struct mb_attn_shape attn_shape(const struct mb_model *m, int64_t l)
 {
-    return mb_model_attn_shape(&m->cfg, l, m->acts->batch, m->acts->seq);
+    struct mb_attn_shape s = mb_model_attn_shape(&m->cfg, l, m->acts->batch, m->acts->seq);
+    s.heads = m->loc->heads;
+    s.kv_heads = m->loc->groups;
+    return s;
 }
 
 static const float *rope_table(const struct mb_model *m, int64_t l)
@@ -97,12 +136,22 @@ static const float *rope_table(const struct mb_model *m, int64_t l)
     return mb_model_layer_slides(&m->cfg, l) ? m->rope_local : m->rope_global;
 }
 
+/* The shape of layer L's attention for the positions of pass P, with this rank's heads. */
+static struct mb_attn_shape pass_shape(const struct mb_model *m, int64_t l,
+                                       const struct mb_layer_pass *p)
+{
+    struct mb_attn_shape s = mb_model_attn_shape(&m->cfg, l, p->batch, p->seq);
+    s.heads = m->loc->heads;
+    s.kv_heads = m->loc->groups;
+    return s;
+}
+
 /* The embeddings of q and k: QK-norm (per head, over d) then RoPE, in place. */
-static void qk_forward(struct mb_model *m, int64_t l, const int32_t *pos)
+static void qk_forward(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p)
 {
     const struct mb_model_config *c = &m->cfg;
-    struct mb_layer_acts *la = &m->acts->layer[l];
-    const struct mb_attn_shape s = attn_shape(m, l);
+    struct mb_layer_acts *la = p->la;
+    const struct mb_attn_shape s = pass_shape(m, l, p);
     float eps = (float)c->layernorm_epsilon;
     bool zc = c->layernorm_zero_centered_gamma;
     int64_t bt = s.batch * s.seq;
@@ -114,42 +163,44 @@ static void qk_forward(struct mb_model *m, int64_t l, const int32_t *pos)
     }
     if (c->position_embedding_type == MB_POS_ROPE) {
         int64_t rot = mb_rope_dims(c);
-        m->ops->rope_fwd(la->q, rope_table(m, l), pos, s.batch, s.heads, s.seq, s.head_dim, rot);
-        m->ops->rope_fwd(la->k, rope_table(m, l), pos, s.batch, s.kv_heads, s.seq, s.head_dim,
+        m->ops->rope_fwd(la->q, rope_table(m, l), p->pos, s.batch, s.heads, s.seq, s.head_dim,
                          rot);
+        m->ops->rope_fwd(la->k, rope_table(m, l), p->pos, s.batch, s.kv_heads, s.seq,
+                         s.head_dim, rot);
     }
 }
 
-static void attention_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out)
+static void attention_forward(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
+                              float *out)
 {
     const struct mb_model_config *c = &m->cfg;
-    struct mb_acts *a = m->acts;
-    struct mb_layer_acts *la = &a->layer[l];
-    const struct mb_attn_shape s = attn_shape(m, l);
-    int64_t n = rows_of(m), h = c->hidden_size, qkv = mb_model_qkv_rows(c);
-    int64_t ad = s.heads * s.head_dim;
+    struct mb_layer_acts *la = p->la;
+    const struct mb_attn_shape s = pass_shape(m, l, p);
+    int64_t n = p->batch * p->seq, r = p->res_rows, h = c->hidden_size;
+    struct mb_linear qkv = qkv_linear(m, l), proj = proj_linear(m, l);
 
     mb_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, la->x_in, weight(m, MB_P_LN1_W, l),
-                    weight(m, MB_P_LN1_B, l), n);
-    linear_fwd(m, a->qkv, la->ln1, weight(m, MB_P_QKV_W, l), weight(m, MB_P_QKV_B, l), n, h, qkv);
+                    weight(m, MB_P_LN1_B, l), r);
+    mb_linear_forward(&qkv, p->qkv, la->ln1, n);
     m->ops->qkv_split(c->qk_layernorm ? la->q_pre : la->q, c->qk_layernorm ? la->k_pre : la->k,
-                      la->v, a->qkv, &s);
-    qk_forward(m, l, pos);
-    m->ops->attention_fwd(la->attn, la->lse, la->q, la->k, la->v, &s);
+                      la->v, p->qkv, &s);
+    qk_forward(m, l, p);
+    if (p->attend)
+        p->attend(p->ctx, l, la, &s);
+    else
+        m->ops->attention_fwd(la->attn, la->lse, la->q, la->k, la->v, &s);
     if (c->sandwich_norm) {
-        linear_fwd(m, la->proj, la->attn, weight(m, MB_P_PROJ_W, l), weight(m, MB_P_PROJ_B, l),
-                   n, ad, h);
-        m->ops->rmsnorm_fwd(out, la->pa_rstd, la->proj, weight(m, MB_P_POST_ATTN_NORM_W, l), n,
+        mb_linear_forward(&proj, la->proj, la->attn, n);
+        m->ops->rmsnorm_fwd(out, la->pa_rstd, la->proj, weight(m, MB_P_POST_ATTN_NORM_W, l), r,
                             h, (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
     } else {
-        linear_fwd(m, out, la->attn, weight(m, MB_P_PROJ_W, l), weight(m, MB_P_PROJ_B, l), n, ad,
-                   h);
+        mb_linear_forward(&proj, out, la->attn, n);
     }
 }
 
 static void activation_forward(const struct mb_model *m, float *y, const float *x, int64_t n)
 {
-    int64_t inner = m->cfg.ffn_hidden_size;
+    int64_t inner = m->loc->ffn;
     switch (m->cfg.activation) {
     case MB_ACT_SWIGLU: m->ops->swiglu_fwd(y, x, n, inner); break;
     case MB_ACT_GEGLU: m->ops->geglu_fwd(y, x, n, inner); break;
@@ -160,7 +211,7 @@ static void activation_forward(const struct mb_model *m, float *y, const float *
 static void activation_backward(const struct mb_model *m, float *dx, const float *dy,
                                 const float *x, int64_t n)
 {
-    int64_t inner = m->cfg.ffn_hidden_size;
+    int64_t inner = m->loc->ffn;
     switch (m->cfg.activation) {
     case MB_ACT_SWIGLU: m->ops->swiglu_bwd(dx, dy, x, n, inner); break;
     case MB_ACT_GEGLU: m->ops->geglu_bwd(dx, dy, x, n, inner); break;
@@ -168,40 +219,54 @@ static void activation_backward(const struct mb_model *m, float *dx, const float
     }
 }
 
-static void mlp_forward(struct mb_model *m, int64_t l, float *out)
+static void mlp_forward(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
+                        float *out)
 {
     const struct mb_model_config *c = &m->cfg;
-    struct mb_layer_acts *la = &m->acts->layer[l];
-    int64_t n = rows_of(m), h = c->hidden_size, f1 = mb_model_fc1_rows(c);
-    int64_t inner = c->ffn_hidden_size;
+    struct mb_layer_acts *la = p->la;
+    int64_t n = p->batch * p->seq, r = p->res_rows, h = c->hidden_size;
+    struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
 
     mb_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->x_mid, weight(m, MB_P_LN2_W, l),
-                    weight(m, MB_P_LN2_B, l), n);
-    linear_fwd(m, la->fc1, la->ln2, weight(m, MB_P_FC1_W, l), weight(m, MB_P_FC1_B, l), n, h, f1);
+                    weight(m, MB_P_LN2_B, l), r);
+    mb_linear_forward(&fc1, la->fc1, la->ln2, n);
     activation_forward(m, la->act, la->fc1, n);
     if (c->sandwich_norm) {
-        linear_fwd(m, la->fc2, la->act, weight(m, MB_P_FC2_W, l), weight(m, MB_P_FC2_B, l), n,
-                   inner, h);
-        m->ops->rmsnorm_fwd(out, la->pm_rstd, la->fc2, weight(m, MB_P_POST_MLP_NORM_W, l), n, h,
+        mb_linear_forward(&fc2, la->fc2, la->act, n);
+        m->ops->rmsnorm_fwd(out, la->pm_rstd, la->fc2, weight(m, MB_P_POST_MLP_NORM_W, l), r, h,
                             (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
     } else {
-        linear_fwd(m, out, la->act, weight(m, MB_P_FC2_W, l), weight(m, MB_P_FC2_B, l), n, inner,
-                   h);
+        mb_linear_forward(&fc2, out, la->act, n);
     }
+}
+
+void mb_layer_forward_pass(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
+                           float *out)
+{
+    struct mb_layer_acts *la = p->la;
+    int64_t nh = p->res_rows * m->cfg.hidden_size;
+
+    attention_forward(m, l, p, p->tmp);
+    m->ops->copy(la->x_mid, la->x_in, nh);
+    m->ops->add(la->x_mid, p->tmp, nh);
+    mlp_forward(m, l, p, p->tmp);
+    m->ops->copy(out, la->x_mid, nh);
+    m->ops->add(out, p->tmp, nh);
 }
 
 void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out)
 {
     struct mb_acts *a = m->acts;
-    struct mb_layer_acts *la = &a->layer[l];
-    int64_t nh = rows_of(m) * m->cfg.hidden_size;
-
-    attention_forward(m, l, pos, a->tmp);
-    m->ops->copy(la->x_mid, la->x_in, nh);
-    m->ops->add(la->x_mid, a->tmp, nh);
-    mlp_forward(m, l, a->tmp);
-    m->ops->copy(out, la->x_mid, nh);
-    m->ops->add(out, a->tmp, nh);
+    struct mb_layer_pass p = {
+        .la = &a->layer[l],
+        .qkv = a->qkv,
+        .tmp = a->tmp,
+        .batch = a->batch,
+        .seq = a->seq,
+        .res_rows = a->res_rows,
+        .pos = pos,
+    };
+    mb_layer_forward_pass(m, l, &p, out);
 }
 
 /* d(branch output) from d(residual): through the sandwich norm when there is one. */
@@ -211,7 +276,7 @@ static const float *through_post_norm(struct mb_model *m, int64_t l, enum mb_par
     struct mb_acts *a = m->acts;
     if (!m->cfg.sandwich_norm)
         return a->dres;
-    int64_t n = rows_of(m), h = m->cfg.hidden_size;
+    int64_t n = res_rows(m), h = m->cfg.hidden_size;
     m->ops->zero(a->dtmp, n * h);
     m->ops->rmsnorm_bwd(a->dtmp, grad(m, id, l), a->dres, x, weight(m, id, l), rstd, n, h,
                         m->cfg.layernorm_zero_centered_gamma);
@@ -220,20 +285,17 @@ static const float *through_post_norm(struct mb_model *m, int64_t l, enum mb_par
 
 static void mlp_backward(struct mb_model *m, int64_t l)
 {
-    const struct mb_model_config *c = &m->cfg;
     struct mb_acts *a = m->acts;
     struct mb_layer_acts *la = &a->layer[l];
-    int64_t n = rows_of(m), h = c->hidden_size, f1 = mb_model_fc1_rows(c);
-    int64_t inner = c->ffn_hidden_size;
+    int64_t n = rows_of(m), r = res_rows(m);
+    struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
 
     const float *dy = through_post_norm(m, l, MB_P_POST_MLP_NORM_W, la->fc2, la->pm_rstd);
-    linear_bwd(m, a->dact, grad(m, MB_P_FC2_W, l), grad(m, MB_P_FC2_B, l), dy, la->act,
-               weight(m, MB_P_FC2_W, l), n, inner, h);
+    mb_linear_backward(&fc2, a->dact, dy, la->act, n);
     activation_backward(m, a->dwide, a->dact, la->fc1, n);
-    linear_bwd(m, a->dhf, grad(m, MB_P_FC1_W, l), grad(m, MB_P_FC1_B, l), a->dwide, la->ln2,
-               weight(m, MB_P_FC1_W, l), n, h, f1);
+    mb_linear_backward(&fc1, a->dhf, a->dwide, la->ln2, n);
     mb_norm_backward(m, a->dres, grad(m, MB_P_LN2_W, l), grad(m, MB_P_LN2_B, l), a->dhf,
-                     la->x_mid, weight(m, MB_P_LN2_W, l), la->ln2_mean, la->ln2_rstd, n);
+                     la->x_mid, weight(m, MB_P_LN2_W, l), la->ln2_mean, la->ln2_rstd, r);
 }
 
 /* Gradients of q and k back through RoPE and QK-norm; returns where dq, dk now are. */
@@ -268,25 +330,22 @@ static void qk_backward(struct mb_model *m, int64_t l, const int32_t *pos, float
 
 static void attention_backward(struct mb_model *m, int64_t l, const int32_t *pos)
 {
-    const struct mb_model_config *c = &m->cfg;
     struct mb_acts *a = m->acts;
     struct mb_layer_acts *la = &a->layer[l];
     const struct mb_attn_shape s = attn_shape(m, l);
-    int64_t n = rows_of(m), h = c->hidden_size, qkv = mb_model_qkv_rows(c);
-    int64_t ad = s.heads * s.head_dim;
+    int64_t n = rows_of(m), r = res_rows(m);
+    struct mb_linear qkv = qkv_linear(m, l), proj = proj_linear(m, l);
 
     const float *dy = through_post_norm(m, l, MB_P_POST_ATTN_NORM_W, la->proj, la->pa_rstd);
     float *dattn = a->dwide;
-    linear_bwd(m, dattn, grad(m, MB_P_PROJ_W, l), grad(m, MB_P_PROJ_B, l), dy, la->attn,
-               weight(m, MB_P_PROJ_W, l), n, ad, h);
+    mb_linear_backward(&proj, dattn, dy, la->attn, n);
     m->ops->attention_bwd(a->dq, a->dk, a->dv, dattn, la->q, la->k, la->v, la->attn, la->lse, &s);
     float *dq, *dk;
     qk_backward(m, l, pos, &dq, &dk);
     m->ops->qkv_merge(a->dwide, dq, dk, a->dv, &s);
-    linear_bwd(m, a->dhf, grad(m, MB_P_QKV_W, l), grad(m, MB_P_QKV_B, l), a->dwide, la->ln1,
-               weight(m, MB_P_QKV_W, l), n, h, qkv);
+    mb_linear_backward(&qkv, a->dhf, a->dwide, la->ln1, n);
     mb_norm_backward(m, a->dres, grad(m, MB_P_LN1_W, l), grad(m, MB_P_LN1_B, l), a->dhf,
-                     la->x_in, weight(m, MB_P_LN1_W, l), la->ln1_mean, la->ln1_rstd, n);
+                     la->x_in, weight(m, MB_P_LN1_W, l), la->ln1_mean, la->ln1_rstd, r);
 }
 
 void mb_layer_backward(struct mb_model *m, int64_t l, const int32_t *pos)

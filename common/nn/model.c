@@ -10,13 +10,21 @@
 #include "nn/internal.h"
 #include "nn/rope.h"
 
+/* The tensor-parallel group of a whole model. */
+static const struct mb_group whole_model = { 0, 1, NULL, "tp" };
+
 static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
-                      const struct mb_ops *ops, bool grads)
+                      const struct mb_ops *ops, bool grads, const struct mb_group *tp, bool sp)
 {
     memset(m, 0, sizeof(*m));
+    if (mb_local_sizes_check(cfg, tp->size, "model") < 0)
+        return -1;
     m->cfg = *cfg;
     m->ops = ops;
-    mb_param_table_build(&m->params, cfg);
+    m->tp = tp;
+    m->sequence_parallel = sp && tp->size > 1;
+    mb_param_table_build_tp(&m->params, cfg, tp->size, tp->rank);
+    m->loc = &m->params.loc;
     size_t bytes = (size_t)m->params.total * sizeof(float);
     m->w = ops->alloc(bytes);
     m->g = grads ? ops->alloc(bytes) : NULL;
@@ -48,13 +56,19 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
 
 int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg, const struct mb_ops *ops)
 {
-    return model_init(m, cfg, ops, true);
+    return model_init(m, cfg, ops, true, &whole_model, false);
+}
+
+int mb_model_init_tp(struct mb_model *m, const struct mb_model_config *cfg,
+                     const struct mb_ops *ops, const struct mb_group *tp, bool sequence_parallel)
+{
+    return model_init(m, cfg, ops, true, tp, sequence_parallel);
 }
 
 int mb_model_init_inference(struct mb_model *m, const struct mb_model_config *cfg,
                             const struct mb_ops *ops)
 {
-    return model_init(m, cfg, ops, false);
+    return model_init(m, cfg, ops, false, &whole_model, false);
 }
 
 void mb_model_free(struct mb_model *m)
@@ -105,87 +119,16 @@ static int check_batch(const struct mb_model *m, const struct mb_batch *b, const
     return 0;
 }
 
-static void embed(struct mb_model *m, const struct mb_batch *b, const int32_t *pos)
-{
-    const struct mb_model_config *c = &m->cfg;
-    float *x = m->acts->layer[0].x_in;
-    int64_t n = b->batch * b->seq;
-    float scale = c->scale_embeddings ? (float)sqrt((double)c->hidden_size) : 1.0f;
-    m->ops->embedding_fwd(x, m->w + mb_param_offset(&m->params, MB_P_WORD_EMB, 0), b->tokens, n,
-                          c->hidden_size, scale, false);
-    if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_fwd(x, m->w + mb_param_offset(&m->params, MB_P_POS_EMB, 0), pos, n,
-                              c->hidden_size, 1.0f, true);
-}
-
-static void embed_backward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos)
-{
-    const struct mb_model_config *c = &m->cfg;
-    int64_t n = b->batch * b->seq;
-    float scale = c->scale_embeddings ? (float)sqrt((double)c->hidden_size) : 1.0f;
-    m->ops->embedding_bwd(m->g + mb_param_offset(&m->params, MB_P_WORD_EMB, 0), m->acts->dres,
-                          b->tokens, n, c->hidden_size, scale);
-    if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_bwd(m->g + mb_param_offset(&m->params, MB_P_POS_EMB, 0), m->acts->dres,
-                              pos, n, c->hidden_size, 1.0f);
-}
-
-static enum mb_param_id output_id(const struct mb_model *m)
-{
-    return m->cfg.share_embeddings_and_output_weights ? MB_P_WORD_EMB : MB_P_OUTPUT_W;
-}
-
-/* Cap LOGITS in place as the loss sees them (for a caller that asked for logits). */
-static void softcap_host(float *logits, int64_t n, double cap)
-{
-    for (int64_t i = 0; cap > 0 && i < n; i++)
-        logits[i] = (float)(cap * tanh(logits[i] / cap));
-}
-
-/* Final norm, vocabulary projection and loss, chunk by chunk; with GRAD_SCALE != 0 the
- * gradient of the final hidden state is left in acts->dhf. */
-static void head(struct mb_model *m, const struct mb_batch *b, float grad_scale, float *logits)
-{
-    const struct mb_model_config *c = &m->cfg;
-    struct mb_acts *a = m->acts;
-    int64_t n = b->batch * b->seq, h = c->hidden_size, v = c->vocab_size;
-    const float *w_out = m->w + mb_param_offset(&m->params, output_id(m), 0);
-    float *g_out = m->g ? m->g + mb_param_offset(&m->params, output_id(m), 0) : NULL;
-
-    mb_norm_forward(m, a->hf, a->hf_mean, a->hf_rstd, a->x_final,
-                    m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),
-                    c->normalization == MB_NORM_LAYER
-                        ? m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_B, 0)
-                        : NULL,
-                    n);
-    for (int64_t r0 = 0; r0 < n; r0 += a->chunk) {
-        int64_t rows = MB_MIN(a->chunk, n - r0);
-        const float *hf = a->hf + r0 * h;
-        m->ops->matmul(false, true, rows, v, h, 1.0f, hf, h, w_out, h, 0.0f, a->logits, v);
-        if (logits) {
-            m->ops->to_host(logits + r0 * v, a->logits, rows * v);
-            softcap_host(logits + r0 * v, rows * v, c->final_logit_softcapping);
-        }
-        m->ops->xent(a->logits, a->loss + r0, b->labels + r0, b->loss_mask + r0, rows, v,
-                     (float)c->final_logit_softcapping, grad_scale);
-        if (grad_scale == 0.0f)
-            continue;
-        m->ops->matmul(false, false, rows, h, v, 1.0f, a->logits, v, w_out, h, 0.0f,
-                       a->dhf + r0 * h, h);
-        m->ops->matmul(true, false, v, h, rows, 1.0f, a->logits, v, hf, h, 1.0f, g_out, h);
-    }
-}
-
-static void final_norm_backward(struct mb_model *m, int64_t n)
+static void final_norm_backward(struct mb_model *m)
 {
     const struct mb_model_config *c = &m->cfg;
     struct mb_acts *a = m->acts;
     bool ln = c->normalization == MB_NORM_LAYER;
-    m->ops->zero(a->dres, n * c->hidden_size);
+    m->ops->zero(a->dres, a->res_rows * c->hidden_size);
     mb_norm_backward(m, a->dres, m->g + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),
                      ln ? m->g + mb_param_offset(&m->params, MB_P_FINAL_NORM_B, 0) : NULL,
                      a->dhf, a->x_final, m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),
-                     a->hf_mean, a->hf_rstd, n);
+                     a->hf_mean, a->hf_rstd, a->res_rows);
 }
 
 static void sum_loss(const struct mb_model *m, const struct mb_batch *b, double *loss_sum,
@@ -223,6 +166,14 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     int rc = check_batch(m, b, pos);
     if (rc == 0 && grad_scale != 0.0f && !m->g)
         rc = mb_err_set(MB_E_INVALID, "model", "a backward pass on a model made for inference");
+    if (rc == 0 && logits && m->tp->size > 1)
+        rc = mb_err_set(MB_E_UNSUPPORTED, "model",
+                        "the logits of a tensor-parallel model are not gathered");
+    if (rc == 0 && m->sequence_parallel && b->batch * b->seq % m->tp->size != 0)
+        rc = mb_err_set(MB_E_INVALID, "batch",
+                        "sequence parallelism needs the %lld x %lld tokens of a micro-batch "
+                        "to divide by the tensor-parallel size %d",
+                        (long long)b->batch, (long long)b->seq, m->tp->size);
     if (rc == 0)
         rc = mb_acts_reserve(m, b->batch, b->seq);
     if (rc < 0) {
@@ -230,20 +181,55 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
         return -1;
     }
     struct mb_acts *a = m->acts;
-    int64_t nl = m->cfg.num_layers, n = b->batch * b->seq;
-    embed(m, b, pos);
+    int64_t nl = m->cfg.num_layers;
+    mb_embed_forward(m, b, pos);
     for (int64_t l = 0; l < nl; l++)
         mb_layer_forward(m, l, pos, l + 1 < nl ? a->layer[l + 1].x_in : a->x_final);
-    head(m, b, grad_scale, logits);
+    mb_head(m, b, grad_scale, logits);
     sum_loss(m, b, loss_sum, mask_sum);
     if (grad_scale != 0.0f) {
-        final_norm_backward(m, n);
+        final_norm_backward(m);
         for (int64_t l = nl - 1; l >= 0; l--)
             mb_layer_backward(m, l, pos);
-        embed_backward(m, b, pos);
+        mb_embed_backward(m, b, pos);
     }
     free(own_pos);
     return 0;
+}
+
+/* Gradients each TP rank holds only a part of (mb_model_finish_grads). */
+static bool partial_over_tp(const struct mb_model *m, const struct mb_param *p)
+{
+    if (!p->tp_replicated)
+        return false;
+    if (p->id == MB_P_QNORM_W || p->id == MB_P_KNORM_W)
+        return true;
+    /* the position embedding's gradient comes from the gathered residual gradient */
+    return m->sequence_parallel && p->id != MB_P_POS_EMB;
+}
+
+void mb_model_finish_grads(struct mb_model *m)
+{
+    if (m->tp->size == 1)
+        return;
+    for (int i = 0; i < m->params.count; i++) {
+        const struct mb_param *p = &m->params.items[i];
+        if (partial_over_tp(m, p))
+            mb_group_sum_f32(m->tp, m->g + p->offset, p->numel);
+    }
+}
+
+double mb_model_grad_sumsq(const struct mb_model *m)
+{
+    if (m->tp->size == 1)
+        return m->ops->sumsq(m->g, m->params.total);
+    double sq = 0;
+    for (int i = 0; i < m->params.count; i++) {
+        const struct mb_param *p = &m->params.items[i];
+        if (!p->tp_replicated || m->tp->rank == 0)
+            sq += m->ops->sumsq(m->g + p->offset, p->numel);
+    }
+    return sq;
 }
 
 double mb_model_flops_per_token(const struct mb_model *m, int64_t seq)

@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "core/defs.h"
+#include "dist/pstate.h"
 #include "kern/ops.h"
 #include "nn/config.h"
 #include "nn/params.h"
@@ -37,6 +38,11 @@ struct mb_model {
     float *rope_global;          /* [max_pos, rot/2, 2] cos, sin */
     float *rope_local;           /* sliding layers of Gemma 3; else == rope_global */
     struct mb_acts *acts;
+    /* Tensor parallelism: the group this rank's shards belong to (a group of one for the
+     * whole model), this rank's sizes (== &params.loc), and sequence parallelism. */
+    const struct mb_group *tp;
+    const struct mb_local_sizes *loc;
+    bool sequence_parallel;
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
@@ -46,6 +52,14 @@ MB_MUST_CHECK int mb_model_init(struct mb_model *m, const struct mb_model_config
  * cached inference of nn/infer.h, or mb_model_step with GRAD_SCALE 0. */
 MB_MUST_CHECK int mb_model_init_inference(struct mb_model *m, const struct mb_model_config *cfg,
                                           const struct mb_ops *ops);
+/* mb_model_init for member TP->rank of the tensor-parallel group TP: the model holds that
+ * rank's shards (nn/params.h) and every step communicates over TP (nn/linear.h); with
+ * SEQUENCE_PARALLEL the residual stream is cut on the token rows too (B*T must then be a
+ * multiple of TP). -1 with mb_err when CFG does not pass mb_local_sizes_check. A TP group
+ * of one is the plain model, bit for bit. */
+MB_MUST_CHECK int mb_model_init_tp(struct mb_model *m, const struct mb_model_config *cfg,
+                                   const struct mb_ops *ops, const struct mb_group *tp,
+                                   bool sequence_parallel);
 void mb_model_free(struct mb_model *m);
 
 /* Initialise the weights from SEED (nn/params.h: same weights for any layout). */
@@ -54,7 +68,9 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed);
 /* Forward and loss on B. Returns the sum over positions of loss_mask * token loss in
  * *LOSS_SUM and the sum of the mask in *MASK_SUM. When GRAD_SCALE != 0, also runs the
  * backward pass of GRAD_SCALE * (that sum) and adds the result to m->g. LOGITS, when
- * not NULL, receives the [B*T, V] logits (after final soft-capping) in host memory.
+ * not NULL, receives the [B*T, V] logits (after final soft-capping) in host memory
+ * (TP 1 only). Under TP every rank of the group passes the same batch and gets the same
+ * loss: the vocabulary-parallel cross-entropy never gathers the logits.
  * Returns -1 with mb_err set on a bad batch (ids out of range, T too long). */
 MB_MUST_CHECK int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale,
                                 double *loss_sum, double *mask_sum, float *logits);
@@ -66,6 +82,17 @@ struct mb_attn_shape mb_model_attn_shape(const struct mb_model_config *c, int64_
 
 /* Zero the gradients. */
 void mb_model_zero_grad(struct mb_model *m);
+
+/* After the last backward pass of a step: sum over TP the gradients of which each rank
+ * computed only a part (parallel.md 2.5): q/k_layernorm (each rank normalises its own
+ * heads) and, under sequence parallelism, every norm and row-parallel bias (each rank
+ * sees its own tokens). Nothing to do at TP 1. */
+void mb_model_finish_grads(struct mb_model *m);
+
+/* This rank's part of the squared global gradient norm (parallel.md 2.10): the
+ * TP-sharded gradients, and the TP-replicated ones on TP rank 0 only. Summed over the
+ * model-parallel group it is the norm of the whole model's gradient. */
+double mb_model_grad_sumsq(const struct mb_model *m);
 
 /* Model FLOPs of one token, forward + backward: 6 per matmul parameter (the output
  * layer included) plus 12 * layers * (heads * kv_channels) * T for the attention scores

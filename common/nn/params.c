@@ -4,15 +4,86 @@
 #include <math.h>
 #include <string.h>
 
+#include "core/err.h"
 #include "core/hash.h"
+
+int mb_local_sizes_check(const struct mb_model_config *cfg, int tp, const char *where)
+{
+    struct {
+        const char *key;
+        int64_t n;
+    } cut[] = { { "model.num_attention_heads", cfg->num_attention_heads },
+                { "model.num_query_groups", cfg->num_query_groups },
+                { "model.ffn_hidden_size", cfg->ffn_hidden_size } };
+    for (size_t i = 0; i < MB_ARRAY_LEN(cut); i++)
+        if (cut[i].n % tp != 0)
+            return mb_err_set(MB_E_INVALID, where,
+                              "dist.tensor_model_parallel_size %d does not divide %s %lld "
+                              "(each tensor-parallel rank holds an equal share)",
+                              tp, cut[i].key, (long long)cut[i].n);
+    if (cfg->vocab_size < tp)
+        return mb_err_set(MB_E_INVALID, where,
+                          "dist.tensor_model_parallel_size %d exceeds model.vocab_size %lld", tp,
+                          (long long)cfg->vocab_size);
+    return 0;
+}
+
+void mb_local_sizes_of(struct mb_local_sizes *s, const struct mb_model_config *cfg, int tp,
+                       int tp_rank)
+{
+    memset(s, 0, sizeof(*s));
+    s->tp = tp;
+    s->tp_rank = tp_rank;
+    s->heads = cfg->num_attention_heads / tp;
+    s->groups = cfg->num_query_groups / tp;
+    s->qkv_rows = (s->heads + 2 * s->groups) * cfg->kv_channels;
+    s->ffn = cfg->ffn_hidden_size / tp;
+    s->fc1_rows = mb_model_fc1_rows(cfg) / tp;
+    /* near-equal blocks of the unchanged vocabulary: its padded size is fixed once by
+     * model.make_vocab_size_divisible_by and never depends on TP (parallel.md 7.3) */
+    int64_t v = cfg->vocab_size;
+    s->vocab_start = v * tp_rank / tp;
+    s->vocab_rows = v * (tp_rank + 1) / tp - s->vocab_start;
+}
+
+/* How a tensor is cut over the TP group (formats.md 5.4). */
+enum split {
+    WHOLE,   /* replicated */
+    ROWS,    /* column-parallel: equal blocks of rows */
+    GATE_UP, /* column-parallel fused [gate; up]: a block of each half */
+    COLS,    /* row-parallel weight: equal blocks of columns */
+    VOCAB,   /* vocabulary rows (mb_local_sizes) */
+};
 
 struct layout {
     struct mb_param_table *t;
     const struct mb_model_config *cfg;
 };
 
+/* Cut P's global shape along axis AX into this rank's share per HOW. */
+static void shard(struct mb_param *p, const struct mb_local_sizes *loc, enum split how, int ax)
+{
+    int64_t n = p->global_shape[ax], r = loc->tp_rank, t = loc->tp;
+    int64_t part = n / t;
+    p->shard_axis = ax;
+    p->tp_replicated = false;
+    p->nslab = 1;
+    p->slab[0] = (struct mb_param_slab){ 0, r * part, part };
+    if (how == GATE_UP) {
+        part = n / 2 / t;
+        p->nslab = 2;
+        p->slab[0] = (struct mb_param_slab){ 0, r * part, part };
+        p->slab[1] = (struct mb_param_slab){ part, n / 2 + r * part, part };
+        part *= 2;
+    } else if (how == VOCAB) {
+        part = loc->vocab_rows;
+        p->slab[0] = (struct mb_param_slab){ 0, loc->vocab_start, part };
+    }
+    p->shape[ax] = part;
+}
+
 static void add(struct layout *l, enum mb_param_id id, const char *name, bool per_layer,
-                enum mb_param_init init, int64_t rows, int64_t cols)
+                enum mb_param_init init, int64_t rows, int64_t cols, enum split how)
 {
     struct mb_param_table *t = l->t;
     struct mb_param *p = &t->items[t->count];
@@ -32,6 +103,8 @@ static void add(struct layout *l, enum mb_param_id id, const char *name, bool pe
         p->global_shape[i] = p->shape[i];
     p->shard_axis = -1;
     p->tp_replicated = true;
+    if (how != WHOLE && t->loc.tp > 1)
+        shard(p, &t->loc, how, (per_layer ? 1 : 0) + (how == COLS ? 1 : 0));
     p->trainable = true;
     p->no_weight_decay = cols == 0;
     p->numel = 1;
@@ -47,9 +120,10 @@ static void add_norm(struct layout *l, enum mb_param_id w_id, const char *w_name
 {
     const struct mb_model_config *c = l->cfg;
     add(l, w_id, w_name, per_layer,
-        c->layernorm_zero_centered_gamma ? MB_INIT_ZEROS : MB_INIT_ONES, c->hidden_size, 0);
+        c->layernorm_zero_centered_gamma ? MB_INIT_ZEROS : MB_INIT_ONES, c->hidden_size, 0,
+        WHOLE);
     if (c->normalization == MB_NORM_LAYER && b_name)
-        add(l, b_id, b_name, per_layer, MB_INIT_ZEROS, c->hidden_size, 0);
+        add(l, b_id, b_name, per_layer, MB_INIT_ZEROS, c->hidden_size, 0, WHOLE);
 }
 
 static void add_attention(struct layout *l)
@@ -59,22 +133,22 @@ static void add_attention(struct layout *l)
     add_norm(l, MB_P_LN1_W, "decoder.layers.self_attention.linear_qkv.layer_norm_weight",
              MB_P_LN1_B, "decoder.layers.self_attention.linear_qkv.layer_norm_bias", true);
     add(l, MB_P_QKV_W, "decoder.layers.self_attention.linear_qkv.weight", true, MB_INIT_NORMAL,
-        qkv, h);
+        qkv, h, ROWS);
     if (c->add_qkv_bias || c->add_bias_linear)
         add(l, MB_P_QKV_B, "decoder.layers.self_attention.linear_qkv.bias", true, MB_INIT_ZEROS,
-            qkv, 0);
+            qkv, 0, ROWS);
     if (c->qk_layernorm) {
         enum mb_param_init one = c->layernorm_zero_centered_gamma ? MB_INIT_ZEROS : MB_INIT_ONES;
         add(l, MB_P_QNORM_W, "decoder.layers.self_attention.q_layernorm.weight", true, one,
-            c->kv_channels, 0);
+            c->kv_channels, 0, WHOLE);
         add(l, MB_P_KNORM_W, "decoder.layers.self_attention.k_layernorm.weight", true, one,
-            c->kv_channels, 0);
+            c->kv_channels, 0, WHOLE);
     }
     add(l, MB_P_PROJ_W, "decoder.layers.self_attention.linear_proj.weight", true,
-        MB_INIT_NORMAL_SCALED, h, c->num_attention_heads * c->kv_channels);
+        MB_INIT_NORMAL_SCALED, h, c->num_attention_heads * c->kv_channels, COLS);
     if (c->add_bias_linear)
         add(l, MB_P_PROJ_B, "decoder.layers.self_attention.linear_proj.bias", true,
-            MB_INIT_ZEROS, h, 0);
+            MB_INIT_ZEROS, h, 0, WHOLE);
     if (c->sandwich_norm)
         add_norm(l, MB_P_POST_ATTN_NORM_W,
                  "decoder.layers.self_attention.linear_proj.post_layernorm.weight", 0, NULL, true);
@@ -86,13 +160,17 @@ static void add_mlp(struct layout *l)
     int64_t h = c->hidden_size, fc1 = mb_model_fc1_rows(c);
     add_norm(l, MB_P_LN2_W, "decoder.layers.mlp.linear_fc1.layer_norm_weight", MB_P_LN2_B,
              "decoder.layers.mlp.linear_fc1.layer_norm_bias", true);
-    add(l, MB_P_FC1_W, "decoder.layers.mlp.linear_fc1.weight", true, MB_INIT_NORMAL, fc1, h);
+    enum split fc1_split = fc1 == c->ffn_hidden_size ? ROWS : GATE_UP;
+    add(l, MB_P_FC1_W, "decoder.layers.mlp.linear_fc1.weight", true, MB_INIT_NORMAL, fc1, h,
+        fc1_split);
     if (c->add_bias_linear)
-        add(l, MB_P_FC1_B, "decoder.layers.mlp.linear_fc1.bias", true, MB_INIT_ZEROS, fc1, 0);
+        add(l, MB_P_FC1_B, "decoder.layers.mlp.linear_fc1.bias", true, MB_INIT_ZEROS, fc1, 0,
+            fc1_split);
     add(l, MB_P_FC2_W, "decoder.layers.mlp.linear_fc2.weight", true, MB_INIT_NORMAL_SCALED, h,
-        c->ffn_hidden_size);
+        c->ffn_hidden_size, COLS);
     if (c->add_bias_linear)
-        add(l, MB_P_FC2_B, "decoder.layers.mlp.linear_fc2.bias", true, MB_INIT_ZEROS, h, 0);
+        add(l, MB_P_FC2_B, "decoder.layers.mlp.linear_fc2.bias", true, MB_INIT_ZEROS, h, 0,
+            WHOLE);
     if (c->sandwich_norm)
         add_norm(l, MB_P_POST_MLP_NORM_W, "decoder.layers.mlp.linear_fc2.post_layernorm.weight", 0,
                  NULL, true);
@@ -100,26 +178,36 @@ static void add_mlp(struct layout *l)
 
 void mb_param_table_build(struct mb_param_table *t, const struct mb_model_config *cfg)
 {
+    mb_param_table_build_tp(t, cfg, 1, 0);
+}
+
+void mb_param_table_build_tp(struct mb_param_table *t, const struct mb_model_config *cfg, int tp,
+                             int tp_rank)
+{
     memset(t, 0, sizeof(*t));
+    mb_local_sizes_of(&t->loc, cfg, tp, tp_rank);
     for (int i = 0; i < MB_P_COUNT; i++)
         t->index[i] = -1;
     struct layout l = { t, cfg };
     int64_t h = cfg->hidden_size;
     add(&l, MB_P_WORD_EMB, "embedding.word_embeddings.weight", false, MB_INIT_NORMAL,
-        cfg->vocab_size, h);
+        cfg->vocab_size, h, VOCAB);
     if (cfg->position_embedding_type == MB_POS_LEARNED)
         add(&l, MB_P_POS_EMB, "embedding.position_embeddings.weight", false, MB_INIT_NORMAL,
-            cfg->max_position_embeddings, h);
+            cfg->max_position_embeddings, h, WHOLE);
     add_attention(&l);
     add_mlp(&l);
     add_norm(&l, MB_P_FINAL_NORM_W, "decoder.final_layernorm.weight", MB_P_FINAL_NORM_B,
              "decoder.final_layernorm.bias", false);
     if (!cfg->share_embeddings_and_output_weights)
-        add(&l, MB_P_OUTPUT_W, "output_layer.weight", false, MB_INIT_NORMAL, cfg->vocab_size, h);
+        add(&l, MB_P_OUTPUT_W, "output_layer.weight", false, MB_INIT_NORMAL, cfg->vocab_size, h,
+            VOCAB);
 }
 
 const struct mb_param *mb_param_get(const struct mb_param_table *t, enum mb_param_id id)
 {
+    if ((int)id < 0 || id >= MB_P_COUNT)
+        return NULL;
     return t->index[id] < 0 ? NULL : &t->items[t->index[id]];
 }
 
@@ -154,14 +242,31 @@ void mb_param_init_all(const struct mb_param_table *t, const struct mb_model_con
             std /= sqrt(2.0 * (double)cfg->num_layers);
         uint64_t key = mb_splitmix64(seed) ^ mb_hash_bytes(p->name, strlen(p->name));
         for (int64_t e = 0; e < p->numel; e++) {
+            uint64_t at = (uint64_t)mb_param_global_index(p, e);
             switch (p->init) {
             case MB_INIT_NORMAL:
-            case MB_INIT_NORMAL_SCALED: dst[e] = (float)(std * normal_at(key, (uint64_t)e)); break;
+            case MB_INIT_NORMAL_SCALED: dst[e] = (float)(std * normal_at(key, at)); break;
             case MB_INIT_ONES: dst[e] = 1.0f; break;
             case MB_INIT_ZEROS: dst[e] = 0.0f; break;
             }
         }
     }
+}
+
+int64_t mb_param_global_index(const struct mb_param *p, int64_t e)
+{
+    int ax = p->shard_axis;
+    if (ax < 0)
+        return e;
+    int64_t inner = 1;
+    for (int i = ax + 1; i < p->ndim; i++)
+        inner *= p->shape[i];
+    int64_t in = e % inner, a = e / inner % p->shape[ax], outer = e / inner / p->shape[ax];
+    int64_t g = a;
+    for (int s = 0; s < p->nslab; s++)
+        if (a >= p->slab[s].local_start && a < p->slab[s].local_start + p->slab[s].count)
+            g = p->slab[s].global_start + (a - p->slab[s].local_start);
+    return (outer * p->global_shape[ax] + g) * inner + in;
 }
 
 int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_model_config *cfg)
@@ -170,8 +275,11 @@ int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_mo
     for (int i = 0; i < t->count; i++) {
         const struct mb_param *p = &t->items[i];
         bool matrix = p->ndim - (p->per_layer ? 1 : 0) == 2;
+        int64_t whole = 1;
+        for (int d = 0; d < p->ndim; d++)
+            whole *= p->global_shape[d];
         if (matrix && p->id != MB_P_WORD_EMB && p->id != MB_P_POS_EMB)
-            n += p->numel;
+            n += whole;
     }
     if (cfg->share_embeddings_and_output_weights)
         n += cfg->vocab_size * cfg->hidden_size;

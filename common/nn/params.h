@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "core/defs.h"
 #include "nn/config.h"
 
 #define MB_PARAM_MAX_DIMS 3
@@ -77,17 +78,49 @@ struct mb_param {
     int64_t numel;             /* whole (stacked) tensor */
 };
 
+/* This rank's share of the model under tensor parallelism (parallel.md 2.2-2.9), computed
+ * once from the configuration and the TP size and rank: the layer code reads these, never
+ * the configuration's global sizes. At TP 1 they are the global sizes. */
+struct mb_local_sizes {
+    int tp, tp_rank;
+    int64_t heads;       /* query heads, nH / TP */
+    int64_t groups;      /* query groups (KV heads), nKV / TP: whole groups per rank */
+    int64_t qkv_rows;    /* (heads + 2 groups) * kv_channels */
+    int64_t ffn;         /* FFN width, I / TP */
+    int64_t fc1_rows;    /* 2 ffn gated ([gate shard; up shard]), ffn plain */
+    int64_t vocab_start; /* first vocabulary row (embedding and output layer) held here */
+    int64_t vocab_rows;  /* rows held here: the vocabulary cut in TP near-equal blocks */
+};
+
+/* -1 with mb_err (naming WHERE, the TP size key) when CFG cannot be cut over TP ranks:
+ * TP must divide the query heads, the query groups and the FFN width, and not exceed the
+ * vocabulary. */
+MB_MUST_CHECK int mb_local_sizes_check(const struct mb_model_config *cfg, int tp,
+                                       const char *where);
+/* The sizes of rank TP_RANK of TP (valid after mb_local_sizes_check). */
+void mb_local_sizes_of(struct mb_local_sizes *s, const struct mb_model_config *cfg, int tp,
+                       int tp_rank);
+
 struct mb_param_table {
+    struct mb_local_sizes loc; /* the sizes this table was laid out for */
     struct mb_param items[MB_P_COUNT];
     int count;
     int index[MB_P_COUNT];     /* id -> position in items, -1 when the model has none */
     int64_t total;             /* floats in the flat buffer */
 };
 
-/* Lay out the parameters of CFG. */
+/* Lay out the parameters of CFG (every tensor whole: one process, TP 1). */
 void mb_param_table_build(struct mb_param_table *t, const struct mb_model_config *cfg);
+/* Lay out rank TP_RANK's shards of CFG's parameters under tensor parallelism TP
+ * (formats.md 5.4): linear_qkv (weight, bias) by query groups, linear_fc1 by rows (gate
+ * and up cut separately: 2 slabs), the word embedding and output layer by vocabulary
+ * rows, linear_proj and linear_fc2 weights by columns (axis 2 of the stacked tensor);
+ * norms, position embeddings and row-parallel biases whole (TP-replicated). CFG must
+ * pass mb_local_sizes_check. */
+void mb_param_table_build_tp(struct mb_param_table *t, const struct mb_model_config *cfg, int tp,
+                             int tp_rank);
 
-/* The parameter with ID, or NULL when this model has none. */
+/* The parameter with ID, or NULL when this model has none (or ID is MB_P_COUNT). */
 const struct mb_param *mb_param_get(const struct mb_param_table *t, enum mb_param_id id);
 
 /* Offset (in floats) of layer LAYER's slice of a per-layer parameter, or of the whole
@@ -96,12 +129,17 @@ int64_t mb_param_offset(const struct mb_param_table *t, enum mb_param_id id, int
 
 /* Initialise the flat host buffer W (t->total floats) from SEED. Each element's value
  * depends only on (seed, parameter name, index of the element in the whole logical
- * tensor), so every parallel layout starts from the same weights. */
+ * tensor, found from the slabs), so every parallel layout starts from the same weights. */
 void mb_param_init_all(const struct mb_param_table *t, const struct mb_model_config *cfg,
                        uint64_t seed, float *w);
 
-/* Number of parameters in matrix multiplications (for FLOP counts): every 2-D weight
- * except embeddings, plus the output layer (tied or not). */
+/* Index in the whole logical tensor (global_shape, row-major) of element E of P's local
+ * tensor on this rank. */
+int64_t mb_param_global_index(const struct mb_param *p, int64_t e);
+
+/* Number of parameters in matrix multiplications (for FLOP counts) of the whole model
+ * (global shapes): every 2-D weight except embeddings, plus the output layer (tied or
+ * not). */
 int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_model_config *cfg);
 
 #endif /* MB_NN_PARAMS_H */

@@ -57,8 +57,13 @@ void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr)
 double mb_clip_grad_norm(const struct mb_ops *ops, float *g, int64_t n, double clip)
 {
     double norm = sqrt(ops->sumsq(g, n));
+    mb_clip_grad_to(ops, g, n, norm, clip);
+    return norm;
+}
+
+void mb_clip_grad_to(const struct mb_ops *ops, float *g, int64_t n, double norm, double clip)
+{
     double coeff = clip > 0 ? clip / (norm + 1e-6) : 1.0;
     if (coeff < 1.0)
         ops->scale(g, (float)coeff, n);
-    return norm;
 }

@@ -33,5 +33,8 @@ void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr);
 /* The global L2 norm of G (params->total floats). If CLIP > 0 and the norm exceeds it,
  * G is scaled by clip / (norm + 1e-6), as Megatron's clip_grad_norm does. */
 double mb_clip_grad_norm(const struct mb_ops *ops, float *g, int64_t n, double clip);
+/* The clipping of mb_clip_grad_norm for a global norm NORM computed by the caller (over
+ * several ranks' shards). */
+void mb_clip_grad_to(const struct mb_ops *ops, float *g, int64_t n, double norm, double clip);
 
 #endif /* MB_TRAIN_OPTIM_H */

@@ -60,13 +60,17 @@ static int check_sizes(struct mb_trainer *t)
                           "train.global_batch_size %lld is not a multiple of "
                           "micro_batch_size %lld x data-parallel size %lld",
                           (long long)t->global_batch, (long long)t->micro_batch, (long long)dp);
-    const char *par[] = { "dist.tensor_model_parallel_size", "dist.pipeline_model_parallel_size",
-                          "dist.context_parallel_size" };
-    for (int i = 0; i < 3; i++)
+    const char *par[] = { "dist.pipeline_model_parallel_size", "dist.context_parallel_size" };
+    for (int i = 0; i < 2; i++)
         if (mb_config_i64(cfg, par[i]) != 1)
             return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, par[i]),
-                              "%s: only 1 is supported so far (data parallelism over all ranks)",
+                              "%s: only 1 is supported so far (tensor and data parallelism)",
                               par[i]);
+    if (t->ps.tp > 1 && mb_config_bool(cfg, "dist.sequence_parallel") &&
+        t->seq % t->ps.tp != 0)
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "dist.sequence_parallel"),
+                          "dist.sequence_parallel: data.seq_length %lld is not a multiple of "
+                          "dist.tensor_model_parallel_size %d", (long long)t->seq, t->ps.tp);
     const char *device = mb_config_str(cfg, "dist.device");
     if (strcmp(device, "cuda") == 0)
         return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, "dist.device"),
@@ -158,6 +162,30 @@ static int model_config(struct mb_trainer *t, struct mb_model_config *mc)
     return 0;
 }
 
+/* Checkpoints of tensor-parallel shards are not written or read yet: refuse up front
+ * rather than save or load whole tensors into shards. */
+static int check_tp_checkpoints(const struct mb_trainer *t)
+{
+    const char *keys[] = { "checkpoint.save", "checkpoint.load",
+                           "checkpoint.pretrained_checkpoint" };
+    for (size_t i = 0; t->ps.tp > 1 && i < MB_ARRAY_LEN(keys); i++)
+        if (mb_config_has(t->cfg, keys[i]))
+            return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(t->cfg, keys[i]),
+                              "%s with dist.tensor_model_parallel_size %d: checkpoints of "
+                              "tensor-parallel shards are not supported yet", keys[i], t->ps.tp);
+    return 0;
+}
+
+/* The model: this rank's tensor-parallel shards of MC. */
+static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
+{
+    const char *key = "dist.tensor_model_parallel_size";
+    if (mb_local_sizes_check(mc, t->ps.tp, mb_config_where(t->cfg, key)) < 0)
+        return -1;
+    return mb_model_init_tp(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
+                            mb_config_bool(t->cfg, "dist.sequence_parallel"));
+}
+
 static int setup(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -165,13 +193,14 @@ static int setup(struct mb_trainer *t)
     const char *timeout = "dist.timeout_minutes"; /* the watchdog of the collectives */
     if (mb_dist_set_timeout(mb_config_double(cfg, timeout), mb_config_where(cfg, timeout)) < 0)
         return -1;
-    if (parallel_state(t) < 0 || check_sizes(t) < 0 || model_config(t, &mc) < 0)
+    if (parallel_state(t) < 0 || check_sizes(t) < 0 || check_tp_checkpoints(t) < 0 ||
+        model_config(t, &mc) < 0)
         return -1;
     if (t->seq > mc.max_position_embeddings)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "data.seq_length"),
                           "data.seq_length %lld exceeds model.max_position_embeddings %lld",
                           (long long)t->seq, (long long)mc.max_position_embeddings);
-    if (mb_model_init(&t->model, &mc, mb_ops_cpu()) < 0)
+    if (build_model(t, &mc) < 0)
         return -1;
     mb_model_init_weights(&t->model, (uint64_t)mb_config_i64(cfg, "train.seed"));
     if (mb_adamw_init(&t->opt, t->model.ops, &t->model.params,
@@ -314,8 +343,14 @@ static int train_iteration(struct mb_trainer *t)
     double loss;
     if (run_batches(t, true, &loss) < 0)
         return -1;
+    mb_model_finish_grads(m);
     mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_DP), m->g, m->params.total);
-    double norm = mb_clip_grad_norm(m->ops, m->g, m->params.total, t->clip_grad);
+    /* the norm of the whole model's gradient: shards summed over the model-parallel group,
+     * TP-replicated gradients counted once (parallel.md 2.10) */
+    double sq = mb_model_grad_sumsq(m);
+    mb_group_sum_f64(mb_pstate_group(&t->ps, MB_GROUP_MP), &sq, 1);
+    double norm = sqrt(sq);
+    mb_clip_grad_to(m->ops, m->g, m->params.total, norm, t->clip_grad);
     double lr = mb_lr_at(&t->sched, t->iteration);
     int bad = t->check_nonfinite ? nonfinite(t, loss, norm) : 0;
     if (bad && skip_or_stop(t, bad, loss, norm) < 0)

@@ -65,9 +65,9 @@ test_expect_success 'seq_length beyond the position table: exit 1' '
     test_expect_code 1 pretrain data.seq_length=128 2>err && grep "max_position_embeddings" err
 '
 
-test_expect_success 'tensor parallelism is refused clearly until it exists' '
+test_expect_success 'a tensor-parallel size beyond the world is refused clearly' '
     test_expect_code 1 pretrain dist.tensor_model_parallel_size=2 2>err &&
-    grep "tensor_model_parallel_size" err
+    grep "dist.tensor_model_parallel_size must be between 1 and the world size 1, not 2" err
 '
 
 test_expect_success 'a failing rank under MPI stops every rank (no hang)' '

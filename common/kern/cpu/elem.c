@@ -5,6 +5,7 @@
  * result is independent of the thread count.
  */
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/defs.h"
 #include "core/err.h"
@@ -146,9 +147,11 @@ void mb_cpu_embedding_fwd(float *out, const float *table, const int32_t *ids, in
 {
 #pragma omp parallel for schedule(static) if (rows * dim > MB_CPU_CHUNK)
     for (int64_t r = 0; r < rows; r++) {
-        MB_ASSERT(ids[r] >= 0);
-        embed_row_k(out + (size_t)r * dim, table + (size_t)ids[r] * dim, scale, dim,
-                    accumulate);
+        if (ids[r] >= 0)
+            embed_row_k(out + (size_t)r * dim, table + (size_t)ids[r] * dim, scale, dim,
+                        accumulate);
+        else if (!accumulate)
+            memset(out + (size_t)r * dim, 0, (size_t)dim * sizeof *out);
     }
 }
 
@@ -163,7 +166,9 @@ void mb_cpu_embedding_bwd(float *dtable, const float *dout, const int32_t *ids, 
     for (int64_t cb = 0; cb < nblk; cb++) {
         int64_t c0 = cb * COL_BLOCK, nc = MB_MIN(COL_BLOCK, dim - c0);
         for (int64_t r = 0; r < rows; r++)
-            axpy_k(dtable + (size_t)ids[r] * dim + c0, dout + (size_t)r * dim + c0, scale, nc);
+            if (ids[r] >= 0)
+                axpy_k(dtable + (size_t)ids[r] * dim + c0, dout + (size_t)r * dim + c0, scale,
+                       nc);
     }
 }
 

@@ -113,6 +113,14 @@ void mb_cpu_gelu_bwd(float *dx, const float *dy, const float *x, int64_t n);
 /* xent.c */
 void mb_cpu_xent(float *logits, float *loss, const int32_t *target, const float *loss_mask,
                  int64_t rows, int64_t vocab, float softcap, float grad_scale);
+void mb_cpu_xent_max(float *logits, float *max, int64_t rows, int64_t vocab, float softcap);
+void mb_cpu_xent_sumexp(const float *logits, const float *max, const int32_t *target,
+                        int64_t start, double *sumexp, float *ztarget, int64_t rows,
+                        int64_t vocab);
+void mb_cpu_xent_finish(float *logits, float *loss, const float *max, const double *sumexp,
+                        const float *ztarget, const int32_t *target, int64_t start,
+                        const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
+                        float grad_scale);
 
 /* adamw.c */
 void mb_cpu_adamw(float *p, const float *g, float *m, float *v, int64_t n,

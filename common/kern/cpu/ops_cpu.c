@@ -66,6 +66,9 @@ static const struct mb_ops cpu_ops = {
     .gelu_fwd = mb_cpu_gelu_fwd,
     .gelu_bwd = mb_cpu_gelu_bwd,
     .xent = mb_cpu_xent,
+    .xent_max = mb_cpu_xent_max,
+    .xent_sumexp = mb_cpu_xent_sumexp,
+    .xent_finish = mb_cpu_xent_finish,
     .adamw = mb_cpu_adamw,
     .attention_kv = mb_cpu_attention_kv,
 };

@@ -101,3 +101,78 @@ void mb_cpu_xent(float *logits, float *loss, const int32_t *target, const float 
         free(scratch);
     }
 }
+
+/* The vocabulary-parallel steps (kern/ops.h): the same per-row formulas as xent_row, on
+ * a rank's columns, with the max and the sums made global by the caller in between. */
+void mb_cpu_xent_max(float *logits, float *max, int64_t rows, int64_t vocab, float softcap)
+{
+#pragma omp parallel for schedule(static) if (rows * vocab > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++) {
+        float *z = logits + (size_t)r * vocab;
+        for (int64_t i = 0; softcap > 0 && i < vocab; i++)
+            z[i] = cap(z[i], softcap);
+        max[r] = row_max(z, vocab);
+    }
+}
+
+/* Column of global id TARGET among this rank's [start, start + vocab), or -1. */
+static int64_t local_column(int32_t target, int64_t start, int64_t vocab)
+{
+    int64_t t = (int64_t)target - start;
+    return target >= 0 && t >= 0 && t < vocab ? t : -1;
+}
+
+void mb_cpu_xent_sumexp(const float *logits, const float *max, const int32_t *target,
+                        int64_t start, double *sumexp, float *ztarget, int64_t rows,
+                        int64_t vocab)
+{
+#pragma omp parallel for schedule(static) if (rows * vocab > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++) {
+        const float *z = logits + (size_t)r * vocab;
+        int64_t t = local_column(target[r], start, vocab);
+        sumexp[r] = row_sumexp(z, max[r], vocab);
+        ztarget[r] = t >= 0 ? z[t] : 0.0f;
+    }
+}
+
+/* The gradient of one row of capped logits Z: (softmax - onehot) * f times the cap's
+ * derivative 1 - (z / cap)^2, computed from the capped value itself. */
+static void finish_row(float *z, float lse, float f, int64_t t, int64_t vocab, float softcap)
+{
+    if (f == 0) {
+        memset(z, 0, (size_t)vocab * sizeof *z);
+        return;
+    }
+    if (softcap > 0) {
+        for (int64_t i = 0; i < vocab; i++) {
+            float c = z[i] / softcap;
+            float g = mb_cpu_expf(z[i] - lse) * f;
+            if (i == t)
+                g -= f;
+            z[i] = g * (1.0f - c * c);
+        }
+        return;
+    }
+    row_softmax_scaled(z, lse, f, vocab);
+    if (t >= 0)
+        z[t] -= f;
+}
+
+void mb_cpu_xent_finish(float *logits, float *loss, const float *max, const double *sumexp,
+                        const float *ztarget, const int32_t *target, int64_t start,
+                        const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
+                        float grad_scale)
+{
+#pragma omp parallel for schedule(static) if (rows * vocab > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++) {
+        float lse = max[r] + (float)log(sumexp[r]);
+        if (loss)
+            loss[r] = target[r] >= 0 ? lse - ztarget[r] : 0.0f;
+        if (grad_scale == 0)
+            continue;
+        float w = loss_mask ? loss_mask[r] : 1.0f;
+        float f = target[r] >= 0 ? w * grad_scale : 0.0f;
+        finish_row(logits + (size_t)r * vocab, lse, f, local_column(target[r], start, vocab),
+                   vocab, softcap);
+    }
+}

@@ -1,0 +1,53 @@
+/* nn/linear.h - a linear layer y = x W^T (+ b) and its tensor-parallel communication.
+ *
+ * Every projection of the model goes through one of these. A layer holds its local shape
+ * (this rank's rows or columns of W), its parallel mode and its weight, bias and their
+ * gradients; the forward and backward do the TP-group collectives of Megatron's
+ * ColumnParallelLinear and RowParallelLinear (parallel.md 2.2-2.3):
+ *
+ *   none:   no communication.
+ *   column: W holds out/TP rows; the output stays sharded on its last dim. Backward:
+ *           all-reduce of dx over TP (each rank's dx is a partial sum).
+ *   row:    W holds in/TP columns and x is sharded on its last dim. Forward: all-reduce
+ *           of the partial y over TP, then the (replicated) bias is added once.
+ *
+ * With sequence parallelism (parallel.md 2.2-2.4) the rows of x and y outside the layer
+ * are this rank's block of the N token rows: a column layer all-gathers x before its
+ * GEMM (and reduce-scatters dx), a row layer reduce-scatters y (and all-gathers dy).
+ * Weights are [out, in] as Megatron keeps them. Groups of one communicate nothing, so a
+ * single process runs exactly the GEMMs it always ran.
+ */
+#ifndef MB_NN_LINEAR_H
+#define MB_NN_LINEAR_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "dist/pstate.h"
+#include "kern/ops.h"
+
+enum mb_linear_mode { MB_LINEAR_NONE, MB_LINEAR_COLUMN, MB_LINEAR_ROW };
+
+struct mb_linear {
+    enum mb_linear_mode mode;
+    bool sequence_parallel;
+    int64_t in, out;        /* this rank's sizes: W is [out, in] */
+    const float *w, *b;     /* b NULL: no bias */
+    float *gw, *gb;         /* accumulated gradients (NULL: forward only) */
+    const struct mb_ops *ops;
+    const struct mb_group *tp;
+    /* Sequence parallelism: a scratch of N x max(in, out) floats (N the full token
+     * rows) for the gathered x or dy; NULL without it. */
+    float *gathered;
+};
+
+/* Y [n, out] from X [n, in], where n is the full token rows (the rows of x and y outside
+ * the layer are n / TP under sequence parallelism). */
+void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int64_t n);
+
+/* From DY (the gradient of y, as forward left it): gw += dy^T x, gb += sum dy, and, when
+ * DX is not NULL, dx = dy W (overwritten). X is the forward's input. */
+void mb_linear_backward(const struct mb_linear *l, float *dx, const float *dy, const float *x,
+                        int64_t n);
+
+#endif /* MB_NN_LINEAR_H */

@@ -1,0 +1,84 @@
+/* nn/loss.c - the head: final norm, the column-parallel output layer and the
+ * vocabulary-parallel cross-entropy (parallel.md 2.8), chunk by chunk. */
+#include <math.h>
+
+#include "nn/internal.h"
+
+static enum mb_param_id output_id(const struct mb_model *m)
+{
+    return m->cfg.share_embeddings_and_output_weights ? MB_P_WORD_EMB : MB_P_OUTPUT_W;
+}
+
+/* Cap LOGITS in place as the loss sees them (for a caller that asked for logits). */
+static void softcap_host(float *logits, int64_t n, double cap)
+{
+    for (int64_t i = 0; cap > 0 && i < n; i++)
+        logits[i] = (float)(cap * tanh(logits[i] / cap));
+}
+
+/* Vocabulary-parallel cross-entropy of ROWS rows of this rank's logits (parallel.md 2.8):
+ * all-reduces of the row maxima, the target logits and the exp-sums over TP; the logits
+ * are never gathered. Same outputs as ops->xent. */
+static void xent_parallel(struct mb_model *m, const struct mb_batch *b, int64_t r0, int64_t rows,
+                          float grad_scale)
+{
+    struct mb_acts *a = m->acts;
+    const struct mb_ops *o = m->ops;
+    int64_t v = m->loc->vocab_rows, start = m->loc->vocab_start;
+    float cap = (float)m->cfg.final_logit_softcapping;
+    o->xent_max(a->logits, a->xent_max, rows, v, cap);
+    mb_group_max_f32(m->tp, a->xent_max, rows);
+    o->xent_sumexp(a->logits, a->xent_max, b->labels + r0, start, a->xent_sum, a->xent_target,
+                   rows, v);
+    mb_group_sum_f32(m->tp, a->xent_target, rows);
+    mb_group_sum_f64(m->tp, a->xent_sum, rows);
+    o->xent_finish(a->logits, a->loss + r0, a->xent_max, a->xent_sum, a->xent_target,
+                   b->labels + r0, start, b->loss_mask + r0, rows, v, cap, grad_scale);
+}
+
+/* Final norm, vocabulary projection (column-parallel: this rank's vocabulary rows) and
+ * loss, chunk by chunk; with GRAD_SCALE != 0 the gradient of the final hidden state is
+ * left in acts->dhf. */
+void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, float *logits)
+{
+    const struct mb_model_config *c = &m->cfg;
+    struct mb_acts *a = m->acts;
+    int64_t n = b->batch * b->seq, h = c->hidden_size, v = m->loc->vocab_rows;
+    bool sp = m->sequence_parallel;
+    /* under sequence parallelism the gather and the reduce-scatter are done here, once,
+     * around the chunks, so the chunks' projection communicates nothing */
+    struct mb_linear out = mb_model_linear(m, output_id(m), MB_P_COUNT, 0,
+                                           sp ? MB_LINEAR_NONE : MB_LINEAR_COLUMN, h, v);
+
+    mb_norm_forward(m, a->hf, a->hf_mean, a->hf_rstd, a->x_final,
+                    m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),
+                    c->normalization == MB_NORM_LAYER
+                        ? m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_B, 0)
+                        : NULL,
+                    a->res_rows);
+    const float *hf_all = a->hf;
+    float *dhf_all = a->dhf;
+    if (sp) {
+        mb_group_all_gather_f32(m->tp, a->hf, a->hf_full, a->res_rows * h);
+        hf_all = a->hf_full;
+        dhf_all = a->dhf_full;
+    }
+    for (int64_t r0 = 0; r0 < n; r0 += a->chunk) {
+        int64_t rows = MB_MIN(a->chunk, n - r0);
+        const float *hf = hf_all + r0 * h;
+        mb_linear_forward(&out, a->logits, hf, rows);
+        if (logits) {
+            m->ops->to_host(logits + r0 * v, a->logits, rows * v);
+            softcap_host(logits + r0 * v, rows * v, c->final_logit_softcapping);
+        }
+        if (m->tp->size == 1)
+            m->ops->xent(a->logits, a->loss + r0, b->labels + r0, b->loss_mask + r0, rows, v,
+                         (float)c->final_logit_softcapping, grad_scale);
+        else
+            xent_parallel(m, b, r0, rows, grad_scale);
+        if (grad_scale != 0.0f)
+            mb_linear_backward(&out, dhf_all + r0 * h, a->logits, hf, rows);
+    }
+    if (sp && grad_scale != 0.0f)
+        mb_group_reduce_scatter_f32(m->tp, a->dhf_full, a->dhf, a->res_rows * h);
+}

@@ -1,0 +1,42 @@
+#!/bin/sh
+test_description='mb-pretrain, every family x TP {1,2,4} x DP {1,2} x sequence parallelism: 20 losses within 1e-5 of one process'
+# The full matrix of tests/tools/t8802 (which runs a subset in the quick suite): 8 families,
+# each on one process and then on the 9 layouts TP2, TP4, TP2xDP2, TP4xDP2 (with and without
+# sequence parallelism) and DP2, up to 8 oversubscribed ranks. About 3 minutes on 2 cores.
+. "$(dirname "$0")/../lib/test-lib.sh"
+. "$MB_ROOT/tests/lib/pretrain-lib.sh"
+
+family_keys() {
+    tr -d '{}\n ' <"$MB_ROOT/tests/data/models/$1.json" | tr ',' '\n' |
+        sed 's/"//g; s/:/=/; s/^/model./' |
+        grep -v -e '^model.vocab_size=' -e '^model.max_position_embeddings='
+}
+
+test_expect_success 'setup: a real corpus, a trained tokenizer, token files' '
+    make_corpus
+'
+
+# 4 query groups everywhere, so that TP4 can cut them
+for family in llama mistral qwen2 qwen3 gemma gemma2 gemma3 gpt2; do
+    test_expect_success "$family: one process" '
+        pretrain train.train_iters=20 train.eval_interval=0 $(family_keys '$family') \
+            model.num_query_groups=4 2>'$family'.1.log &&
+        losses '$family'.1.log >l && test $(wc -l <l) = 20
+    '
+    for layout in "2 1" "4 1" "2 2" "4 2" "1 2"; do
+        set -- $layout
+        for sp in false true; do
+            test "$1" = 1 && test $sp = true && continue
+            name=$family.tp$1.dp$2.sp$sp
+            test_expect_success "$family TP$1 x DP$2, sequence_parallel=$sp: the single-process losses" '
+                pretrain_mpi '$(($1 * $2))' train.train_iters=20 train.eval_interval=0 \
+                    $(family_keys '$family') model.num_query_groups=4 \
+                    dist.tensor_model_parallel_size='$1' dist.sequence_parallel='$sp' \
+                    2>'$name'.log &&
+                same_losses '$name'.log '$family'.1.log 1e-5
+            '
+        done
+    done
+done
+
+test_done
