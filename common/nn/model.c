@@ -238,8 +238,13 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     sum_loss(m, b, loss_sum, mask_sum);
     if (grad_scale != 0.0f) {
         final_norm_backward(m, n);
-        for (int64_t l = nl - 1; l >= 0; l--)
+        if (m->grad_ready)
+            m->grad_ready(m->grad_ready_ctx, nl);
+        for (int64_t l = nl - 1; l >= 0; l--) {
             mb_layer_backward(m, l, pos);
+            if (m->grad_ready)
+                m->grad_ready(m->grad_ready_ctx, l);
+        }
         embed_backward(m, b, pos);
     }
     free(own_pos);

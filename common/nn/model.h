@@ -37,6 +37,12 @@ struct mb_model {
     float *rope_global;          /* [max_pos, rot/2, 2] cos, sin */
     float *rope_local;           /* sliding layers of Gemma 3; else == rope_global */
     struct mb_acts *acts;
+    /* When set, the backward pass calls it as each stage's gradients of this micro-batch
+     * are done: LAYER = num_layers after the output layer and final norm, then LAYER = l
+     * after layer l. The trainer sets it for the last micro-batch of a step, to start
+     * reducing finished gradient buckets during the backward (train/gradsync.h). */
+    void (*grad_ready)(void *ctx, int64_t layer);
+    void *grad_ready_ctx;
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
