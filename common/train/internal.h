@@ -41,6 +41,7 @@ struct mb_trainer {
     struct mb_adamw opt;          /* over gsync's range [lo, hi) */
     struct mb_grad_sync gsync;    /* the DP gradient reduction, and the optimizer's shard */
     double *norm_weight;          /* per parameter in the gradient norm; NULL: all 1 */
+    int64_t dp_traffic;           /* bytes sent in DP collectives by the training steps */
     struct mb_lr_schedule sched;
     mb_gpt_data *data;
     mb_tb *tb;

@@ -366,6 +366,8 @@ static int train_iteration(struct mb_trainer *t)
 {
     if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
         return -1;
+    const struct mb_group *dp = mb_pstate_group(&t->ps, MB_GROUP_DP);
+    int64_t traffic = mb_group_traffic(dp);
     struct mb_model *m = &t->model;
     mb_model_zero_grad(m);
     mb_grad_sync_begin(&t->gsync);
@@ -384,6 +386,7 @@ static int train_iteration(struct mb_trainer *t)
         mb_adamw_step(&t->opt, m->w, g, (float)lr);
         mb_grad_sync_gather(&t->gsync, m->w);
     }
+    t->dp_traffic += mb_group_traffic(dp) - traffic;
     t->iteration++;
     t->consumed_train += t->global_batch;
     mb_train_log_iteration(t, loss, norm, lr, bad != 0);
@@ -438,7 +441,6 @@ static int loop(struct mb_trainer *t)
     int64_t exit_interval = mb_config_i64(cfg, "train.exit_interval");
     bool save = mb_config_has(cfg, "checkpoint.save");
     int64_t first = t->iteration;
-    int64_t traffic = mb_group_traffic(mb_pstate_group(&t->ps, MB_GROUP_DP));
     mb_train_log_start(t);
     while (t->iteration < t->train_iters) {
         if (train_iteration(t) < 0)
@@ -463,8 +465,7 @@ static int loop(struct mb_trainer *t)
             break;
         }
     }
-    traffic = mb_group_traffic(mb_pstate_group(&t->ps, MB_GROUP_DP)) - traffic;
-    mb_train_log_finish(t, t->iteration - first, traffic);
+    mb_train_log_finish(t, t->iteration - first, t->dp_traffic);
     return 0;
 }
 
