@@ -235,7 +235,8 @@ void mb_group_reduce_scatter_v_f32(const struct mb_group *g, const float *in, fl
     int64_t total = total_of(counts, g->size);
     mb_watchdog_arm("reduce-scatter of %lld float%s in all", total, g->rank, g->size);
     count(g, total * (int64_t)sizeof(float), 1);
-    MPI_Reduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, *(MPI_Comm *)g->comm);
+    MPI_Reduce_scatter(in == out ? MPI_IN_PLACE : in, out, counts, MPI_FLOAT, MPI_SUM,
+                       *(MPI_Comm *)g->comm);
     mb_watchdog_disarm();
 }
 
@@ -279,8 +280,8 @@ void mb_group_ireduce_scatter_v_f32(const struct mb_group *g, const float *in, f
         return;
     }
     count(g, total_of(counts, g->size) * (int64_t)sizeof(float), 1);
-    MPI_Ireduce_scatter(in, out, counts, MPI_FLOAT, MPI_SUM, *(MPI_Comm *)g->comm,
-                        request_of(req));
+    MPI_Ireduce_scatter(in == out ? MPI_IN_PLACE : in, out, counts, MPI_FLOAT, MPI_SUM,
+                        *(MPI_Comm *)g->comm, request_of(req));
 }
 
 void mb_group_poll(struct mb_group_request *reqs, int n)

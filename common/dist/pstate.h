@@ -89,7 +89,9 @@ void mb_group_broadcast(const struct mb_group *g, void *buf, int64_t bytes, int 
 
 /* Uneven blocks (a flat buffer cut into equal shards but for a shorter last one): IN
  * holds the blocks of every member one after another, COUNTS[r] floats for member r;
- * OUT receives this rank's block of their element-wise sum. OUT must not overlap IN. */
+ * OUT receives this rank's block of their element-wise sum. OUT == IN reduces in place
+ * (MPI_IN_PLACE): this rank's block of the sum is then at the start of IN, the rest of
+ * IN undefined. Otherwise OUT must not overlap IN. */
 void mb_group_reduce_scatter_v_f32(const struct mb_group *g, const float *in, float *out,
                                    const int *counts);
 /* In place: member r's COUNTS[r] floats at BUF + DISPLS[r] go to every member. */

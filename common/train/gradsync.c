@@ -91,7 +91,6 @@ int mb_grad_sync_init(struct mb_grad_sync *s, const struct mb_group *dp, const s
     if (!distributed)
         return 0;
     bucket_counts(s);
-    s->grad_shard = mb_xcalloc((size_t)MB_MAX(s->hi - s->lo, 1), sizeof(float));
     s->shard_counts = mb_xcalloc((size_t)d, sizeof(int));
     s->shard_displs = mb_xcalloc((size_t)d, sizeof(int));
     for (int r = 0; r < d; r++) {
@@ -110,7 +109,6 @@ void mb_grad_sync_free(struct mb_grad_sync *s)
         free(s->reqs[k].mpi);
     free(s->buckets);
     free(s->reqs);
-    free(s->grad_shard);
     free(s->shard_counts);
     free(s->shard_displs);
     memset(s, 0, sizeof *s);
@@ -122,14 +120,8 @@ void mb_grad_sync_begin(struct mb_grad_sync *s)
         s->buckets[k].started = false;
 }
 
-/* Where this rank's part of bucket B lands in its gradient shard. */
-static float *shard_part(const struct mb_grad_sync *s, const struct mb_grad_bucket *b)
-{
-    if (b->counts[s->dp->rank] == 0)
-        return s->grad_shard;
-    return s->grad_shard + (MB_MAX(b->start, s->lo) - s->lo);
-}
-
+/* A bucket's reduce-scatter is in place: this rank's part of the sum arrives at the
+ * bucket's start, and goes where it belongs in the flat buffer, inside the bucket. */
 static void start_bucket(struct mb_grad_sync *s, int k)
 {
     struct mb_grad_bucket *b = &s->buckets[k];
@@ -137,12 +129,25 @@ static void start_bucket(struct mb_grad_sync *s, int k)
     if (!s->overlap && !s->distributed)
         mb_group_sum_f32(s->dp, in, b->end - b->start);
     else if (!s->overlap)
-        mb_group_reduce_scatter_v_f32(s->dp, in, shard_part(s, b), b->counts);
+        mb_group_reduce_scatter_v_f32(s->dp, in, in, b->counts);
     else if (!s->distributed)
         mb_group_isum_f32(s->dp, in, b->end - b->start, &s->reqs[k]);
     else
-        mb_group_ireduce_scatter_v_f32(s->dp, in, shard_part(s, b), b->counts, &s->reqs[k]);
+        mb_group_ireduce_scatter_v_f32(s->dp, in, in, b->counts, &s->reqs[k]);
     b->started = true;
+}
+
+/* After the reduce-scatters: each bucket's part of this rank's shard from the bucket's
+ * start to its place (memmove: the two may overlap). */
+static void place_parts(const struct mb_grad_sync *s)
+{
+    for (int k = 0; k < s->nbuckets; k++) {
+        const struct mb_grad_bucket *b = &s->buckets[k];
+        int n = b->counts[s->dp->rank];
+        int64_t to = MB_MAX(b->start, s->lo);
+        if (n > 0 && to != b->start)
+            memmove(s->g + to, s->g + b->start, (size_t)n * sizeof(float));
+    }
 }
 
 void mb_grad_sync_ready(struct mb_grad_sync *s, int64_t stage)
@@ -159,6 +164,8 @@ void mb_grad_sync_finish(struct mb_grad_sync *s)
         if (!s->buckets[k].started)
             start_bucket(s, k);
     mb_group_wait(s->dp, s->reqs, s->nbuckets);
+    if (s->distributed && s->dp->comm) /* a group of one reduces nothing, in place */
+        place_parts(s);
 }
 
 void mb_grad_sync_gather(const struct mb_grad_sync *s, float *w)

@@ -9,7 +9,10 @@
  * (a reduce-scatter) and keeps AdamW state only for it; after the update the shards are
  * all-gathered into every rank's parameters (parallel.md 5.2-5.3). The shard is one range
  * of the whole buffer, whatever the buckets, so the optimizer state does not depend on
- * ddp.bucket_size.
+ * ddp.bucket_size. The reduce-scatter works in place in the gradient buffer (MPI puts
+ * this rank's part of a bucket at the bucket's start; it is then moved to its own place),
+ * so the summed shard is the model's g[lo, hi), a view as Megatron's main_grad is, and
+ * no other buffer is needed: (8 + 8/d) bytes a parameter in all.
  *
  * With ddp.overlap_grad_reduce the buffer is cut into buckets of at least
  * ddp.bucket_size floats, taken in reverse order of the buffer as the backward pass
@@ -49,7 +52,6 @@ struct mb_grad_sync {
     int64_t total;        /* P: floats in the flat buffer */
     int64_t shard;        /* S: floats per shard (distributed), else P */
     int64_t lo, hi;       /* the range this rank's optimizer updates: its shard, or [0, P) */
-    float *grad_shard;    /* distributed: the summed gradients of [lo, hi) */
     int *shard_counts;    /* per DP rank: floats of its shard, and its first index */
     int *shard_displs;
     int64_t num_layers;
@@ -82,10 +84,11 @@ void mb_grad_sync_ready(struct mb_grad_sync *s, int64_t stage);
 /* Start what is left and wait for everything: then mb_grad_sync_grads holds the sums. */
 void mb_grad_sync_finish(struct mb_grad_sync *s);
 
-/* The summed gradients of [lo, hi), indexed from lo (the whole buffer when replicated). */
+/* The summed gradients of [lo, hi), indexed from lo: the model's g + lo. With the
+ * distributed optimizer the rest of g is undefined until the next zeroing. */
 static inline float *mb_grad_sync_grads(const struct mb_grad_sync *s)
 {
-    return s->distributed ? s->grad_shard : s->g;
+    return s->g + s->lo;
 }
 
 /* Distributed: every rank's updated shard of W into every rank's W (an all-gather); a

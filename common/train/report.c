@@ -139,18 +139,16 @@ void mb_train_log_eval(struct mb_trainer *t, double loss)
 
 /* Bytes of this rank's model and optimizer state. */
 struct state_bytes {
-    int64_t params, grads, moments, grad_shard, total;
+    int64_t params, grads, moments, total;
 };
 
 static struct state_bytes state_bytes(const struct mb_trainer *t)
 {
-    const struct mb_grad_sync *s = &t->gsync;
     struct state_bytes b;
     b.params = t->model.params.total * (int64_t)sizeof(float);
-    b.grads = b.params;
+    b.grads = b.params; /* the distributed optimizer's summed shard is a view into it */
     b.moments = 2 * (t->opt.hi - t->opt.lo) * (int64_t)sizeof(float);
-    b.grad_shard = s->distributed ? (s->hi - s->lo) * (int64_t)sizeof(float) : 0;
-    b.total = b.params + b.grads + b.moments + b.grad_shard;
+    b.total = b.params + b.grads + b.moments;
     return b;
 }
 
@@ -163,23 +161,20 @@ void mb_train_log_memory(const struct mb_trainer *t)
 {
     if (t->dist->rank != 0)
         return;
-    const struct mb_grad_sync *s = &t->gsync;
+    bool dist = t->gsync.distributed;
     struct state_bytes b = state_bytes(t);
     int64_t p = t->model.params.total, d = t->ps.dp;
     /* fp32 params and grads (parallel.md 5.7): 16 B per parameter, or 4 + 4 for the
      * parameter and its gradient plus 8 / d for the sharded Adam moments */
-    double formula = s->distributed ? (8.0 + 8.0 / (double)d) * (double)p : 16.0 * (double)p;
-    mb_log_info("memory per rank: parameters %lld B, gradients %lld B, Adam moments %lld B, "
-                "gradient shard %lld B: %lld B (%.1f MiB); Megatron's formula for fp32, %s: "
-                "%s x %lld parameters = %.0f B (%.1f MiB)%s",
+    double formula = dist ? (8.0 + 8.0 / (double)d) * (double)p : 16.0 * (double)p;
+    mb_log_info("memory per rank: parameters %lld B, gradients %lld B, Adam moments %lld B: "
+                "%lld B (%.1f MiB); Megatron's formula for fp32, %s: %s x %lld parameters = "
+                "%.0f B (%.1f MiB)",
                 (long long)b.params, (long long)b.grads, (long long)b.moments,
-                (long long)b.grad_shard, (long long)b.total, mib(b.total),
-                s->distributed ? "distributed optimizer" : "replicated optimizer",
-                s->distributed ? "(8 + 8/d) B" : "16 B", (long long)p, formula,
-                formula / (1024.0 * 1024.0),
-                s->distributed ? "; the gradient shard (4/d B a parameter) is extra: MPI's "
-                                 "reduce-scatter cannot write into its own input"
-                               : "");
+                (long long)b.total, mib(b.total),
+                dist ? "distributed optimizer" : "replicated optimizer",
+                dist ? "(8 + 8/d) B" : "16 B", (long long)p, formula,
+                formula / (1024.0 * 1024.0));
 }
 
 void mb_train_log_finish(const struct mb_trainer *t, int64_t iterations, int64_t traffic)

@@ -8,8 +8,8 @@
  * MPI_Allreduce of the whole buffer (mb_group_sum_f32: what the trainer did before the
  * distributed optimizer). Then, for each path of the trainer:
  *   replicated-overlap     MPI_Iallreduce per bucket, started stage by stage
- *   distributed            one MPI_Reduce_scatter into this rank's shard
- *   distributed-overlap    MPI_Ireduce_scatter per bucket
+ *   distributed            one MPI_Reduce_scatter, in place, into this rank's shard
+ *   distributed-overlap    MPI_Ireduce_scatter per bucket, in place
  * rank 0 prints "PATH: bitwise" when every rank's result equals the reference's slice bit
  * for bit, else "PATH: max relative difference X" (max |difference| / max |reference|
  * over the buffer, the largest over ranks). The distributed paths then all-gather

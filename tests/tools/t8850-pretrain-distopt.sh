@@ -70,7 +70,7 @@ test_expect_success 'DP2: overlapped reduction gives the blocking sums bitwise (
 '
 
 # P counted by h5py from the checkpoint; parallel.md 5.7 for fp32: 16 P replicated,
-# (8 + 8/d) P distributed; mb adds the 4 ceil(P/d) reduce-scatter target
+# (8 + 8/d) P distributed (rank 0's shard is ceil(P/d))
 test_expect_success 'the memory report: bytes per rank as counted from the checkpoint, and the formula' '
     "$PY" - <<-\PY
 	import h5py, math, re, sys
@@ -81,13 +81,12 @@ test_expect_success 'the memory report: bytes per rank as counted from the check
 	for log, d, dist in (("dp1.log", 1, 0), ("dp2-rep.log", 2, 0), ("dp2-dist.log", 2, 1),
 	                     ("dp4-dist-over.log", 4, 1)):
 	    text = open(log).read()
-	    m = re.search(r"memory per rank: parameters (\d+) B, gradients (\d+) B, Adam moments (\d+) B, "
-	                  r"gradient shard (\d+) B: (\d+) B .*formula for fp32, [a-z ]+: .+? B x (\d+) "
-	                  r"parameters = (\d+) B", text)
+	    m = re.search(r"memory per rank: parameters (\d+) B, gradients (\d+) B, Adam moments (\d+) B: "
+	                  r"(\d+) B .*formula for fp32, [a-z ]+: .+? B x (\d+) parameters = (\d+) B", text)
 	    got = [int(x) for x in m.groups()]
-	    S = math.ceil(P / d) if dist else P
+	    S = math.ceil(P / d) if dist else P  # rank 0 holds a whole shard
 	    formula = (8 + 8 / d) * P if dist else 16 * P
-	    want = [4 * P, 4 * P, 8 * S, 4 * S if dist else 0, 8 * P + 8 * S + (4 * S if dist else 0), P, round(formula)]
+	    want = [4 * P, 4 * P, 8 * S, 8 * P + 8 * S, P, round(formula)]
 	    if got != want:
 	        sys.exit(f"{log}: {got} != {want}")
 	    if not re.search(r"peak RSS [0-9.]+ MiB on rank 0, [0-9.]+ MiB the largest over ranks", text):
