@@ -150,19 +150,22 @@ static void place_parts(const struct mb_grad_sync *s)
     }
 }
 
+/* Buckets are started in the order (stage, index) on every rank, whichever stages a
+ * rank reported (MPI matches non-blocking collectives by the order they start in): a
+ * rank whose backward failed starts them all in mb_grad_sync_finish in the same order
+ * as the others did during theirs. */
 void mb_grad_sync_ready(struct mb_grad_sync *s, int64_t stage)
 {
-    for (int k = 0; k < s->nbuckets; k++)
-        if (!s->buckets[k].started && s->buckets[k].stage <= stage)
-            start_bucket(s, k);
+    for (int64_t st = 0; st <= stage; st++)
+        for (int k = 0; k < s->nbuckets; k++)
+            if (!s->buckets[k].started && s->buckets[k].stage == st)
+                start_bucket(s, k);
     mb_group_poll(s->reqs, s->nbuckets);
 }
 
 void mb_grad_sync_finish(struct mb_grad_sync *s)
 {
-    for (int k = 0; k < s->nbuckets; k++)
-        if (!s->buckets[k].started)
-            start_bucket(s, k);
+    mb_grad_sync_ready(s, s->num_layers + 1); /* the last stage: every bucket */
     mb_group_wait(s->dp, s->reqs, s->nbuckets);
     if (s->distributed && s->dp->comm) /* a group of one reduces nothing, in place */
         place_parts(s);

@@ -81,7 +81,9 @@ void mb_grad_sync_free(struct mb_grad_sync *s);
 void mb_grad_sync_begin(struct mb_grad_sync *s);
 /* The backward of the last micro-batch finished STAGE: start the buckets now final. */
 void mb_grad_sync_ready(struct mb_grad_sync *s, int64_t stage);
-/* Start what is left and wait for everything: then mb_grad_sync_grads holds the sums. */
+/* Start what is left and wait for everything: then mb_grad_sync_grads holds the sums.
+ * Every rank must call it once a step's backward began, also when it failed, so that no
+ * collective another rank started is left unmatched. */
 void mb_grad_sync_finish(struct mb_grad_sync *s);
 
 /* The summed gradients of [lo, hi), indexed from lo: the model's g + lo. With the

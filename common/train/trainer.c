@@ -372,8 +372,11 @@ static int train_iteration(struct mb_trainer *t)
     mb_model_zero_grad(m);
     mb_grad_sync_begin(&t->gsync);
     double loss;
-    if (run_batches(t, true, &loss) < 0)
+    if (run_batches(t, true, &loss) < 0) {
+        if (t->gsync.overlap) /* complete the buckets the ranks that did not fail started */
+            mb_grad_sync_finish(&t->gsync);
         return -1;
+    }
     mb_grad_sync_finish(&t->gsync);
     float *g = mb_grad_sync_grads(&t->gsync); /* of the optimizer's range */
     double norm = grad_norm(t, g);

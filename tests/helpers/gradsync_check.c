@@ -10,6 +10,8 @@
  *   replicated-overlap     MPI_Iallreduce per bucket, started stage by stage
  *   distributed            one MPI_Reduce_scatter, in place, into this rank's shard
  *   distributed-overlap    MPI_Ireduce_scatter per bucket, in place
+ *   distributed-overlap-late  the same, rank 0 starting every bucket only at the end
+ *                          (as a rank whose backward failed): the same matching order
  * rank 0 prints "PATH: bitwise" when every rank's result equals the reference's slice bit
  * for bit, else "PATH: max relative difference X" (max |difference| / max |reference|
  * over the buffer, the largest over ranks). The distributed paths then all-gather
@@ -74,12 +76,14 @@ static void report(const struct mb_pstate *ps, const char *path, double mine)
 }
 
 /* One path: reduce the gradients of M (filled afresh) through S, stage by stage as the
- * backward would report them, and compare with REF. */
-static double one_path(struct mb_model *m, struct mb_grad_sync *s, const float *ref, int rank)
+ * backward would report them (not on rank 0 when LATE: as when its backward failed),
+ * and compare with REF. */
+static double one_path(struct mb_model *m, struct mb_grad_sync *s, const float *ref, int rank,
+                       bool late)
 {
     fill(m->g, m->params.total, rank);
     mb_grad_sync_begin(s);
-    for (int64_t stage = 0; s->overlap && stage <= s->num_layers; stage++)
+    for (int64_t stage = 0; s->overlap && !(late && rank == 0) && stage <= s->num_layers; stage++)
         mb_grad_sync_ready(s, stage);
     mb_grad_sync_finish(s);
     return worst(mb_grad_sync_grads(s), ref + s->lo, s->hi - s->lo);
@@ -104,10 +108,11 @@ static int run(const struct mb_dist *d, const char *model_json, int64_t bucket_s
     float *ref = mb_xmalloc((size_t)n * sizeof(float));
     fill(ref, n, dp->rank);
     mb_group_sum_f32(dp, ref, n);
-    static const struct { const char *name; bool distributed, overlap; } paths[] = {
-        { "replicated-overlap", false, true },
-        { "distributed", true, false },
-        { "distributed-overlap", true, true },
+    static const struct { const char *name; bool distributed, overlap, late; } paths[] = {
+        { "replicated-overlap", false, true, false },
+        { "distributed", true, false, false },
+        { "distributed-overlap", true, true, false },
+        { "distributed-overlap-late", true, true, true },
     };
     int rc = 0;
     for (size_t k = 0; k < sizeof paths / sizeof paths[0] && rc == 0; k++) {
@@ -116,7 +121,7 @@ static int run(const struct mb_dist *d, const char *model_json, int64_t bucket_s
                                paths[k].distributed, paths[k].overlap, bucket_size, "check");
         if (rc < 0)
             break;
-        report(&ps, paths[k].name, one_path(&m, &s, ref, dp->rank));
+        report(&ps, paths[k].name, one_path(&m, &s, ref, dp->rank, paths[k].late));
         if (paths[k].distributed) {
             memset(m.w, 0, (size_t)n * sizeof(float));
             memcpy(m.w + s.lo, ref + s.lo, (size_t)(s.hi - s.lo) * sizeof(float));
