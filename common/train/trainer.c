@@ -165,10 +165,10 @@ static int grad_sync(struct mb_trainer *t)
     const mb_config *cfg = t->cfg;
     const char *bucket = "ddp.bucket_size";
     int64_t bucket_size = mb_config_i64(cfg, bucket);
-    if (bucket_size < 0)
+    if (bucket_size < 0 || bucket_size > ((int64_t)1 << 30)) /* MPI counts are ints */
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, bucket),
-                          "%s must be 0 (Megatron's default) or positive, not %lld", bucket,
-                          (long long)bucket_size);
+                          "%s must be 0 (Megatron's default) or between 1 and 2^30 floats, "
+                          "not %lld", bucket, (long long)bucket_size);
     struct mb_model *m = &t->model;
     const char *where = mb_config_where(cfg, "ddp.use_distributed_optimizer");
     if (mb_grad_sync_init(&t->gsync, mb_pstate_group(&t->ps, MB_GROUP_DP), m->ops, &m->params,

@@ -111,9 +111,11 @@ test_expect_success 'the DP traffic per iteration: one all-reduce, or a reduce-s
 	PY
 '
 
-test_expect_success 'a negative ddp.bucket_size is refused, naming the key' '
+test_expect_success 'a negative ddp.bucket_size, or one past MPI'"'"'s int counts, is refused, naming the key' '
     test_expect_code 1 pretrain ddp.bucket_size=-5 2>err &&
-    grep "error: .*ddp.bucket_size must be 0" err
+    grep "error: command line: ddp.bucket_size=-5: ddp.bucket_size must be 0 (Megatron.s default) or between 1 and 2^30 floats, not -5$" err &&
+    test_expect_code 1 pretrain ddp.bucket_size=1073741825 2>err &&
+    grep "error: command line: ddp.bucket_size=1073741825: ddp.bucket_size must be 0" err
 '
 
 test_done
