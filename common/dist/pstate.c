@@ -51,6 +51,7 @@ static int make_group(struct mb_pstate *ps, enum mb_group_kind kind)
 
     axes_of(ps, size, coord);
     g->name = group_names[kind];
+    g->kind = kind;
     g->rank = index_over(size, coord, group_axes[kind]);
     g->size = 1;
     for (int a = 0; a < AX_COUNT; a++)
@@ -126,12 +127,28 @@ int mb_pstate_member(const struct mb_pstate *ps, enum mb_group_kind kind, int me
 /* MPI counts are int: collectives on more than this many elements go in pieces. */
 #define PIECE ((int64_t)1 << 30)
 
+/* Ring-algorithm bytes sent per rank, by group kind (mb_group_traffic). */
+static int64_t traffic[MB_GROUP_COUNT];
+
+/* Count a collective of BYTES in all that a ring moves TIMES times (p - 1) / p of. */
+static void count(const struct mb_group *g, int64_t bytes, int times)
+{
+    if (g->comm)
+        traffic[g->kind] += (int64_t)times * (bytes / g->size) * (g->size - 1);
+}
+
+int64_t mb_group_traffic(const struct mb_group *g)
+{
+    return g->comm ? traffic[g->kind] : 0;
+}
+
 static void reduce(const struct mb_group *g, void *buf, int64_t n, MPI_Datatype type,
                    size_t elem, MPI_Op op, const char *what)
 {
     if (!g->comm || n == 0)
         return;
     mb_watchdog_arm(what, n, g->rank, g->size);
+    count(g, n * (int64_t)elem, 2);
     for (int64_t done = 0; done < n;) {
         int64_t piece = n - done < PIECE ? n - done : PIECE;
         MPI_Allreduce(MPI_IN_PLACE, (char *)buf + (size_t)done * elem, (int)piece, type, op,
@@ -165,6 +182,7 @@ void mb_group_all_gather_f32(const struct mb_group *g, const float *mine, float 
     }
     MB_ASSERT(n <= PIECE); /* per-rank blocks are layer slices, far below 2^30 floats */
     mb_watchdog_arm("all-gather of %lld float%s per rank", n, g->rank, g->size);
+    count(g, n * g->size * (int64_t)sizeof(float), 1);
     const void *send = mine == all + (size_t)g->rank * (size_t)n ? MPI_IN_PLACE : mine;
     MPI_Allgather(send, (int)n, MPI_FLOAT, all, (int)n, MPI_FLOAT, *(MPI_Comm *)g->comm);
     mb_watchdog_disarm();
@@ -178,6 +196,7 @@ void mb_group_reduce_scatter_f32(const struct mb_group *g, const float *in, floa
     }
     MB_ASSERT(n <= PIECE);
     mb_watchdog_arm("reduce-scatter of %lld float%s per rank", n, g->rank, g->size);
+    count(g, n * g->size * (int64_t)sizeof(float), 1);
     MPI_Reduce_scatter_block(in, out, (int)n, MPI_FLOAT, MPI_SUM, *(MPI_Comm *)g->comm);
     mb_watchdog_disarm();
 }
@@ -187,10 +206,103 @@ void mb_group_broadcast(const struct mb_group *g, void *buf, int64_t bytes, int 
     if (!g->comm)
         return;
     mb_watchdog_arm("broadcast of %lld byte%s", bytes, g->rank, g->size);
+    count(g, bytes, 1);
     for (int64_t done = 0; done < bytes;) {
         int64_t piece = bytes - done < PIECE ? bytes - done : PIECE;
         MPI_Bcast((char *)buf + done, (int)piece, MPI_BYTE, root, *(MPI_Comm *)g->comm);
         done += piece;
     }
+    mb_watchdog_disarm();
+}
+
+/* Sum of the N ints of COUNTS. */
+static int64_t total_of(const int *counts, int n)
+{
+    int64_t total = 0;
+
+    for (int i = 0; i < n; i++)
+        total += counts[i];
+    return total;
+}
+
+void mb_group_reduce_scatter_v_f32(const struct mb_group *g, const float *in, float *out,
+                                   const int *counts)
+{
+    if (!g->comm) {
+        memmove(out, in, (size_t)counts[0] * sizeof(float));
+        return;
+    }
+    int64_t total = total_of(counts, g->size);
+    mb_watchdog_arm("reduce-scatter of %lld float%s in all", total, g->rank, g->size);
+    count(g, total * (int64_t)sizeof(float), 1);
+    MPI_Reduce_scatter(in == out ? MPI_IN_PLACE : in, out, counts, MPI_FLOAT, MPI_SUM,
+                       *(MPI_Comm *)g->comm);
+    mb_watchdog_disarm();
+}
+
+void mb_group_all_gather_v_f32(const struct mb_group *g, float *buf, const int *counts,
+                               const int *displs)
+{
+    if (!g->comm)
+        return;
+    int64_t total = total_of(counts, g->size);
+    mb_watchdog_arm("all-gather of %lld float%s in all", total, g->rank, g->size);
+    count(g, total * (int64_t)sizeof(float), 1);
+    MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, buf, counts, displs, MPI_FLOAT,
+                   *(MPI_Comm *)g->comm);
+    mb_watchdog_disarm();
+}
+
+/* A request's MPI_Request, allocated on the first start. */
+static MPI_Request *request_of(struct mb_group_request *req)
+{
+    if (!req->mpi)
+        req->mpi = mb_xmalloc(sizeof(MPI_Request));
+    return req->mpi;
+}
+
+void mb_group_isum_f32(const struct mb_group *g, float *buf, int64_t n,
+                       struct mb_group_request *req)
+{
+    if (!g->comm || n == 0)
+        return;
+    MB_ASSERT(n < PIECE * 2); /* buckets are far below 2^31 floats */
+    count(g, n * (int64_t)sizeof(float), 2);
+    MPI_Iallreduce(MPI_IN_PLACE, buf, (int)n, MPI_FLOAT, MPI_SUM, *(MPI_Comm *)g->comm,
+                   request_of(req));
+}
+
+void mb_group_ireduce_scatter_v_f32(const struct mb_group *g, const float *in, float *out,
+                                    const int *counts, struct mb_group_request *req)
+{
+    if (!g->comm) {
+        memmove(out, in, (size_t)counts[0] * sizeof(float));
+        return;
+    }
+    count(g, total_of(counts, g->size) * (int64_t)sizeof(float), 1);
+    MPI_Ireduce_scatter(in == out ? MPI_IN_PLACE : in, out, counts, MPI_FLOAT, MPI_SUM,
+                        *(MPI_Comm *)g->comm, request_of(req));
+}
+
+void mb_group_poll(struct mb_group_request *reqs, int n)
+{
+    for (int i = 0; i < n; i++) {
+        int done = 0;
+        if (reqs[i].mpi && *(MPI_Request *)reqs[i].mpi != MPI_REQUEST_NULL)
+            MPI_Test(reqs[i].mpi, &done, MPI_STATUS_IGNORE);
+    }
+}
+
+void mb_group_wait(const struct mb_group *g, struct mb_group_request *reqs, int n)
+{
+    if (!g->comm)
+        return;
+    mb_watchdog_arm("wait for %lld non-blocking collective%s", n, g->rank, g->size);
+    for (int i = 0; i < n; i++)
+        if (reqs[i].mpi) {
+            MPI_Wait(reqs[i].mpi, MPI_STATUS_IGNORE);
+            free(reqs[i].mpi);
+            reqs[i].mpi = NULL;
+        }
     mb_watchdog_disarm();
 }

@@ -39,6 +39,12 @@ struct mb_group {
     int size;
     void *comm; /* MPI_Comm *, NULL for a group of one or without MPI */
     const char *name;
+    enum mb_group_kind kind;
+};
+
+/* A non-blocking collective in flight (an MPI_Request); NULL when none is. */
+struct mb_group_request {
+    void *mpi;
 };
 
 struct mb_pstate {
@@ -80,5 +86,37 @@ void mb_group_reduce_scatter_f32(const struct mb_group *g, const float *in, floa
 
 /* BUF (BYTES) from member ROOT to every member. */
 void mb_group_broadcast(const struct mb_group *g, void *buf, int64_t bytes, int root);
+
+/* Uneven blocks (a flat buffer cut into equal shards but for a shorter last one): IN
+ * holds the blocks of every member one after another, COUNTS[r] floats for member r;
+ * OUT receives this rank's block of their element-wise sum. OUT == IN reduces in place
+ * (MPI_IN_PLACE): this rank's block of the sum is then at the start of IN, the rest of
+ * IN undefined. Otherwise OUT must not overlap IN. */
+void mb_group_reduce_scatter_v_f32(const struct mb_group *g, const float *in, float *out,
+                                   const int *counts);
+/* In place: member r's COUNTS[r] floats at BUF + DISPLS[r] go to every member. */
+void mb_group_all_gather_v_f32(const struct mb_group *g, float *buf, const int *counts,
+                               const int *displs);
+
+/* Non-blocking forms of mb_group_sum_f32 (in place, N < 2^31) and
+ * mb_group_reduce_scatter_v_f32: they start the collective and return; REQ is finished
+ * by mb_group_wait, before which nothing may touch the buffers or COUNTS. Every member
+ * must start the group's collectives in the same order. A group of one completes at
+ * once. */
+void mb_group_isum_f32(const struct mb_group *g, float *buf, int64_t n,
+                       struct mb_group_request *req);
+void mb_group_ireduce_scatter_v_f32(const struct mb_group *g, const float *in, float *out,
+                                    const int *counts, struct mb_group_request *req);
+/* Let started collectives progress (MPI progresses them only inside MPI calls). */
+void mb_group_poll(struct mb_group_request *reqs, int n);
+/* Finish the N requests REQS (those with mpi NULL are skipped). */
+void mb_group_wait(const struct mb_group *g, struct mb_group_request *reqs, int n);
+
+/* Bytes this rank has sent in the collectives of group G so far, counted as the ring
+ * algorithms send them (parallel.md section 9): an all-reduce of n bytes over p ranks
+ * 2 (p - 1) / p n, a reduce-scatter or all-gather of n bytes in all (p - 1) / p n, a
+ * broadcast n (p - 1) / p. 0 for a group of one. What MPI's chosen algorithm sends on
+ * the wire may differ; this is the volume the step asks for. */
+int64_t mb_group_traffic(const struct mb_group *g);
 
 #endif /* MB_DIST_PSTATE_H */

@@ -11,7 +11,8 @@
 #include "nn/rope.h"
 
 /* The tensor-parallel group of a whole model. */
-static const struct mb_group whole_model = { 0, 1, NULL, "tp" };
+static const struct mb_group whole_model = { .rank = 0, .size = 1, .comm = NULL, .name = "tp",
+                                            .kind = MB_GROUP_TP };
 
 static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
                       const struct mb_ops *ops, bool grads, const struct mb_group *tp, bool sp)
@@ -96,6 +97,7 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed)
 void mb_model_zero_grad(struct mb_model *m)
 {
     m->ops->zero(m->g, m->params.total);
+    m->tp_grads_summed = false;
 }
 
 static int check_batch(const struct mb_model *m, const struct mb_batch *b, const int32_t *pos)
@@ -158,6 +160,46 @@ static int32_t *default_positions(const struct mb_batch *b)
     return pos;
 }
 
+/* Gradients each TP rank holds only a part of (mb_model_finish_grads). */
+static bool partial_over_tp(const struct mb_model *m, const struct mb_param *p)
+{
+    if (!p->tp_replicated)
+        return false;
+    if (p->id == MB_P_QNORM_W || p->id == MB_P_KNORM_W)
+        return true;
+    /* the position embedding's gradient comes from the gathered residual gradient */
+    return m->sequence_parallel && p->id != MB_P_POS_EMB;
+}
+
+/* Sum over TP the partial gradients (partial_over_tp) of backward stage STAGE: the
+ * final norm at STAGE num_layers, layer STAGE's slices below it. Only in the last
+ * micro-batch of a step (when grad_ready is set): the sums are of the whole step. */
+static void finish_stage(struct mb_model *m, int64_t stage)
+{
+    int64_t nl = m->cfg.num_layers;
+    for (int i = 0; m->tp->size > 1 && i < m->params.count; i++) {
+        const struct mb_param *p = &m->params.items[i];
+        if (!partial_over_tp(m, p))
+            continue;
+        int64_t slice = p->per_layer ? p->numel / p->shape[0] : p->numel;
+        if (p->per_layer && stage < nl)
+            mb_group_sum_f32(m->tp, m->g + p->offset + stage * slice, slice);
+        else if (!p->per_layer && stage == nl)
+            mb_group_sum_f32(m->tp, m->g + p->offset, slice);
+    }
+}
+
+/* The backward of this micro-batch finished STAGE (struct mb_model, grad_ready). */
+static void stage_done(struct mb_model *m, int64_t stage)
+{
+    if (!m->grad_ready)
+        return;
+    finish_stage(m, stage);
+    if (stage == 0)
+        m->tp_grads_summed = true;
+    m->grad_ready(m->grad_ready_ctx, stage);
+}
+
 int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale,
                   double *loss_sum, double *mask_sum, float *logits)
 {
@@ -189,28 +231,20 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     sum_loss(m, b, loss_sum, mask_sum);
     if (grad_scale != 0.0f) {
         final_norm_backward(m);
-        for (int64_t l = nl - 1; l >= 0; l--)
+        stage_done(m, nl);
+        for (int64_t l = nl - 1; l >= 0; l--) {
             mb_layer_backward(m, l, pos);
+            stage_done(m, l);
+        }
         mb_embed_backward(m, b, pos);
     }
     free(own_pos);
     return 0;
 }
 
-/* Gradients each TP rank holds only a part of (mb_model_finish_grads). */
-static bool partial_over_tp(const struct mb_model *m, const struct mb_param *p)
-{
-    if (!p->tp_replicated)
-        return false;
-    if (p->id == MB_P_QNORM_W || p->id == MB_P_KNORM_W)
-        return true;
-    /* the position embedding's gradient comes from the gathered residual gradient */
-    return m->sequence_parallel && p->id != MB_P_POS_EMB;
-}
-
 void mb_model_finish_grads(struct mb_model *m)
 {
-    if (m->tp->size == 1)
+    if (m->tp->size == 1 || m->tp_grads_summed)
         return;
     for (int i = 0; i < m->params.count; i++) {
         const struct mb_param *p = &m->params.items[i];

@@ -43,6 +43,14 @@ struct mb_model {
     const struct mb_group *tp;
     const struct mb_local_sizes *loc;
     bool sequence_parallel;
+    /* When set, the backward pass calls it as each stage's gradients of this micro-batch
+     * are done: LAYER = num_layers after the output layer and final norm, then LAYER = l
+     * after layer l. The gradients of that stage are final then, their TP sums included
+     * (mb_model_finish_grads is then done for the step). The trainer sets it for the last micro-batch of a step, to start
+     * reducing finished gradient buckets during the backward (train/gradsync.h). */
+    void (*grad_ready)(void *ctx, int64_t layer);
+    void *grad_ready_ctx;
+    bool tp_grads_summed;        /* this step's TP-partial gradients are summed already */
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */

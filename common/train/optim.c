@@ -7,17 +7,19 @@
 #include "core/err.h"
 
 int mb_adamw_init(struct mb_adamw *o, const struct mb_ops *ops,
-                  const struct mb_param_table *params, float beta1, float beta2, float eps,
-                  float weight_decay)
+                  const struct mb_param_table *params, int64_t lo, int64_t hi, float beta1,
+                  float beta2, float eps, float weight_decay)
 {
     memset(o, 0, sizeof(*o));
     o->ops = ops;
     o->params = params;
+    o->lo = lo;
+    o->hi = hi;
     o->beta1 = beta1;
     o->beta2 = beta2;
     o->eps = eps;
     o->weight_decay = weight_decay;
-    size_t bytes = (size_t)params->total * sizeof(float);
+    size_t bytes = (size_t)(hi > lo ? hi - lo : 1) * sizeof(float);
     o->exp_avg = ops->alloc(bytes);
     o->exp_avg_sq = ops->alloc(bytes);
     if (!o->exp_avg || !o->exp_avg_sq) {
@@ -36,11 +38,22 @@ void mb_adamw_free(struct mb_adamw *o)
     o->exp_avg = o->exp_avg_sq = NULL;
 }
 
+/* The part [*S, *E) of parameter P inside [lo, hi); false when none. */
+static bool piece(const struct mb_param *p, int64_t lo, int64_t hi, int64_t *s, int64_t *e)
+{
+    *s = p->offset > lo ? p->offset : lo;
+    *e = p->offset + p->numel < hi ? p->offset + p->numel : hi;
+    return *s < *e;
+}
+
 void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr)
 {
     o->step++;
     for (int i = 0; i < o->params->count; i++) {
         const struct mb_param *p = &o->params->items[i];
+        int64_t s, e;
+        if (!piece(p, o->lo, o->hi, &s, &e))
+            continue;
         struct mb_adamw_args a = {
             .lr = lr,
             .beta1 = o->beta1,
@@ -49,19 +62,37 @@ void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr)
             .weight_decay = p->no_weight_decay ? 0.0f : o->weight_decay,
             .step = o->step,
         };
-        o->ops->adamw(w + p->offset, g + p->offset, o->exp_avg + p->offset,
-                      o->exp_avg_sq + p->offset, p->numel, &a);
+        int64_t at = s - o->lo;
+        o->ops->adamw(w + s, g + at, o->exp_avg + at, o->exp_avg_sq + at, e - s, &a);
     }
 }
 
-double mb_clip_grad_norm(const struct mb_ops *ops, float *g, int64_t n, double clip)
+int mb_grad_norm_weights(const struct mb_param_table *params, int tp_rank, double *weight)
 {
-    double norm = sqrt(ops->sumsq(g, n));
-    mb_clip_grad_to(ops, g, n, norm, clip);
-    return norm;
+    int all_one = 1;
+    for (int i = 0; i < params->count; i++) {
+        const struct mb_param *p = &params->items[i];
+        weight[i] = !p->trainable || (p->tp_replicated && tp_rank != 0) ? 0.0 : 1.0;
+        all_one &= weight[i] == 1.0;
+    }
+    return all_one;
 }
 
-void mb_clip_grad_to(const struct mb_ops *ops, float *g, int64_t n, double norm, double clip)
+double mb_grad_sumsq(const struct mb_ops *ops, const struct mb_param_table *params,
+                     const float *g, int64_t lo, int64_t hi, const double *weight)
+{
+    if (!weight)
+        return hi > lo ? ops->sumsq(g, hi - lo) : 0.0;
+    double sum = 0;
+    for (int i = 0; i < params->count; i++) {
+        int64_t s, e;
+        if (weight[i] != 0 && piece(&params->items[i], lo, hi, &s, &e))
+            sum += weight[i] * ops->sumsq(g + (s - lo), e - s);
+    }
+    return sum;
+}
+
+void mb_clip_grads(const struct mb_ops *ops, float *g, int64_t n, double norm, double clip)
 {
     double coeff = clip > 0 ? clip / (norm + 1e-6) : 1.0;
     if (coeff < 1.0)

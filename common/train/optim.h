@@ -1,8 +1,11 @@
-/* train/optim.h - AdamW over the flat parameter buffer, and global-norm gradient clipping.
+/* train/optim.h - AdamW over a range of the flat parameter buffer, and global-norm
+ * gradient clipping.
  *
- * The moments live in two flat buffers with the parameters' layout. Weight decay is
- * decoupled (AdamW) and skipped for norms and biases (nn/params.h: no_weight_decay), as
- * Megatron does.
+ * The optimizer updates the range [lo, hi) of the flat buffer: all of it, or with the
+ * distributed optimizer this rank's shard (train/gradsync.h). The moments hold hi - lo
+ * floats with the parameters' layout from lo; a range may cut a parameter, and weight
+ * decay is still per parameter: decoupled (AdamW) and skipped for norms and biases
+ * (nn/params.h: no_weight_decay), as Megatron does.
  */
 #ifndef MB_TRAIN_OPTIM_H
 #define MB_TRAIN_OPTIM_H
@@ -16,25 +19,38 @@
 struct mb_adamw {
     const struct mb_ops *ops;
     const struct mb_param_table *params;
-    float *exp_avg;      /* backend memory, params->total floats */
+    int64_t lo, hi;      /* the range of the flat buffer it updates */
+    float *exp_avg;      /* backend memory, hi - lo floats */
     float *exp_avg_sq;
     int64_t step;        /* updates done so far */
     float beta1, beta2, eps, weight_decay;
 };
 
 MB_MUST_CHECK int mb_adamw_init(struct mb_adamw *o, const struct mb_ops *ops,
-                                const struct mb_param_table *params, float beta1, float beta2,
-                                float eps, float weight_decay);
+                                const struct mb_param_table *params, int64_t lo, int64_t hi,
+                                float beta1, float beta2, float eps, float weight_decay);
 void mb_adamw_free(struct mb_adamw *o);
 
-/* One update of W from G with learning rate LR. */
+/* One update of W[lo, hi) (W: the whole flat buffer) from G (hi - lo floats, the
+ * gradients of that range) with learning rate LR. */
 void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr);
 
-/* The global L2 norm of G (params->total floats). If CLIP > 0 and the norm exceeds it,
- * G is scaled by clip / (norm + 1e-6), as Megatron's clip_grad_norm does. */
-double mb_clip_grad_norm(const struct mb_ops *ops, float *g, int64_t n, double clip);
-/* The clipping of mb_clip_grad_norm for a global norm NORM computed by the caller (over
- * several ranks' shards). */
-void mb_clip_grad_to(const struct mb_ops *ops, float *g, int64_t n, double norm, double clip);
+/* How much each parameter's gradient counts in the global norm (WEIGHT, params->count
+ * entries): 0 for one the optimizer does not train, 0 on all TP ranks but the first for
+ * one replicated across TP (its copies are equal: count it once; parallel.md 2.10), else
+ * 1. Returns 1 when every weight is 1. */
+int mb_grad_norm_weights(const struct mb_param_table *params, int tp_rank, double *weight);
+
+/* The sum of squares of the gradients G of the range [lo, hi) of the flat buffer (G
+ * indexed from lo), each parameter's part times WEIGHT[its index]; WEIGHT NULL: all 1,
+ * summed in one pass over the range (bitwise the sum of the whole-buffer norm before
+ * ranges existed). The caller sums it over the ranks holding the other ranges and
+ * takes the square root. */
+double mb_grad_sumsq(const struct mb_ops *ops, const struct mb_param_table *params,
+                     const float *g, int64_t lo, int64_t hi, const double *weight);
+
+/* Clip G (N floats) for the global norm NORM: if CLIP > 0 and NORM exceeds it, scale G
+ * by clip / (norm + 1e-6), as Megatron's clip_grad_norm does. */
+void mb_clip_grads(const struct mb_ops *ops, float *g, int64_t n, double norm, double clip);
 
 #endif /* MB_TRAIN_OPTIM_H */

@@ -136,3 +136,58 @@ void mb_train_log_eval(struct mb_trainer *t, double loss)
     mb_metrics_real(&b, "time", wall_clock());
     mb_train_metrics_emit(t, &b);
 }
+
+/* Bytes of this rank's model and optimizer state. */
+struct state_bytes {
+    int64_t params, grads, moments, total;
+};
+
+static struct state_bytes state_bytes(const struct mb_trainer *t)
+{
+    struct state_bytes b;
+    b.params = t->model.params.total * (int64_t)sizeof(float);
+    b.grads = b.params; /* the distributed optimizer's summed shard is a view into it */
+    b.moments = 2 * (t->opt.hi - t->opt.lo) * (int64_t)sizeof(float);
+    b.total = b.params + b.grads + b.moments;
+    return b;
+}
+
+static double mib(int64_t bytes)
+{
+    return (double)bytes / (1024.0 * 1024.0);
+}
+
+void mb_train_log_memory(const struct mb_trainer *t)
+{
+    if (t->dist->rank != 0)
+        return;
+    bool dist = t->gsync.distributed;
+    struct state_bytes b = state_bytes(t);
+    int64_t p = t->model.params.total, d = t->ps.dp;
+    /* fp32 params and grads (parallel.md 5.7): 16 B per parameter, or 4 + 4 for the
+     * parameter and its gradient plus 8 / d for the sharded Adam moments */
+    double formula = dist ? (8.0 + 8.0 / (double)d) * (double)p : 16.0 * (double)p;
+    mb_log_info("memory per rank: parameters %lld B, gradients %lld B, Adam moments %lld B: "
+                "%lld B (%.1f MiB); Megatron's formula for fp32, %s: %s x %lld parameters = "
+                "%.0f B (%.1f MiB)",
+                (long long)b.params, (long long)b.grads, (long long)b.moments,
+                (long long)b.total, mib(b.total),
+                dist ? "distributed optimizer" : "replicated optimizer",
+                dist ? "(8 + 8/d) B" : "16 B", (long long)p, formula,
+                formula / (1024.0 * 1024.0));
+}
+
+void mb_train_log_finish(const struct mb_trainer *t, int64_t iterations, int64_t traffic)
+{
+    struct rusage ru;
+    int64_t rss_kib = getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss : 0;
+    int64_t largest = mb_dist_max_i64(t->dist, rss_kib);
+    if (t->dist->rank != 0)
+        return;
+    mb_log_info("peak RSS %.1f MiB on rank 0, %.1f MiB the largest over ranks (model and "
+                "optimizer state %.1f MiB); data-parallel traffic %.0f B per iteration per "
+                "rank over %lld iteration%s",
+                (double)rss_kib / 1024.0, (double)largest / 1024.0, mib(state_bytes(t).total),
+                iterations > 0 ? (double)traffic / (double)iterations : 0.0,
+                (long long)iterations, iterations == 1 ? "" : "s");
+}

@@ -167,6 +167,15 @@ static const struct mb_config_key pretrain_keys[] = {
       "a rank that waits this long in a gradient or loss all-reduce, agreement or barrier "
       "aborts the job, naming itself and the operation (Megatron's "
       "distributed_timeout_minutes); 0 = wait for ever", NULL },
+    { "ddp.use_distributed_optimizer", BOOL, "false",
+      "shard the Adam moments over the data-parallel ranks: reduce-scatter the gradients, "
+      "update this rank's shard, all-gather the parameters", NULL },
+    { "ddp.overlap_grad_reduce", BOOL, "false",
+      "reduce the gradients in buckets with non-blocking collectives started during the "
+      "backward pass of the last micro-batch", NULL },
+    { "ddp.bucket_size", INT, "0",
+      "floats per gradient bucket with overlap_grad_reduce; 0 = max(40000000, 1000000 x DP)",
+      NULL },
 };
 
 /* Megatron Bridge's ConfigContainer names (dataset: GPTDatasetConfig, rng: RNGConfig,

@@ -186,6 +186,33 @@ static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
                             mb_config_bool(t->cfg, "dist.sequence_parallel"));
 }
 
+/* The gradient reduction and the optimizer's range from the ddp.* keys, and the
+ * weights of the parameters in the gradient norm. */
+static int grad_sync(struct mb_trainer *t)
+{
+    const mb_config *cfg = t->cfg;
+    const char *bucket = "ddp.bucket_size";
+    int64_t bucket_size = mb_config_i64(cfg, bucket);
+    if (bucket_size < 0 || bucket_size > ((int64_t)1 << 30)) /* MPI counts are ints */
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, bucket),
+                          "%s must be 0 (Megatron's default) or between 1 and 2^30 floats, "
+                          "not %lld", bucket, (long long)bucket_size);
+    struct mb_model *m = &t->model;
+    const char *where = mb_config_where(cfg, "ddp.use_distributed_optimizer");
+    if (mb_grad_sync_init(&t->gsync, mb_pstate_group(&t->ps, MB_GROUP_DP), m->ops, &m->params,
+                          m->cfg.num_layers, m->g,
+                          mb_config_bool(cfg, "ddp.use_distributed_optimizer"),
+                          mb_config_bool(cfg, "ddp.overlap_grad_reduce"), bucket_size,
+                          where) < 0)
+        return -1;
+    t->norm_weight = mb_xmalloc((size_t)m->params.count * sizeof(double));
+    if (mb_grad_norm_weights(&m->params, t->ps.tp_rank, t->norm_weight)) {
+        free(t->norm_weight); /* all 1: one pass over the range, as without weights */
+        t->norm_weight = NULL;
+    }
+    return 0;
+}
+
 static int setup(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -203,7 +230,9 @@ static int setup(struct mb_trainer *t)
     if (build_model(t, &mc) < 0)
         return -1;
     mb_model_init_weights(&t->model, (uint64_t)mb_config_i64(cfg, "train.seed"));
-    if (mb_adamw_init(&t->opt, t->model.ops, &t->model.params,
+    if (grad_sync(t) < 0)
+        return -1;
+    if (mb_adamw_init(&t->opt, t->model.ops, &t->model.params, t->gsync.lo, t->gsync.hi,
                       (float)mb_config_double(cfg, "optimizer.adam_beta1"),
                       (float)mb_config_double(cfg, "optimizer.adam_beta2"),
                       (float)mb_config_double(cfg, "optimizer.adam_eps"),
@@ -220,6 +249,7 @@ static int setup(struct mb_trainer *t)
     if (alloc_batches(t) < 0)
         return -1;
     mb_train_log_layout(t);
+    mb_train_log_memory(t);
     if (open_data(t) < 0)
         return -1;
     if (t->dist->rank == 0 && mb_config_has(cfg, "logger.tensorboard_dir") &&
@@ -268,6 +298,14 @@ static double local_mask_sum(const struct mb_trainer *t)
     return s;
 }
 
+/* The model finished the backward of LAYER (num_layers: the head) of the last
+ * micro-batch: start reducing the buckets that are now final. */
+static void grad_ready(void *ctx, int64_t layer)
+{
+    struct mb_grad_sync *s = ctx;
+    mb_grad_sync_ready(s, mb_grad_stage_of_layer(s->num_layers, layer));
+}
+
 /* Forward (and backward when TRAINING) over this rank's micro-batches; returns the
  * global mean loss in *LOSS. */
 static int run_batches(struct mb_trainer *t, bool training, double *loss)
@@ -281,7 +319,13 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
     for (int64_t j = 0; j < t->batches.count && rc == 0; j++) {
         struct mb_batch mb = micro_batch(t, j);
         double ls, ms;
+        bool last = j == t->batches.count - 1;
+        if (training && last && t->gsync.overlap) { /* its gradients are the final ones */
+            t->model.grad_ready = grad_ready;
+            t->model.grad_ready_ctx = &t->gsync;
+        }
         rc = mb_model_step(&t->model, &mb, grad_scale, &ls, &ms, NULL);
+        t->model.grad_ready = NULL;
         sum += ls;
     }
     if (agree(t->dist, rc, "batch") < 0)
@@ -334,29 +378,52 @@ static int skip_or_stop(struct mb_trainer *t, int bad, double loss, double norm)
                                         : "");
 }
 
+/* The global L2 norm of the summed gradients G of the optimizer's range: with the
+ * distributed optimizer the shards' sums of squares are summed over DP. (Under tensor
+ * parallelism the sum also goes over TP: the tp-pp group without the distributed
+ * optimizer, the world with it; parallel.md 2.10.) */
+static double grad_norm(const struct mb_trainer *t, const float *g)
+{
+    const struct mb_model *m = &t->model;
+    double sq = mb_grad_sumsq(m->ops, &m->params, g, t->opt.lo, t->opt.hi, t->norm_weight);
+    /* parallel.md 2.10: the shards of the distributed optimizer summed over DP, then the
+     * tensor-parallel shards over the model-parallel group (TP-replicated gradients are
+     * weighted 0 on TP ranks other than 0, so they count once) */
+    if (t->gsync.distributed)
+        mb_group_sum_f64(mb_pstate_group(&t->ps, MB_GROUP_DP), &sq, 1);
+    mb_group_sum_f64(mb_pstate_group(&t->ps, MB_GROUP_MP), &sq, 1);
+    return sqrt(sq);
+}
+
 static int train_iteration(struct mb_trainer *t)
 {
     if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
         return -1;
+    const struct mb_group *dp = mb_pstate_group(&t->ps, MB_GROUP_DP);
+    int64_t traffic = mb_group_traffic(dp);
     struct mb_model *m = &t->model;
     mb_model_zero_grad(m);
+    mb_grad_sync_begin(&t->gsync);
     double loss;
-    if (run_batches(t, true, &loss) < 0)
+    if (run_batches(t, true, &loss) < 0) {
+        if (t->gsync.overlap) /* complete the buckets the ranks that did not fail started */
+            mb_grad_sync_finish(&t->gsync);
         return -1;
-    mb_model_finish_grads(m);
-    mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_DP), m->g, m->params.total);
-    /* the norm of the whole model's gradient: shards summed over the model-parallel group,
-     * TP-replicated gradients counted once (parallel.md 2.10) */
-    double sq = mb_model_grad_sumsq(m);
-    mb_group_sum_f64(mb_pstate_group(&t->ps, MB_GROUP_MP), &sq, 1);
-    double norm = sqrt(sq);
-    mb_clip_grad_to(m->ops, m->g, m->params.total, norm, t->clip_grad);
+    }
+    mb_model_finish_grads(m); /* TP sums (done per stage already when overlapping) */
+    mb_grad_sync_finish(&t->gsync);
+    float *g = mb_grad_sync_grads(&t->gsync); /* of the optimizer's range */
+    double norm = grad_norm(t, g);
+    mb_clip_grads(m->ops, g, t->opt.hi - t->opt.lo, norm, t->clip_grad);
     double lr = mb_lr_at(&t->sched, t->iteration);
     int bad = t->check_nonfinite ? nonfinite(t, loss, norm) : 0;
     if (bad && skip_or_stop(t, bad, loss, norm) < 0)
         return -1;
-    if (!bad)
-        mb_adamw_step(&t->opt, m->w, m->g, (float)lr);
+    if (!bad) {
+        mb_adamw_step(&t->opt, m->w, g, (float)lr);
+        mb_grad_sync_gather(&t->gsync, m->w);
+    }
+    t->dp_traffic += mb_group_traffic(dp) - traffic;
     t->iteration++;
     t->consumed_train += t->global_batch;
     mb_train_log_iteration(t, loss, norm, lr, bad != 0);
@@ -410,6 +477,7 @@ static int loop(struct mb_trainer *t)
     int64_t save_interval = mb_config_i64(cfg, "checkpoint.save_interval");
     int64_t exit_interval = mb_config_i64(cfg, "train.exit_interval");
     bool save = mb_config_has(cfg, "checkpoint.save");
+    int64_t first = t->iteration;
     mb_train_log_start(t);
     while (t->iteration < t->train_iters) {
         if (train_iteration(t) < 0)
@@ -434,6 +502,7 @@ static int loop(struct mb_trainer *t)
             break;
         }
     }
+    mb_train_log_finish(t, t->iteration - first, t->dp_traffic);
     return 0;
 }
 
@@ -443,6 +512,8 @@ static void teardown(struct mb_trainer *t)
     mb_train_metrics_close(t);
     mb_gpt_data_close(t->data);
     mb_adamw_free(&t->opt);
+    mb_grad_sync_free(&t->gsync);
+    free(t->norm_weight);
     mb_model_free(&t->model);
     mb_pstate_free(&t->ps);
     free(t->batches.tokens);

@@ -50,7 +50,8 @@
 #define ADAM_EPS 1e-4f
 
 
-static const struct mb_group one = { 0, 1, NULL, "one" };
+static const struct mb_group one = { .rank = 0, .size = 1, .comm = NULL, .name = "one",
+                                    .kind = MB_GROUP_TP };
 static int world_rank; /* for diagnostics */
 
 struct checker {
@@ -318,7 +319,8 @@ static int model_build(struct model_run *r, const struct mb_model_config *cfg,
         return -1;
     mb_model_init_weights(&r->m, 11);
     perturb(&r->m);
-    return mb_adamw_init(&r->opt, r->m.ops, &r->m.params, 0.9f, 0.95f, ADAM_EPS, 0.1f);
+    return mb_adamw_init(&r->opt, r->m.ops, &r->m.params, 0, r->m.params.total, 0.9f, 0.95f,
+                         ADAM_EPS, 0.1f);
 }
 
 /* One forward and backward of BATCH, gradients finished; returns the mean loss and the
@@ -415,7 +417,7 @@ static int check_model(struct checker *c, const char *path, int64_t groups, bool
                 model_step(runs[k], &batch, mask_sum, &norm);
             else
                 norm = k ? sn : wn;
-            mb_clip_grad_to(runs[k]->m.ops, runs[k]->m.g, runs[k]->m.params.total, norm, 0.5);
+            mb_clip_grads(runs[k]->m.ops, runs[k]->m.g, runs[k]->m.params.total, norm, 0.5);
             mb_adamw_step(&runs[k]->opt, runs[k]->m.w, runs[k]->m.g, 1e-2f);
         }
     }

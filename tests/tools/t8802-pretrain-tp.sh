@@ -63,6 +63,21 @@ test_expect_success 'gemma2 (soft-caps, sandwich norms, sliding window, tied) TP
     same_losses gemma2_22.log gemma2_1.log 1e-5
 '
 
+# the distributed optimizer and overlapped buckets under TP: QK-norm and, with sequence
+# parallelism, the norms hold TP-partial gradients that must be summed over TP before
+# their buckets start; clipping at 0.05 is active at every step, so a wrong norm would
+# change the updates
+test_expect_success 'qwen3 TP2 x DP2, sequence-parallel, distributed optimizer, overlapped buckets, clipped' '
+    run qwen3_c1 1 $(family_keys qwen3) optimizer.clip_grad=0.05 &&
+    run qwen3_c22 4 $(family_keys qwen3) dist.tensor_model_parallel_size=2 \
+        dist.sequence_parallel=true ddp.use_distributed_optimizer=true \
+        ddp.overlap_grad_reduce=true ddp.bucket_size=20000 optimizer.clip_grad=0.05 &&
+    same_losses qwen3_c22.log qwen3_c1.log 1e-5 &&
+    run qwen3_c22b 4 $(family_keys qwen3) dist.tensor_model_parallel_size=2 \
+        ddp.use_distributed_optimizer=true optimizer.clip_grad=0.05 &&
+    same_losses qwen3_c22b.log qwen3_c1.log 1e-5
+'
+
 test_expect_success 'gpt2 (LayerNorm, learned positions, biases) TP4: the same losses' '
     run gpt2_1 1 $(family_keys gpt2) &&
     run gpt2_4 4 $(family_keys gpt2) dist.tensor_model_parallel_size=4 &&
