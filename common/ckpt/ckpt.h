@@ -70,6 +70,22 @@ struct mb_ckpt_tensor {
     int nslab;
     struct mb_param_slab slab[MB_PARAM_MAX_SLABS];
     int64_t local_shape[MB_CKPT_MAX_DIM];
+    /* A part of the local tensor only (a distributed optimizer's shard of a flat buffer,
+     * which may begin and end mid-row): with PART set, DATA holds just the elements
+     * [part_start, part_start + part_count) of the local tensor in row-major order
+     * (part_count may be 0: nothing of this tensor). */
+    int part;
+    int64_t part_start, part_count;
+};
+
+/* The parallel layout a checkpoint was saved with, as the root attributes
+ * tensor_model_parallel_size, context_parallel_size, data_parallel_size,
+ * pipeline_model_parallel_size (decimal strings) and use_distributed_optimizer ("true"
+ * or "false"). TP 0: not recorded (files written before 2026-12, mb-convert's). A load
+ * never requires it to match the layout that loads. */
+struct mb_ckpt_layout {
+    int tp, cp, dp, pp;
+    int distributed_optimizer;
 };
 
 /* An item carried through from checkpoint to checkpoint unchanged: the HF side of a
@@ -105,6 +121,7 @@ struct mb_ckpt_state {
     const char *mb_version;
     const struct mb_ckpt_extra *extra; /* stored too on save (N_EXTRA items); not loaded */
     int n_extra;
+    struct mb_ckpt_layout layout; /* stored when layout.tp > 0; loaded (tp 0: not recorded) */
 };
 #define MB_CKPT_STATE_INIT { 0 }
 
@@ -198,6 +215,10 @@ int mb_ckpt_reader_has_attr(mb_ckpt_reader *r, const char *name);
 /* Read the root string attribute NAME into a malloc'd string. Returns 0, or -1 with
  * mb_err set if it is missing or not a string. */
 MB_MUST_CHECK int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value);
+
+/* The layout R was saved with (struct mb_ckpt_layout; all zero when not recorded).
+ * -1 with mb_err naming the file and the attribute when one holds something else. */
+MB_MUST_CHECK int mb_ckpt_reader_layout(mb_ckpt_reader *r, struct mb_ckpt_layout *out);
 
 /* The items of R to carry into later checkpoints: root attributes named hf_* and the
  * datasets under /hf (malloc'd array in *OUT of *N; free with mb_ckpt_extras_free).
