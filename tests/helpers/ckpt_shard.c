@@ -17,6 +17,9 @@
  *       over the DP ranks as a distributed optimizer cuts them (the local tensors laid
  *       end to end, DP rank q holding the q-th of D equal runs, parts of tensors that
  *       begin and end mid-row, or nothing of some)
+ *   ckpt_shard save-skew DIR ITER LAYOUT fp32|bf16 nooptim|optim|distopt
+ *       like save, but TP rank 1's slab of linear_qkv.weight begins a row early, so it
+ *       overlaps TP rank 0's (the save must fail on every rank)
  *   ckpt_shard load PATH LAYOUT nooptim|optim|distopt
  *       load PATH (a file or a directory) under LAYOUT and check every element of every
  *       rank's part against the values; each rank prints "rank R: E elements of N
@@ -215,6 +218,8 @@ static int cmd_save(const struct mb_dist *d, char **argv)
     if (!bf16 && strcmp(argv[5], "fp32") != 0)
         return mb_err_set(MB_E_USAGE, argv[5], "expected fp32 or bf16");
     model_init(m, &l, distopt, iter);
+    if (strcmp(argv[1], "save-skew") == 0 && l.tp_rank == 1)
+        m[0][2].slab[0].global_start--;
     struct mb_ckpt_state st = { .iteration = iter, .optim_step = iter,
                                 .model_config_json = "{\"num_layers\": 3}",
                                 .tokenizer = "bytes",
@@ -388,7 +393,7 @@ int main(int argc, char **argv)
 
     mb_tool_start("ckpt_shard");
     mb_dist_init(&d, &argc, &argv);
-    if (argc == 7 && strcmp(argv[1], "save") == 0)
+    if (argc == 7 && (strcmp(argv[1], "save") == 0 || strcmp(argv[1], "save-skew") == 0))
         rc = cmd_save(&d, argv);
     else if (argc == 5 && strcmp(argv[1], "load") == 0)
         rc = cmd_load(&d, argv);
