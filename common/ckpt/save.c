@@ -18,7 +18,7 @@
 
 struct saver {
     const struct mb_dist *d;
-    int rank, nranks;
+    int rank;
     const char *tmp; /* the file being written, named in errors */
     struct ckpt_wfile f;
     hid_t file, dxpl, lcpl, bf16; /* file is f.h5 */
@@ -96,70 +96,43 @@ static int check_args(const struct mb_ckpt_tensor *model, int n,
     return 0;
 }
 
-/* Select this rank's rows [lo, hi) of the first axis in FSPACE and a matching memory
- * space; a rank with no rows (or not the root, for ROOT_ONLY) selects nothing. */
-static hid_t select_rows(const struct saver *s, hid_t fspace, int ndim, const hsize_t *dims,
-                         int root_only, hsize_t *lo_out)
+/* Select in FSPACE all of a dataset of NDIM dimensions (a scalar for 0) on rank 0 and
+ * nothing elsewhere, and return a matching memory space of ROOT_COUNT elements. */
+static hid_t select_root(const struct saver *s, hid_t fspace, int ndim, hsize_t root_count)
 {
-    hsize_t lo = 0, hi = 0, row = 1, start[MB_CKPT_MAX_DIM] = { 0 }, count[MB_CKPT_MAX_DIM];
-
-    if (ndim == 0) {
-        hi = s->rank == 0;
-    } else if (root_only) {
-        hi = s->rank == 0 ? dims[0] : 0;
-    } else {
-        lo = dims[0] * (hsize_t)s->rank / (hsize_t)s->nranks;
-        hi = dims[0] * (hsize_t)(s->rank + 1) / (hsize_t)s->nranks;
-    }
-    for (int i = 1; i < ndim; i++)
-        row *= dims[i];
-    hsize_t n = (hi - lo) * row;
+    hsize_t n = s->rank == 0 ? root_count : 0;
     hid_t mspace = H5Screate_simple(1, (hsize_t[]){ n ? n : 1 }, NULL);
+
     if (n == 0) {
         H5Sselect_none(mspace);
         H5Sselect_none(fspace);
     } else if (ndim > 0) {
-        memcpy(count, dims, (size_t)ndim * sizeof *dims);
-        start[0] = lo;
-        count[0] = hi - lo;
-        H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, NULL, count, NULL);
+        H5Sselect_all(fspace);
     }
-    *lo_out = lo * row;
     return mspace;
 }
 
-/* Create dataset PATH of FTYPE and write this rank's part of DATA (elements of MTYPE,
- * ESIZE bytes each; CONVERT, if set, turns fp32 rows into bf16 first). */
+/* Create dataset PATH of FTYPE, a scalar (NDIM 0) or a blob of SHAPE[0], and write
+ * rank 0's DATA (elements of MTYPE) into it. */
 static int write_dataset(struct saver *s, const char *path, hid_t ftype, int ndim,
-                         const int64_t *shape, const void *data, hid_t mtype, size_t esize,
-                         int root_only, int to_bf16)
+                         const int64_t *shape, const void *data, hid_t mtype)
 {
-    hsize_t dims[MB_CKPT_MAX_DIM], lo;
-    for (int i = 0; i < ndim; i++)
-        dims[i] = (hsize_t)shape[i];
-    hid_t fspace = ndim ? H5Screate_simple(ndim, dims, NULL) : H5Screate(H5S_SCALAR);
+    hsize_t dims[1] = { ndim ? (hsize_t)shape[0] : 1 };
+    hid_t fspace = ndim ? H5Screate_simple(1, dims, NULL) : H5Screate(H5S_SCALAR);
     hid_t dset = H5Dcreate2(s->file, path, ftype, fspace, s->lcpl, H5P_DEFAULT, H5P_DEFAULT);
     if (dset < 0) { /* before any other HDF5 call clears the error stack */
         int rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot create dataset '%s'", path);
         H5Sclose(fspace);
         return rc;
     }
-    hid_t mspace = select_rows(s, fspace, ndim, dims, root_only, &lo);
-    hssize_t n = H5Sget_select_npoints(mspace);
-    const char *src = n > 0 ? (const char *)data + lo * esize : (const char *)&lo;
-    uint16_t *half = NULL;
-    if (to_bf16 && n > 0) {
-        half = mb_xmalloc((size_t)n * sizeof *half);
-        for (hssize_t i = 0; i < n; i++)
-            half[i] = mb_ckpt_bf16_from_f32(((const float *)data)[lo + (hsize_t)i]);
-        src = (const char *)half;
-    }
+    hid_t mspace = select_root(s, fspace, ndim, dims[0]);
+    static const char none; /* HDF5 wants a buffer even when nothing is selected */
+    const void *src = H5Sget_select_npoints(mspace) > 0 ? data : &none;
     int rc = 0;
     /* an empty dataset has no storage to write to (and all ranks know it is empty) */
     if (H5Sget_simple_extent_npoints(fspace) > 0 &&
         H5Dwrite(dset, mtype, mspace, fspace, s->dxpl, src) < 0)
         rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot write dataset '%s'", path);
-    free(half);
     H5Sclose(mspace);
     H5Sclose(fspace);
     if (H5Dclose(dset) < 0 && rc == 0) /* may flush buffered data */
@@ -232,15 +205,14 @@ static int write_tensor(struct saver *s, const char *group, const char *name,
 
 static int write_i64(struct saver *s, const char *path, int64_t v)
 {
-    return write_dataset(s, path, H5T_STD_I64LE, 0, NULL, &v, H5T_NATIVE_INT64,
-                         sizeof v, 1, 0);
+    return write_dataset(s, path, H5T_STD_I64LE, 0, NULL, &v, H5T_NATIVE_INT64);
 }
 
 static int write_blob(struct saver *s, const char *path, const void *data, size_t len)
 {
     int64_t shape[1] = { (int64_t)len };
 
-    return write_dataset(s, path, H5T_STD_U8LE, 1, shape, data, H5T_NATIVE_UINT8, 1, 1, 0);
+    return write_dataset(s, path, H5T_STD_U8LE, 1, shape, data, H5T_NATIVE_UINT8);
 }
 
 static int write_attr(struct saver *s, const char *name, const char *value)
@@ -436,8 +408,7 @@ int mb_ckpt_save(const struct mb_dist *d, const char *dir, const struct mb_ckpt_
                  const struct mb_ckpt_tensor *exp_avg_sq, enum mb_ckpt_dtype model_dtype,
                  const struct mb_ckpt_state *st, char **saved_path)
 {
-    struct saver s = { .d = d, .rank = d ? d->rank : 0, .nranks = d ? d->size : 1,
-                       .tmp = dir };
+    struct saver s = { .d = d, .rank = d ? d->rank : 0, .tmp = dir };
     char name[32];
 
     ckpt_h5_quiet();
