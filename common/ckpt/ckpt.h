@@ -108,6 +108,14 @@ struct mb_ckpt_extra {
  * their names and shapes: a malloc'd array of P->count, for mb_ckpt_save/load. */
 struct mb_ckpt_tensor *mb_ckpt_tensors_of(const struct mb_param_table *p, float *base);
 
+/* Cut the tensors T of table P (made by mb_ckpt_tensors_of) to the run [LO, HI) of the
+ * flat buffer in P's layout, whose elements are at SHARD (SHARD[0] is element LO): a
+ * distributed optimizer's shard of the moments. Each tensor becomes the part of its
+ * local elements inside the run, perhaps none; a save or load then writes or reads just
+ * that, and no rank needs the whole moments. */
+void mb_ckpt_tensors_part(struct mb_ckpt_tensor *t, const struct mb_param_table *p, int64_t lo,
+                          int64_t hi, float *shard);
+
 /* Everything besides tensors. For a save the pointers are borrowed (NULL strings are
  * stored as ""); after mb_ckpt_load they are malloc'd and freed by
  * mb_ckpt_state_release(). mb_version is ignored on save (the library's is stored). */
