@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "ckpt/internal.h"
+#include "core/hash.h"
 #include "core/mem.h"
 
 /* All ranks learn whether every rank succeeded; one that did not fail itself says so. */
@@ -75,10 +76,31 @@ static struct mb_ckpt_tensor named_like(const struct mb_ckpt_tensor *model,
     return t;
 }
 
+/* The reads are collective: every rank must ask for the same tensors in the same order
+ * (and with or without the moments). -1 on every rank when one does not. */
+static int same_request(const struct mb_dist *d, const char *file,
+                        const struct mb_ckpt_tensor *model, int n, int optim)
+{
+    static const struct mb_dist single = { 0, 1, 0 };
+    const struct mb_dist *w = d ? d : &single;
+    uint64_t h = mb_hash_bytes(&n, sizeof n) ^ (uint64_t)optim;
+
+    for (int i = 0; i < n; i++)
+        h = mb_splitmix64(h ^ mb_hash_bytes(model[i].name ? model[i].name : "",
+                                            model[i].name ? strlen(model[i].name) : 0));
+    int64_t mine = (int64_t)(h >> 1); /* both collectives on every rank */
+    int64_t most = mb_dist_max_i64(w, mine), least = -mb_dist_max_i64(w, -mine);
+    if (most != least)
+        return mb_err_set(MB_E_INVALID, file, "the ranks ask for different tensors");
+    return 0;
+}
+
 static int load_tensors(const struct mb_dist *d, mb_ckpt_reader *r, const char *file,
                         struct mb_ckpt_tensor *model, int n, struct mb_ckpt_tensor *m1,
                         struct mb_ckpt_tensor *m2)
 {
+    if (same_request(d, file, model, n, m1 != NULL) != 0)
+        return -1;
     int has_optim = mb_ckpt_reader_find(r, "/optim/step") != NULL;
     int has_master = 0;
 

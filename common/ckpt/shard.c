@@ -21,10 +21,12 @@
 #include <string.h>
 
 #include "ckpt/internal.h"
+#include "core/hash.h"
 #include "core/mem.h"
 
 /* One rank's description of its part of a tensor, as gathered from every rank. */
 enum {
+    D_NAME, /* a hash of the name */
     D_NDIM,
     D_SHAPE,                                  /* MB_CKPT_MAX_DIM logical dimensions */
     D_AXIS = D_SHAPE + MB_CKPT_MAX_DIM,
@@ -173,6 +175,7 @@ static void describe(const struct mb_ckpt_tensor *t, int64_t *out)
     int axis, nslab = slabs_of(t, &axis, slab);
 
     memset(out, 0, D_LEN * sizeof *out);
+    out[D_NAME] = (int64_t)mb_hash_bytes(t->name, strlen(t->name));
     out[D_NDIM] = t->ndim;
     memcpy(out + D_SHAPE, t->shape, (size_t)t->ndim * sizeof *out);
     out[D_AXIS] = axis;
@@ -226,8 +229,8 @@ static int plan_one(const char *name, const int64_t *all, int nranks, int rank, 
     for (int r = 0; r < nranks; r++) {
         const int64_t *p = all + (size_t)r * D_LEN;
         if (memcmp(p, all, D_PART_FIRST * sizeof *p) != 0)
-            return mb_err_set(MB_E_INVALID, name, "rank %d has another logical shape than "
-                              "rank 0", r);
+            return mb_err_set(MB_E_INVALID, name, "rank %d passes another tensor or logical "
+                              "shape here than rank 0", r);
         if (p[D_HI] == p[D_LO])
             continue;
         int first = 1; /* the first rank holding this part counts it */
@@ -257,16 +260,22 @@ static int plan_one(const char *name, const int64_t *all, int nranks, int rank, 
 int ckpt_shard_plan(const struct mb_dist *d, const struct mb_ckpt_tensor *t, int n, int64_t *lo,
                     int64_t *hi)
 {
-    int nranks = d ? d->size : 1, rank = d ? d->rank : 0;
+    static const struct mb_dist single = { 0, 1, 0 };
+    const struct mb_dist *w = d ? d : &single;
+    int nranks = w->size, rank = w->rank;
+
+    /* the all-gather needs the same count everywhere (both collectives on every rank) */
+    int64_t most = mb_dist_max_i64(w, n), least = -mb_dist_max_i64(w, -(int64_t)n);
+    if (most != least)
+        return mb_err_set(MB_E_INVALID, "", "the ranks pass different numbers of tensors");
     int64_t *mine = mb_xcalloc((size_t)n * D_LEN + 1, sizeof *mine);
     int64_t *all = mb_xcalloc((size_t)n * D_LEN * (size_t)nranks + 1, sizeof *all);
     int64_t *one = mb_xmalloc((size_t)nranks * D_LEN * sizeof *one);
-    static const struct mb_dist single = { 0, 1, 0 };
     int rc = 0;
 
     for (int i = 0; i < n; i++)
         describe(&t[i], mine + (size_t)i * D_LEN);
-    mb_dist_all_gather_i64(d ? d : &single, mine, all, (int64_t)n * D_LEN);
+    mb_dist_all_gather_i64(w, mine, all, (int64_t)n * D_LEN);
     for (int i = 0; rc == 0 && i < n; i++) {
         for (int r = 0; r < nranks; r++) /* tensor I of every rank, side by side */
             memcpy(one + (size_t)r * D_LEN, all + ((size_t)r * (size_t)n + (size_t)i) * D_LEN,
