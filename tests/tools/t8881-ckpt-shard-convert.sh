@@ -47,6 +47,12 @@ test_expect_success 'mb-ckpt info shows the layout saved, or that none was recor
     grep "\"layout\": null" ck.json
 '
 
+test_expect_success 'mb-pretrain records the layout of its run' '
+    . "$MB_ROOT/tests/lib/pretrain-lib.sh" && make_corpus &&
+    pretrain_mpi 2 train.train_iters=3 checkpoint.save=p 2>log &&
+    mb-ckpt info p | grep "^layout: TP 1, CP 1, DP 2, PP 1, distributed optimizer off\$"
+'
+
 test_expect_success 'a layout attribute that is not a size is an error naming it' '
     cp r_llama/iter_0000000.h5 bad.h5 &&
     "$PY" -c "import h5py, numpy; f = h5py.File(\"bad.h5\", \"r+\"); f.attrs[\"data_parallel_size\"] = numpy.bytes_(b\"two\")" &&
