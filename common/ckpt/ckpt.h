@@ -173,7 +173,8 @@ MB_MUST_CHECK int mb_ckpt_save(const struct mb_dist *d, const char *dir,
 MB_MUST_CHECK int mb_ckpt_resolve(const char *load, char **file);
 
 /* Load FILE. Collective when D has MPI (every rank reads the logical hyperslabs of its
- * own part of every tensor, collectively); D may be NULL. For each MODEL[i] the caller
+ * own part of every tensor: with collective MPI-IO where the ranks' parts differ, with
+ * independent reads where every rank holds all of it); D may be NULL. For each MODEL[i] the caller
  * sets name, ndim, the logical shape, its part (slabs, local shape, run; all zero for
  * the whole tensor) and data (room for that part); the values come from /optim/master
  * if present, else from /model (bf16 widened to fp32). EXP_AVG and EXP_AVG_SQ, if not

@@ -106,6 +106,13 @@ int ckpt_shard_select(const struct mb_ckpt_tensor *t, int64_t lo, int64_t hi, hi
 MB_MUST_CHECK int ckpt_shard_plan(const struct mb_dist *d, const struct mb_ckpt_tensor *t,
                                   int n, int64_t *lo, int64_t *hi);
 
+/* Collective (D may be NULL): COLL[i] = 1 when some rank holds less than all of T[i],
+ * whose reads are then collective; 0 when every rank reads all of it, which independent
+ * reads do best (MPI-IO's collective read would pass every rank a copy through the
+ * aggregators: 3x slower at 4 ranks here). */
+void ckpt_shard_collective(const struct mb_dist *d, const struct mb_ckpt_tensor *t, int n,
+                           int *coll);
+
 /* A part of an fp32, bf16 or fp16 dataset PATH of reader R as fp32: the logical elements
  * of T's local elements [LO, HI) into OUT[HI - LO], collectively when COLLECTIVE (every
  * rank calls it for PATH) and R was opened under MPI. -1 with mb_err naming the file and

@@ -1,6 +1,7 @@
 /* ckpt/load.c - read a checkpoint into the caller's tensors, checking names, shapes
  * and dtypes. Each rank reads the logical hyperslabs of its own part of every tensor
- * (shard.c), collectively, so a file saved under any layout loads under any other. */
+ * (shard.c), so a file saved under any layout loads under any other: collectively where
+ * the ranks' parts differ, independently where every rank reads the whole tensor. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -42,9 +43,9 @@ static int check_dataset(mb_ckpt_reader *r, const char *file, const char *path,
 }
 
 /* Read this rank's part of dataset GROUP/<name of T> into T's data, after checking it
- * on every rank (the read is collective). */
+ * on every rank (the read is collective when COLL). */
 static int load_tensor(const struct mb_dist *d, mb_ckpt_reader *r, const char *file,
-                       const char *group, const struct mb_ckpt_tensor *t)
+                       const char *group, const struct mb_ckpt_tensor *t, int coll)
 {
     char *path = mb_ckpt_dataset_path(group, t->name);
     int rc = path ? check_dataset(r, file, path, t) : -1;
@@ -56,7 +57,7 @@ static int load_tensor(const struct mb_dist *d, mb_ckpt_reader *r, const char *f
     if (rc == 0 && !t->data && hi > lo)
         rc = mb_err_set(MB_E_INVALID, t->name, "%s: no room for the data", group);
     if (agree(d, file, rc) == 0)
-        rc = agree(d, file, ckpt_reader_read_part(r, path, t, lo, hi, t->data, 1));
+        rc = agree(d, file, ckpt_reader_read_part(r, path, t, lo, hi, t->data, coll));
     else
         rc = -1;
     free(path);
@@ -108,16 +109,23 @@ static int load_tensors(const struct mb_dist *d, mb_ckpt_reader *r, const char *
         has_master = strncmp(mb_ckpt_reader_info(r, i)->path, "/optim/master/", 14) == 0;
     if ((m1 || m2) && !has_optim) /* the same file on every rank: they all see it */
         return mb_err_set(MB_E_INVALID, file, "checkpoint holds no optimizer state");
-    for (int i = 0; i < n; i++) {
+    int *coll = mb_xcalloc(3 * (size_t)n + 1, sizeof *coll), rc = 0;
+    ckpt_shard_collective(d, model, n, coll);
+    if (m1)
+        ckpt_shard_collective(d, m1, n, coll + n);
+    if (m2)
+        ckpt_shard_collective(d, m2, n, coll + 2 * n);
+    for (int i = 0; i < n && rc == 0; i++) {
         const char *g = has_master ? "/optim/master" : "/model";
         struct mb_ckpt_tensor x1 = m1 ? named_like(&model[i], &m1[i]) : model[i];
         struct mb_ckpt_tensor x2 = m2 ? named_like(&model[i], &m2[i]) : model[i];
-        if (load_tensor(d, r, file, g, &model[i]) != 0 ||
-            (m1 && load_tensor(d, r, file, "/optim/exp_avg", &x1) != 0) ||
-            (m2 && load_tensor(d, r, file, "/optim/exp_avg_sq", &x2) != 0))
-            return -1;
+        if (load_tensor(d, r, file, g, &model[i], coll[i]) != 0 ||
+            (m1 && load_tensor(d, r, file, "/optim/exp_avg", &x1, coll[n + i]) != 0) ||
+            (m2 && load_tensor(d, r, file, "/optim/exp_avg_sq", &x2, coll[2 * n + i]) != 0))
+            rc = -1;
     }
-    return 0;
+    free(coll);
+    return rc;
 }
 
 /* Counters a resume can trust (the stored bytes of a dataset carry no checksum). */

@@ -287,3 +287,17 @@ int ckpt_shard_plan(const struct mb_dist *d, const struct mb_ckpt_tensor *t, int
     free(mine);
     return rc;
 }
+
+void ckpt_shard_collective(const struct mb_dist *d, const struct mb_ckpt_tensor *t, int n,
+                           int *coll)
+{
+    static const struct mb_dist single = { 0, 1, 0 };
+    double *partial = mb_xcalloc((size_t)n + 1, sizeof *partial);
+
+    for (int i = 0; i < n; i++)
+        partial[i] = t[i].nslab != 0 || t[i].part;
+    mb_dist_sum_f64(d ? d : &single, partial, n); /* ranks holding less than all of it */
+    for (int i = 0; i < n; i++)
+        coll[i] = partial[i] > 0;
+    free(partial);
+}
