@@ -294,8 +294,11 @@ void ckpt_shard_collective(const struct mb_dist *d, const struct mb_ckpt_tensor 
     static const struct mb_dist single = { 0, 1, 0 };
     double *partial = mb_xcalloc((size_t)n + 1, sizeof *partial);
 
-    for (int i = 0; i < n; i++)
-        partial[i] = t[i].nslab != 0 || t[i].part;
+    for (int i = 0; i < n; i++) {
+        int64_t lo, hi;
+        ckpt_held(&t[i], &lo, &hi);
+        partial[i] = t[i].nslab != 0 || lo != 0 || hi != ckpt_local_numel(&t[i]);
+    }
     mb_dist_sum_f64(d ? d : &single, partial, n); /* ranks holding less than all of it */
     for (int i = 0; i < n; i++)
         coll[i] = partial[i] > 0;
