@@ -2,9 +2,9 @@
  *
  * Architecture (the family of the stored model config, and the HF architecture: the one
  * the checkpoint came from if mb-convert made it, else the one it would convert to), the
- * config itself, the training counters, the
- * optimizer state, the parallel layout it was saved with, and every dataset with its dtype, shape and size in bytes. The
- * parameter count is the number of elements under /model. Nothing is read but the
+ * config itself, the training counters, the optimizer state, the parallel layout it was
+ * saved with, and every dataset with its dtype, shape and size in bytes. The parameter
+ * count is the number of elements under /model. Nothing is read but the
  * attributes, the int64 counters and the dataset list.
  */
 #include <stddef.h>

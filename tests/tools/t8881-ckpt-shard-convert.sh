@@ -55,7 +55,9 @@ test_expect_success 'mb-pretrain records the layout of its run' '
 
 test_expect_success 'a layout attribute that is not a size is an error naming it' '
     cp r_llama/iter_0000000.h5 bad.h5 &&
-    "$PY" -c "import h5py, numpy; f = h5py.File(\"bad.h5\", \"r+\"); f.attrs[\"data_parallel_size\"] = numpy.bytes_(b\"two\")" &&
+    "$PY" -c "import h5py, numpy
+f = h5py.File(\"bad.h5\", \"r+\")
+f.attrs[\"data_parallel_size\"] = numpy.bytes_(b\"two\")  # fixed-length, as mb writes" &&
     test_expect_code 1 mb-ckpt info bad.h5 2>err &&
     grep "error: bad.h5: attribute .data_parallel_size. holds .two., not a size of 1 or more" err
 '

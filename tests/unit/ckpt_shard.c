@@ -217,7 +217,8 @@ static void refusals(void)
     refused(swap_slabs, "slab 1 (local 2, global 0, 2 long) is out of order",
             "slabs in another order in the tensor");
     refused(past_end, "outside [0, 8) on axis 1", "slab past the end");
-    refused(short_local, "the slabs cover 4 of the 5 local indices", "slabs short of the local axis");
+    refused(short_local, "the slabs cover 4 of the 5 local indices",
+            "slabs short of the local axis");
     refused(wrong_other_axis, "local dimension 2 is 5, the logical one 6",
             "local shape differing off the shard axis");
     refused(bad_part, "part [90, +9) outside the 96 local elements", "part past the end");
