@@ -8,8 +8,8 @@
  * rank holds the shards the TP code makes (ckpt.h): linear_qkv.weight [L, Q/T, h] on
  * axis 1; linear_fc1.weight [L, 2I/T, h] on axis 1 in two slabs (gate rows rI/T.., up
  * rows I + rI/T..); linear_proj.weight and linear_fc2.weight [L, h, I/T] on axis 2;
- * word_embeddings and output_layer [V/T, h] on axis 0; norms and the row-parallel bias
- * whole. With T = 1 every tensor is whole (no slabs), as the TP code makes it.
+ * word_embeddings and output_layer on axis 0 in near-equal blocks (rows [V r/T,
+ * V (r+1)/T)); norms and the row-parallel bias whole. With T = 1 every tensor is whole (no slabs), as the TP code makes it.
  *
  *   ckpt_shard save DIR ITER LAYOUT fp32|bf16 nooptim|optim|distopt
  *       save iteration ITER; rank 0 prints the file's path. optim: every rank holds the
@@ -50,7 +50,7 @@
 #define H 6
 #define Q 16 /* qkv rows */
 #define I 8  /* ffn width */
-#define V 20 /* padded vocabulary */
+#define V 21 /* vocabulary: cut in near-equal blocks, as the TP code cuts it */
 
 enum kind { WHOLE, ROWS0, ROWS1, GATE_UP, COLS2 };
 
@@ -109,6 +109,11 @@ static void shard(struct mb_ckpt_tensor *x, enum kind kind, int t, int r)
     x->local_shape[axis] = n;
     x->nslab = 1;
     x->slab[0] = (struct mb_param_slab){ 0, r * n, n };
+    if (kind == ROWS0) { /* the vocabulary need not divide */
+        int64_t lo = x->shape[0] * r / t, hi = x->shape[0] * (r + 1) / t;
+        x->local_shape[0] = hi - lo;
+        x->slab[0] = (struct mb_param_slab){ 0, lo, hi - lo };
+    }
     if (kind == GATE_UP) { /* gate rows, then up rows, each cut in T */
         n = x->shape[1] / 2 / t;
         x->nslab = 2;

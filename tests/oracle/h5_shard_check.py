@@ -16,7 +16,7 @@ import numpy as np
 
 from h5_check import check_bf16, check_f32, datasets, fail
 
-L, H, Q, I, V = 3, 6, 16, 8, 20
+L, H, Q, I, V = 3, 6, 16, 8, 21
 TENSORS = [
     ("embedding.word_embeddings.weight", (V, H)),
     ("decoder.layers.self_attention.linear_qkv.layer_norm_weight", (L, H)),
