@@ -2,9 +2,9 @@
  *
  * Architecture (the family of the stored model config, and the HF architecture: the one
  * the checkpoint came from if mb-convert made it, else the one it would convert to), the
- * config itself, the training counters, the
- * optimizer state, and every dataset with its dtype, shape and size in bytes. The
- * parameter count is the number of elements under /model. Nothing is read but the
+ * config itself, the training counters, the optimizer state, the parallel layout it was
+ * saved with, and every dataset with its dtype, shape and size in bytes. The parameter
+ * count is the number of elements under /model. Nothing is read but the
  * attributes, the int64 counters and the dataset list.
  */
 #include <stddef.h>
@@ -57,6 +57,7 @@ struct info {
     int optim;           /* any dataset under /optim */
     int has_step;
     int64_t step;
+    struct mb_ckpt_layout layout; /* tp 0: not recorded */
     int64_t params;      /* elements under /model */
     int64_t bytes;       /* all datasets */
 };
@@ -100,6 +101,8 @@ static int gather(mb_ckpt_reader *r, struct info *in)
             return -1;
         in->has_step = 1;
     }
+    if (mb_ckpt_reader_layout(r, &in->layout) != 0)
+        return -1;
     for (int i = 0; i < mb_ckpt_reader_count(r); i++) {
         const struct mb_ckpt_info *it = mb_ckpt_reader_info(r, i);
         if (ck_under(it->path, "/model"))
@@ -139,6 +142,12 @@ static void print_text(mb_ckpt_reader *r, const struct info *in)
         printf("optimizer_state: present (step %lld)\n", (long long)in->step);
     else
         printf("optimizer_state: %s\n", in->optim ? "present" : "absent");
+    const struct mb_ckpt_layout *l = &in->layout;
+    if (l->tp)
+        printf("layout: TP %d, CP %d, DP %d, PP %d, distributed optimizer %s\n", l->tp, l->cp,
+               l->dp, l->pp, l->distributed_optimizer ? "on" : "off");
+    else
+        printf("layout: not recorded\n");
     printf("parameters: %lld\n", (long long)in->params);
     printf("tensors: %d, %lld bytes\n", mb_ckpt_reader_count(r), (long long)in->bytes);
     for (int i = 0; i < mb_ckpt_reader_count(r); i++) {
@@ -203,6 +212,14 @@ static void print_json(mb_ckpt_reader *r, const struct info *in)
     mb_buf_addf(&b, ",\n\"optimizer_state\": %s", in->optim ? "true" : "false");
     if (in->has_step)
         mb_buf_addf(&b, ", \"optim_step\": %lld", (long long)in->step);
+    const struct mb_ckpt_layout *l = &in->layout;
+    if (l->tp)
+        mb_buf_addf(&b, ",\n\"layout\": {\"tensor_model_parallel_size\": %d, "
+                    "\"context_parallel_size\": %d, \"data_parallel_size\": %d, "
+                    "\"pipeline_model_parallel_size\": %d, \"use_distributed_optimizer\": %s}",
+                    l->tp, l->cp, l->dp, l->pp, l->distributed_optimizer ? "true" : "false");
+    else
+        mb_buf_adds(&b, ",\n\"layout\": null");
     mb_buf_addf(&b, ",\n\"parameters\": %lld, \"bytes\": %lld,\n", (long long)in->params,
                 (long long)in->bytes);
     json_tensors(&b, r);

@@ -21,16 +21,21 @@
  * Files are written in HDF5's newest format (1.10: superblock 3, object headers 2), so
  * every piece of metadata carries a checksum and damage is found when it is read.
  *
- * /optim is present only when optimizer state was saved. Under MPI every rank writes
- * the rows [size0*rank/nranks, size0*(rank+1)/nranks) of each tensor's first axis with
- * collective MPI-IO; without MPI the file is written by one process with HDF5's default
- * driver. Scalars, blobs and attributes are rank 0's values. The file is written as
- * iter_%07d.h5.tmp, synced, renamed, and only then is DIR/latest replaced (it holds the
- * file name and a newline), so a crash mid-save leaves the previous checkpoint and
- * `latest` intact. Any number of ranks can load a file saved by any number of ranks.
+ * /optim is present only when optimizer state was saved. Each rank passes its part of
+ * every tensor (struct mb_ckpt_tensor: the whole tensor, its tensor-parallel slabs, or a
+ * run of those, as a distributed optimizer holds the moments) and under MPI writes, with
+ * collective MPI-IO, only the logical hyperslabs of that part; ranks holding the same
+ * part (data-parallel replicas, tensors every TP rank holds whole) split it evenly, so
+ * every element is written once, and the parts must cover each tensor exactly. The file
+ * is the same whatever the layout (h5ls shows the same names and shapes). Without MPI it
+ * is written by one process with HDF5's default driver. Scalars, blobs and attributes
+ * are rank 0's values. The file is written as iter_%07d.h5.tmp, synced, renamed, and
+ * only then is DIR/latest replaced (it holds the file name and a newline), so a crash
+ * mid-save leaves the previous checkpoint and `latest` intact. A load reads each rank's
+ * own part, so a file saved under any layout loads under any other (the layout saved is
+ * recorded, struct mb_ckpt_layout, and never required).
  *
- * Not here: the parameter list of a model (nn/), TP/PP sharding of a tensor (every rank
- * passes the whole tensor), checkpoint retention.
+ * Not here: the parameter list of a model and its shards (nn/), checkpoint retention.
  */
 #ifndef MB_CKPT_CKPT_H
 #define MB_CKPT_CKPT_H
@@ -70,6 +75,22 @@ struct mb_ckpt_tensor {
     int nslab;
     struct mb_param_slab slab[MB_PARAM_MAX_SLABS];
     int64_t local_shape[MB_CKPT_MAX_DIM];
+    /* A part of the local tensor only (a distributed optimizer's shard of a flat buffer,
+     * which may begin and end mid-row): with PART set, DATA holds just the elements
+     * [part_start, part_start + part_count) of the local tensor in row-major order
+     * (part_count may be 0: nothing of this tensor). */
+    int part;
+    int64_t part_start, part_count;
+};
+
+/* The parallel layout a checkpoint was saved with, as the root attributes
+ * tensor_model_parallel_size, context_parallel_size, data_parallel_size,
+ * pipeline_model_parallel_size (decimal strings) and use_distributed_optimizer ("true"
+ * or "false"). TP 0: not recorded (files written before 2026-12, mb-convert's). A load
+ * never requires it to match the layout that loads. */
+struct mb_ckpt_layout {
+    int tp, cp, dp, pp;
+    int distributed_optimizer;
 };
 
 /* An item carried through from checkpoint to checkpoint unchanged: the HF side of a
@@ -86,6 +107,14 @@ struct mb_ckpt_extra {
 /* The parameters of table P (nn/params.h) as tensors over the flat buffer BASE, with
  * their names and shapes: a malloc'd array of P->count, for mb_ckpt_save/load. */
 struct mb_ckpt_tensor *mb_ckpt_tensors_of(const struct mb_param_table *p, float *base);
+
+/* Cut the tensors T of table P (made by mb_ckpt_tensors_of) to the run [LO, HI) of the
+ * flat buffer in P's layout, whose elements are at SHARD (SHARD[0] is element LO): a
+ * distributed optimizer's shard of the moments. Each tensor becomes the part of its
+ * local elements inside the run, perhaps none; a save or load then writes or reads just
+ * that, and no rank needs the whole moments. */
+void mb_ckpt_tensors_part(struct mb_ckpt_tensor *t, const struct mb_param_table *p, int64_t lo,
+                          int64_t hi, float *shard);
 
 /* Everything besides tensors. For a save the pointers are borrowed (NULL strings are
  * stored as ""); after mb_ckpt_load they are malloc'd and freed by
@@ -105,6 +134,7 @@ struct mb_ckpt_state {
     const char *mb_version;
     const struct mb_ckpt_extra *extra; /* stored too on save (N_EXTRA items); not loaded */
     int n_extra;
+    struct mb_ckpt_layout layout; /* stored when layout.tp > 0; loaded (tp 0: not recorded) */
 };
 #define MB_CKPT_STATE_INIT { 0 }
 
@@ -113,10 +143,13 @@ struct mb_ckpt_state {
 void mb_ckpt_state_release(struct mb_ckpt_state *st);
 
 /* Save a checkpoint of iteration st->iteration into DIR (created if missing) and make
- * DIR/latest name it. Collective: every rank of D calls it with the same tensor list;
- * D may be NULL for a single process. MODEL[N] are the parameters (fp32, the master
- * copy); EXP_AVG[N] and EXP_AVG_SQ[N] are their Adam moments with the same shapes
- * (their names are not used), or both NULL to store no optimizer state.
+ * DIR/latest name it. Collective: every rank of D calls it with the same tensor list
+ * (names and logical shapes), each with its own part of every tensor; D may be NULL for
+ * a single process. MODEL[N] are the parameters (fp32, the master copy); EXP_AVG[N] and
+ * EXP_AVG_SQ[N] are their Adam moments with the same logical shapes, each with its own
+ * part (their names are not used), or both NULL to store no optimizer state. The parts
+ * of the ranks must cover every tensor without overlapping (ranks with identical parts
+ * are replicas), else -1 on every rank naming the tensor.
  * MODEL_DTYPE is MB_CKPT_F32 or MB_CKPT_BF16 (round to nearest even; with optimizer
  * state the exact fp32 values also go to /optim/master). On success returns 0 on every
  * rank and, if SAVED_PATH is not NULL, sets it to the malloc'd path of the new file.
@@ -139,12 +172,15 @@ MB_MUST_CHECK int mb_ckpt_save(const struct mb_dist *d, const char *dir,
  * missing file. */
 MB_MUST_CHECK int mb_ckpt_resolve(const char *load, char **file);
 
-/* Load FILE. Collective when D has MPI (every rank reads every tensor whole); D may be
- * NULL. For each MODEL[i] the caller sets name, ndim, shape and data (room for the
- * whole tensor); the values come from /optim/master if present, else from /model
- * (bf16 widened to fp32). EXP_AVG and EXP_AVG_SQ, if not NULL, have N entries whose
- * data pointers receive the moments of MODEL[i] (their name and shape are not used);
- * a file without optimizer state is then an error. ST may be NULL; otherwise it is
+/* Load FILE. Collective when D has MPI (every rank reads the logical hyperslabs of its
+ * own part of every tensor: with collective MPI-IO where the ranks' parts differ, with
+ * independent reads where every rank holds all of it); D may be NULL. For each MODEL[i] the caller
+ * sets name, ndim, the logical shape, its part (slabs, local shape, run; all zero for
+ * the whole tensor) and data (room for that part); the values come from /optim/master
+ * if present, else from /model (bf16 widened to fp32). EXP_AVG and EXP_AVG_SQ, if not
+ * NULL, have N entries whose data pointers receive their parts of the moments of
+ * MODEL[i] (their name and shape are not used: MODEL[i]'s are); a file without
+ * optimizer state is then an error. ST may be NULL; otherwise it is
  * filled (see mb_ckpt_state_release). Returns 0, or -1 with mb_err naming the file and
  * the tensor: missing tensor, shape differing from the expected one (both printed),
  * dtype other than fp32/bf16, counters out of range (iteration 0 to
@@ -198,6 +234,10 @@ int mb_ckpt_reader_has_attr(mb_ckpt_reader *r, const char *name);
 /* Read the root string attribute NAME into a malloc'd string. Returns 0, or -1 with
  * mb_err set if it is missing or not a string. */
 MB_MUST_CHECK int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value);
+
+/* The layout R was saved with (struct mb_ckpt_layout; all zero when not recorded).
+ * -1 with mb_err naming the file and the attribute when one holds something else. */
+MB_MUST_CHECK int mb_ckpt_reader_layout(mb_ckpt_reader *r, struct mb_ckpt_layout *out);
 
 /* The items of R to carry into later checkpoints: root attributes named hf_* and the
  * datasets under /hf (malloc'd array in *OUT of *N; free with mb_ckpt_extras_free).

@@ -85,6 +85,42 @@ int ckpt_wfile_close(struct ckpt_wfile *f, int failed);
  * any point leaves the previous checkpoint and `latest` intact. */
 MB_MUST_CHECK int ckpt_publish(const char *tmp, const char *final, const char *latest_dir);
 
+/* ---- the part of a tensor a rank holds (shard.c) ------------------------------------ */
+
+/* Check T's axis, slabs, local shape and part against its logical shape; -1 with mb_err
+ * naming the tensor and WHAT ("weight", "exp_avg"). */
+MB_MUST_CHECK int ckpt_shard_check(const struct mb_ckpt_tensor *t, const char *what);
+/* Elements of T's local tensor (LOCAL_SHAPE, or SHAPE when it has no slabs). */
+int64_t ckpt_local_numel(const struct mb_ckpt_tensor *t);
+/* The local elements [*LO, *HI) that T's data holds: its part, or all of them. */
+void ckpt_held(const struct mb_ckpt_tensor *t, int64_t *lo, int64_t *hi);
+/* Select in FSPACE, a dataspace of T's logical shape, the logical elements of T's local
+ * elements [LO, HI); HDF5 walks them in local row-major order (nothing for LO == HI).
+ * -1 if HDF5 refuses the selection. */
+int ckpt_shard_select(const struct mb_ckpt_tensor *t, int64_t lo, int64_t hi, hid_t fspace);
+/* Collective (D may be NULL): from the parts of T[N] that every rank holds, the local
+ * elements [LO[i], HI[i]) of T[i] this rank writes, so that each element of the file is
+ * written once. Ranks holding the same part split it evenly. -1 with mb_err naming the
+ * tensor, the same on every rank, when the ranks' logical shapes differ or their parts
+ * overlap or leave a part of the tensor to nobody. */
+MB_MUST_CHECK int ckpt_shard_plan(const struct mb_dist *d, const struct mb_ckpt_tensor *t,
+                                  int n, int64_t *lo, int64_t *hi);
+
+/* Collective (D may be NULL): COLL[i] = 1 when some rank holds less than all of T[i],
+ * whose reads are then collective; 0 when every rank reads all of it, which independent
+ * reads do best (MPI-IO's collective read would pass every rank a copy through the
+ * aggregators: 3x slower at 4 ranks here). */
+void ckpt_shard_collective(const struct mb_dist *d, const struct mb_ckpt_tensor *t, int n,
+                           int *coll);
+
+/* A part of an fp32, bf16 or fp16 dataset PATH of reader R as fp32: the logical elements
+ * of T's local elements [LO, HI) into OUT[HI - LO], collectively when COLLECTIVE (every
+ * rank calls it for PATH) and R was opened under MPI. -1 with mb_err naming the file and
+ * the dataset. */
+MB_MUST_CHECK int ckpt_reader_read_part(mb_ckpt_reader *r, const char *path,
+                                        const struct mb_ckpt_tensor *t, int64_t lo, int64_t hi,
+                                        float *out, int collective);
+
 /* 1 if D is not NULL and has MPI. */
 static inline int ckpt_mpi(const struct mb_dist *d)
 {

@@ -1,4 +1,5 @@
-/* ckpt/params.c - a model's parameter table as checkpoint tensors. */
+/* ckpt/params.c - a model's parameter table as checkpoint tensors, whole or cut to a
+ * distributed optimizer's run of the flat buffer. */
 #include "ckpt/ckpt.h"
 #include "core/mem.h"
 
@@ -20,4 +21,19 @@ struct mb_ckpt_tensor *mb_ckpt_tensors_of(const struct mb_param_table *p, float 
             t[i].slab[k] = it->slab[k];
     }
     return t;
+}
+
+void mb_ckpt_tensors_part(struct mb_ckpt_tensor *t, const struct mb_param_table *p, int64_t lo,
+                          int64_t hi, float *shard)
+{
+    for (int i = 0; i < p->count; i++) {
+        int64_t n = 1, at = p->items[i].offset;
+        for (int d = 0; d < t[i].ndim; d++)
+            n *= t[i].local_shape[d];
+        int64_t a = lo > at ? lo : at, b = hi < at + n ? hi : at + n;
+        t[i].part = 1;
+        t[i].part_start = b > a ? a - at : 0;
+        t[i].part_count = b > a ? b - a : 0;
+        t[i].data = b > a ? shard + (a - lo) : NULL;
+    }
 }

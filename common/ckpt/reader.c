@@ -23,6 +23,7 @@ struct mb_ckpt_reader {
     const unsigned char *map; /* the whole file, read-only, once mb_ckpt_reader_map_rows asks */
     size_t map_size;
     int gheap_ok; /* ckpt_gheap_check passed: variable-length strings can be read */
+    int mpi;      /* opened with MPI-IO: collective reads are possible */
 };
 
 static int add_item(mb_ckpt_reader *r, const char *name, hid_t dset)
@@ -115,6 +116,7 @@ mb_ckpt_reader *mb_ckpt_reader_open(const struct mb_dist *d, const char *file)
 
     ckpt_h5_quiet();
     r->file = mb_xstrdup(file);
+    r->mpi = ckpt_mpi(d);
     r->h5 = H5Fopen(file, H5F_ACC_RDONLY, fapl);
     if (r->h5 < 0) /* take HDF5's reason before the next call clears it */
         ckpt_h5_err(MB_E_PARSE, file, "cannot open checkpoint (missing, truncated or damaged)");
@@ -224,6 +226,56 @@ int mb_ckpt_reader_read_f32(mb_ckpt_reader *r, const char *path, float *out, int
     ckpt_h5_type_close(it->dtype, mtype);
     int f16 = it->dtype == MB_CKPT_F16;
     for (int64_t i = count - 1; rc == 0 && i >= 0; i--)
+        out[i] = f16 ? mb_ckpt_f32_from_f16(half[i]) : mb_ckpt_f32_from_bf16(half[i]);
+    return rc;
+}
+
+/* Read the selection of FSPACE of DSET as MTYPE into a run of N elements at BUF. */
+static int read_selection(mb_ckpt_reader *r, hid_t dset, hid_t fspace, hid_t mtype, int64_t n,
+                          void *buf, int collective)
+{
+    hid_t mspace = H5Screate_simple(1, (hsize_t[]){ n ? (hsize_t)n : 1 }, NULL);
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    static float none; /* HDF5 wants a buffer even when nothing is selected */
+
+    if (n == 0)
+        H5Sselect_none(mspace);
+    if (collective && r->mpi)
+        H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_COLLECTIVE);
+    herr_t rc = H5Dread(dset, mtype, mspace, fspace, dxpl, n ? buf : &none);
+    H5Pclose(dxpl);
+    H5Sclose(mspace);
+    return rc < 0 ? -1 : 0;
+}
+
+int ckpt_reader_read_part(mb_ckpt_reader *r, const char *path, const struct mb_ckpt_tensor *t,
+                          int64_t lo, int64_t hi, float *out, int collective)
+{
+    const struct mb_ckpt_info *it = lookup(
+        r, path, 1u << MB_CKPT_F32 | 1u << MB_CKPT_BF16 | 1u << MB_CKPT_F16,
+        "fp32 or bf16 or fp16");
+
+    if (!it)
+        return -1;
+    if (it->numel == 0) /* no storage, and every rank knows it */
+        return 0;
+    hid_t dset = H5Dopen2(r->h5, path, H5P_DEFAULT);
+    if (dset < 0)
+        return ckpt_h5_err(MB_E_PARSE, r->file, "cannot open dataset '%s'", path);
+    hid_t fspace = H5Dget_space(dset), mtype = ckpt_h5_mem_type(it->dtype);
+    int64_t n = hi - lo;
+    /* 16-bit: the bits go to the first half of OUT and are widened from the end */
+    int rc = ckpt_shard_select(t, lo, hi, fspace);
+    if (rc == 0)
+        rc = read_selection(r, dset, fspace, mtype, n, out, collective);
+    if (rc != 0)
+        rc = ckpt_h5_err(MB_E_PARSE, r->file, "cannot read dataset '%s'", path);
+    ckpt_h5_type_close(it->dtype, mtype);
+    H5Sclose(fspace);
+    H5Dclose(dset);
+    const uint16_t *half = (const uint16_t *)out;
+    int f16 = it->dtype == MB_CKPT_F16;
+    for (int64_t i = n - 1; rc == 0 && it->dtype != MB_CKPT_F32 && i >= 0; i--)
         out[i] = f16 ? mb_ckpt_f32_from_f16(half[i]) : mb_ckpt_f32_from_bf16(half[i]);
     return rc;
 }
@@ -391,6 +443,48 @@ int mb_ckpt_reader_attr(mb_ckpt_reader *r, const char *name, char **value)
     if (a >= 0)
         H5Aclose(a);
     return rc;
+}
+
+/* Root attribute NAME as an integer in [LO, HI] into *OUT; an absent one leaves it. */
+static int layout_int(mb_ckpt_reader *r, const char *name, int lo, int hi, int *out)
+{
+    char *v = NULL, *end;
+
+    if (!mb_ckpt_reader_has_attr(r, name))
+        return 0;
+    if (mb_ckpt_reader_attr(r, name, &v) != 0)
+        return -1;
+    long x = strtol(v, &end, 10);
+    int bad = end == v || *end || x < lo || x > hi, rc = 0;
+    if (hi == 1) { /* a flag */
+        x = strcmp(v, "true") == 0;
+        bad = !x && strcmp(v, "false") != 0;
+    }
+    if (bad)
+        rc = mb_err_set(MB_E_PARSE, r->file, "attribute '%s' holds '%s', not %s", name, v,
+                        hi == 1 ? "true or false" : "a size of 1 or more");
+    else
+        *out = (int)x;
+    free(v);
+    return rc;
+}
+
+int mb_ckpt_reader_layout(mb_ckpt_reader *r, struct mb_ckpt_layout *out)
+{
+    static const char *const names[] = { "tensor_model_parallel_size", "context_parallel_size",
+                                         "data_parallel_size", "pipeline_model_parallel_size" };
+    struct mb_ckpt_layout l = { 0 };
+    int *size[] = { &l.tp, &l.cp, &l.dp, &l.pp };
+
+    memset(out, 0, sizeof *out);
+    for (size_t i = 0; i < MB_ARRAY_LEN(names); i++)
+        if (layout_int(r, names[i], 1, 1 << 24, size[i]) != 0)
+            return -1;
+    if (layout_int(r, "use_distributed_optimizer", 0, 1, &l.distributed_optimizer) != 0)
+        return -1;
+    if (l.tp && l.cp && l.dp && l.pp) /* all four or nothing recorded */
+        *out = l;
+    return 0;
 }
 
 struct attr_names {

@@ -5,6 +5,7 @@
 #include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/err.h"
 #include "core/log.h"
@@ -184,6 +185,19 @@ void mb_dist_barrier(const struct mb_dist *d)
         MPI_Barrier(MPI_COMM_WORLD);
         mb_watchdog_disarm();
     }
+}
+
+void mb_dist_all_gather_i64(const struct mb_dist *d, const int64_t *mine, int64_t *all,
+                            int64_t n)
+{
+    if (!d->mpi) {
+        memmove(all, mine, (size_t)n * sizeof *all);
+        return;
+    }
+    /* the descriptions are small: one call (MPI counts are int) */
+    mb_watchdog_arm("all-gather of %lld int64%s", n, d->rank, d->size);
+    MPI_Allgather(mine, (int)n, MPI_INT64_T, all, (int)n, MPI_INT64_T, MPI_COMM_WORLD);
+    mb_watchdog_disarm();
 }
 
 const char *mb_dist_library_version(void)

@@ -39,6 +39,10 @@ int64_t mb_dist_sum_i64(const struct mb_dist *d, int64_t value);
 /* Largest VALUE over ranks (flags that any rank may raise). */
 int64_t mb_dist_max_i64(const struct mb_dist *d, int64_t value);
 void mb_dist_barrier(const struct mb_dist *d);
+/* ALL receives the N int64 of MINE of every rank, in rank order (ALL holds size * N):
+ * descriptions that every rank must know (the shards of checkpoint tensors). */
+void mb_dist_all_gather_i64(const struct mb_dist *d, const int64_t *mine, int64_t *all,
+                            int64_t n);
 /* In-place sums over ranks (data-parallel gradients and loss counters). The reduction
  * order is MPI's, fixed for a given number of ranks. */
 void mb_dist_sum_f32(const struct mb_dist *d, float *buf, int64_t n);

@@ -106,6 +106,8 @@ int mb_train_save(struct mb_trainer *t)
     st.tokenizer = t->tok->name ? t->tok->name : "";
     st.extra = t->extras;
     st.n_extra = t->n_extras;
+    /* the layout of this run, for mb-ckpt info (a resume need not match it) */
+    st.layout = (struct mb_ckpt_layout){ t->ps.tp, t->ps.cp, t->ps.dp, t->ps.pp, 0 };
     char *saved = NULL;
     double start = mb_now();
     int rc = mb_ckpt_save(t->dist, mb_config_str(t->cfg, "checkpoint.save"), w, p->count, m, v,

@@ -145,6 +145,15 @@ def cmd_info(ckpt, js):
             fail("model_config differs")
         if info["family"] != json.loads(f.attrs["model_config"])["family"]:
             fail("family differs")
+        keys = ["tensor_model_parallel_size", "context_parallel_size", "data_parallel_size",
+                "pipeline_model_parallel_size"]
+        layout = None
+        if "tensor_model_parallel_size" in f.attrs:
+            layout = {k: int(f.attrs[k].decode()) for k in keys}
+            layout["use_distributed_optimizer"] = \
+                f.attrs["use_distributed_optimizer"].decode() == "true"
+        if info["layout"] != layout:
+            fail(f"layout {info['layout']} != {layout}")
 
 
 def cmd_checksums(ckpt, path):
