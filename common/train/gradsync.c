@@ -176,11 +176,3 @@ void mb_grad_sync_gather(const struct mb_grad_sync *s, float *w)
     if (s->distributed)
         mb_group_all_gather_v_f32(s->dp, w, s->shard_counts, s->shard_displs);
 }
-
-float *mb_grad_sync_gather_copy(const struct mb_grad_sync *s, const float *shard)
-{
-    float *whole = mb_xmalloc_for((size_t)s->total * sizeof(float), "a whole optimizer moment");
-    memcpy(whole + s->lo, shard, (size_t)(s->hi - s->lo) * sizeof(float));
-    mb_grad_sync_gather(s, whole);
-    return whole;
-}

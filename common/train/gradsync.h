@@ -96,8 +96,5 @@ static inline float *mb_grad_sync_grads(const struct mb_grad_sync *s)
 /* Distributed: every rank's updated shard of W into every rank's W (an all-gather); a
  * no-op when replicated. */
 void mb_grad_sync_gather(const struct mb_grad_sync *s, float *w);
-/* Distributed: a whole buffer (P floats, allocated) of every rank's SHARD (hi - lo floats
- * each), for a checkpoint; replicated: a copy of SHARD. */
-float *mb_grad_sync_gather_copy(const struct mb_grad_sync *s, const float *shard);
 
 #endif /* MB_TRAIN_GRADSYNC_H */

@@ -26,17 +26,15 @@ static int parse_dtype(const mb_config *cfg, enum mb_ckpt_dtype *out)
     return 0;
 }
 
-/* MOMENT (the optimizer's range) as a whole buffer of the flat layout: itself when the
- * optimizer is not distributed, else a temporary all-gathered copy (release_whole). */
-static float *moments_whole(const struct mb_trainer *t, float *moment)
+/* The Adam moment MOMENT (the optimizer's range [lo, hi) of the flat buffer) as the
+ * parts of the logical tensors it holds: all of them without the distributed optimizer,
+ * this rank's shard with it, which the save writes and the load reads as hyperslabs. */
+static struct mb_ckpt_tensor *moment_tensors(const struct mb_trainer *t, float *moment)
 {
-    return t->gsync.distributed ? mb_grad_sync_gather_copy(&t->gsync, moment) : moment;
-}
-
-static void release_whole(const struct mb_trainer *t, float *whole)
-{
-    if (t->gsync.distributed)
-        free(whole);
+    const struct mb_param_table *p = &t->model.params;
+    struct mb_ckpt_tensor *x = mb_ckpt_tensors_of(p, t->model.w);
+    mb_ckpt_tensors_part(x, p, t->opt.lo, t->opt.hi, moment);
+    return x;
 }
 
 static bool all_finite(const float *x, int64_t n)
@@ -71,15 +69,9 @@ int mb_train_save(struct mb_trainer *t)
     if (parse_dtype(t->cfg, &dtype) < 0 || mb_train_carry_tokenizer(t) < 0)
         return -1;
     bool optim = mb_config_bool(t->cfg, "checkpoint.save_optim");
-    /* The checkpoint holds whole logical tensors whatever the layout. With the
-     * distributed optimizer each rank holds only its shard of the moments, so for now
-     * they are all-gathered into temporary whole copies (2 x 4 B a parameter on every
-     * rank during the save) before mb_ckpt_save. */
-    float *whole_m = optim ? moments_whole(t, t->opt.exp_avg) : NULL;
-    float *whole_v = optim ? moments_whole(t, t->opt.exp_avg_sq) : NULL;
     struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
-    struct mb_ckpt_tensor *m = optim ? mb_ckpt_tensors_of(p, whole_m) : NULL;
-    struct mb_ckpt_tensor *v = optim ? mb_ckpt_tensors_of(p, whole_v) : NULL;
+    struct mb_ckpt_tensor *m = optim ? moment_tensors(t, t->opt.exp_avg) : NULL;
+    struct mb_ckpt_tensor *v = optim ? moment_tensors(t, t->opt.exp_avg_sq) : NULL;
     char *model_json = mb_model_config_to_json(&t->model.cfg);
     char *recipe_json = mb_config_to_json(t->cfg);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
@@ -107,7 +99,8 @@ int mb_train_save(struct mb_trainer *t)
     st.extra = t->extras;
     st.n_extra = t->n_extras;
     /* the layout of this run, for mb-ckpt info (a resume need not match it) */
-    st.layout = (struct mb_ckpt_layout){ t->ps.tp, t->ps.cp, t->ps.dp, t->ps.pp, 0 };
+    st.layout = (struct mb_ckpt_layout){ t->ps.tp, t->ps.cp, t->ps.dp, t->ps.pp,
+                                         t->gsync.distributed };
     char *saved = NULL;
     double start = mb_now();
     int rc = mb_ckpt_save(t->dist, mb_config_str(t->cfg, "checkpoint.save"), w, p->count, m, v,
@@ -121,8 +114,6 @@ int mb_train_save(struct mb_trainer *t)
     free(w);
     free(m);
     free(v);
-    release_whole(t, whole_m);
-    release_whole(t, whole_v);
     return rc;
 }
 
@@ -168,25 +159,13 @@ int mb_train_load_pretrained(struct mb_trainer *t, const char *file)
 int mb_train_resume(struct mb_trainer *t, const char *file)
 {
     const struct mb_param_table *p = &t->model.params;
-    /* With the distributed optimizer the whole moments are read into temporary buffers
-     * and this rank keeps its shard: any layout resumes any other. */
-    bool dist = t->gsync.distributed;
-    size_t bytes = (size_t)p->total * sizeof(float);
-    float *whole_m = dist ? mb_xmalloc_for(bytes, "a whole optimizer moment") : t->opt.exp_avg;
-    float *whole_v = dist ? mb_xmalloc_for(bytes, "a whole optimizer moment")
-                          : t->opt.exp_avg_sq;
+    /* each rank reads its own parts (its shard of the moments with the distributed
+     * optimizer): any layout resumes any other */
     struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
-    struct mb_ckpt_tensor *m = mb_ckpt_tensors_of(p, whole_m);
-    struct mb_ckpt_tensor *v = mb_ckpt_tensors_of(p, whole_v);
+    struct mb_ckpt_tensor *m = moment_tensors(t, t->opt.exp_avg);
+    struct mb_ckpt_tensor *v = moment_tensors(t, t->opt.exp_avg_sq);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
     int rc = mb_ckpt_load(t->dist, file, w, p->count, m, v, &st);
-    if (rc == 0 && dist) {
-        size_t shard = (size_t)(t->opt.hi - t->opt.lo) * sizeof(float);
-        memcpy(t->opt.exp_avg, whole_m + t->opt.lo, shard);
-        memcpy(t->opt.exp_avg_sq, whole_v + t->opt.lo, shard);
-    }
-    release_whole(t, whole_m);
-    release_whole(t, whole_v);
     if (rc == 0)
         rc = mb_train_check_schedule(t, file, st.recipe_json);
     if (rc == 0) {

@@ -162,20 +162,6 @@ static int model_config(struct mb_trainer *t, struct mb_model_config *mc)
     return 0;
 }
 
-/* Checkpoints of tensor-parallel shards are not written or read yet: refuse up front
- * rather than save or load whole tensors into shards. */
-static int check_tp_checkpoints(const struct mb_trainer *t)
-{
-    const char *keys[] = { "checkpoint.save", "checkpoint.load",
-                           "checkpoint.pretrained_checkpoint" };
-    for (size_t i = 0; t->ps.tp > 1 && i < MB_ARRAY_LEN(keys); i++)
-        if (mb_config_has(t->cfg, keys[i]))
-            return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(t->cfg, keys[i]),
-                              "%s with dist.tensor_model_parallel_size %d: checkpoints of "
-                              "tensor-parallel shards are not supported yet", keys[i], t->ps.tp);
-    return 0;
-}
-
 /* The model: this rank's tensor-parallel shards of MC. */
 static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
 {
@@ -220,8 +206,7 @@ static int setup(struct mb_trainer *t)
     const char *timeout = "dist.timeout_minutes"; /* the watchdog of the collectives */
     if (mb_dist_set_timeout(mb_config_double(cfg, timeout), mb_config_where(cfg, timeout)) < 0)
         return -1;
-    if (parallel_state(t) < 0 || check_sizes(t) < 0 || check_tp_checkpoints(t) < 0 ||
-        model_config(t, &mc) < 0)
+    if (parallel_state(t) < 0 || check_sizes(t) < 0 || model_config(t, &mc) < 0)
         return -1;
     if (t->seq > mc.max_position_embeddings)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "data.seq_length"),

@@ -115,10 +115,4 @@ test_expect_success 'sequence parallelism with a sequence TP does not divide: ex
     test $(grep -c "data.seq_length 63 is not a multiple of dist.tensor_model_parallel_size 2" err) = 2
 '
 
-test_expect_success 'checkpoints under TP are refused until shards are saved' '
-    test_expect_code 1 pretrain_mpi 2 dist.tensor_model_parallel_size=2 checkpoint.save=ck 2>err &&
-    grep "checkpoint.save with dist.tensor_model_parallel_size 2: checkpoints of tensor-parallel shards are not supported yet" err &&
-    test ! -e ck/latest
-'
-
 test_done
