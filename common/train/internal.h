@@ -42,6 +42,7 @@ struct mb_trainer {
     struct mb_grad_sync gsync;    /* the DP gradient reduction, and the optimizer's shard */
     double *norm_weight;          /* per parameter in the gradient norm; NULL: all 1 */
     int64_t dp_traffic;           /* bytes sent in DP collectives by the training steps */
+    int64_t tp_traffic;           /* and in TP collectives (layers, loss, partial grads) */
     struct mb_lr_schedule sched;
     mb_gpt_data *data;
     mb_tb *tb;
@@ -97,11 +98,12 @@ void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm,
                             bool skipped);
 void mb_train_log_eval(struct mb_trainer *t, double loss);
 /* Bytes per rank of parameters, gradients and optimizer state against Megatron's
- * formula (parallel.md 5.7), at the start; at the end, the peak RSS next to them and
- * the data-parallel traffic (TRAFFIC bytes sent by this rank in ITERATIONS; dist/pstate.h
- * mb_group_traffic) per iteration. Every rank calls the second. */
+ * formula (parallel.md 5.7), and the analytic tensor-parallel traffic per iteration, at
+ * the start; at the end, the peak RSS next to them and the data- and tensor-parallel
+ * traffic (t->dp_traffic, t->tp_traffic: bytes sent by this rank in ITERATIONS;
+ * dist/pstate.h mb_group_traffic) per iteration. Every rank calls the second. */
 void mb_train_log_memory(const struct mb_trainer *t);
-void mb_train_log_finish(const struct mb_trainer *t, int64_t iterations, int64_t traffic);
+void mb_train_log_finish(const struct mb_trainer *t, int64_t iterations);
 
 /* logger.metrics_jsonl (train/metrics.c): open for appending on rank 0 (-1 with mb_err
  * naming the file), close. A line is built with mb_metrics_begin and the field adders,

@@ -157,6 +157,61 @@ static double mib(int64_t bytes)
     return (double)bytes / (1024.0 * 1024.0);
 }
 
+/* Bytes one rank sends in a ring all-reduce of BYTES over a group of T: 2 (t-1)/t of
+ * them; in an all-gather or reduce-scatter whose whole (gathered) tensor is BYTES:
+ * (t-1)/t (parallel.md section 0; dist/pstate.c counts the same). */
+static double ring_all_reduce(int64_t t, double bytes)
+{
+    return 2.0 * (double)(t - 1) / (double)t * bytes;
+}
+
+static double ring_gather(int64_t t, double bytes)
+{
+    return (double)(t - 1) / (double)t * bytes;
+}
+
+/* Floats of the TP-replicated parameters whose gradients each TP rank holds only a part
+ * of, summed over TP once per step (parallel.md 2.5): the q/k norms always (each rank
+ * normalises its own heads); under sequence parallelism every norm and the row-parallel
+ * biases too (each rank saw its own tokens). */
+static double tp_partial_grads(const struct mb_model_config *c, bool sp)
+{
+    int64_t h = c->hidden_size, per_norm = c->normalization == MB_NORM_LAYER ? 2 * h : h;
+    int64_t layer = c->qk_layernorm ? 2 * c->kv_channels : 0;
+    if (!sp)
+        return (double)(c->num_layers * layer);
+    layer += 2 * per_norm;                  /* input and pre-MLP norms */
+    layer += c->sandwich_norm ? 2 * h : 0;  /* post-attention and post-MLP norms (RMS) */
+    layer += c->add_bias_linear ? 2 * h : 0; /* linear_proj, linear_fc2 biases */
+    return (double)(c->num_layers * layer + per_norm); /* and the final norm */
+}
+
+/* Bytes one rank sends per iteration in TP collectives, from the sizes (parallel.md 2.4,
+ * 2.7, 2.8, section 9, as nn/ does them). Per micro-batch of n tokens, X = 4 n h bytes:
+ *   no SP: forward, linear_proj's and linear_fc2's all-reduces per layer and the
+ *          embedding's; backward, linear_qkv's and linear_fc1's dX all-reduces per layer
+ *          and the output layer's:                         (4 L + 2) all-reduces of X;
+ *   SP:    the embedding's all-reduce of X, then all-gathers and reduce-scatters of X:
+ *          4 per layer forward (qkv, fc1 gather; proj, fc2 scatter), 6 per layer backward
+ *          (fc2, proj gather dY; qkv, fc1 gather X again and scatter dX), and the head's
+ *          gather, its dX scatter and the embedding's gather of dY: 10 L + 3;
+ * and the cross-entropy's all-reduces of the n row maxima (float), target logits (float)
+ * and exp-sums (double): 16 n bytes. Per step, the sums of the partial gradients. */
+static double tp_traffic_analytic(const struct mb_trainer *t)
+{
+    const struct mb_model_config *c = &t->model.cfg;
+    int64_t tp = t->ps.tp, n = t->micro_batch * t->seq, nl = c->num_layers;
+    double x = 4.0 * (double)n * (double)c->hidden_size;
+    bool sp = t->model.sequence_parallel;
+    double micro = ring_all_reduce(tp, 16.0 * (double)n);
+    if (sp)
+        micro += ring_all_reduce(tp, x) + (double)(10 * nl + 3) * ring_gather(tp, x);
+    else
+        micro += (double)(4 * nl + 2) * ring_all_reduce(tp, x);
+    return (double)t->batches.count * micro +
+           ring_all_reduce(tp, 4.0 * tp_partial_grads(c, sp));
+}
+
 void mb_train_log_memory(const struct mb_trainer *t)
 {
     if (t->dist->rank != 0)
@@ -175,19 +230,26 @@ void mb_train_log_memory(const struct mb_trainer *t)
                 dist ? "distributed optimizer" : "replicated optimizer",
                 dist ? "(8 + 8/d) B" : "16 B", (long long)p, formula,
                 formula / (1024.0 * 1024.0));
+    if (t->ps.tp > 1)
+        mb_log_info("tensor-parallel traffic per iteration per rank, analytic: %.0f B "
+                    "(%s; ring volumes as dist/pstate.c counts them)",
+                    tp_traffic_analytic(t),
+                    t->model.sequence_parallel ? "sequence parallel" : "no sequence parallel");
 }
 
-void mb_train_log_finish(const struct mb_trainer *t, int64_t iterations, int64_t traffic)
+void mb_train_log_finish(const struct mb_trainer *t, int64_t iterations)
 {
     struct rusage ru;
     int64_t rss_kib = getrusage(RUSAGE_SELF, &ru) == 0 ? (int64_t)ru.ru_maxrss : 0;
     int64_t largest = mb_dist_max_i64(t->dist, rss_kib);
     if (t->dist->rank != 0)
         return;
+    double per = iterations > 0 ? 1.0 / (double)iterations : 0.0;
     mb_log_info("peak RSS %.1f MiB on rank 0, %.1f MiB the largest over ranks (model and "
                 "optimizer state %.1f MiB); data-parallel traffic %.0f B per iteration per "
-                "rank over %lld iteration%s",
+                "rank, tensor-parallel traffic %.0f B per iteration per rank, over %lld "
+                "iteration%s",
                 (double)rss_kib / 1024.0, (double)largest / 1024.0, mib(state_bytes(t).total),
-                iterations > 0 ? (double)traffic / (double)iterations : 0.0,
+                (double)t->dp_traffic * per, (double)t->tp_traffic * per,
                 (long long)iterations, iterations == 1 ? "" : "s");
 }

@@ -385,7 +385,8 @@ static int train_iteration(struct mb_trainer *t)
     if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
         return -1;
     const struct mb_group *dp = mb_pstate_group(&t->ps, MB_GROUP_DP);
-    int64_t traffic = mb_group_traffic(dp);
+    const struct mb_group *tp = mb_pstate_group(&t->ps, MB_GROUP_TP);
+    int64_t traffic = mb_group_traffic(dp), tp_traffic = mb_group_traffic(tp);
     struct mb_model *m = &t->model;
     mb_model_zero_grad(m);
     mb_grad_sync_begin(&t->gsync);
@@ -409,6 +410,7 @@ static int train_iteration(struct mb_trainer *t)
         mb_grad_sync_gather(&t->gsync, m->w);
     }
     t->dp_traffic += mb_group_traffic(dp) - traffic;
+    t->tp_traffic += mb_group_traffic(tp) - tp_traffic;
     t->iteration++;
     t->consumed_train += t->global_batch;
     mb_train_log_iteration(t, loss, norm, lr, bad != 0);
@@ -487,7 +489,7 @@ static int loop(struct mb_trainer *t)
             break;
         }
     }
-    mb_train_log_finish(t, t->iteration - first, t->dp_traffic);
+    mb_train_log_finish(t, t->iteration - first);
     return 0;
 }
 
