@@ -6,6 +6,8 @@
 # thread per process (MPI tests oversubscribe two cores).
 # pretrain_mpi N ARGS...: the same over N MPI ranks.
 # losses FILE: the "iter N ... loss X" values of a log, one "N X" per line.
+# family_keys NAME: the model.* overrides of a test family (tests/data/models/NAME.json),
+# the recipe's vocabulary and positions kept.
 
 SMALL_RECIPE="$MB_ROOT/tests/data/recipes/small.yaml"
 export OMP_NUM_THREADS=1 OPENBLAS_NUM_THREADS=1
@@ -26,6 +28,12 @@ pretrain_mpi() {
     shift
     $MPIRUN -np "$ranks" mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document \
         tokenizer.tokenizer_model=tok.json "$@"
+}
+
+family_keys() {
+    tr -d '{}\n ' <"$MB_ROOT/tests/data/models/$1.json" | tr ',' '\n' |
+        sed 's/"//g; s/:/=/; s/^/model./' |
+        grep -v -e '^model.vocab_size=' -e '^model.max_position_embeddings='
 }
 
 losses() {

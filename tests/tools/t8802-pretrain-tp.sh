@@ -3,14 +3,6 @@ test_description='mb-pretrain with tensor (and sequence) parallelism prints the 
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MB_ROOT/tests/lib/pretrain-lib.sh"
 
-# the model.* keys of a test family (tests/data/models), the recipe's vocabulary and
-# positions kept
-family_keys() {
-    tr -d '{}\n ' <"$MB_ROOT/tests/data/models/$1.json" | tr ',' '\n' |
-        sed 's/"//g; s/:/=/; s/^/model./' |
-        grep -v -e '^model.vocab_size=' -e '^model.max_position_embeddings='
-}
-
 # run NAME NP ARGS...: 20 iterations on NP ranks (1: no mpirun) into NAME.log
 run() {
     name=$1 np=$2
