@@ -8,12 +8,6 @@ test_description='mb-pretrain, every family x TP {1,2,4} x DP {1,2} x sequence p
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MB_ROOT/tests/lib/pretrain-lib.sh"
 
-family_keys() {
-    tr -d '{}\n ' <"$MB_ROOT/tests/data/models/$1.json" | tr ',' '\n' |
-        sed 's/"//g; s/:/=/; s/^/model./' |
-        grep -v -e '^model.vocab_size=' -e '^model.max_position_embeddings='
-}
-
 test_expect_success 'setup: a real corpus, a trained tokenizer, token files' '
     make_corpus
 '
