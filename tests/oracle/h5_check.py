@@ -107,8 +107,9 @@ def check_train(f, it, optim):
         fail("attribute mb_version missing")
 
 
-def check(path, it, dtype, optim):
-    f = h5py.File(path, "r")
+def check_tensors(f, tensors, it, dtype, optim):
+    """Every tensor of TENSORS in /model (and /optim) holds the values of iteration IT,
+    and the file holds no other dataset than those and /train's; returns their count."""
     want_paths = {"/train/iteration", "/train/consumed_train_samples",
                   "/train/consumed_valid_samples", "/train/rng_state", "/train/data_state"}
     kinds = [("/model", 0)]
@@ -118,7 +119,7 @@ def check(path, it, dtype, optim):
         if dtype == "bf16":
             kinds.append(("/optim/master", 0))
     for group, k in kinds:
-        for t, (name, shape) in enumerate(TENSORS):
+        for t, (name, shape) in enumerate(tensors):
             p = group + "/" + name.replace(".", "/")
             want_paths.add(p)
             v = values(t, shape, it + 1000 * k)
@@ -130,8 +131,14 @@ def check(path, it, dtype, optim):
     if have != want_paths:
         fail(f"datasets differ: extra {sorted(have - want_paths)}, "
              f"missing {sorted(want_paths - have)}")
+    return len(have)
+
+
+def check(path, it, dtype, optim):
+    f = h5py.File(path, "r")
+    n = check_tensors(f, TENSORS, it, dtype, optim)
     check_train(f, it, optim)
-    print(f"ok {path}: {len(have)} datasets")
+    print(f"ok {path}: {n} datasets")
 
 
 def datasets(f):

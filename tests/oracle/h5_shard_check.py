@@ -12,9 +12,8 @@ Exits 0 when everything matches, 1 with a message otherwise.
 import sys
 
 import h5py
-import numpy as np
 
-from h5_check import check_bf16, check_f32, datasets, fail
+from h5_check import check_tensors, fail
 
 L, H, Q, I, V = 3, 6, 16, 8, 21
 TENSORS = [
@@ -32,12 +31,6 @@ LAYOUT_ATTRS = ["tensor_model_parallel_size", "context_parallel_size", "data_par
                 "pipeline_model_parallel_size", "use_distributed_optimizer"]
 
 
-def values(t, shape, salt):
-    i = np.arange(int(np.prod(shape)), dtype=np.int64)
-    v = ((t * 7919 + i * 104729 + salt * 31) % 65537 - 32768).astype(np.float64) / 1024.0
-    return v.astype(np.float32).reshape(shape)
-
-
 def check_layout(f, layout):
     have = {k: f.attrs[k].decode() for k in LAYOUT_ATTRS if k in f.attrs}
     want = {} if layout == "none" else dict(zip(LAYOUT_ATTRS, layout.split(",")))
@@ -47,31 +40,11 @@ def check_layout(f, layout):
 
 def check(path, it, dtype, optim, layout):
     f = h5py.File(path, "r")
-    want_paths = {"/train/iteration", "/train/consumed_train_samples",
-                  "/train/consumed_valid_samples", "/train/rng_state", "/train/data_state"}
-    kinds = [("/model", 0)]
-    if optim:
-        want_paths.add("/optim/step")
-        kinds += [("/optim/exp_avg", 1), ("/optim/exp_avg_sq", 2)]
-        if dtype == "bf16":
-            kinds.append(("/optim/master", 0))
-    for group, k in kinds:
-        for t, (name, shape) in enumerate(TENSORS):
-            p = group + "/" + name.replace(".", "/")
-            want_paths.add(p)
-            v = values(t, shape, it + 1000 * k)
-            if group == "/model" and dtype == "bf16":
-                check_bf16(f, p, v)
-            else:
-                check_f32(f, p, v)
-    have = {"/" + n for n in datasets(f)}
-    if have != want_paths:
-        fail(f"datasets differ: extra {sorted(have - want_paths)}, "
-             f"missing {sorted(want_paths - have)}")
+    n = check_tensors(f, TENSORS, it, dtype, optim)
     if int(f["/train/iteration"][()]) != it or (optim and int(f["/optim/step"][()]) != it):
         fail("/train/iteration or /optim/step differs")
     check_layout(f, layout)
-    print(f"ok {path}: {len(have)} datasets")
+    print(f"ok {path}: {n} datasets")
 
 
 def main():
