@@ -43,12 +43,7 @@ struct to_h5 {
 /* HF tensor NAME, also without the architecture's optional prefix. */
 static const struct mb_st_tensor *find(const struct to_h5 *j, const char *name)
 {
-    const struct mb_st_tensor *t = mb_st_dir_find(j->st, name);
-    const char *pre = j->arch->strip_prefix;
-
-    if (!t && pre && strncmp(name, pre, strlen(pre)) == 0)
-        t = mb_st_dir_find(j->st, name + strlen(pre));
-    return t;
+    return mb_bridge_find_tensor(j->st, j->arch, name);
 }
 
 static void mark_used(struct to_h5 *j, const struct mb_st_tensor *t)

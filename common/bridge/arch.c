@@ -268,3 +268,15 @@ void mb_bridge_move(const struct mb_bridge_rule *rule, const struct mb_param *p,
         break;
     }
 }
+
+const struct mb_st_tensor *mb_bridge_find_tensor(const mb_st_dir *st,
+                                                 const struct mb_bridge_arch *arch,
+                                                 const char *name)
+{
+    const struct mb_st_tensor *t = mb_st_dir_find(st, name);
+    const char *pre = arch->strip_prefix;
+
+    if (!t && pre && strncmp(name, pre, strlen(pre)) == 0)
+        t = mb_st_dir_find(st, name + strlen(pre));
+    return t;
+}

@@ -52,6 +52,11 @@ const struct mb_bridge_arch *mb_bridge_arch_find(const char *architecture);
 const struct mb_bridge_arch *mb_bridge_arch_for_family(const char *family);
 /* "LlamaForCausalLM, MistralForCausalLM, ..." (static). */
 const char *mb_bridge_arch_list(void);
+/* The HF tensor NAME in ST, also found without ARCH's optional strip_prefix (GPT-2
+ * files are saved with and without "transformer."); NULL when there is none. */
+const struct mb_st_tensor *mb_bridge_find_tensor(const mb_st_dir *st,
+                                                 const struct mb_bridge_arch *arch,
+                                                 const char *name);
 
 /* Parse config.json TEXT (WHERE names it in errors) into C. Sets *ARCH. -1 with mb_err
  * naming the field: unsupported architecture, a value mb cannot represent (unknown

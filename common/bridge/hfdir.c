@@ -65,12 +65,7 @@ int mb_bridge_is_hf_dir(const char *path)
 /* HF tensor NAME, also without the architecture's optional prefix. */
 static const struct mb_st_tensor *find(const struct mb_bridge_hf *h, const char *name)
 {
-    const struct mb_st_tensor *t = mb_st_dir_find(h->st, name);
-    const char *pre = h->arch->strip_prefix;
-
-    if (!t && pre && strncmp(name, pre, strlen(pre)) == 0)
-        t = mb_st_dir_find(h->st, name + strlen(pre));
-    return t;
+    return mb_bridge_find_tensor(h->st, h->arch, name);
 }
 
 /* Every HF tensor of P: present, of one float type (into *DT), the shape of its rule. */

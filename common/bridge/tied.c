@@ -15,17 +15,9 @@
 static const struct mb_st_tensor *tensor_for(const mb_st_dir *st, const struct mb_bridge_arch *a,
                                              const char *mb_name)
 {
-    const char *pre = a->strip_prefix;
-
-    for (int r = 0; r < a->nrules; r++) {
-        const char *hf = a->rules[r].hf;
-        if (strcmp(a->rules[r].mb, mb_name) != 0)
-            continue;
-        const struct mb_st_tensor *t = mb_st_dir_find(st, hf);
-        if (!t && pre && strncmp(hf, pre, strlen(pre)) == 0)
-            t = mb_st_dir_find(st, hf + strlen(pre));
-        return t;
-    }
+    for (int r = 0; r < a->nrules; r++)
+        if (strcmp(a->rules[r].mb, mb_name) == 0)
+            return mb_bridge_find_tensor(st, a, a->rules[r].hf);
     return NULL;
 }
 
