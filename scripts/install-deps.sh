@@ -38,7 +38,11 @@ numpy==2.4.6
 h5py==3.16.0
 tensorboard==2.21.0
 torch==2.15.0
-megatron-core==0.16.1"
+megatron-core==0.16.1
+peft==0.21.2
+accelerate==1.16.0
+gguf==0.19.0
+Jinja2==3.1.6"
 
 MB_CACHE="${MB_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mb}"
 VENV="$MB_CACHE/venv"
@@ -120,7 +124,7 @@ if ! "$VENV/bin/python" -m pip install --disable-pip-version-check -q -r "$reqs"
 fi
 rm -f "$reqs"
 if ! out=$("$VENV/bin/python" -W ignore -c '
-import tokenizers, transformers, sentencepiece, google.protobuf, tiktoken, numpy, h5py, torch
+import tokenizers, transformers, sentencepiece, google.protobuf, tiktoken, numpy, h5py, torch, peft, gguf, jinja2
 from megatron.core.datasets.indexed_dataset import IndexedDataset, IndexedDatasetBuilder
 ' 2>&1); then
 	printf '%s\n' "$out" >&2
