@@ -371,10 +371,10 @@ static int check_prompt(const struct gen *g)
                           "%zu tokens is longer than the model's max_position_embeddings (%lld)",
                           g->prompt.len, (long long)c->max_position_embeddings);
     for (size_t i = 0; i < g->prompt.len; i++)
-        if (g->prompt.v[i] >= c->vocab_size)
+        if (g->prompt.v[i] >= mb_model_real_vocab(c))
             return mb_err_set(MB_E_INVALID, "prompt",
                               "token id %d is outside the model's vocabulary of %lld",
-                              g->prompt.v[i], (long long)c->vocab_size);
+                              g->prompt.v[i], (long long)mb_model_real_vocab(c));
     return 0;
 }
 
@@ -477,12 +477,13 @@ static int generate(struct gen *g)
     if (rc == 0 && !g->o->ids)
         rc = prompt_text_len(g);
     while (rc == 0 && (int64_t)g->prompt.len + (int64_t)g->out.len < total) {
-        const char *bad = mb_logits_nonfinite(logits, c->vocab_size);
+        /* only real tokens: the padded rows' logits are -inf by design */
+        const char *bad = mb_logits_nonfinite(logits, mb_model_real_vocab(c));
         if (bad) {
             rc = nonfinite_error(st.len - 1, bad);
             break;
         }
-        int32_t id = mb_sample_next(&s, logits, c->vocab_size);
+        int32_t id = mb_sample_next(&s, logits, mb_model_real_vocab(c));
         mb_ids_push(&g->out, id);
         bool stop = is_eos(g, id);
         if (g->o->ids)

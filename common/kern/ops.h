@@ -140,7 +140,9 @@ struct mb_ops {
      * loss[r] = logsumexp(z[r]) - z[r, target[r]] for every row (targets < 0: loss 0).
      * When grad_scale != 0 the logits are replaced in place by
      * d(sum_r weight[r] * loss[r]) / d logits * grad_scale, where weight = loss_mask
-     * (rows with mask 0 or target < 0 get zeros); else they are left as they were. */
+     * (rows with mask 0 or target < 0 get zeros); else they are left as they were.
+     * Logits of -inf (padded vocabulary rows) stay -inf under the cap and get
+     * probability 0 and gradient 0; the target is never one of them. */
     void (*xent)(float *logits, float *loss, const int32_t *target, const float *loss_mask,
                  int64_t rows, int64_t vocab, float softcap, float grad_scale);
 

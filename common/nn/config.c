@@ -37,6 +37,7 @@ static const struct field fields[] = {
     FIELD(kv_channels, F_I64),
     FIELD(ffn_hidden_size, F_I64),
     FIELD(vocab_size, F_I64),
+    FIELD(real_vocab_size, F_I64),
     FIELD(max_position_embeddings, F_I64),
     ENUM(normalization, norm_names),
     FIELD(layernorm_epsilon, F_F64),
@@ -296,6 +297,10 @@ static int check(const struct mb_model_config *c, const struct place *pl)
         real_ok(pl, "final_logit_softcapping", c->final_logit_softcapping, 0, 0) < 0 ||
         real_ok(pl, "query_pre_attn_scalar", c->query_pre_attn_scalar, 0, 0) < 0)
         return -1;
+    if (c->real_vocab_size < 0 || c->real_vocab_size > c->vocab_size)
+        return mb_err_set(MB_E_INVALID, at(pl, "real_vocab_size"),
+                          "model.real_vocab_size %lld must be between 0 and model.vocab_size "
+                          "%lld", (long long)c->real_vocab_size, (long long)c->vocab_size);
     if (c->sliding_window < 0 || c->sliding_window_pattern < 0)
         return mb_err_set(MB_E_INVALID, at(pl, c->sliding_window < 0 ? "sliding_window"
                                                                      : "sliding_window_pattern"),
@@ -327,6 +332,9 @@ char *mb_model_config_to_json(const struct mb_model_config *c)
     for (size_t i = 0; i < N_FIELDS; i++) {
         const struct field *f = &fields[i];
         const char *src = (const char *)c + f->offset;
+        /* unpadded models (all but those sized from a tokenizer) keep the JSON they had */
+        if (src == (const char *)&c->real_vocab_size && c->real_vocab_size == 0)
+            continue;
         mb_buf_addf(&out, "%s\"%s\": ", i ? ", " : "", f->name);
         switch (f->type) {
         case F_I64: mb_buf_addf(&out, "%lld", (long long)*(const int64_t *)src); break;
@@ -338,6 +346,11 @@ char *mb_model_config_to_json(const struct mb_model_config *c)
     }
     mb_buf_adds(&out, "}");
     return out.data;
+}
+
+int64_t mb_model_real_vocab(const struct mb_model_config *c)
+{
+    return c->real_vocab_size > 0 ? c->real_vocab_size : c->vocab_size;
 }
 
 int64_t mb_model_qkv_rows(const struct mb_model_config *c)

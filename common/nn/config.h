@@ -27,7 +27,11 @@ struct mb_model_config {
     int64_t num_query_groups;     /* KV heads */
     int64_t kv_channels;          /* head dim */
     int64_t ffn_hidden_size;
-    int64_t vocab_size;
+    int64_t vocab_size;           /* rows of the embedding and output layer */
+    /* Ids >= real_vocab_size are padding rows (vocab_size rounded up from the tokenizer's
+     * vocabulary by make_vocab_size_divisible_by): their logits are -inf, so the softmax
+     * never gives them mass. 0: no padding (every row is a token, as in HF models). */
+    int64_t real_vocab_size;
     int64_t max_position_embeddings;
     enum mb_norm_kind normalization;
     double layernorm_epsilon;
@@ -78,6 +82,7 @@ MB_MUST_CHECK int mb_model_config_validate(const struct mb_model_config *c, cons
 char *mb_model_config_to_json(const struct mb_model_config *c);
 
 /* Derived sizes. */
+int64_t mb_model_real_vocab(const struct mb_model_config *c); /* real_vocab_size or vocab_size */
 int64_t mb_model_qkv_rows(const struct mb_model_config *c);   /* (nH + 2 nKV) * d */
 int64_t mb_model_fc1_rows(const struct mb_model_config *c);   /* 2I gated, I plain */
 bool mb_model_layer_slides(const struct mb_model_config *c, int64_t layer);

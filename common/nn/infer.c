@@ -193,15 +193,14 @@ static void head(struct mb_infer *st, int64_t n, bool all, float *logits)
     enum mb_param_id out = c->share_embeddings_and_output_weights ? MB_P_WORD_EMB : MB_P_OUTPUT_W;
     m->ops->matmul(false, true, rows, v, h, 1.0f, s->hf, h, weight(m, out, 0), h, 0.0f, s->logits,
                    v);
+    mb_vocab_mask_apply(m, s->logits, rows);
     m->ops->to_host(logits, s->logits, rows * v);
-    double cap = c->final_logit_softcapping;
-    for (int64_t i = 0; cap > 0 && i < rows * v; i++)
-        logits[i] = (float)(cap * tanh(logits[i] / cap));
+    mb_softcap_logits(logits, rows * v, c->final_logit_softcapping);
 }
 
 static int check_tokens(const struct mb_infer *st, const int32_t *tokens, int64_t n)
 {
-    int64_t vocab = st->m->cfg.vocab_size;
+    int64_t vocab = mb_model_real_vocab(&st->m->cfg);
     if (n <= 0 || st->len + n > st->max_seq)
         return mb_err_set(MB_E_INVALID, "generation",
                           "%lld new positions after %lld do not fit the cache of %lld",

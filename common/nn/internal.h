@@ -104,6 +104,14 @@ void mb_embed_backward(struct mb_model *m, const struct mb_batch *b, const int32
  * gradient of the final norm's output in acts->dhf; LOGITS (host, TP 1) when not NULL
  * (nn/loss.c). */
 void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, float *logits);
+/* m->vocab_mask for the padded vocabulary rows this rank holds (nn/loss.c); -1 with
+ * mb_err when it cannot be allocated. */
+MB_MUST_CHECK int mb_vocab_mask_init(struct mb_model *m);
+/* Host LOGITS capped in place as the loss sees them (final_logit_softcapping CAP > 0):
+ * cap tanh(z / cap), masked rows' -inf kept. */
+void mb_softcap_logits(float *logits, int64_t n, double cap);
+/* Add m->vocab_mask, if any, to ROWS rows of this rank's logits. */
+void mb_vocab_mask_apply(const struct mb_model *m, float *logits, int64_t rows);
 
 /* Norm of the configured kind: y from x with weight W and bias B (NULL for RMSNorm). */
 void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,

@@ -1,7 +1,10 @@
 /* nn/loss.c - the head: final norm, the column-parallel output layer and the
  * vocabulary-parallel cross-entropy (parallel.md 2.8), chunk by chunk. */
 #include <math.h>
+#include <stdlib.h>
 
+#include "core/err.h"
+#include "core/mem.h"
 #include "nn/internal.h"
 
 static enum mb_param_id output_id(const struct mb_model *m)
@@ -9,11 +12,35 @@ static enum mb_param_id output_id(const struct mb_model *m)
     return m->cfg.share_embeddings_and_output_weights ? MB_P_WORD_EMB : MB_P_OUTPUT_W;
 }
 
-/* Cap LOGITS in place as the loss sees them (for a caller that asked for logits). */
-static void softcap_host(float *logits, int64_t n, double cap)
+void mb_softcap_logits(float *logits, int64_t n, double cap)
 {
     for (int64_t i = 0; cap > 0 && i < n; i++)
-        logits[i] = (float)(cap * tanh(logits[i] / cap));
+        if (logits[i] != -INFINITY)
+            logits[i] = (float)(cap * tanh(logits[i] / cap));
+}
+
+int mb_vocab_mask_init(struct mb_model *m)
+{
+    int64_t real = mb_model_real_vocab(&m->cfg), start = m->loc->vocab_start;
+    int64_t rows = m->loc->vocab_rows;
+    if (start + rows <= real)
+        return 0;
+    float *host = mb_xmalloc((size_t)rows * sizeof(float));
+    for (int64_t i = 0; i < rows; i++)
+        host[i] = start + i < real ? 0.0f : -INFINITY;
+    m->vocab_mask = m->ops->alloc((size_t)rows * sizeof(float));
+    if (m->vocab_mask)
+        m->ops->from_host(m->vocab_mask, host, rows);
+    free(host);
+    return m->vocab_mask ? 0 : mb_err_wrap("the padded-vocabulary mask");
+}
+
+/* -inf + z = -inf and 0 + z = z: the padded rows' logits become -inf, which the
+ * cross-entropy kernels give no probability and no gradient (kern/ops.h). */
+void mb_vocab_mask_apply(const struct mb_model *m, float *logits, int64_t rows)
+{
+    if (m->vocab_mask)
+        m->ops->add_bias(logits, m->vocab_mask, rows, m->loc->vocab_rows);
 }
 
 /* Vocabulary-parallel cross-entropy of ROWS rows of this rank's logits (parallel.md 2.8):
@@ -67,9 +94,10 @@ void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, flo
         int64_t rows = MB_MIN(a->chunk, n - r0);
         const float *hf = hf_all + r0 * h;
         mb_linear_forward(&out, a->logits, hf, rows);
+        mb_vocab_mask_apply(m, a->logits, rows);
         if (logits) {
             m->ops->to_host(logits + r0 * v, a->logits, rows * v);
-            softcap_host(logits + r0 * v, rows * v, c->final_logit_softcapping);
+            mb_softcap_logits(logits + r0 * v, rows * v, c->final_logit_softcapping);
         }
         if (m->tp->size == 1)
             m->ops->xent(a->logits, a->loss + r0, b->labels + r0, b->loss_mask + r0, rows, v,

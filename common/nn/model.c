@@ -33,6 +33,10 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
         mb_model_free(m);
         return mb_err_wrap("model of %lld parameters", (long long)m->params.total);
     }
+    if (mb_vocab_mask_init(m) < 0) {
+        mb_model_free(m);
+        return -1;
+    }
     if (cfg->position_embedding_type != MB_POS_ROPE)
         return 0;
     int64_t table = cfg->max_position_embeddings * mb_rope_dims(cfg);
@@ -80,6 +84,7 @@ void mb_model_free(struct mb_model *m)
     if (m->rope_local != m->rope_global)
         m->ops->free(m->rope_local);
     m->ops->free(m->rope_global);
+    m->ops->free(m->vocab_mask);
     m->ops->free(m->w);
     if (m->g)
         m->ops->free(m->g);
@@ -103,16 +108,16 @@ void mb_model_zero_grad(struct mb_model *m)
 static int check_batch(const struct mb_model *m, const struct mb_batch *b, const int32_t *pos)
 {
     const struct mb_model_config *c = &m->cfg;
-    int64_t n = b->batch * b->seq;
+    int64_t n = b->batch * b->seq, vocab = mb_model_real_vocab(c); /* padded rows: no token */
     if (b->batch <= 0 || b->seq <= 0)
         return mb_err_set(MB_E_INVALID, "batch", "empty micro-batch (%lld x %lld)",
                           (long long)b->batch, (long long)b->seq);
     for (int64_t i = 0; i < n; i++) {
-        if (b->tokens[i] < 0 || b->tokens[i] >= c->vocab_size || b->labels[i] >= c->vocab_size)
+        if (b->tokens[i] < 0 || b->tokens[i] >= vocab || b->labels[i] >= vocab)
             return mb_err_set(MB_E_INVALID, "batch",
                               "token id %d (label %d) at position %lld is outside the "
                               "vocabulary of %lld",
-                              b->tokens[i], b->labels[i], (long long)i, (long long)c->vocab_size);
+                              b->tokens[i], b->labels[i], (long long)i, (long long)vocab);
         if (pos[i] < 0 || pos[i] >= c->max_position_embeddings)
             return mb_err_set(MB_E_INVALID, "batch",
                               "position %d is beyond model.max_position_embeddings (%lld)",

@@ -37,6 +37,8 @@ struct mb_model {
     float *g;                    /* flat gradients, same layout */
     float *rope_global;          /* [max_pos, rot/2, 2] cos, sin */
     float *rope_local;           /* sliding layers of Gemma 3; else == rope_global */
+    float *vocab_mask;           /* [vocab rows here] 0, or -inf on padded rows (config.h
+                                  * real_vocab_size), added to the logits; NULL: none here */
     struct mb_acts *acts;
     /* Tensor parallelism: the group this rank's shards belong to (a group of one for the
      * whole model), this rank's sizes (== &params.loc), and sequence parallelism. */

@@ -127,6 +127,10 @@ int mb_setup_model_config(const mb_config *cfg, int64_t tokenizer_vocab,
         return mb_err_set(MB_E_INVALID, "model.vocab_size",
                           "%lld is smaller than the tokenizer's vocabulary (%lld)",
                           (long long)c.vocab_size, (long long)tokenizer_vocab);
+    /* rows mb added to the tokenizer's vocabulary are masked out of the softmax; a
+     * vocab_size the recipe gives is taken as it is, every row a token (parallel.md 7.3) */
+    if (mb_config_i64(cfg, "model.vocab_size") == 0 && c.vocab_size > tokenizer_vocab)
+        c.real_vocab_size = tokenizer_vocab;
     *out = c;
     return 0;
 }

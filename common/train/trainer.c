@@ -106,7 +106,7 @@ static int open_data(struct mb_trainer *t)
     snprintf(dc.split, sizeof(dc.split), "%s", mb_config_str(cfg, "data.split"));
     dc.seq_length = t->seq;
     dc.seed = (uint64_t)mb_config_i64(cfg, "train.seed");
-    dc.mock_vocab = t->model.cfg.vocab_size;
+    dc.mock_vocab = mb_model_real_vocab(&t->model.cfg);
     dc.eod_mask_loss = mb_config_bool(cfg, "data.eod_mask_loss");
     dc.reset_position_ids = mb_config_bool(cfg, "data.reset_position_ids");
     int64_t eod = mb_config_i64(cfg, "tokenizer.eod_id");

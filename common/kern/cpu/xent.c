@@ -4,6 +4,8 @@
  * lse = m + log(sum exp(z - m)) (sum in double), loss = lse - z[target].
  * Gradient of w * loss * grad_scale: (softmax(z) - onehot(target)) * w * grad_scale, times
  * the cap's derivative 1 - (z / cap)^2. Rows run in parallel; each is independent.
+ * A logit of -inf (a masked vocabulary row) gets probability 0 and gradient 0, capped
+ * or not.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -45,9 +47,10 @@ MB_CPU_CLONES static void row_softmax_scaled(float *restrict z, float lse, float
         z[i] = mb_cpu_expf(z[i] - lse) * f;
 }
 
+/* A masked logit (-inf: a padded vocabulary row, nn/loss.c) stays -inf. */
 static float cap(float z, float c)
 {
-    return c * tanhf(z / c);
+    return z == -INFINITY ? z : c * tanhf(z / c);
 }
 
 /* Capped rows go through a scratch copy, so the logits stay untouched when there is no
@@ -79,7 +82,7 @@ static void xent_row(float *z, float *scratch, float *loss, int32_t target, floa
         scratch[target] -= f;
         for (int64_t i = 0; i < vocab; i++) {
             float t = cap(z[i], softcap) / softcap;
-            z[i] = scratch[i] * (1.0f - t * t);
+            z[i] = z[i] == -INFINITY ? 0.0f : scratch[i] * (1.0f - t * t);
         }
     } else {
         row_softmax_scaled(z, lse, f, vocab);
@@ -149,7 +152,7 @@ static void finish_row(float *z, float lse, float f, int64_t t, int64_t vocab, f
             float g = mb_cpu_expf(z[i] - lse) * f;
             if (i == t)
                 g -= f;
-            z[i] = g * (1.0f - c * c);
+            z[i] = z[i] == -INFINITY ? 0.0f : g * (1.0f - c * c);
         }
         return;
     }
