@@ -1,9 +1,9 @@
 #!/bin/sh
 test_description='mb-pretrain, every family x TP {1,2,4} x DP {1,2} x sequence parallelism (x the distributed optimizer): 20 losses within 1e-5 of one process'
-# The full matrix of tests/tools/t8802 (which runs a subset in the quick suite): 8 families,
+# The layout matrix (tests/tools/t8802 has the special cases and the bad layouts): 8 families,
 # each on one process and then on the 9 layouts TP2, TP4, TP2xDP2, TP4xDP2 (with and without
 # sequence parallelism) and DP2, and TP2xDP2 and TP4xDP2 with sequence parallelism, the
-# distributed optimizer and overlapped buckets, up to 8 oversubscribed ranks. About 4
+# distributed optimizer and overlapped buckets, up to 8 oversubscribed ranks. About 2
 # minutes on 2 cores.
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MB_ROOT/tests/lib/pretrain-lib.sh"
