@@ -27,6 +27,7 @@ struct mb_train_batches {
     int64_t seq;
     int32_t *tokens, *labels, *position_ids; /* [count * micro * seq] */
     float *loss_mask;
+    int32_t *segment_ids;   /* packed SFT rows (nn/model.h); NULL otherwise */
 };
 
 struct mb_trainer {

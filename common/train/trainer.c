@@ -268,7 +268,8 @@ static struct mb_batch micro_batch(const struct mb_trainer *t, int64_t j)
     const struct mb_train_batches *b = &t->batches;
     int64_t at = j * b->micro * b->seq;
     struct mb_batch mb = { b->micro, b->seq, b->tokens + at, b->labels + at,
-                           b->loss_mask + at, b->position_ids + at };
+                           b->loss_mask + at, b->position_ids + at,
+                           b->segment_ids ? b->segment_ids + at : NULL };
     return mb;
 }
 
