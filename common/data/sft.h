@@ -32,7 +32,7 @@
 
 /* How rows become token ids and masks. */
 struct mb_sft_format {
-    const char *prompt_template; /* "{input}"; {{ and }} are literal braces */
+    const char *prompt_template; /* "{input}"; {{ }} are braces, \n \t \\ escapes */
     const char *answer_key;      /* "output" */
     const char *separator;       /* text before the answer, e.g. " " */
     int64_t max_length;          /* tokens of an example, EOS included (data.seq_length) */

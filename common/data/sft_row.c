@@ -51,13 +51,19 @@ static int field(const mb_json *row, const char *key, size_t key_len, const char
 }
 
 /* data.prompt_template with each {key} replaced by ROW's value (str.format: {{ and }}
- * are braces). */
+ * are braces; \n, \t and \\ as written on a command line are a newline, a tab and a
+ * backslash). */
 static int render_prompt(const char *tpl, const mb_json *row, const char *where,
                          struct mb_buf *out)
 {
     for (const char *p = tpl; *p;) {
         if ((p[0] == '{' && p[1] == '{') || (p[0] == '}' && p[1] == '}')) {
             mb_buf_addc(out, *p);
+            p += 2;
+            continue;
+        }
+        if (p[0] == '\\' && (p[1] == 'n' || p[1] == 't' || p[1] == '\\')) {
+            mb_buf_addc(out, p[1] == 'n' ? '\n' : p[1] == 't' ? '\t' : '\\');
             p += 2;
             continue;
         }

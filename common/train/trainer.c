@@ -90,6 +90,8 @@ static int64_t eval_samples(const struct mb_trainer *t)
 static int open_data(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
+    if (t->tok->sft)
+        return agree(t->dist, mb_train_open_sft(t), "data");
     struct mb_gpt_data_config dc;
     memset(&dc, 0, sizeof(dc));
     const char **paths = NULL;
@@ -256,8 +258,7 @@ static int fill(struct mb_trainer *t, int split, int64_t first)
         for (int64_t i = 0; i < b->micro && rc == 0; i++) {
             int64_t k = first + (j * dp + r) * b->micro + i;
             int64_t at = (j * b->micro + i) * b->seq;
-            rc = mb_gpt_data_sample(t->data, split, k, b->tokens + at, b->labels + at,
-                                    b->loss_mask + at, b->position_ids + at);
+            rc = mb_train_sample(t, split, k, at);
         }
     }
     return agree(t->dist, rc, "data");
@@ -421,7 +422,7 @@ static int train_iteration(struct mb_trainer *t)
 static int evaluate(struct mb_trainer *t)
 {
     int64_t iters = mb_config_i64(t->cfg, "train.eval_iters");
-    if (mb_gpt_data_size(t->data, MB_SPLIT_VALID) <= 0 || iters <= 0)
+    if (mb_train_data_size(t, MB_SPLIT_VALID) <= 0 || iters <= 0)
         return 0;
     double total = 0;
     for (int64_t i = 0; i < iters; i++) {
@@ -499,6 +500,7 @@ static void teardown(struct mb_trainer *t)
     mb_tb_close(t->tb);
     mb_train_metrics_close(t);
     mb_gpt_data_close(t->data);
+    mb_sft_close(t->sft);
     mb_adamw_free(&t->opt);
     mb_grad_sync_free(&t->gsync);
     free(t->norm_weight);
@@ -508,6 +510,7 @@ static void teardown(struct mb_trainer *t)
     free(t->batches.labels);
     free(t->batches.position_ids);
     free(t->batches.loss_mask);
+    free(t->batches.segment_ids);
     free(t->pretrained);
     mb_ckpt_extras_free(t->extras, t->n_extras);
 }
