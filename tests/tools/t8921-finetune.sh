@@ -62,6 +62,20 @@ test_expect_success 'validation loss of the same examples packed and unpacked: e
     awk -v u="$u" -v p="$p" "BEGIN { d = (u - p) / u; exit !(u > 0 && d < 1e-5 && d > -1e-5) }"
 '
 
+test_expect_success 'two data-parallel ranks: the same samples, losses and validation (1e-5)' '
+    set -- optimizer.lr=3e-3 train.train_iters=6 train.eval_interval=3 train.eval_iters=2 \
+        logger.log_interval=1 &&
+    finetune "$@" 2>one.log &&
+    $MPIRUN -np 2 mb-finetune --recipe sft_full checkpoint.pretrained_checkpoint=base \
+        data.data_path=train.jsonl data.validation_path=valid.jsonl \
+        data.prompt_template="Question: {question}\nAnswer: " data.answer_key=answer \
+        data.seq_length=256 train.micro_batch_size=2 train.global_batch_size=8 \
+        scheduler.lr_warmup_iters=0 "$@" 2>two.log &&
+    grep "data-parallel size 2" two.log &&
+    same_losses two.log one.log 1e-5 &&
+    validation_losses one.log >v1 && validation_losses two.log >v2 && test -s v1 && cmp v1 v2
+'
+
 test_expect_success 'a row without the template'"'"'s key: exit 1 naming file:line and key' '
     head -3 train.jsonl >bad.jsonl &&
     echo "{\"query\": \"no question here\", \"answer\": \"#### 1\"}" >>bad.jsonl &&
