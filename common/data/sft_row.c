@@ -44,7 +44,10 @@ static int field(const mb_json *row, const char *key, size_t key_len, const char
     if (!v)
         return mb_err_set(MB_E_INVALID, where, "no key '%s' in the row (%s)", name, why);
     if (!(*s = mb_json_str(v, len)))
-        return mb_err_set(MB_E_INVALID, where, "key '%s' holds %s, not a string (%s)", name,
+        return mb_err_set(MB_E_INVALID, where, "key '%s' holds %s %s, not a string (%s)", name,
+                          mb_json_type_of(v) == MB_JSON_INT || mb_json_type_of(v) == MB_JSON_ARRAY
+                              ? "an"
+                              : "a",
                           mb_json_type_name(v), why);
     strip_spaces(s, len);
     return 0;
