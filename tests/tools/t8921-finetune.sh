@@ -76,6 +76,16 @@ test_expect_success 'two data-parallel ranks: the same samples, losses and valid
     validation_losses one.log >v1 && validation_losses two.log >v2 && test -s v1 && cmp v1 v2
 '
 
+test_expect_success 'stopped at 3 and resumed from checkpoint.load: the losses of one run, bitwise' '
+    set -- optimizer.lr=3e-3 train.train_iters=6 train.eval_iters=0 logger.log_interval=1 &&
+    finetune "$@" 2>whole.log &&
+    finetune "$@" checkpoint.save=halves train.exit_interval=3 2>first.log &&
+    finetune "$@" checkpoint.save=halves checkpoint.load=halves 2>second.log &&
+    grep "resumed from halves/iter_0000003.h5" second.log &&
+    losses first.log >parts && losses second.log >>parts && losses whole.log >all &&
+    test $(wc -l <all) -eq 6 && cmp all parts
+'
+
 test_expect_success 'a row without the template'"'"'s key: exit 1 naming file:line and key' '
     head -3 train.jsonl >bad.jsonl &&
     echo "{\"query\": \"no question here\", \"answer\": \"#### 1\"}" >>bad.jsonl &&
