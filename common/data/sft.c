@@ -128,6 +128,38 @@ static int64_t ex_len(const struct sft_set *s, int64_t i)
     return s->off[i + 1] - s->off[i] - 1;
 }
 
+/* Bins of first-fit: a max-tree over the room left in N bins (all start with CAP), so that
+ * the leftmost bin with room for an item is found in O(log N), as Bridge's segment tree
+ * does. Bins are opened left to right, so the leftmost fitting bin is an open one when one
+ * fits and else the next new one. */
+struct fit_tree {
+    int64_t leaves;             /* a power of two >= N */
+    int64_t *room;              /* [2 * leaves]: node i covers its leaves; room[1] the root */
+};
+
+static void fit_init(struct fit_tree *f, int64_t n, int64_t cap)
+{
+    f->leaves = 1;
+    while (f->leaves < n)
+        f->leaves *= 2;
+    f->room = mb_xmalloc((size_t)(2 * f->leaves) * sizeof *f->room);
+    for (int64_t i = 0; i < 2 * f->leaves; i++)
+        f->room[i] = cap;
+}
+
+/* Put LEN into the leftmost bin with room (there is one: a new bin holds any example);
+ * returns the bin. */
+static int64_t fit_put(struct fit_tree *f, int64_t len)
+{
+    int64_t i = 1;
+    while (i < f->leaves)
+        i = f->room[2 * i] >= len ? 2 * i : 2 * i + 1;
+    f->room[i] -= len;
+    for (int64_t up = i / 2; up >= 1; up /= 2)
+        f->room[up] = MB_MAX(f->room[2 * up], f->room[2 * up + 1]);
+    return i - f->leaves;
+}
+
 /* First-fit of the examples, taken in a shuffled order, into bins of SEQ tokens
  * (Bridge's first_fit_shuffle, finetune.md 4.6). */
 static void pack(struct sft_source *src, int64_t seq, uint32_t seed)
@@ -135,22 +167,20 @@ static void pack(struct sft_source *src, int64_t seq, uint32_t seed)
     const struct sft_set *s = &src->ex;
     int64_t *order = mb_xmalloc((size_t)s->n * sizeof *order);
     int64_t *bin_of = mb_xmalloc((size_t)s->n * sizeof *bin_of);
-    int64_t *room = mb_xmalloc((size_t)s->n * sizeof *room);
     int64_t nbins = 0;
     for (int64_t i = 0; i < s->n; i++)
         order[i] = i;
     struct mb_mt19937 mt;
     mb_mt_seed(&mt, seed);
     mb_mt_shuffle_i64(&mt, order, s->n);
+    struct fit_tree tree;
+    fit_init(&tree, s->n, seq);
     for (int64_t k = 0; k < s->n; k++) {
-        int64_t i = order[k], len = ex_len(s, i), b = 0;
-        while (b < nbins && room[b] < len)
-            b++;
-        if (b == nbins)
-            room[nbins++] = seq;
-        room[b] -= len;
-        bin_of[i] = b;
+        int64_t i = order[k];
+        bin_of[i] = fit_put(&tree, ex_len(s, i));
+        nbins = MB_MAX(nbins, bin_of[i] + 1);
     }
+    free(tree.room);
     src->nsamples = nbins;
     src->bin_off = mb_xcalloc((size_t)nbins + 1, sizeof *src->bin_off);
     src->bin_ex = mb_xmalloc((size_t)s->n * sizeof *src->bin_ex);
@@ -158,14 +188,15 @@ static void pack(struct sft_source *src, int64_t seq, uint32_t seed)
         src->bin_off[bin_of[i] + 1]++;
     for (int64_t b = 0; b < nbins; b++)
         src->bin_off[b + 1] += src->bin_off[b];
-    memcpy(room, src->bin_off, (size_t)nbins * sizeof *room); /* next free slot per bin */
-    for (int64_t k = 0; k < s->n; k++) {
+    int64_t *next = mb_xmalloc((size_t)nbins * sizeof *next); /* free slot per bin */
+    memcpy(next, src->bin_off, (size_t)nbins * sizeof *next);
+    for (int64_t k = 0; k < s->n; k++) { /* in packing order within a bin */
         int64_t i = order[k];
-        src->bin_ex[room[bin_of[i]]++] = i;
+        src->bin_ex[next[bin_of[i]]++] = i;
     }
+    free(next);
     free(order);
     free(bin_of);
-    free(room);
 }
 
 static void log_source(const char *what, const struct sft_source *src, bool packed, int64_t seq)
