@@ -305,19 +305,6 @@ int64_t mb_sft_size(const mb_sft_data *d, int split)
     return n;
 }
 
-void mb_sft_counts(const mb_sft_data *d, int split, int64_t *kept, int64_t *skipped)
-{
-    *kept = *skipped = 0;
-    if (split == MB_SPLIT_VALID && d->has_valid) {
-        *kept = d->valid.ex.n;
-        *skipped = d->valid.ex.skipped;
-    }
-    for (int i = 0; split == MB_SPLIT_TRAIN && i < d->n_train; i++) {
-        *kept += d->train[i].ex.n;
-        *skipped += d->train[i].ex.skipped;
-    }
-}
-
 /* Which sample of SRC is its K-th: epoch K / n in an order shuffled for that epoch. */
 static int64_t source_pick(struct sft_source *src, int64_t k)
 {

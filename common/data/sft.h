@@ -78,9 +78,6 @@ MB_MUST_CHECK int mb_sft_open(mb_sft_data **out, const struct mb_sft_config *c,
 /* Samples in one epoch of SPLIT (MB_SPLIT_TRAIN or MB_SPLIT_VALID; 0 when absent). */
 int64_t mb_sft_size(const mb_sft_data *d, int split);
 
-/* Examples kept and skipped (no answer left) in SPLIT, and the supervised tokens. */
-void mb_sft_counts(const mb_sft_data *d, int split, int64_t *kept, int64_t *skipped);
-
 /* Sample K (any K >= 0: epochs repeat) of SPLIT into rows of seq_length: TOKENS,
  * LABELS, LOSS_MASK, POSITION_IDS, SEGMENT_IDS (the example index within the row; tail
  * padding gets one more). Returns 0, or -1 with mb_err (an absent split, K past the
