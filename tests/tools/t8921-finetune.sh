@@ -76,6 +76,20 @@ test_expect_success 'two data-parallel ranks: the same samples, losses and valid
     validation_losses one.log >v1 && validation_losses two.log >v2 && test -s v1 && cmp v1 v2
 '
 
+test_expect_success 'packed rows under tensor parallelism 2 with sequence parallelism: the one-rank losses (1e-5)' '
+    $MPIRUN -np 2 mb-finetune --recipe sft_full checkpoint.pretrained_checkpoint=base \
+        data.data_path=train.jsonl data.validation_path=valid.jsonl \
+        data.prompt_template="Question: {question}\nAnswer: " data.answer_key=answer \
+        data.seq_length=256 train.micro_batch_size=2 train.global_batch_size=8 \
+        scheduler.lr_warmup_iters=0 optimizer.lr=3e-3 train.train_iters=6 train.eval_interval=3 \
+        train.eval_iters=2 logger.log_interval=1 dist.tensor_model_parallel_size=2 \
+        dist.sequence_parallel=true 2>tp.log &&
+    grep "tensor/pipeline/context-parallel size 2/1/1" tp.log &&
+    same_losses tp.log one.log 1e-5 &&
+    validation_losses tp.log >vt && test -s vt &&
+    awk "NR == FNR { a[FNR] = \$1; next } { d = (\$1 - a[FNR]) / a[FNR]; if (d > 1e-5 || d < -1e-5) exit 1 }" v1 vt
+'
+
 test_expect_success 'stopped at 3 and resumed from checkpoint.load: the losses of one run, bitwise' '
     set -- optimizer.lr=3e-3 train.train_iters=6 train.eval_iters=0 logger.log_interval=1 &&
     finetune "$@" 2>whole.log &&
