@@ -36,11 +36,12 @@ test_expect_success 'setup: a tiny pretrained base (its tokenizer inside) and GS
 
 test_expect_success 'full SFT (packed, the recipe'"'"'s default): the tokenizer comes from the base; training and validation loss go down' '
     finetune optimizer.lr=3e-3 train.train_iters=30 train.eval_interval=10 train.eval_iters=5 \
-        checkpoint.save=ft 2>ft.log &&
+        logger.log_interval=1 checkpoint.save=ft 2>ft.log &&
     grep "tokenizer of base/iter_0000008.h5: byte-level BPE, 512 entries" ft.log &&
     grep "sft data train: 400 examples" ft.log && grep "sft data train: packed into" ft.log &&
     test -f ft/iter_0000030.h5 &&
     first=$(losses ft.log | awk "NR == 1 { print \$2 }") &&
+    test $(losses ft.log | wc -l) -eq 30 &&
     last=$(losses ft.log | awk "NR > 25 { s += \$2; n++ } END { print s / n }") &&
     v1=$(validation_losses ft.log | sed -n 1p) && v3=$(validation_losses ft.log | sed -n 3p) &&
     echo "# train loss $first -> $last (mean of the last 5), validation $v1 -> $v3" &&
