@@ -50,6 +50,12 @@ test_expect_success 'full SFT (packed, the recipe'"'"'s default): the tokenizer 
 
 # lr 0 leaves the base weights as they are; one validation batch then holds every
 # validation example, unpacked (40 rows) or packed (the rows the log names)
+test_expect_success 'mb-generate reads the fine-tuned checkpoint (tokenizer included) and answers in the trained form' '
+    mb-generate ft --prompt "Question: Tom has 3 apples and buys 4 more. How many apples does he have?
+Answer: " --max-new-tokens 4 >gen.txt 2>gen.log &&
+    cat gen.txt && grep "^####" gen.txt
+'
+
 test_expect_success 'validation loss of the same examples packed and unpacked: equal (1e-5)' '
     finetune optimizer.lr=0 train.train_iters=1 train.eval_iters=0 data.packed=true 2>count.log &&
     rows=$(sed -n "s/.*sft data validation: packed into \([0-9]*\) rows.*/\1/p" count.log) &&
