@@ -18,7 +18,7 @@
  * position ids from 0 and its own segment id, so no label and no attention crosses
  * examples. Training samples come in a seeded order shuffled anew each epoch; the order
  * depends only on the seed and the data, never on the number of ranks. Validation
- * samples come in file order.
+ * samples come in a fixed order (file order unpacked, packing order packed).
  */
 #ifndef MB_DATA_SFT_H
 #define MB_DATA_SFT_H
