@@ -294,8 +294,9 @@ static void grad_ready(void *ctx, int64_t layer)
 }
 
 /* Forward (and backward when TRAINING) over this rank's micro-batches; returns the
- * global mean loss in *LOSS. */
-static int run_batches(struct mb_trainer *t, bool training, double *loss)
+ * global mean loss in *LOSS and, when SUMS is not NULL, the global sums of the masked
+ * token losses and of the mask in SUMS[0], SUMS[1]. */
+static int run_batches(struct mb_trainer *t, bool training, double *loss, double *sums)
 {
     const struct mb_group *dp = mb_pstate_group(&t->ps, MB_GROUP_DP);
     double totals[2] = { 0, local_mask_sum(t) };
@@ -320,6 +321,10 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
     totals[0] = sum;
     mb_group_sum_f64(dp, totals, 1);
     *loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
+    if (sums) {
+        sums[0] = totals[0];
+        sums[1] = totals[1];
+    }
     return 0;
 }
 
@@ -393,7 +398,7 @@ static int train_iteration(struct mb_trainer *t)
     mb_model_zero_grad(m);
     mb_grad_sync_begin(&t->gsync);
     double loss;
-    if (run_batches(t, true, &loss) < 0) {
+    if (run_batches(t, true, &loss, NULL) < 0) {
         if (t->gsync.overlap) /* complete the buckets the ranks that did not fail started */
             mb_grad_sync_finish(&t->gsync);
         return -1;
@@ -424,17 +429,20 @@ static int evaluate(struct mb_trainer *t)
     int64_t iters = mb_config_i64(t->cfg, "train.eval_iters");
     if (mb_train_data_size(t, MB_SPLIT_VALID) <= 0 || iters <= 0)
         return 0;
-    double total = 0;
+    /* the loss over every loss-masked token of the eval_iters batches, as Megatron sums
+     * [loss, tokens] over them (batches of SFT rows hold different numbers of tokens) */
+    double total[2] = { 0, 0 };
     for (int64_t i = 0; i < iters; i++) {
-        double loss;
+        double loss, sums[2];
         if (fill(t, MB_SPLIT_VALID, t->consumed_valid) < 0)
             return -1;
-        if (run_batches(t, false, &loss) < 0)
+        if (run_batches(t, false, &loss, sums) < 0)
             return -1;
-        total += loss;
+        total[0] += sums[0];
+        total[1] += sums[1];
         t->consumed_valid += t->global_batch;
     }
-    mb_train_log_eval(t, total / (double)iters);
+    mb_train_log_eval(t, total[1] > 0 ? total[0] / total[1] : 0.0);
     return 0;
 }
 

@@ -48,22 +48,23 @@ test_expect_success 'full SFT (packed, the recipe'"'"'s default): the tokenizer 
     awk -v a="$first" -v b="$last" -v c="$v1" -v d="$v3" "BEGIN { exit !(b < a - 1.5 && d < c - 0.3) }"
 '
 
-# lr 0 leaves the base weights as they are; one validation batch then holds every
-# validation example, unpacked (40 rows) or packed (the rows the log names)
 test_expect_success 'mb-generate reads the fine-tuned checkpoint (tokenizer included) and answers in the trained form' '
     mb-generate ft --prompt "Question: Tom has 3 apples and buys 4 more. How many apples does he have?
 Answer: " --max-new-tokens 4 >gen.txt 2>gen.log &&
     cat gen.txt && grep "^####" gen.txt
 '
 
+# lr 0 leaves the base weights as they are; one validation then covers every validation
+# example once: 10 batches of 4 unpacked, or one batch per packed row (the rows the log
+# names). The validation loss is over all their answer tokens (not a mean of batch means).
 test_expect_success 'validation loss of the same examples packed and unpacked: equal (1e-5)' '
     finetune optimizer.lr=0 train.train_iters=1 train.eval_iters=0 data.packed=true 2>count.log &&
     rows=$(sed -n "s/.*sft data validation: packed into \([0-9]*\) rows.*/\1/p" count.log) &&
     echo "# 40 validation examples packed into $rows rows" && test "$rows" -lt 40 &&
-    finetune optimizer.lr=0 train.train_iters=1 train.eval_interval=1 train.eval_iters=1 \
-        train.micro_batch_size=4 train.global_batch_size=40 data.packed=false 2>unpacked.log &&
-    finetune optimizer.lr=0 train.train_iters=1 train.eval_interval=1 train.eval_iters=1 \
-        train.micro_batch_size=1 train.global_batch_size=$rows data.packed=true 2>packed.log &&
+    finetune optimizer.lr=0 train.train_iters=1 train.eval_interval=1 train.eval_iters=10 \
+        train.micro_batch_size=4 train.global_batch_size=4 data.packed=false 2>unpacked.log &&
+    finetune optimizer.lr=0 train.train_iters=1 train.eval_interval=1 train.eval_iters=$rows \
+        train.micro_batch_size=1 train.global_batch_size=1 data.packed=true 2>packed.log &&
     u=$(validation_losses unpacked.log) && p=$(validation_losses packed.log) &&
     echo "# unpacked $u, packed $p" &&
     awk -v u="$u" -v p="$p" "BEGIN { d = (u - p) / u; exit !(u > 0 && d < 1e-5 && d > -1e-5) }"
