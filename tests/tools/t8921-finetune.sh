@@ -108,6 +108,18 @@ test_expect_success 'stopped at 3 and resumed from checkpoint.load: the losses o
     test $(wc -l <all) -eq 6 && cmp all parts
 '
 
+test_expect_success 'tokenizer.tokenizer_model wins over the base'"'"'s; a base without one needs it' '
+    finetune train.train_iters=1 train.eval_iters=0 tokenizer.tokenizer_model=tok.json 2>tok.log &&
+    grep "mb-finetune: tokenizer: byte-level BPE" tok.log && ! grep "tokenizer of base" tok.log &&
+    mb-pretrain --recipe "$SMALL_RECIPE" data.data_path=corpus_text_document train.train_iters=1 \
+        train.eval_iters=0 scheduler.lr_warmup_iters=0 model.max_position_embeddings=256 \
+        checkpoint.save=bare 2>bare.log &&
+    test_expect_code 1 finetune train.train_iters=1 checkpoint.pretrained_checkpoint=bare 2>err.log &&
+    grep "error: bare/iter_0000001.h5: the checkpoint carries no tokenizer: set tokenizer.tokenizer_model" err.log &&
+    finetune train.train_iters=1 train.eval_iters=0 checkpoint.pretrained_checkpoint=bare \
+        tokenizer.tokenizer_model=tok.json 2>ok.log
+'
+
 test_expect_success 'a row without the template'"'"'s key: exit 1 naming file:line and key' '
     head -3 train.jsonl >bad.jsonl &&
     echo "{\"query\": \"no question here\", \"answer\": \"#### 1\"}" >>bad.jsonl &&
