@@ -148,55 +148,19 @@ static int parse_id_list(const char *s, const char *what, struct mb_ids *ids)
 }
 
 /* A checkpoint converted from a HuggingFace directory carries its tokenizer files as
- * /hf/files/NAME blobs: write tokenizer.json (and tokenizer_config.json, where the EOS
- * is named) into a temporary directory that the tokenizer loader reads. */
+ * /hf/files/NAME blobs: put them where the tokenizer loader reads them. */
 static int extract_hf_tokenizer(struct gen *g, mb_ckpt_reader *r)
 {
-    static const char *names[] = { "tokenizer.json", "tokenizer_config.json" };
-    if (!mb_ckpt_reader_find(r, "/hf/files/tokenizer.json"))
-        return 0;
-    const char *tmp = getenv("TMPDIR");
-    char *dir = mb_xasprintf("%s/mb-generate.XXXXXX", tmp && *tmp ? tmp : "/tmp");
-    if (!mkdtemp(dir)) {
-        int rc = mb_err_errno(dir, "cannot make a temporary directory");
-        free(dir);
-        return rc;
-    }
-    g->tok_tmpdir = dir;
-    for (size_t i = 0; i < MB_ARRAY_LEN(names); i++) {
-        char *path = mb_xasprintf("/hf/files/%s", names[i]), *file = NULL;
-        void *data = NULL;
-        size_t len = 0;
-        int rc = 0;
-        if (mb_ckpt_reader_find(r, path)) {
-            file = mb_xasprintf("%s/%s", dir, names[i]);
-            rc = mb_ckpt_reader_read_blob(r, path, &data, &len);
-            FILE *f = rc == 0 ? fopen(file, "wb") : NULL;
-            if (rc == 0 && (!f || fwrite(data, 1, len, f) != len || fclose(f) != 0))
-                rc = mb_err_errno(file, "cannot write");
-        }
-        free(data);
-        free(file);
-        free(path);
-        if (rc != 0)
-            return -1;
-    }
-    g->tok_spec = mb_xstrdup(dir);
+    if (mb_ckpt_hf_tokenizer_extract(r, "mb-generate", &g->tok_tmpdir) < 0)
+        return -1;
+    if (g->tok_tmpdir)
+        g->tok_spec = mb_xstrdup(g->tok_tmpdir);
     return 0;
 }
 
 static void remove_hf_tokenizer(struct gen *g)
 {
-    static const char *names[] = { "tokenizer.json", "tokenizer_config.json" };
-    if (!g->tok_tmpdir)
-        return;
-    for (size_t i = 0; i < MB_ARRAY_LEN(names); i++) {
-        char *file = mb_xasprintf("%s/%s", g->tok_tmpdir, names[i]);
-        unlink(file);
-        free(file);
-    }
-    rmdir(g->tok_tmpdir);
-    free(g->tok_tmpdir);
+    mb_ckpt_hf_tokenizer_remove(g->tok_tmpdir);
     g->tok_tmpdir = NULL;
 }
 

@@ -310,6 +310,14 @@ size_t mb_ckpt_dtype_size(enum mb_ckpt_dtype t);
 /* "[d0, d1, ...]" of SHAPE[NDIM] into BUF[CAP] ("[]" for a scalar), for messages. */
 void mb_ckpt_shape_str(char *buf, size_t cap, int ndim, const int64_t *shape);
 
+/* The HF tokenizer files R carries as /hf/files/ blobs (tokenizer.json, and
+ * tokenizer_config.json when present) written into a new temporary directory named after
+ * TOOL, for the tokenizer loader: its path in *DIR (malloc'd), or *DIR NULL when R carries
+ * no tokenizer.json. -1 with mb_err naming the file on failure (ckpt/hftok.c). */
+MB_MUST_CHECK int mb_ckpt_hf_tokenizer_extract(mb_ckpt_reader *r, const char *tool, char **dir);
+/* Remove DIR and the files mb_ckpt_hf_tokenizer_extract put there, and free DIR. */
+void mb_ckpt_hf_tokenizer_remove(char *dir);
+
 /* "fp32", "bf16", "int64", "uint8", "fp16", "other". */
 const char *mb_ckpt_dtype_name(enum mb_ckpt_dtype t);
 

@@ -57,7 +57,7 @@ int mb_jsonl_parse(struct mb_jsonl_record *rec, const char *line, size_t len,
         return mb_err_set(MB_E_INVALID, where, "record is %s %s, not a JSON object",
                           mb_json_type_of(rec->root) == MB_JSON_ARRAY ? "an" : "a",
                           mb_json_type_name(rec->root));
-    if (rec->nkeys != nkeys) {
+    if (rec->nkeys != nkeys || !rec->key_first) { /* nkeys 0: the object only */
         rec->key_first = mb_xrealloc(rec->key_first, (nkeys + 1) * sizeof *rec->key_first);
         rec->nkeys = nkeys;
     }

@@ -33,6 +33,10 @@ struct mb_attn_shape {
     float scale;          /* multiplies q.k (usually 1/sqrt(d)) */
     float softcap;        /* > 0: scores = softcap * tanh(scores / softcap), after scale */
     int64_t window;       /* > 0: query t sees keys k with 0 <= t - k < window; 0: all k <= t */
+    /* NULL: plain causal. Else [B*T]: the first position of the document that each token
+     * belongs to in its row (packed sequences, non-decreasing along a row); query t then
+     * sees only keys k >= doc_start[t], so attention never crosses documents. */
+    const int32_t *doc_start;
 };
 
 /* AdamW hyper-parameters for one step (bias correction uses step, counted from 1). */

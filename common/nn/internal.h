@@ -29,6 +29,7 @@ struct mb_layer_acts {
  * R = N. */
 struct mb_acts {
     int64_t batch, seq;
+    const int32_t *doc_start;    /* [N] of this step's packed rows (kern/ops.h); NULL: none */
     int64_t res_rows;            /* R */
     void *block;                 /* the one allocation everything below points into */
     struct mb_layer_acts *layer; /* [num_layers] */
@@ -67,6 +68,7 @@ struct mb_layer_pass {
     int64_t batch, seq;          /* B x T new positions, N = B*T rows */
     int64_t res_rows;            /* R: rows of the residual stream here */
     const int32_t *pos;          /* [N] positions */
+    const int32_t *doc_start;    /* [N] documents of packed rows (kern/ops.h); NULL: none */
     /* Attention of la->q over the keys and values into la->attn; NULL: ops->attention_fwd
      * over the T positions of each sequence, keeping la->lse for the backward pass. */
     void (*attend)(void *ctx, int64_t l, const struct mb_layer_acts *la,

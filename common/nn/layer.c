@@ -128,6 +128,7 @@ static struct mb_attn_shape attn_shape(const struct mb_model *m, int64_t l)
     struct mb_attn_shape s = mb_model_attn_shape(&m->cfg, l, m->acts->batch, m->acts->seq);
     s.heads = m->loc->heads;
     s.kv_heads = m->loc->groups;
+    s.doc_start = m->acts->doc_start;
     return s;
 }
 
@@ -143,6 +144,7 @@ static struct mb_attn_shape pass_shape(const struct mb_model *m, int64_t l,
     struct mb_attn_shape s = mb_model_attn_shape(&m->cfg, l, p->batch, p->seq);
     s.heads = m->loc->heads;
     s.kv_heads = m->loc->groups;
+    s.doc_start = p->doc_start;
     return s;
 }
 
@@ -265,6 +267,7 @@ void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *
         .seq = a->seq,
         .res_rows = a->res_rows,
         .pos = pos,
+        .doc_start = a->doc_start,
     };
     mb_layer_forward_pass(m, l, &p, out);
 }

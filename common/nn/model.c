@@ -165,6 +165,33 @@ static int32_t *default_positions(const struct mb_batch *b)
     return pos;
 }
 
+/* The first position of each token's document from B's segment ids (kern/ops.h
+ * doc_start), or NULL when the rows are not packed. -1 with mb_err when the ids go down
+ * within a row (a document would be split). */
+static int doc_starts(const struct mb_batch *b, int32_t **out)
+{
+    *out = NULL;
+    if (!b->segment_ids)
+        return 0;
+    int32_t *d = mb_xmalloc((size_t)(b->batch * b->seq) * sizeof(int32_t));
+    for (int64_t r = 0; r < b->batch; r++) {
+        const int32_t *seg = b->segment_ids + r * b->seq;
+        int32_t *row = d + r * b->seq;
+        for (int64_t t = 0; t < b->seq; t++) {
+            if (t > 0 && seg[t] < seg[t - 1]) {
+                free(d);
+                return mb_err_set(MB_E_INVALID, "batch",
+                                  "segment id %d after %d at row %lld position %lld: a "
+                                  "packed row's documents must be contiguous", seg[t],
+                                  seg[t - 1], (long long)r, (long long)t);
+            }
+            row[t] = t > 0 && seg[t] == seg[t - 1] ? row[t - 1] : (int32_t)t;
+        }
+    }
+    *out = d;
+    return 0;
+}
+
 /* Gradients each TP rank holds only a part of (mb_model_finish_grads). */
 static bool partial_over_tp(const struct mb_model *m, const struct mb_param *p)
 {
@@ -223,11 +250,15 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
                         (long long)b->batch, (long long)b->seq, m->tp->size);
     if (rc == 0)
         rc = mb_acts_reserve(m, b->batch, b->seq);
+    int32_t *docs = NULL;
+    if (rc == 0)
+        rc = doc_starts(b, &docs);
     if (rc < 0) {
         free(own_pos);
         return -1;
     }
     struct mb_acts *a = m->acts;
+    a->doc_start = docs;
     int64_t nl = m->cfg.num_layers;
     mb_embed_forward(m, b, pos);
     for (int64_t l = 0; l < nl; l++)
@@ -243,6 +274,8 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
         }
         mb_embed_backward(m, b, pos);
     }
+    a->doc_start = NULL;
+    free(docs);
     free(own_pos);
     return 0;
 }

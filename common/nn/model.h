@@ -25,6 +25,10 @@ struct mb_batch {
     const int32_t *labels;       /* < 0: no loss at this position */
     const float *loss_mask;      /* 0 or 1 */
     const int32_t *position_ids; /* NULL: 0 .. T-1 in every row */
+    /* NULL: one sequence per row. Else [B, T] the index of the document (packed example)
+     * each token belongs to, non-decreasing along a row: attention never crosses from one
+     * document to another (kern/ops.h doc_start). */
+    const int32_t *segment_ids;
 };
 
 struct mb_acts; /* activations saved for the backward pass (nn/model.c) */

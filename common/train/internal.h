@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/str.h"
 #include "data/gpt_dataset.h"
+#include "data/sft.h"
 #include "dist/comm.h"
 #include "dist/pstate.h"
 #include "nn/model.h"
@@ -27,6 +28,7 @@ struct mb_train_batches {
     int64_t seq;
     int32_t *tokens, *labels, *position_ids; /* [count * micro * seq] */
     float *loss_mask;
+    int32_t *segment_ids;   /* packed SFT rows (nn/model.h); NULL otherwise */
 };
 
 struct mb_trainer {
@@ -45,6 +47,7 @@ struct mb_trainer {
     int64_t tp_traffic;           /* and in TP collectives (layers, loss, partial grads) */
     struct mb_lr_schedule sched;
     mb_gpt_data *data;
+    mb_sft_data *sft;             /* mb-finetune's SFT rows instead of data (tok->sft) */
     mb_tb *tb;
     FILE *metrics;                /* logger.metrics_jsonl, rank 0; NULL when unset */
     const char *metrics_path;
@@ -67,6 +70,13 @@ struct mb_trainer {
     bool logged;                  /* a log line was printed in this process */
     double log_start;             /* mb_now() */
 };
+
+/* The samples (train/sftdata.c): open mb-finetune's SFT data (tok->sft set; packed
+ * rows get batches.segment_ids); sample K of SPLIT into the batches at token offset AT
+ * from whichever data the run has; the samples in one epoch of SPLIT. */
+MB_MUST_CHECK int mb_train_open_sft(struct mb_trainer *t);
+MB_MUST_CHECK int mb_train_sample(struct mb_trainer *t, int split, int64_t k, int64_t at);
+int64_t mb_train_data_size(const struct mb_trainer *t, int split);
 
 /* Checkpoint glue (train/state.c). */
 MB_MUST_CHECK int mb_train_save(struct mb_trainer *t);

@@ -130,6 +130,20 @@ static const struct mb_config_key pretrain_keys[] = {
       NULL },
     { "data.path_to_cache", STRING, NULL,
       "where sample indices are cached; unset = next to the data", NULL },
+    /* SFT data (mb-finetune): data.data_path names JSONL files there (weights as above) */
+    { "data.validation_path", STRING, NULL,
+      "mb-finetune: validation JSONL file; unset = no validation", NULL },
+    { "data.prompt_template", STRING, NULL,
+      "mb-finetune: the prompt, each {key} replaced by the row's field (\\n is a newline); "
+      "unset = {input}", NULL },
+    { "data.answer_key", STRING, "output", "mb-finetune: the row's field holding the answer",
+      NULL },
+    { "data.separator", STRING, NULL,
+      "mb-finetune: text before the answer; unset = \" \" with the default template, else "
+      "none", NULL },
+    { "data.packed", BOOL, "false",
+      "mb-finetune: pack examples first-fit into rows of data.seq_length (attention and "
+      "positions restart per example)", NULL },
 
     { "tokenizer.tokenizer_model", STRING, NULL, "tokenizer.json, or a directory holding one",
       NULL },

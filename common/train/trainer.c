@@ -90,6 +90,8 @@ static int64_t eval_samples(const struct mb_trainer *t)
 static int open_data(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
+    if (t->tok->sft)
+        return agree(t->dist, mb_train_open_sft(t), "data");
     struct mb_gpt_data_config dc;
     memset(&dc, 0, sizeof(dc));
     const char **paths = NULL;
@@ -256,8 +258,7 @@ static int fill(struct mb_trainer *t, int split, int64_t first)
         for (int64_t i = 0; i < b->micro && rc == 0; i++) {
             int64_t k = first + (j * dp + r) * b->micro + i;
             int64_t at = (j * b->micro + i) * b->seq;
-            rc = mb_gpt_data_sample(t->data, split, k, b->tokens + at, b->labels + at,
-                                    b->loss_mask + at, b->position_ids + at);
+            rc = mb_train_sample(t, split, k, at);
         }
     }
     return agree(t->dist, rc, "data");
@@ -268,7 +269,8 @@ static struct mb_batch micro_batch(const struct mb_trainer *t, int64_t j)
     const struct mb_train_batches *b = &t->batches;
     int64_t at = j * b->micro * b->seq;
     struct mb_batch mb = { b->micro, b->seq, b->tokens + at, b->labels + at,
-                           b->loss_mask + at, b->position_ids + at };
+                           b->loss_mask + at, b->position_ids + at,
+                           b->segment_ids ? b->segment_ids + at : NULL };
     return mb;
 }
 
@@ -292,8 +294,9 @@ static void grad_ready(void *ctx, int64_t layer)
 }
 
 /* Forward (and backward when TRAINING) over this rank's micro-batches; returns the
- * global mean loss in *LOSS. */
-static int run_batches(struct mb_trainer *t, bool training, double *loss)
+ * global mean loss in *LOSS and, when SUMS is not NULL, the global sums of the masked
+ * token losses and of the mask in SUMS[0], SUMS[1]. */
+static int run_batches(struct mb_trainer *t, bool training, double *loss, double *sums)
 {
     const struct mb_group *dp = mb_pstate_group(&t->ps, MB_GROUP_DP);
     double totals[2] = { 0, local_mask_sum(t) };
@@ -318,6 +321,10 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
     totals[0] = sum;
     mb_group_sum_f64(dp, totals, 1);
     *loss = totals[1] > 0 ? totals[0] / totals[1] : 0.0;
+    if (sums) {
+        sums[0] = totals[0];
+        sums[1] = totals[1];
+    }
     return 0;
 }
 
@@ -391,7 +398,7 @@ static int train_iteration(struct mb_trainer *t)
     mb_model_zero_grad(m);
     mb_grad_sync_begin(&t->gsync);
     double loss;
-    if (run_batches(t, true, &loss) < 0) {
+    if (run_batches(t, true, &loss, NULL) < 0) {
         if (t->gsync.overlap) /* complete the buckets the ranks that did not fail started */
             mb_grad_sync_finish(&t->gsync);
         return -1;
@@ -420,19 +427,22 @@ static int train_iteration(struct mb_trainer *t)
 static int evaluate(struct mb_trainer *t)
 {
     int64_t iters = mb_config_i64(t->cfg, "train.eval_iters");
-    if (mb_gpt_data_size(t->data, MB_SPLIT_VALID) <= 0 || iters <= 0)
+    if (mb_train_data_size(t, MB_SPLIT_VALID) <= 0 || iters <= 0)
         return 0;
-    double total = 0;
+    /* the loss over every loss-masked token of the eval_iters batches, as Megatron sums
+     * [loss, tokens] over them (batches of SFT rows hold different numbers of tokens) */
+    double total[2] = { 0, 0 };
     for (int64_t i = 0; i < iters; i++) {
-        double loss;
+        double loss, sums[2];
         if (fill(t, MB_SPLIT_VALID, t->consumed_valid) < 0)
             return -1;
-        if (run_batches(t, false, &loss) < 0)
+        if (run_batches(t, false, &loss, sums) < 0)
             return -1;
-        total += loss;
+        total[0] += sums[0];
+        total[1] += sums[1];
         t->consumed_valid += t->global_batch;
     }
-    mb_train_log_eval(t, total / (double)iters);
+    mb_train_log_eval(t, total[1] > 0 ? total[0] / total[1] : 0.0);
     return 0;
 }
 
@@ -498,6 +508,7 @@ static void teardown(struct mb_trainer *t)
     mb_tb_close(t->tb);
     mb_train_metrics_close(t);
     mb_gpt_data_close(t->data);
+    mb_sft_close(t->sft);
     mb_adamw_free(&t->opt);
     mb_grad_sync_free(&t->gsync);
     free(t->norm_weight);
@@ -507,6 +518,7 @@ static void teardown(struct mb_trainer *t)
     free(t->batches.labels);
     free(t->batches.position_ids);
     free(t->batches.loss_mask);
+    free(t->batches.segment_ids);
     free(t->pretrained);
     mb_ckpt_extras_free(t->extras, t->n_extras);
 }

@@ -22,6 +22,9 @@ struct mb_train_tokenizer {
     int64_t vocab_size;   /* 0: no tokenizer */
     int32_t eod_id;       /* -1: none */
     const char *name;     /* stored in checkpoints */
+    /* mb-finetune: the SFT JSONL rows of data.data_path are encoded with it (data/sft.h);
+     * NULL: mb-pretrain's indexed token files */
+    const struct mb_tokenizer *sft;
 };
 
 /* Train as CFG says: build or resume, run to train.train_iters, save checkpoints.

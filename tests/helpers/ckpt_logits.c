@@ -80,7 +80,7 @@ int main(int argc, char **argv)
         mask[i] = last ? 0.0f : 1.0f;
     }
     float *logits = mb_xmalloc((size_t)(n * v) * sizeof *logits);
-    struct mb_batch batch = { b, tl, ids, labels, mask, NULL };
+    struct mb_batch batch = { b, tl, ids, labels, mask, NULL, NULL };
     double loss_sum, mask_sum;
     if (mb_model_step(&m, &batch, 0.0f, &loss_sum, &mask_sum, logits) != 0)
         return fail();

@@ -133,7 +133,7 @@ int main(int argc, char **argv)
     for (int64_t i = 0; i < n; i++)
         mask_sum += mask[i];
     float *logits = mb_xmalloc((size_t)(n * v) * sizeof(float));
-    struct mb_batch batch = { a.batch, a.seq, tokens, labels, mask, NULL };
+    struct mb_batch batch = { a.batch, a.seq, tokens, labels, mask, NULL, NULL };
     double loss_sum, ms;
     if (mb_model_step(&m, &batch, (float)(1.0 / mask_sum), &loss_sum, &ms, logits) < 0)
         return fail();

@@ -369,7 +369,7 @@ static void make_batch(struct mb_batch *b, int32_t *tokens, int32_t *labels, flo
         mask[i] = i % 7 == 2 ? 0.0f : 1.0f;
         *mask_sum += labels[i] >= 0 ? mask[i] : 0;
     }
-    *b = (struct mb_batch){ B, T, tokens, labels, mask, NULL };
+    *b = (struct mb_batch){ B, T, tokens, labels, mask, NULL, NULL };
 }
 
 static int check_model(struct checker *c, const char *path, int64_t groups, bool sp, int steps)

@@ -1,7 +1,8 @@
 /* tests/unit/kern_cpu_attention.c - CPU flash attention against a naive double-precision
  * attention with the full T x T scores (whose analytic backward is itself checked by
  * central finite differences): GQA, sliding window, soft-capping, T not a multiple of the
- * block, and bitwise determinism across runs and thread counts. */
+ * block, per-document masks of packed rows, and bitwise determinism across runs and
+ * thread counts. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -30,9 +31,10 @@ struct att {
     double *q64, *k64, *v64, *out64, *lse64, *dq64, *dk64, *dv64;
 };
 
-static bool sees(const struct mb_attn_shape *s, int64_t t, int64_t key)
+static bool sees(const struct mb_attn_shape *s, int64_t b, int64_t t, int64_t key)
 {
-    return key <= t && (s->window <= 0 || t - key < s->window);
+    return key <= t && (s->window <= 0 || t - key < s->window) &&
+           (!s->doc_start || key >= s->doc_start[b * s->seq + t]);
 }
 
 static double capped(const struct mb_attn_shape *s, double x)
@@ -61,7 +63,7 @@ static double naive(const struct mb_attn_shape *s, const double *q, const double
                 const double *qi = q + ((b * H + h) * T + t) * E;
                 double mx = -INFINITY, sum = 0;
                 for (int64_t j = 0; j <= t; j++) {
-                    if (!sees(s, t, j))
+                    if (!sees(s, b, t, j))
                         continue;
                     double d = 0;
                     for (int64_t c = 0; c < E; c++)
@@ -71,14 +73,14 @@ static double naive(const struct mb_attn_shape *s, const double *q, const double
                     mx = fmax(mx, p[j]);
                 }
                 for (int64_t j = 0; j <= t; j++)
-                    if (sees(s, t, j))
+                    if (sees(s, b, t, j))
                         sum += exp(p[j] - mx);
                 double l = mx + log(sum);
                 double *o = out + ((b * T + t) * H + h) * E;
                 const float *go = dout + ((b * T + t) * H + h) * E;
                 memset(o, 0, (size_t)E * sizeof *o);
                 for (int64_t j = 0; j <= t; j++) {
-                    if (!sees(s, t, j))
+                    if (!sees(s, b, t, j))
                         continue;
                     p[j] = exp(p[j] - l);
                     for (int64_t c = 0; c < E; c++)
@@ -92,7 +94,7 @@ static double naive(const struct mb_attn_shape *s, const double *q, const double
                 if (!dq)
                     continue;
                 for (int64_t j = 0; j <= t; j++) {
-                    if (!sees(s, t, j))
+                    if (!sees(s, b, t, j))
                         continue;
                     double dp = 0;
                     for (int64_t c = 0; c < E; c++) {
@@ -132,7 +134,7 @@ static void att_init(struct att *a, int64_t B, int64_t T, int64_t H, int64_t G, 
                      int64_t window, float softcap)
 {
     a->s = (struct mb_attn_shape){B, T, H, G, E, (float)(1.0 / sqrt((double)E)), softcap,
-                                  window};
+                                  window, NULL};
     a->nq = B * H * T * E;
     a->nkv = B * G * T * E;
     a->no = a->nq;
@@ -193,12 +195,13 @@ static void fd_check(struct att *a, const char *name, double *x, int64_t n, cons
 }
 
 static void att_case(const char *label, int64_t B, int64_t T, int64_t H, int64_t G, int64_t E,
-                     int64_t window, float softcap, bool fd)
+                     int64_t window, float softcap, bool fd, const int32_t *docs)
 {
     struct att a;
     char what[160];
 
     att_init(&a, B, T, H, G, E, window, softcap);
+    a.s.doc_start = docs;
     naive(&a.s, a.q64, a.k64, a.v64, a.dout, a.out64, a.lse64, a.dq64, a.dk64, a.dv64);
     if (fd) {
         fd_check(&a, "q", a.q64, a.nq, a.dq64);
@@ -246,13 +249,22 @@ int main(void)
 {
     omp_set_num_threads(2);
     ops = mb_ops_cpu();
-    att_case("MHA T=5 d=4", 1, 5, 2, 2, 4, 0, 0, true);
-    att_case("GQA 4/2 T=130 d=16", 2, 130, 4, 2, 16, 0, 0, true);
-    att_case("window 20 T=97 d=8", 1, 97, 4, 4, 8, 20, 0, true);
-    att_case("softcap 5 MQA 2/1 T=70 d=64", 1, 70, 2, 1, 64, 0, 5.0f, true);
-    att_case("GQA+window 70+softcap 3 T=150 d=12", 1, 150, 4, 2, 12, 70, 3.0f, false);
-    att_case("window 1 (self only) T=66", 1, 66, 2, 1, 8, 1, 0, false);
-    att_case("T=1", 2, 1, 4, 2, 8, 0, 0, false);
+    att_case("MHA T=5 d=4", 1, 5, 2, 2, 4, 0, 0, true, NULL);
+    att_case("GQA 4/2 T=130 d=16", 2, 130, 4, 2, 16, 0, 0, true, NULL);
+    att_case("window 20 T=97 d=8", 1, 97, 4, 4, 8, 20, 0, true, NULL);
+    att_case("softcap 5 MQA 2/1 T=70 d=64", 1, 70, 2, 1, 64, 0, 5.0f, true, NULL);
+    att_case("GQA+window 70+softcap 3 T=150 d=12", 1, 150, 4, 2, 12, 70, 3.0f, false, NULL);
+    att_case("window 1 (self only) T=66", 1, 66, 2, 1, 8, 1, 0, false, NULL);
+    att_case("T=1", 2, 1, 4, 2, 8, 0, 0, false, NULL);
+    /* packed rows: documents [0,40) [40,41) [41,130) [130,150) in row 0, [0,64) [64,150)
+     * in row 1 (document boundaries inside and on the edges of the 64-wide blocks) */
+    int32_t docs[2 * 150];
+    for (int t = 0; t < 150; t++) {
+        docs[t] = t < 40 ? 0 : t < 41 ? 40 : t < 130 ? 41 : 130;
+        docs[150 + t] = t < 64 ? 0 : 64;
+    }
+    att_case("documents GQA 4/2 T=150 d=8", 2, 150, 4, 2, 8, 0, 0, true, docs);
+    att_case("documents+window 30+softcap 4 T=150", 2, 150, 4, 1, 16, 30, 4.0f, false, docs);
     determinism();
     return tap_done();
 }

@@ -65,7 +65,7 @@ static int setup(struct fixture *f, const char *path)
         f->mask[i] = i % 7 == 2 ? 0.0f : 1.0f;
         f->mask_sum += f->mask[i];
     }
-    f->batch = (struct mb_batch){ B, T, f->tokens, f->labels, f->mask, NULL };
+    f->batch = (struct mb_batch){ B, T, f->tokens, f->labels, f->mask, NULL, NULL };
     return 0;
 }
 

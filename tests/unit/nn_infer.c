@@ -60,7 +60,7 @@ static float *full_logits(struct mb_model *m, const int32_t *tokens)
         labels[i] = 0;
         mask[i] = 1.0f;
     }
-    struct mb_batch b = { B, T, tokens, labels, mask, NULL };
+    struct mb_batch b = { B, T, tokens, labels, mask, NULL, NULL };
     float *logits = mb_xmalloc((size_t)(B * T * m->cfg.vocab_size) * sizeof(float));
     double ls, ms;
     if (mb_model_step(m, &b, 0.0f, &ls, &ms, logits) < 0) {

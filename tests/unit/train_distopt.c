@@ -132,7 +132,7 @@ static void check_overlap(const char *root, const char *family, int64_t bucket_s
     int rc = 0;
     for (int mb = 0; mb < 2; mb++) { /* the hook only on the last micro-batch */
         batch_of(tokens, labels, mask, m.cfg.vocab_size, mb);
-        struct mb_batch b = { B, T, tokens, labels, mask, NULL };
+        struct mb_batch b = { B, T, tokens, labels, mask, NULL, NULL };
         m.grad_ready = mb == 1 ? hook : NULL;
         m.grad_ready_ctx = &w;
         rc |= mb_model_step(&m, &b, 0.05f, &ls, &ms, NULL);

@@ -1,4 +1,5 @@
-/* kern/cpu/attention.c - causal attention (GQA, sliding window, soft-capping), flash style.
+/* kern/cpu/attention.c - causal attention (GQA, sliding window, soft-capping, per-document
+ * masks of packed rows), flash style.
  *
  * Scores are never held for more than one block of BQ queries x BK keys. Forward: one task
  * per (batch, query head, query block) walks the key blocks it can see with an online
@@ -180,10 +181,23 @@ GEMM_CLONES static void blk_acc(float *restrict C, int64_t ldc, const float *res
     }
 }
 
-/* Keys j of a block starting at k0 that query t sees: [*lo, *hi). */
-static void visible(int64_t t, int64_t k0, int64_t nk, int64_t window, int64_t *lo, int64_t *hi)
+/* The first key that query T of row B sees: the window's start, and no earlier than the
+ * start of T's document when the rows are packed. */
+static int64_t first_key(const struct mb_attn_shape *sh, int64_t b, int64_t t)
 {
-    int64_t l = window > 0 ? t - window + 1 - k0 : 0;
+    int64_t first = sh->window > 0 ? t - sh->window + 1 : 0;
+    if (sh->doc_start) {
+        int64_t d = sh->doc_start[b * sh->seq + t];
+        first = d > first ? d : first;
+    }
+    return first;
+}
+
+/* Keys j of a block starting at k0 that query t, whose first visible key is FIRST, sees:
+ * [*lo, *hi). */
+static void visible(int64_t t, int64_t k0, int64_t nk, int64_t first, int64_t *lo, int64_t *hi)
+{
+    int64_t l = first - k0;
     int64_t h = t - k0 + 1;
     *lo = l > 0 ? l : 0;
     *hi = h < nk ? h : nk;
@@ -233,13 +247,13 @@ static void block_cap(float *s, float *dc, int64_t m, float cap)
 
 /* Online-softmax update of rows [0, nq) of a query block starting at q0 with the key block
  * at k0 (scores in w->s become probabilities; acc rows are rescaled). */
-static void fwd_softmax_block(struct attn_scratch *w, int64_t q0, int64_t nq, int64_t k0,
-                              int64_t nk, int64_t window, int64_t E)
+static void fwd_softmax_block(struct attn_scratch *w, const struct mb_attn_shape *sh, int64_t b,
+                              int64_t q0, int64_t nq, int64_t k0, int64_t nk, int64_t E)
 {
     for (int64_t i = 0; i < nq; i++) {
         float *s = w->s + i * BK;
         int64_t lo, hi;
-        visible(q0 + i, k0, nk, window, &lo, &hi);
+        visible(q0 + i, k0, nk, first_key(sh, b, q0 + i), &lo, &hi);
         if (lo >= hi) {
             memset(s, 0, BK * sizeof *s);
             continue;
@@ -262,7 +276,9 @@ static void fwd_task(float *out, float *lse, const float *q, const float *k, con
     int64_t nq = MB_MIN(BQ, T - q0), kvh = b * sh->kv_heads + h / (H / sh->kv_heads);
     const float *Q = q + ((size_t)bh * T + q0) * E;
     const float *K = k + (size_t)kvh * T * E, *V = v + (size_t)kvh * T * E;
-    int64_t k_lo = sh->window > 0 ? MB_MAX(0, q0 - sh->window + 1) : 0, k_hi = q0 + nq;
+    /* the block's first query sees the earliest key (windows and documents only move
+     * forward with t) */
+    int64_t k_lo = MB_MAX(0, first_key(sh, b, q0)), k_hi = q0 + nq;
 
     memset(w->acc, 0, (size_t)nq * E * sizeof *w->acc);
     for (int64_t i = 0; i < nq; i++) {
@@ -275,7 +291,7 @@ static void fwd_task(float *out, float *lse, const float *q, const float *k, con
         blk_abt(w->s, Q, E, w->kt, nq, E, sh->scale);
         if (sh->softcap > 0)
             block_cap(w->s, NULL, nq, sh->softcap);
-        fwd_softmax_block(w, q0, nq, k0, nk, sh->window, E);
+        fwd_softmax_block(w, sh, b, q0, nq, k0, nk, E);
         blk_acc(w->acc, E, w->s, BK, 1, V + k0 * E, E, nq, nk, E);
     }
     for (int64_t i = 0; i < nq; i++) {
@@ -305,12 +321,12 @@ void mb_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k
 }
 
 /* P = exp(s - lse) on visible keys (0 elsewhere) for the rows of a query block. */
-static void bwd_probs(float *s, const float *lse, int64_t q0, int64_t nq, int64_t k0,
-                      int64_t nk, int64_t window)
+static void bwd_probs(float *s, const float *lse, const struct mb_attn_shape *sh, int64_t b,
+                      int64_t q0, int64_t nq, int64_t k0, int64_t nk)
 {
     for (int64_t i = 0; i < nq; i++) {
         int64_t lo, hi;
-        visible(q0 + i, k0, nk, window, &lo, &hi);
+        visible(q0 + i, k0, nk, first_key(sh, b, q0 + i), &lo, &hi);
         span_exp(s + i * BK, lse[i], lo, lo < hi ? hi : lo);
     }
 }
@@ -371,12 +387,22 @@ static void bwd_block(const struct bwd_ctx *c, struct attn_scratch *w, int64_t h
     blk_abt(w->s, Q, E, w->kt, nq, E, sh->scale);
     if (sh->softcap > 0)
         block_cap(w->s, w->dc, nq, sh->softcap);
-    bwd_probs(w->s, c->lse + (size_t)bh * T + q0, q0, nq, k0, nk, sh->window);
+    bwd_probs(w->s, c->lse + (size_t)bh * T + q0, sh, c->b, q0, nq, k0, nk);
     blk_acc(w->acc2, E, w->s, 1, BK, dO, H * E, nk, nq, E);        /* dV += P^T dO */
     blk_abt(w->dp, dO, H * E, w->vt, nq, E, 1.0f);                  /* dP = dO V^T */
     bwd_ds(w->dp, w->s, sh->softcap > 0 ? w->dc : NULL, c->D + (h % g) * T + q0, nq, sh->scale);
     blk_acc(dQ, E, w->dp, BK, 1, K, E, nq, nk, E);                  /* dQ += dS K */
     blk_acc(w->acc, E, w->dp, 1, BK, Q, E, nk, nq, E);              /* dK += dS^T Q */
+}
+
+/* One past the last position of the document holding position T of row B. */
+static int64_t doc_end(const struct mb_attn_shape *sh, int64_t b, int64_t t)
+{
+    const int32_t *d = sh->doc_start + b * sh->seq;
+    int64_t e = t + 1;
+    while (e < sh->seq && d[e] <= t)
+        e++;
+    return e;
 }
 
 static void bwd_task(const struct bwd_ctx *c, struct attn_scratch *w)
@@ -396,6 +422,8 @@ static void bwd_task(const struct bwd_ctx *c, struct attn_scratch *w)
     for (int64_t k0 = 0; k0 < T; k0 += BK) {
         int64_t nk = MB_MIN(BK, T - k0);
         int64_t t_end = sh->window > 0 ? MB_MIN(T, k0 + nk - 1 + sh->window) : T;
+        if (sh->doc_start) /* queries past the document of the block's last key */
+            t_end = MB_MIN(t_end, doc_end(sh, c->b, k0 + nk - 1));
         block_transpose(w->kt, c->k + kv_off + k0 * E, nk, E);
         block_transpose(w->vt, c->v + kv_off + k0 * E, nk, E);
         memset(w->acc, 0, (size_t)BK * E * sizeof *w->acc);
