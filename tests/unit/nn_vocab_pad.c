@@ -147,7 +147,7 @@ static void check_family(const char *root, const char *family)
         labels[i] = (int32_t)(mb_splitmix64(7919 + (uint64_t)i) % (uint64_t)v);
         mask[i] = i % 5 ? 1.0f : 0.0f;
     }
-    struct mb_batch b = { B, T, tokens, labels, mask, NULL };
+    struct mb_batch b = { B, T, tokens, labels, mask, NULL, NULL };
     float *lp = mb_xmalloc((size_t)(n * (v + PAD)) * sizeof(float));
     float *lu = mb_xmalloc((size_t)(n * v) * sizeof(float));
     double loss_p = step(&p, &b, lp), loss_u = step(&u, &b, lu);
