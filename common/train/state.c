@@ -246,6 +246,11 @@ static int check_peft(const struct mb_trainer *t, const char *file)
     free(base);
     if (pc.kind == MB_PEFT_NONE && t->peft.kind == MB_PEFT_NONE)
         return 0;
+    if (t->peft.kind == MB_PEFT_NONE)
+        return mb_err_set(MB_E_INVALID, file,
+                          "checkpoint.load: an adapter-only checkpoint (%s adapters); resume "
+                          "it with peft.peft=%s and its other peft.* keys",
+                          mb_peft_kind_name(pc.kind), mb_peft_kind_name(pc.kind));
     if (pc.kind == MB_PEFT_NONE)
         return mb_err_set(MB_E_INVALID, file,
                           "checkpoint.load: not an adapter-only checkpoint, but peft.peft=%s "
