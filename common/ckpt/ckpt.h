@@ -268,6 +268,23 @@ void mb_ckpt_extras_free(struct mb_ckpt_extra *x, int n);
 /* Close the file and free R. Accepts NULL. */
 void mb_ckpt_reader_close(mb_ckpt_reader *r);
 
+/* ---- adapter-only checkpoints (LoRA/DoRA) ------------------------------------------ */
+
+/* The adapters R holds: its peft attribute into *PC (kind MB_PEFT_NONE, *BASE NULL, when
+ * it has none) and its base_checkpoint into *BASE (malloc'd; "" when the base was the
+ * seeded initialisation). -1 with mb_err naming the file when one cannot be read. */
+MB_MUST_CHECK int mb_ckpt_reader_peft(mb_ckpt_reader *r, const char *file,
+                                      struct mb_peft_config *pc, char **base);
+
+struct mb_model;
+/* Load the weights of checkpoint FILE into M (made for its model_config; single
+ * process), one tensor at a time through a host buffer the size of the largest: every
+ * parameter from /model, or, when M carries adapters (made with the file's peft
+ * attribute), the frozen base from BASE (the file's base_checkpoint when NULL) and the
+ * adapters from FILE's /adapter. -1 with mb_err naming the file and tensor (a base
+ * that is missing or of another shape included). */
+MB_MUST_CHECK int mb_ckpt_load_model(const char *file, const char *base, struct mb_model *m);
+
 /* ---- writing tensor by tensor (mb-convert, mb-ckpt) -------------------------------- */
 
 typedef struct mb_ckpt_writer mb_ckpt_writer;

@@ -101,6 +101,12 @@ int mb_model_init_inference(struct mb_model *m, const struct mb_model_config *cf
     return model_init(m, cfg, ops, false, &whole_model, false, NULL);
 }
 
+int mb_model_init_inference_peft(struct mb_model *m, const struct mb_model_config *cfg,
+                                 const struct mb_ops *ops, const struct mb_peft_config *pc)
+{
+    return model_init(m, cfg, ops, false, &whole_model, false, pc);
+}
+
 void mb_model_free(struct mb_model *m)
 {
     if (!m->ops)

@@ -74,6 +74,12 @@ MB_MUST_CHECK int mb_model_init_inference(struct mb_model *m, const struct mb_mo
 MB_MUST_CHECK int mb_model_init_tp(struct mb_model *m, const struct mb_model_config *cfg,
                                    const struct mb_ops *ops, const struct mb_group *tp,
                                    bool sequence_parallel);
+/* mb_model_init_inference with the adapters of PC (kind NONE: none) on its linear
+ * layers, applied unmerged: for generating with an adapter-only checkpoint. */
+MB_MUST_CHECK int mb_model_init_inference_peft(struct mb_model *m,
+                                               const struct mb_model_config *cfg,
+                                               const struct mb_ops *ops,
+                                               const struct mb_peft_config *pc);
 /* mb_model_init_tp with the adapters of PC on its linear layers (nn/params.h
  * mb_param_table_add_adapters): the base is frozen, and the gradient buffer holds only
  * the adapters. PC of kind MB_PEFT_NONE: mb_model_init_tp. */

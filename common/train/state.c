@@ -213,25 +213,15 @@ int mb_train_load_pretrained(struct mb_trainer *t, const char *file)
     return rc;
 }
 
-/* The peft attribute of checkpoint FILE into *PC (kind NONE when it has none). */
+/* The peft attribute of checkpoint FILE into *PC (kind NONE when it has none), and its
+ * base_checkpoint into *BASE. */
 static int file_peft(const struct mb_dist *d, const char *file, struct mb_peft_config *pc,
                      char **base)
 {
-    memset(pc, 0, sizeof(*pc));
-    *base = NULL;
     mb_ckpt_reader *r = mb_ckpt_reader_open(d, file);
     if (!r)
         return -1;
-    char *json = NULL;
-    int rc = 0;
-    if (mb_ckpt_reader_has_attr(r, "peft") == 1) {
-        rc = mb_ckpt_reader_attr(r, "peft", &json);
-        if (rc == 0)
-            rc = mb_peft_config_from_json(pc, json, file);
-        if (rc == 0 && mb_ckpt_reader_has_attr(r, "base_checkpoint") == 1)
-            rc = mb_ckpt_reader_attr(r, "base_checkpoint", base);
-    }
-    free(json);
+    int rc = mb_ckpt_reader_peft(r, file, pc, base);
     mb_ckpt_reader_close(r);
     return rc;
 }

@@ -3,6 +3,9 @@
 gradients of every adapter tensor, the base frozen.
 
 usage: peft_model.py compare DUMP_DIR... [--tol 1e-4]
+       peft_model.py logits TOKENS.npy ADAPTER.h5 MB_LOGITS.npy [ADAPTER.h5 MB_LOGITS.npy...]
+                     [--tol 1e-4] [--greedy-out FILE --prompt-ids "1 2 3" --max-new-tokens N]
+       peft_model.py generate ADAPTER.h5... --prompt-ids "1 2 3" [--max-new-tokens 32]
 
 compare   reads a dump written by `model_dump --peft lora|dora` (tests/helpers: config.json,
           peft.json, tokens/labels/loss_mask.npy, params/NAME.npy for the base and the
@@ -20,6 +23,15 @@ compare   reads a dump written by `model_dump --peft lora|dora` (tests/helpers: 
           the base without gradients and that the dump has none for it, and that the
           adapters change the logits (the base alone is more than 100 x tol away).
           Exits 1 when a check fails, 2 on bad input.
+logits    the same PEFT model from an adapter-only mb checkpoint (its model_config and
+          peft attributes, the base from the /model of its base_checkpoint, the adapters
+          from /adapter) on TOKENS.npy (int32 [B, T]): checks mb's logits (ckpt_logits)
+          against it to --tol, and that the adapters move the logits. With --greedy-out,
+          also writes to FILE what `generate` prints for those checkpoints (one process
+          instead of two: importing transformers and peft is most of the time).
+generate  greedy generation (model.generate, do_sample=False, no EOS) of that PEFT model:
+          prints the new ids on one line per checkpoint, as hf_generate.py does for whole
+          models.
 """
 import argparse
 import json
@@ -181,7 +193,94 @@ def compare(path, tol, tap):
         tap.check(rel <= tol, f"{what}: {name} (rel {rel:.2e}, max abs {mx:.2e}, tol {tol:g})")
 
 
+def read_adapter_ckpt(path):
+    """A dump-like dict (cfg, peft, params) from an adapter-only mb checkpoint and its base."""
+    import h5py
+    import hf_generate
+
+    def text(v):
+        return (v.decode() if isinstance(v, bytes) else str(v)).rstrip("\0")
+    with h5py.File(path, "r") as f:
+        cfg = json.loads(text(f.attrs["model_config"]))
+        pc = json.loads(text(f.attrs["peft"]))
+        base = text(f.attrs["base_checkpoint"])
+        params = {}
+        f["adapter"].visititems(lambda name, obj: params.__setitem__(
+            name.replace("/", "."), np.asarray(obj[()], dtype=np.float32))
+            if isinstance(obj, h5py.Dataset) else None)
+    _, mb = hf_generate.read_ckpt(base)
+    params.update({k: v.numpy() for k, v in mb.items()})
+    return {"cfg": cfg, "peft": pc, "params": params}
+
+
+def greedy(pm, prompt_ids, max_new_tokens):
+    """The greedy continuation of PROMPT_IDS (a string of ids), as a line of ids."""
+    ids = torch.tensor([[int(x) for x in prompt_ids.split()]])
+    gc = pm.generation_config
+    gc.eos_token_id, gc.bos_token_id, gc.pad_token_id = None, None, 0
+    gc.do_sample, gc.max_new_tokens, gc.min_new_tokens = False, max_new_tokens, 0
+    with torch.no_grad():
+        out = pm.generate(input_ids=ids, attention_mask=torch.ones_like(ids), generation_config=gc)
+    return " ".join(str(int(x)) for x in out[0, ids.shape[1]:])
+
+
+def check_logits(tap, ckpt, tokens, mb_logits, tol):
+    d = read_adapter_ckpt(ckpt)
+    pm, _ = peft_model(d)
+    pos = torch.arange(tokens.shape[1]).unsqueeze(0).expand_as(tokens)
+    with torch.no_grad():
+        want = pm(input_ids=tokens, position_ids=pos, use_cache=False).logits
+        with pm.disable_adapter():
+            base = pm(input_ids=tokens, position_ids=pos, use_cache=False).logits
+    got = np.load(mb_logits)
+    what = f"{ckpt}: {d['cfg']['family']} {d['peft']['peft']}"
+    rel, _ = H.rel_err(got, base.numpy())
+    tap.check(rel > 100 * tol, f"{what}: the adapters move the logits (rel {rel:.2e} from the base)")
+    rel, mx = H.rel_err(got, want.numpy())
+    tap.check(rel <= tol, f"{what}: mb's logits are PEFT's (rel {rel:.2e}, max abs {mx:.2e})")
+    return pm
+
+
+def cmd_logits(a):
+    tokens = torch.from_numpy(np.load(a.tokens)).long()
+    if len(a.pairs) % 2:
+        raise SystemExit("peft_model.py logits: give ADAPTER.h5 MB_LOGITS.npy pairs")
+    tap = H.Tap()
+    lines = []
+    for i in range(0, len(a.pairs), 2):
+        pm = check_logits(tap, a.pairs[i], tokens, a.pairs[i + 1], a.tol)
+        if a.greedy_out:
+            lines.append(greedy(pm, a.prompt_ids, a.max_new_tokens) + "\n")
+    if a.greedy_out:
+        with open(a.greedy_out, "w", encoding="utf-8") as f:
+            f.writelines(lines)
+    tap.plan()
+    return 1 if tap.failed else 0
+
+
+def cmd_generate(a):
+    for ckpt in a.ckpt:
+        pm, _ = peft_model(read_adapter_ckpt(ckpt))
+        print(greedy(pm, a.prompt_ids, a.max_new_tokens), flush=True)
+    return 0
+
+
 def main():
+    if len(sys.argv) > 1 and sys.argv[1] in ("logits", "generate"):
+        ap = argparse.ArgumentParser()
+        ap.add_argument("cmd")
+        if sys.argv[1] == "logits":
+            ap.add_argument("tokens")
+            ap.add_argument("pairs", nargs="+")
+            ap.add_argument("--tol", type=float, default=1e-4)
+            ap.add_argument("--greedy-out")
+            ap.add_argument("--prompt-ids")
+        else:
+            ap.add_argument("ckpt", nargs="+")
+            ap.add_argument("--prompt-ids", required=True)
+        ap.add_argument("--max-new-tokens", type=int, default=32)
+        a = ap.parse_args()
+        return cmd_logits(a) if a.cmd == "logits" else cmd_generate(a)
     ap = argparse.ArgumentParser()
     ap.add_argument("cmd", choices=["compare"])
     ap.add_argument("dumps", nargs="+")
