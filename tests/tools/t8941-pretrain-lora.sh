@@ -53,6 +53,19 @@ assert b.rstrip(chr(0)) == os.path.realpath(\"base/iter_0000004.h5\"), b
     grep "^adapter_parameters: 13312" info
 '
 
+test_expect_success 'mb-ckpt verify knows adapter checkpoints: whole, or missing an adapter' '
+    mb-ckpt verify lora >verify.out &&
+    grep "verified: .*31 tensors, structure complete" verify.out &&
+    cp lora/iter_0000004.h5 cut.h5 &&
+    "$PY" -c "
+import h5py
+with h5py.File(\"cut.h5\", \"r+\") as f:
+    del f[\"adapter/decoder/layers/mlp/linear_fc2/adapter/linear_in/weight\"]
+" &&
+    test_expect_code 1 mb-ckpt verify cut.h5 >verify.out 2>&1 &&
+    grep "problem: /adapter/decoder/layers/mlp/linear_fc2/adapter/linear_in/weight: missing" verify.out
+'
+
 for k in lora dora; do
     test_expect_success "$k: stop at 2, resume from the adapter checkpoint: bitwise the straight run" "
         pretrain \$peft checkpoint.pretrained_checkpoint=base peft.peft=$k \
