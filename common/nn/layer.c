@@ -83,6 +83,10 @@ static void attach(const struct mb_model *m, struct mb_linear *lin, enum mb_peft
         ad->norm = m->peft_norm[k] + l * (pm->numel / pm->shape[0]);
     }
     ad->scratch = m->peft_scratch;
+    ad->dropout = m->peft_dropout_on ? &m->peft_dropout : NULL;
+    ad->site = l * MB_PEFT_MODULES + k;
+    /* a row-parallel layer holds an equal block of the input columns */
+    ad->col0 = lin->mode == MB_LINEAR_ROW ? m->tp->rank * lin->in : 0;
 }
 
 /* The model's four projections, with this rank's shapes (parallel.md 2.2-2.4), and

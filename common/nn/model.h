@@ -57,6 +57,10 @@ struct mb_model {
     struct mb_peft_config peft;
     struct mb_adapter_scratch *peft_scratch;
     float *peft_norm[MB_PEFT_MODULES];
+    /* LoRA dropout (peft.dropout > 0): applied while PEFT_DROPOUT_ON, which the trainer
+     * sets, with the micro-batch's first sample, for each training micro-batch only. */
+    struct mb_adapter_dropout peft_dropout;
+    bool peft_dropout_on;
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */

@@ -8,6 +8,9 @@
  *   backward  (DoRA: z = x W^T + s ax B^T, dm += sum_n dy z / norm, dz = g dy;
  *              LoRA: dz = dy)
  *             dB += s dz^T ax,  dax = s dz B,  dA += dax^T x,  dx += dax A
+ *
+ * LoRA's dropout replaces x by d(x) = x * keep / (1 - p) in ax and dA, and dax A by
+ * (dax A) * keep / (1 - p) in dx; the mask is recomputed in the backward.
  */
 #include "peft/peft.h"
 
@@ -15,6 +18,7 @@
 #include <stdlib.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/mem.h"
 
 void mb_adapter_scratch_release(struct mb_adapter_scratch *s)
@@ -25,8 +29,9 @@ void mb_adapter_scratch_release(struct mb_adapter_scratch *s)
     s->ops->free(s->dax);
     s->ops->free(s->wide);
     s->ops->free(s->ba);
-    s->ax = s->dax = s->wide = s->ba = NULL;
-    s->cap_ax = s->cap_dax = s->cap_wide = s->cap_ba = 0;
+    s->ops->free(s->xd);
+    s->ax = s->dax = s->wide = s->ba = s->xd = NULL;
+    s->cap_ax = s->cap_dax = s->cap_wide = s->cap_ba = s->cap_xd = 0;
 }
 
 /* *BUF with room for N floats (grown, its contents lost). Out of memory aborts. */
@@ -39,6 +44,54 @@ static float *room(struct mb_adapter_scratch *s, float **buf, int64_t *cap, int6
     MB_ASSERT(*buf != NULL);
     *cap = n;
     return *buf;
+}
+
+/* The hash of a row's (sample, position, site), from which its columns' draws come. */
+static uint64_t row_key(const struct mb_adapter_dropout *d, int64_t sample, int64_t pos,
+                        int64_t site)
+{
+    uint64_t h = mb_splitmix64(d->key ^ mb_splitmix64((uint64_t)sample));
+    h = mb_splitmix64(h ^ (uint64_t)pos);
+    return mb_splitmix64(h ^ (uint64_t)site);
+}
+
+static int keep_at(const struct mb_adapter_dropout *d, uint64_t row, int64_t col)
+{
+    double u = (double)(mb_splitmix64(row ^ (uint64_t)col) >> 11) * 0x1.0p-53;
+    return u >= d->p;
+}
+
+int mb_adapter_dropout_keep(const struct mb_adapter_dropout *d, int64_t sample, int64_t pos,
+                            int64_t site, int64_t col)
+{
+    return keep_at(d, row_key(d, sample, pos, site), col);
+}
+
+/* DST[n, in] += or = SRC * keep / (1 - p), the mask of this adapter's elements. */
+static void apply_mask(const struct mb_adapter *ad, int64_t in, float *dst, const float *src,
+                       int64_t n, bool accumulate)
+{
+    const struct mb_adapter_dropout *d = ad->dropout;
+    float scale = 1.0f / (1.0f - d->p);
+    for (int64_t t = 0; t < n; t++) {
+        uint64_t row = row_key(d, d->sample0 + t / d->seq, t % d->seq, ad->site);
+        for (int64_t i = 0; i < in; i++) {
+            float v = keep_at(d, row, ad->col0 + i) ? src[t * in + i] * scale : 0.0f;
+            dst[t * in + i] = accumulate ? dst[t * in + i] + v : v;
+        }
+    }
+}
+
+/* The adapter's input: X, or d(X) with dropout (in the scratch). */
+static const float *drop_input(const struct mb_adapter *ad, const struct mb_adapter_base *base,
+                               const float *x, int64_t n)
+{
+    if (!ad->dropout)
+        return x;
+    struct mb_adapter_scratch *s = ad->scratch;
+    float *xd = room(s, &s->xd, &s->cap_xd, n * base->in);
+    apply_mask(ad, base->in, xd, x, n, false);
+    return xd;
 }
 
 /* ax [n, r] = x A^T, summed over TP when the base is row-parallel (x, A: its columns). */
@@ -89,7 +142,7 @@ void mb_adapter_forward(const struct mb_adapter *ad, const struct mb_adapter_bas
                         float *y, int64_t row0, int64_t rows, const float *x, int64_t n)
 {
     int64_t r = ad->rank, out = base->out;
-    const float *ax = project_in(ad, base, x, n);
+    const float *ax = project_in(ad, base, drop_input(ad, base, x, n), n);
     if (ad->dora) /* the norm of the weights as they are now; kept for the backward */
         mb_adapter_row_norms(ad, base, true, ad->norm);
     base->ops->matmul(false, true, rows, out, r, ad->scale, ax + row0 * r, r, ad->b, r, 1.0f, y,
@@ -133,7 +186,8 @@ const float *mb_adapter_backward(const struct mb_adapter *ad, const struct mb_ad
 {
     struct mb_adapter_scratch *s = ad->scratch;
     int64_t r = ad->rank, out = base->out, in = base->in;
-    const float *ax = project_in(ad, base, x, n);
+    const float *xd = drop_input(ad, base, x, n);
+    const float *ax = project_in(ad, base, xd, n);
     const float *dz = ad->dora ? dora_backward(ad, base, dy, x, ax, n) : dy;
     const struct mb_ops *ops = base->ops;
     if (ad->gb)
@@ -141,13 +195,22 @@ const float *mb_adapter_backward(const struct mb_adapter *ad, const struct mb_ad
     float *dax = room(s, &s->dax, &s->cap_dax, n * r);
     ops->matmul(false, false, n, r, out, ad->scale, dz, out, ad->b, r, 0.0f, dax, r);
     if (ad->ga)
-        ops->matmul(true, false, r, in, n, 1.0f, dax, r, x, in, 1.0f, ad->ga, in);
+        ops->matmul(true, false, r, in, n, 1.0f, dax, r, xd, in, 1.0f, ad->ga, in);
     return dz;
 }
 
 void mb_adapter_backward_dx(const struct mb_adapter *ad, const struct mb_adapter_base *base,
                             float *dx, int64_t n)
 {
-    base->ops->matmul(false, false, n, base->in, ad->rank, 1.0f, ad->scratch->dax, ad->rank,
-                      ad->a, base->in, 1.0f, dx, base->in);
+    struct mb_adapter_scratch *s = ad->scratch;
+    int64_t in = base->in;
+    if (!ad->dropout) {
+        base->ops->matmul(false, false, n, in, ad->rank, 1.0f, s->dax, ad->rank, ad->a, in, 1.0f,
+                          dx, in);
+        return;
+    }
+    float *t = room(s, &s->xd, &s->cap_xd, n * in); /* d(x) is no longer needed */
+    base->ops->matmul(false, false, n, in, ad->rank, 1.0f, s->dax, ad->rank, ad->a, in, 0.0f, t,
+                      in);
+    apply_mask(ad, in, dx, t, n, true);
 }

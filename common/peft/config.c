@@ -85,14 +85,21 @@ int mb_peft_config_from(struct mb_peft_config *pc, const mb_config *cfg)
     if (pc->dim < 1)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "peft.dim"),
                           "peft.dim must be 1 or more, not %lld", (long long)pc->dim);
-    if (pc->dropout != 0.0)
+    if (!(pc->dropout >= 0.0 && pc->dropout < 1.0))
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "peft.dropout"),
+                          "peft.dropout %g: must be at least 0 and less than 1", pc->dropout);
+    if (pc->dropout > 0 && pc->kind == MB_PEFT_DORA)
         return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, "peft.dropout"),
-                          "peft.dropout %g: only 0 (Megatron Bridge's default) is supported",
-                          pc->dropout);
+                          "peft.dropout %g with peft.peft=dora: DoRA's dropout is not "
+                          "supported yet (use 0, Megatron Bridge's default)", pc->dropout);
     const char *pos = mb_config_str(cfg, "peft.dropout_position");
     if (strcmp(pos, "pre") != 0 && strcmp(pos, "post") != 0)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "peft.dropout_position"),
                           "peft.dropout_position '%s': use pre or post", pos);
+    if (pc->dropout > 0 && strcmp(pos, "pre") != 0)
+        return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, "peft.dropout_position"),
+                          "peft.dropout_position %s: only pre (on the adapter's input, as "
+                          "PEFT does) is supported with peft.dropout > 0", pos);
     if (parse_targets(cfg, pc) < 0 || parse_init(cfg, "peft.lora_A_init_method", &pc->a_init) < 0 ||
         parse_init(cfg, "peft.lora_B_init_method", &pc->b_init) < 0)
         return -1;

@@ -53,7 +53,7 @@ struct mb_peft_config {
     enum mb_peft_kind kind;
     int64_t dim;                   /* r */
     double alpha;
-    double dropout;                /* only 0 is supported */
+    double dropout;                /* LoRA only: on the adapter's input (position pre) */
     bool target[MB_PEFT_MODULES];
     enum mb_peft_init a_init, b_init;
 };
@@ -66,7 +66,8 @@ const char *mb_peft_kind_name(enum mb_peft_kind k);
 float mb_peft_scale(const struct mb_peft_config *pc);
 
 /* The peft.* keys of CFG into PC. -1 with mb_err naming the key: an unknown kind, a
- * module that is not one of the four, dim < 1, dropout other than 0, an unknown init. */
+ * module that is not one of the four, dim < 1, dropout outside [0, 1), dropout with DoRA
+ * or with dropout_position post, an unknown init. */
 MB_MUST_CHECK int mb_peft_config_from(struct mb_peft_config *pc, const mb_config *cfg);
 /* The checkpoint attribute `peft` (ckpt/ckpt.h): {"peft": "lora", "dim": r, "alpha": a,
  * "dropout": p, "target_modules": [...]}, malloc'd. */
@@ -81,11 +82,26 @@ bool mb_peft_config_same(const struct mb_peft_config *a, const struct mb_peft_co
 struct mb_adapter_scratch {
     const struct mb_ops *ops;
     float *ax, *dax;  /* [N, r] */
+    float *xd;        /* [N, in]: the input after dropout, then d(A x) A */
     float *wide;      /* [N, out]: DoRA's W x + s B A x, then its gradient */
     float *ba;        /* [out, in]: DoRA's W + s B A */
-    int64_t cap_ax, cap_dax, cap_wide, cap_ba;
+    int64_t cap_ax, cap_dax, cap_wide, cap_ba, cap_xd;
 };
 void mb_adapter_scratch_release(struct mb_adapter_scratch *s);
+
+/* LoRA's dropout on the adapter input, x -> x * keep / (1 - p), in training steps. The
+ * keep mask of an element depends only on KEY, the global index of its sample, its
+ * position, the layer and module (the adapter's site) and its global input column, so
+ * every parallel layout and a resumed run drop the same elements. */
+struct mb_adapter_dropout {
+    float p;
+    uint64_t key;         /* from the seed */
+    int64_t seq;          /* positions per sample: token row t is sample t / seq */
+    int64_t sample0;      /* global index of the micro-batch's first sample */
+};
+/* 1 when element (SAMPLE, POS, SITE, COL) is kept. */
+int mb_adapter_dropout_keep(const struct mb_adapter_dropout *d, int64_t sample, int64_t pos,
+                            int64_t site, int64_t col);
 
 /* One layer's adapter on one linear layer (RANK 0: none). Shapes are this rank's. */
 struct mb_adapter {
@@ -98,6 +114,9 @@ struct mb_adapter {
     float *ga, *gb, *gmag; /* gradients (+=); NULL: no backward */
     float *norm;          /* DoRA: [out], the row norms of the last forward */
     struct mb_adapter_scratch *scratch;
+    const struct mb_adapter_dropout *dropout; /* NULL: none (p 0, or not training) */
+    int64_t site;         /* layer * MB_PEFT_MODULES + module, for the dropout mask */
+    int64_t col0;         /* global index of this rank's first input column */
 };
 
 /* The linear layer an adapter is attached to. */

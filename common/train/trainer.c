@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/time.h"
@@ -293,6 +294,23 @@ static void grad_ready(void *ctx, int64_t layer)
     mb_grad_sync_ready(s, mb_grad_stage_of_layer(s->num_layers, layer));
 }
 
+/* LoRA dropout for training micro-batch J of this rank (its samples start at the
+ * global index the data path gives it), or off (J < 0: evaluation). */
+static void adapter_dropout(struct mb_trainer *t, int64_t j)
+{
+    struct mb_model *m = &t->model;
+    m->peft_dropout_on = j >= 0 && t->peft.dropout > 0;
+    if (!m->peft_dropout_on)
+        return;
+    m->peft_dropout.p = (float)t->peft.dropout;
+    m->peft_dropout.key = mb_splitmix64((uint64_t)mb_config_i64(t->cfg, "train.seed") ^
+                                        0x6c6f7261ull /* "lora" */);
+    m->peft_dropout.seq = t->batches.seq;
+    /* as fill() numbers them */
+    m->peft_dropout.sample0 =
+        t->consumed_train + (j * t->ps.dp + t->ps.dp_rank) * t->batches.micro;
+}
+
 /* Forward (and backward when TRAINING) over this rank's micro-batches; returns the
  * global mean loss in *LOSS. */
 static int run_batches(struct mb_trainer *t, bool training, double *loss)
@@ -311,10 +329,12 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss)
             t->model.grad_ready = grad_ready;
             t->model.grad_ready_ctx = &t->gsync;
         }
+        adapter_dropout(t, training ? j : -1);
         rc = mb_model_step(&t->model, &mb, grad_scale, &ls, &ms, NULL);
         t->model.grad_ready = NULL;
         sum += ls;
     }
+    adapter_dropout(t, -1);
     if (agree(t->dist, rc, "batch") < 0)
         return -1;
     totals[0] = sum;

@@ -101,6 +101,30 @@ test_expect_success 'DoRA under TP2 (row norms summed over TP): TP1 to 1e-5' '
     "$PY" "$ORACLE/ckpt_compare.py" dtp2/iter_0000004.h5 sdora/iter_0000004.h5 1e-5
 '
 
+# The dropout mask of an element depends on the seed, its sample'"'"'s global index, its
+# position, layer, module and global input column only: any layout drops the same ones.
+test_expect_success 'LoRA dropout 0.1: TP2 with sequence parallelism and a resume give the same run' '
+    drop="peft.peft=lora peft.dropout=0.1 checkpoint.pretrained_checkpoint=base" &&
+    pretrain $peft $drop checkpoint.save=drop 2>drop.log &&
+    pretrain_mpi 2 $peft $drop dist.tensor_model_parallel_size=2 dist.sequence_parallel=true \
+        checkpoint.save=droptp 2>droptp.log &&
+    pretrain $peft $drop checkpoint.save=droph train.exit_interval=2 2>/dev/null &&
+    pretrain $peft $drop checkpoint.save=droph checkpoint.load=droph 2>droph.log &&
+    same_losses droptp.log drop.log 1e-5 &&
+    "$PY" "$ORACLE/ckpt_compare.py" droptp/iter_0000004.h5 drop/iter_0000004.h5 1e-5 &&
+    same_losses droph.log drop.log 0 &&
+    "$PY" "$ORACLE/ckpt_compare.py" droph/iter_0000004.h5 drop/iter_0000004.h5 &&
+    ! "$PY" "$ORACLE/ckpt_compare.py" drop/iter_0000004.h5 slora/iter_0000004.h5 1e-3 >/dev/null
+'
+
+test_expect_success 'DoRA with dropout, or dropout after the adapter: exit 1 saying so' '
+    test_expect_code 1 pretrain $peft peft.peft=dora peft.dropout=0.1 2>err.log &&
+    grep "error: .*peft.dropout 0.1 with peft.peft=dora" err.log &&
+    test_expect_code 1 pretrain $peft peft.peft=lora peft.dropout=0.1 \
+        peft.dropout_position=post 2>err.log &&
+    grep "error: .*peft.dropout_position post: only pre" err.log
+'
+
 test_expect_success 'an adapter on a module the model does not have: exit 1 naming it' '
     test_expect_code 1 pretrain $peft peft.peft=lora peft.target_modules=linear_qkv,linear_foo \
         2>err.log &&

@@ -5,8 +5,9 @@
  * m for LoRA), n the row norms of W + s B A. The gradients are checked against central
  * finite differences of L = sum(c * y) for a fixed random c, in float64, with n held at
  * its value (the norm is detached, as PEFT and Bridge do): dA, dB, dm and dx, with the
- * base frozen (the layer has no weight or bias gradient). Also: the peft attribute's
- * JSON round trip.
+ * base frozen (the layer has no weight or bias gradient). LoRA with dropout: the
+ * reference drops x by the mask mb_adapter_dropout_keep gives (and the mask keeps 1 - p
+ * of the elements). Also: the peft attribute's JSON round trip.
  */
 #include <math.h>
 #include <stdio.h>
@@ -37,7 +38,22 @@ struct layer {
     double norm[OUT]; /* the detached row norms, from the unperturbed weights */
     double scale;
     int dora;
+    const struct mb_adapter_dropout *drop; /* LoRA dropout, NULL: none */
 };
+
+#define SEQ 2     /* positions per sample, for the dropout mask */
+#define SITE 9
+#define COL0 3
+
+/* x[t, i] as the adapter sees it: dropped and rescaled with dropout. */
+static double adapter_x(const struct layer *k, int t, int i)
+{
+    const struct mb_adapter_dropout *d = k->drop;
+    if (!d)
+        return k->x[t * IN + i];
+    int keep = mb_adapter_dropout_keep(d, d->sample0 + t / SEQ, t % SEQ, SITE, COL0 + i);
+    return keep ? k->x[t * IN + i] / (1.0 - d->p) : 0.0;
+}
 
 /* Row norms of W + s B A. */
 static void norms(const struct layer *k, double *out)
@@ -66,7 +82,7 @@ static double forward_ref(const struct layer *k, double *y)
             for (int j = 0; j < R; j++) {
                 double ax = 0;
                 for (int i = 0; i < IN; i++)
-                    ax += k->a[j * IN + i] * k->x[t * IN + i];
+                    ax += k->a[j * IN + i] * adapter_x(k, t, i);
                 z += k->scale * k->bb[o * R + j] * ax;
             }
             double g = k->dora ? k->m[o] / k->norm[o] : 1.0;
@@ -102,11 +118,12 @@ static float *f32(const double *p, int n)
     return f;
 }
 
-static void check(int dora)
+static void check(int dora, const struct mb_adapter_dropout *drop)
 {
     struct layer k;
     memset(&k, 0, sizeof k);
     k.dora = dora;
+    k.drop = drop;
     k.scale = 16.0 / R;
     fill(k.w, OUT * IN, 1, 0.6);
     fill(k.b, OUT, 2, 0.4);
@@ -129,18 +146,20 @@ static void check(int dora)
     l.adapter = (struct mb_adapter){ .rank = R, .dora = dora, .scale = (float)k.scale, .a = a,
                                      .b = bb, .mag = dora ? m : NULL, .ga = ga, .gb = gb,
                                      .gmag = dora ? gm : NULL, .norm = nrm,
-                                     .scratch = &scratch };
-    const char *kind = dora ? "DoRA" : "LoRA";
+                                     .scratch = &scratch, .dropout = drop, .site = SITE,
+                                     .col0 = COL0 };
+    const char *kind = drop ? "LoRA with dropout" : dora ? "DoRA" : "LoRA";
     double want_y[N * OUT];
     forward_ref(&k, want_y);
     mb_linear_forward(&l, y, x, N);
-    tap_close_to(dora ? "DoRA forward" : "LoRA forward", y, want_y, N * OUT, 1e-5, 1e-5);
+    char what[64];
+    snprintf(what, sizeof what, "%s: forward", kind);
+    tap_close_to(what, y, want_y, N * OUT, 1e-5, 1e-5);
     mb_linear_backward(&l, dx, dy, x, N);
 
     double want[OUT * IN > N * IN ? OUT * IN : N * IN];
     for (int i = 0; i < R * IN; i++)
         want[i] = fd(&k, k.a, i);
-    char what[64];
     snprintf(what, sizeof what, "%s: the gradient of A", kind);
     tap_close_to(what, ga, want, R * IN, 1e-4, 1e-5);
     for (int i = 0; i < OUT * R; i++)
@@ -178,10 +197,24 @@ static void json_round_trip(void)
        "an unknown target module in the attribute is an error");
 }
 
+/* The mask keeps 1 - p of the elements. */
+static void dropout_rate(const struct mb_adapter_dropout *d)
+{
+    int64_t kept = 0, n = 200000;
+    for (int64_t e = 0; e < n; e++)
+        kept += mb_adapter_dropout_keep(d, e / 1000, e % 7, e % 13, e % 1000);
+    double rate = (double)kept / (double)n;
+    ok(fabs(rate - (1.0 - d->p)) < 0.005, "the dropout mask keeps %.4f of the elements (p %.2f)",
+       rate, d->p);
+}
+
 int main(void)
 {
-    check(0);
-    check(1);
+    struct mb_adapter_dropout drop = { .p = 0.3f, .key = 12345, .seq = SEQ, .sample0 = 40 };
+    check(0, NULL);
+    check(1, NULL);
+    check(0, &drop);
+    dropout_rate(&drop);
     json_round_trip();
     return tap_done();
 }
