@@ -281,8 +281,9 @@ struct mb_model;
  * process), one tensor at a time through a host buffer the size of the largest: every
  * parameter from /model, or, when M carries adapters (made with the file's peft
  * attribute), the frozen base from BASE (the file's base_checkpoint when NULL) and the
- * adapters from FILE's /adapter. -1 with mb_err naming the file and tensor (a base
- * that is missing or of another shape included). */
+ * adapters from FILE's /adapter. A model without gradients (for generation) then has
+ * its DoRA norms computed once (nn/model.h mb_model_fix_norms). -1 with mb_err naming
+ * the file and tensor (a base that is missing or of another shape included). */
 MB_MUST_CHECK int mb_ckpt_load_model(const char *file, const char *base, struct mb_model *m);
 
 /* ---- writing tensor by tensor (mb-convert, mb-ckpt) -------------------------------- */

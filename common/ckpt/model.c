@@ -69,5 +69,7 @@ int mb_ckpt_load_model(const char *file, const char *base, struct mb_model *m)
     free(t);
     free(host);
     free(base_file);
+    if (rc == 0 && !m->g) /* weights that will not change: DoRA's norms once */
+        mb_model_fix_norms(m);
     return rc;
 }

@@ -81,6 +81,7 @@ static void attach(const struct mb_model *m, struct mb_linear *lin, enum mb_peft
         ad->mag = weight(m, mag, l);
         ad->gmag = grad(m, mag, l);
         ad->norm = m->peft_norm[k] + l * (pm->numel / pm->shape[0]);
+        ad->norm_fixed = m->peft_norms_fixed;
     }
     ad->scratch = m->peft_scratch;
     ad->dropout = m->peft_dropout_on ? &m->peft_dropout : NULL;
@@ -124,7 +125,9 @@ static struct mb_linear fc2_linear(const struct mb_model *m, int64_t l)
     return lin;
 }
 
-void mb_model_init_magnitudes(struct mb_model *m)
+/* For every DoRA layer: the row norms of W (+ s B A WITH_ADAPTER) into its magnitude
+ * (TO_MAGNITUDE) or its norm buffer. */
+static void all_row_norms(struct mb_model *m, bool with_adapter, bool to_magnitude)
 {
     struct mb_linear (*const linear_of[MB_PEFT_MODULES])(const struct mb_model *, int64_t) = {
         qkv_linear, proj_linear, fc1_linear, fc2_linear
@@ -137,9 +140,22 @@ void mb_model_init_magnitudes(struct mb_model *m)
             struct mb_linear lin = linear_of[k](m, l);
             struct mb_adapter_base base = { m->ops, m->tp, lin.mode == MB_LINEAR_ROW, lin.in,
                                             lin.out, lin.w };
-            mb_adapter_row_norms(&lin.adapter, &base, false, weight(m, id, l));
+            mb_adapter_row_norms(&lin.adapter, &base, with_adapter,
+                                 to_magnitude ? weight(m, id, l) : lin.adapter.norm);
         }
     }
+}
+
+void mb_model_init_magnitudes(struct mb_model *m)
+{
+    all_row_norms(m, false, true);
+}
+
+void mb_model_fix_norms(struct mb_model *m)
+{
+    m->peft_norms_fixed = false;
+    all_row_norms(m, true, false);
+    m->peft_norms_fixed = m->peft.kind == MB_PEFT_DORA;
 }
 
 void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,

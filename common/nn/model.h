@@ -61,6 +61,7 @@ struct mb_model {
      * sets, with the micro-batch's first sample, for each training micro-batch only. */
     struct mb_adapter_dropout peft_dropout;
     bool peft_dropout_on;
+    bool peft_norms_fixed;       /* mb_model_fix_norms was called */
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
@@ -96,6 +97,10 @@ void mb_model_free(struct mb_model *m);
  * row-parallel layer), so that the adapted layer starts equal to the base
  * (finetune.md 2.1). Call once the base weights are final; nothing without DoRA. */
 void mb_model_init_magnitudes(struct mb_model *m);
+
+/* DoRA in a model whose weights no longer change (generation): compute the row norms
+ * of every adapted layer once, instead of in every forward pass. Nothing without DoRA. */
+void mb_model_fix_norms(struct mb_model *m);
 
 /* The gradient of parameter P (its first element) in m->g, or NULL when P is frozen or
  * the model has no gradients. */

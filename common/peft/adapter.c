@@ -143,7 +143,7 @@ void mb_adapter_forward(const struct mb_adapter *ad, const struct mb_adapter_bas
 {
     int64_t r = ad->rank, out = base->out;
     const float *ax = project_in(ad, base, drop_input(ad, base, x, n), n);
-    if (ad->dora) /* the norm of the weights as they are now; kept for the backward */
+    if (ad->dora && !ad->norm_fixed) /* of the weights as they are now; for the backward */
         mb_adapter_row_norms(ad, base, true, ad->norm);
     base->ops->matmul(false, true, rows, out, r, ad->scale, ax + row0 * r, r, ad->b, r, 1.0f, y,
                       out);

@@ -113,6 +113,7 @@ struct mb_adapter {
     const float *mag;     /* DoRA: [out] */
     float *ga, *gb, *gmag; /* gradients (+=); NULL: no backward */
     float *norm;          /* DoRA: [out], the row norms of the last forward */
+    bool norm_fixed;      /* DoRA: NORM holds the norms of these weights already */
     struct mb_adapter_scratch *scratch;
     const struct mb_adapter_dropout *dropout; /* NULL: none (p 0, or not training) */
     int64_t site;         /* layer * MB_PEFT_MODULES + module, for the dropout mask */
