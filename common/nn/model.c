@@ -323,8 +323,9 @@ double mb_model_grad_sumsq(const struct mb_model *m)
 double mb_model_flops_per_token(const struct mb_model *m, int64_t seq)
 {
     const struct mb_model_config *c = &m->cfg;
-    double matmul = (double)mb_param_matmul_count(&m->params, c);
+    double matmul = (double)mb_param_matmul_count_of(&m->params, c, true);
+    double frozen = (double)mb_param_matmul_count_of(&m->params, c, false); /* no dW */
     double attn = 12.0 * (double)c->num_layers * (double)(c->num_attention_heads * c->kv_channels) *
                   (double)seq;
-    return 6.0 * matmul + attn;
+    return 6.0 * matmul + 4.0 * frozen + attn;
 }

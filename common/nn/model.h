@@ -139,8 +139,9 @@ void mb_model_finish_grads(struct mb_model *m);
 double mb_model_grad_sumsq(const struct mb_model *m);
 
 /* Model FLOPs of one token, forward + backward: 6 per matmul parameter (the output
- * layer included) plus 12 * layers * (heads * kv_channels) * T for the attention scores
- * and values (the usual PaLM / llm.c count, which does not halve for the causal mask). */
+ * layer included; 4 for a frozen one, whose weight gradient is not computed) plus
+ * 12 * layers * (heads * kv_channels) * T for the attention scores and values (the
+ * usual PaLM / llm.c count, which does not halve for the causal mask). */
 double mb_model_flops_per_token(const struct mb_model *m, int64_t seq);
 
 #endif /* MB_NN_MODEL_H */

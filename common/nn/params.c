@@ -351,9 +351,17 @@ int64_t mb_param_global_index(const struct mb_param *p, int64_t e)
 
 int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_model_config *cfg)
 {
+    return mb_param_matmul_count_of(t, cfg, true) + mb_param_matmul_count_of(t, cfg, false);
+}
+
+int64_t mb_param_matmul_count_of(const struct mb_param_table *t,
+                                 const struct mb_model_config *cfg, bool trainable)
+{
     int64_t n = 0;
     for (int i = 0; i < t->count; i++) {
         const struct mb_param *p = &t->items[i];
+        if (p->trainable != trainable)
+            continue;
         bool matrix = p->ndim - (p->per_layer ? 1 : 0) == 2;
         int64_t whole = 1;
         for (int d = 0; d < p->ndim; d++)
@@ -361,7 +369,8 @@ int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_mo
         if (matrix && p->id != MB_P_WORD_EMB && p->id != MB_P_POS_EMB)
             n += whole;
     }
-    if (cfg->share_embeddings_and_output_weights)
+    const struct mb_param *emb = mb_param_get(t, MB_P_WORD_EMB);
+    if (cfg->share_embeddings_and_output_weights && emb && emb->trainable == trainable)
         n += cfg->vocab_size * cfg->hidden_size;
     return n;
 }

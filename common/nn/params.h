@@ -178,5 +178,8 @@ int64_t mb_param_global_index(const struct mb_param *p, int64_t e);
  * (global shapes): every 2-D weight except embeddings, plus the output layer (tied or
  * not). */
 int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_model_config *cfg);
+/* The same over the trainable (TRAINABLE) or the frozen parameters only. */
+int64_t mb_param_matmul_count_of(const struct mb_param_table *t,
+                                 const struct mb_model_config *cfg, bool trainable);
 
 #endif /* MB_NN_PARAMS_H */
