@@ -66,6 +66,14 @@ with h5py.File(\"cut.h5\", \"r+\") as f:
     grep "problem: /adapter/decoder/layers/mlp/linear_fc2/adapter/linear_in/weight: missing" verify.out
 '
 
+test_expect_success 'mb-ckpt average and convert-dtype refuse an adapter checkpoint, writing nothing' '
+    test_expect_code 1 mb-ckpt average lora lora -o avg 2>err &&
+    grep "error: lora/iter_0000004.h5: an adapter-only checkpoint .*average works on whole models" err &&
+    test_expect_code 1 mb-ckpt convert-dtype lora --dtype bf16 -o cvt 2>err &&
+    grep "convert-dtype works on whole models" err &&
+    ! test -e avg && ! test -e cvt
+'
+
 for k in lora dora; do
     test_expect_success "$k: stop at 2, resume from the adapter checkpoint: bitwise the straight run" "
         pretrain \$peft checkpoint.pretrained_checkpoint=base peft.peft=$k \
