@@ -22,7 +22,8 @@
  *
  * This module knows nothing of the model: the model lays the adapter tensors out in
  * its parameter table (nn/params.h) and hands each linear layer a struct mb_adapter
- * view of its layer's slices. Host loops do DoRA's per-row scaling (the CPU backend).
+ * view of its layer's slices. Host loops do DoRA's per-row scaling and LoRA's dropout
+ * mask (the CPU backend).
  */
 #ifndef MB_PEFT_PEFT_H
 #define MB_PEFT_PEFT_H
