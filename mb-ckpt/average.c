@@ -161,7 +161,7 @@ static int average(char **inputs, int n, const char *output)
     a.r = mb_xcalloc((size_t)n, sizeof *a.r);
     a.file = mb_xcalloc((size_t)n, sizeof *a.file);
     for (int k = 0; rc == 0 && k < n; k++)
-        if (!(a.r[k] = ck_open(inputs[k], &a.file[k])))
+        if (!(a.r[k] = ck_open_whole(inputs[k], &a.file[k], "average")))
             rc = -1;
     for (int k = 1; rc == 0 && k < n; k++)
         rc = check_same(&a, k);

@@ -29,6 +29,19 @@ mb_ckpt_reader *ck_open(const char *arg, char **file)
     return r;
 }
 
+mb_ckpt_reader *ck_open_whole(const char *arg, char **file, const char *what)
+{
+    mb_ckpt_reader *r = ck_open(arg, file);
+    if (!r || mb_ckpt_reader_has_attr(r, "peft") != 1)
+        return r;
+    mb_err_set(MB_E_INVALID, *file, "an adapter-only checkpoint (LoRA/DoRA, no /model): %s "
+               "works on whole models", what);
+    mb_ckpt_reader_close(r);
+    free(*file);
+    *file = NULL;
+    return NULL;
+}
+
 int ck_attr_opt(mb_ckpt_reader *r, const char *name, char **value)
 {
     if (mb_ckpt_reader_attr(r, name, value) == 0)

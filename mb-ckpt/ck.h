@@ -27,6 +27,9 @@ int cmd_convert_dtype(int argc, char **argv);
 /* Resolve ARG (a checkpoint file, or a directory through its `latest`) and open it.
  * Returns the reader with *FILE set to the malloc'd file name, or NULL with mb_err. */
 MB_MUST_CHECK mb_ckpt_reader *ck_open(const char *arg, char **file);
+/* ck_open for a command that works on whole models (WHAT, e.g. "average"): an
+ * adapter-only checkpoint (a peft attribute) is refused with mb_err naming it. */
+MB_MUST_CHECK mb_ckpt_reader *ck_open_whole(const char *arg, char **file, const char *what);
 
 /* Root string attribute NAME: 1 with *VALUE malloc'd, or 0 with *VALUE = NULL when the
  * file has no such attribute (mb_err cleared). */

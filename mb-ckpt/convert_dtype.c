@@ -81,7 +81,7 @@ static int cast_tensor(mb_ckpt_reader *r, mb_ckpt_writer *w, const struct mb_ckp
 static int convert(const char *arg, enum mb_ckpt_dtype to, const char *output)
 {
     char *file;
-    mb_ckpt_reader *r = ck_open(arg, &file);
+    mb_ckpt_reader *r = ck_open_whole(arg, &file, "convert-dtype");
 
     if (!r)
         return -1;

@@ -4,8 +4,9 @@
  * the checkpoint came from if mb-convert made it, else the one it would convert to), the
  * config itself, the training counters, the optimizer state, the parallel layout it was
  * saved with, and every dataset with its dtype, shape and size in bytes. The parameter
- * count is the number of elements under /model. Nothing is read but the
- * attributes, the int64 counters and the dataset list.
+ * count is the number of elements under /model. An adapter-only checkpoint (ckpt/ckpt.h)
+ * also shows its peft attribute, its base_checkpoint and the elements under /adapter.
+ * Nothing is read but the attributes, the int64 counters and the dataset list.
  */
 #include <stddef.h>
 #include <stdint.h>
@@ -51,6 +52,7 @@ static const char *const counters[] = { "iteration", "consumed_train_samples",
 struct info {
     char *file;
     char *attr_format, *attr_version, *attr_config, *attr_arch;
+    char *attr_peft, *attr_base; /* adapter-only checkpoints; NULL otherwise */
     char family[32];
     int has_counter[NCOUNTERS];
     int64_t counter[NCOUNTERS];
@@ -59,6 +61,7 @@ struct info {
     int64_t step;
     struct mb_ckpt_layout layout; /* tp 0: not recorded */
     int64_t params;      /* elements under /model */
+    int64_t adapter_params; /* elements under /adapter */
     int64_t bytes;       /* all datasets */
 };
 
@@ -81,6 +84,8 @@ static int gather(mb_ckpt_reader *r, struct info *in)
     ck_attr_opt(r, "format", &in->attr_format);
     ck_attr_opt(r, "mb_version", &in->attr_version);
     ck_attr_opt(r, "model_config", &in->attr_config);
+    ck_attr_opt(r, "peft", &in->attr_peft);
+    ck_attr_opt(r, "base_checkpoint", &in->attr_base);
     read_family(in);
     /* from mb-convert: the HF architecture it came from; else the one mb-convert makes */
     if (!ck_attr_opt(r, "hf_architecture", &in->attr_arch)) {
@@ -107,6 +112,8 @@ static int gather(mb_ckpt_reader *r, struct info *in)
         const struct mb_ckpt_info *it = mb_ckpt_reader_info(r, i);
         if (ck_under(it->path, "/model"))
             in->params += it->numel;
+        if (ck_under(it->path, "/adapter"))
+            in->adapter_params += it->numel;
         in->optim |= ck_under(it->path, "/optim");
         in->bytes += it->numel * (int64_t)mb_ckpt_dtype_size(it->dtype);
     }
@@ -119,6 +126,8 @@ static void info_release(struct info *in)
     free(in->attr_version);
     free(in->attr_config);
     free(in->attr_arch);
+    free(in->attr_peft);
+    free(in->attr_base);
 }
 
 static const char *or_dash(const char *s)
@@ -149,6 +158,9 @@ static void print_text(mb_ckpt_reader *r, const struct info *in)
     else
         printf("layout: not recorded\n");
     printf("parameters: %lld\n", (long long)in->params);
+    if (in->attr_peft)
+        printf("peft: %s\nbase_checkpoint: %s\nadapter_parameters: %lld\n", in->attr_peft,
+               or_dash(in->attr_base), (long long)in->adapter_params);
     printf("tensors: %d, %lld bytes\n", mb_ckpt_reader_count(r), (long long)in->bytes);
     for (int i = 0; i < mb_ckpt_reader_count(r); i++) {
         const struct mb_ckpt_info *it = mb_ckpt_reader_info(r, i);
@@ -222,6 +234,11 @@ static void print_json(mb_ckpt_reader *r, const struct info *in)
         mb_buf_adds(&b, ",\n\"layout\": null");
     mb_buf_addf(&b, ",\n\"parameters\": %lld, \"bytes\": %lld,\n", (long long)in->params,
                 (long long)in->bytes);
+    if (in->attr_peft) { /* the attribute is the JSON mb-pretrain wrote */
+        mb_buf_addf(&b, "\"peft\": %s, ", in->attr_peft);
+        ck_json_str(&b, "base_checkpoint", in->attr_base);
+        mb_buf_addf(&b, ", \"adapter_parameters\": %lld,\n", (long long)in->adapter_params);
+    }
     json_tensors(&b, r);
     mb_buf_adds(&b, "}\n");
     fputs(b.data, stdout);

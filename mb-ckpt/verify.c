@@ -4,7 +4,9 @@
  * /model with its shape and a float dtype, and nothing else is; /optim, when present,
  * has step, exp_avg and exp_avg_sq of every parameter (fp32, same shape) and master
  * copies exactly when the model tensor is not fp32; /train has its three int64
- * counters. Values: every float dataset is finite (the first bad element is named); the
+ * counters. An adapter-only checkpoint (a peft attribute, ckpt/ckpt.h) has instead of
+ * /model every adapter tensor its peft attribute lays out under /adapter (fp32), and
+ * /optim holds the moments of those only. Values: every float dataset is finite (the first bad element is named); the
  * counters are in range (iteration 0 to 9999999, the others not negative).
  * Everything the other tools read is read here the way they read it, so a file that
  * verifies cannot make info, mb-generate, mb-convert or a resume fail on its HDF5
@@ -134,24 +136,25 @@ static void unexpected(struct vctx *v, const char *group, const char *const *cla
     }
 }
 
-static void check_model(struct vctx *v, const struct mb_param_table *t)
+/* GROUP (/model, or /adapter) holds the parameters of T and nothing else. */
+static void check_model(struct vctx *v, const struct mb_param_table *t, const char *group)
 {
     char **claimed = mb_xcalloc((size_t)t->count, sizeof *claimed);
 
     for (int i = 0; i < t->count; i++) {
-        expect(v, "/model", &t->items[i], 0);
-        claimed[i] = mb_ckpt_dataset_path("/model", t->items[i].name);
+        expect(v, group, &t->items[i], strcmp(group, "/adapter") == 0);
+        claimed[i] = mb_ckpt_dataset_path(group, t->items[i].name);
         if (!claimed[i])
             claimed[i] = mb_xstrdup("");
     }
-    unexpected(v, "/model", (const char *const *)claimed, t->count);
+    unexpected(v, group, (const char *const *)claimed, t->count);
     for (int i = 0; i < t->count; i++)
         free(claimed[i]);
     free(claimed);
 }
 
 /* /optim: moments of every parameter, masters exactly where /model is not fp32. */
-static void check_optim(struct vctx *v, const struct mb_param_table *t)
+static void check_optim(struct vctx *v, const struct mb_param_table *t, const char *group)
 {
     static const char *const groups[] = { "/optim/exp_avg", "/optim/exp_avg_sq",
                                           "/optim/master" };
@@ -161,7 +164,7 @@ static void check_optim(struct vctx *v, const struct mb_param_table *t)
     claimed[n++] = mb_xstrdup("/optim/step");
     expect_scalar(v, "/optim/step", INT64_MAX);
     for (int i = 0; i < t->count; i++) {
-        char *mpath = mb_ckpt_dataset_path("/model", t->items[i].name);
+        char *mpath = mb_ckpt_dataset_path(group, t->items[i].name);
         const struct mb_ckpt_info *m = mpath ? mb_ckpt_reader_find(v->r, mpath) : NULL;
         int need_master = m && m->dtype != MB_CKPT_F32;
         free(mpath);
@@ -181,6 +184,31 @@ static void check_optim(struct vctx *v, const struct mb_param_table *t)
     free(claimed);
 }
 
+/* T: the parameters of CFG, or, for an adapter-only checkpoint, only its adapters (the
+ * trainable end of the table); true for the latter. */
+static bool adapter_table(struct vctx *v, const struct mb_model_config *cfg,
+                          struct mb_param_table *t)
+{
+    struct mb_peft_config pc;
+    char *base = NULL;
+    mb_param_table_build(t, cfg);
+    if (mb_ckpt_reader_peft(v->r, v->file, &pc, &base) != 0) {
+        ck_problem(&v->f, "attribute 'peft'", "%s", mb_err_what());
+        mb_err_clear();
+        return false;
+    }
+    free(base);
+    if (pc.kind == MB_PEFT_NONE)
+        return false;
+    mb_param_table_add_adapters(t, cfg, &pc);
+    int first = 0;
+    while (first < t->count && !t->items[first].trainable)
+        first++;
+    memmove(t->items, t->items + first, (size_t)(t->count - first) * sizeof(t->items[0]));
+    t->count -= first;
+    return true;
+}
+
 static void check_structure(struct vctx *v)
 {
     struct mb_model_config cfg;
@@ -192,11 +220,11 @@ static void check_structure(struct vctx *v)
         mb_err_clear();
     } else {
         v->vocab_size = cfg.vocab_size;
-        mb_param_table_build(&t, &cfg);
-        check_model(v, &t);
+        const char *group = adapter_table(v, &cfg, &t) ? "/adapter" : "/model";
+        check_model(v, &t, group);
         for (int i = 0; i < mb_ckpt_reader_count(v->r); i++)
             if (ck_under(mb_ckpt_reader_info(v->r, i)->path, "/optim")) {
-                check_optim(v, &t);
+                check_optim(v, &t, group);
                 break;
             }
     }

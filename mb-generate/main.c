@@ -4,7 +4,8 @@
  *               [--greedy | --temperature T --top-k K --top-p P --seed S] [--ids]
  *
  * Loads the checkpoint (model config from its model_config attribute, weights from
- * /model) or a HuggingFace directory (through the bridge, in memory), the tokenizer, encodes the prompt with its special tokens (BOS as HF does),
+ * /model; an adapter-only checkpoint's base from its base_checkpoint and its LoRA or
+ * DoRA adapters, applied unmerged) or a HuggingFace directory (through the bridge, in memory), the tokenizer, encodes the prompt with its special tokens (BOS as HF does),
  * prefills a key/value cache with it (nn/infer.h) and then runs one position per new
  * token, choosing each with nn/sample.h, until EOS or N tokens. Text goes to stdout as it
  * comes: the whole id list is decoded each step and the new suffix printed.
@@ -172,8 +173,12 @@ static int read_header(struct gen *g)
     mb_ckpt_reader *r = mb_ckpt_reader_open(NULL, g->file);
     if (!r)
         return -1;
-    char *json_text = NULL;
+    char *json_text = NULL, *base = NULL;
+    struct mb_peft_config pc; /* an adapter-only checkpoint: its adapters, unmerged */
     int rc = mb_ckpt_reader_attr(r, "model_config", &json_text);
+    if (rc == 0)
+        rc = mb_ckpt_reader_peft(r, g->file, &pc, &base);
+    free(base);
     if (rc == 0 && mb_ckpt_reader_attr(r, "tokenizer", &g->tok_spec) < 0) {
         mb_err_clear();
         g->tok_spec = NULL;
@@ -195,31 +200,15 @@ static int read_header(struct gen *g)
     mb_json_free(j);
     free(json_text);
     if (rc == 0)
-        rc = mb_model_init_inference(&g->m, &cfg, mb_ops_cpu());
+        rc = mb_model_init_inference_peft(&g->m, &cfg, mb_ops_cpu(), &pc);
     return rc;
 }
 
-/* Weights from /model (fp32 or bf16, widened) into the model. */
+/* Weights from /model (fp32 or bf16, widened) into the model; for an adapter-only
+ * checkpoint the base from its base_checkpoint and the adapters from /adapter. */
 static int load_weights(struct gen *g)
 {
-    /* one parameter at a time through a host buffer the size of the largest, so loading
-     * costs that buffer on top of the model, not a second copy of it */
-    const struct mb_param_table *p = &g->m.params;
-    int64_t largest = 0;
-    for (int i = 0; i < p->count; i++)
-        largest = MB_MAX(largest, p->items[i].numel);
-    float *host = mb_xmalloc((size_t)largest * sizeof(float));
-    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(p, host);
-    int rc = 0;
-    for (int i = 0; rc == 0 && i < p->count; i++) {
-        t[i].data = host;
-        rc = mb_ckpt_load(NULL, g->file, &t[i], 1, NULL, NULL, NULL);
-        if (rc == 0)
-            g->m.ops->from_host(g->m.w + p->items[i].offset, host, p->items[i].numel);
-    }
-    free(t);
-    free(host);
-    return rc;
+    return mb_ckpt_load_model(g->file, NULL, &g->m);
 }
 
 /* An HF directory, converted in memory through the bridge: its parameters one at a time

@@ -18,6 +18,22 @@
  *                          format = "mb-ckpt-1" (fixed-length UTF-8 strings, null-padded;
  *                          files written before 2026-12 have variable-length ones, still read)
  *
+ * An adapter-only checkpoint (LoRA/DoRA, peft/peft.h) has no /model group; instead
+ *
+ *   /adapter/<path>        every adapter tensor, fp32, stacked over the layers:
+ *                          <module>.adapter.linear_in.weight [L, r, in] (A),
+ *                          <module>.adapter.linear_out.weight [L, out, r] (B; rows in the
+ *                          base weight's fused order), DoRA <module>.adapter.weight_magnitude
+ *                          [L, out], for <module> decoder.layers.self_attention.linear_qkv,
+ *                          .linear_proj, decoder.layers.mlp.linear_fc1, .linear_fc2 (only
+ *                          the targeted ones)
+ *   /optim/exp_avg/<path>, /optim/exp_avg_sq/<path>   the adapters' moments only
+ *   attributes on /        as above (model_config is the base's), plus peft (JSON:
+ *                          {"peft": "lora"|"dora", "dim", "alpha", "dropout",
+ *                          "target_modules": [...]}) and base_checkpoint (the absolute
+ *                          path of the base checkpoint file; "" when the base was the
+ *                          seeded initialisation)
+ *
  * Files are written in HDF5's newest format (1.10: superblock 3, object headers 2), so
  * every piece of metadata carries a checksum and damage is found when it is read.
  *
@@ -81,6 +97,10 @@ struct mb_ckpt_tensor {
      * (part_count may be 0: nothing of this tensor). */
     int part;
     int64_t part_start, part_count;
+    /* The group of the weights: NULL for "/model" (or /optim/master), "/adapter" for
+     * the adapters of an adapter-only checkpoint. The moments are always under
+     * /optim/exp_avg and /optim/exp_avg_sq. */
+    const char *group;
 };
 
 /* The parallel layout a checkpoint was saved with, as the root attributes
@@ -247,6 +267,24 @@ void mb_ckpt_extras_free(struct mb_ckpt_extra *x, int n);
 
 /* Close the file and free R. Accepts NULL. */
 void mb_ckpt_reader_close(mb_ckpt_reader *r);
+
+/* ---- adapter-only checkpoints (LoRA/DoRA) ------------------------------------------ */
+
+/* The adapters R holds: its peft attribute into *PC (kind MB_PEFT_NONE, *BASE NULL, when
+ * it has none) and its base_checkpoint into *BASE (malloc'd; "" when the base was the
+ * seeded initialisation). -1 with mb_err naming the file when one cannot be read. */
+MB_MUST_CHECK int mb_ckpt_reader_peft(mb_ckpt_reader *r, const char *file,
+                                      struct mb_peft_config *pc, char **base);
+
+struct mb_model;
+/* Load the weights of checkpoint FILE into M (made for its model_config; single
+ * process), one tensor at a time through a host buffer the size of the largest: every
+ * parameter from /model, or, when M carries adapters (made with the file's peft
+ * attribute), the frozen base from BASE (the file's base_checkpoint when NULL) and the
+ * adapters from FILE's /adapter. A model without gradients (for generation) then has
+ * its DoRA norms computed once (nn/model.h mb_model_fix_norms). -1 with mb_err naming
+ * the file and tensor (a base that is missing or of another shape included). */
+MB_MUST_CHECK int mb_ckpt_load_model(const char *file, const char *base, struct mb_model *m);
 
 /* ---- writing tensor by tensor (mb-convert, mb-ckpt) -------------------------------- */
 

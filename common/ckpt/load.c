@@ -116,7 +116,9 @@ static int load_tensors(const struct mb_dist *d, mb_ckpt_reader *r, const char *
     if (m2)
         ckpt_shard_collective(d, m2, n, coll + 2 * n);
     for (int i = 0; i < n && rc == 0; i++) {
-        const char *g = has_master ? "/optim/master" : "/model";
+        const char *g = model[i].group ? model[i].group
+                        : has_master  ? "/optim/master"
+                                      : "/model";
         struct mb_ckpt_tensor x1 = m1 ? named_like(&model[i], &m1[i]) : model[i];
         struct mb_ckpt_tensor x2 = m2 ? named_like(&model[i], &m2[i]) : model[i];
         if (load_tensor(d, r, file, g, &model[i], coll[i]) != 0 ||

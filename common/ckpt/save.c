@@ -69,6 +69,11 @@ static int check_tensor(const struct mb_ckpt_tensor *t, const struct mb_ckpt_ten
     return 0;
 }
 
+static const char *weight_group(const struct mb_ckpt_tensor *t)
+{
+    return t->group ? t->group : "/model";
+}
+
 static int check_args(const struct mb_ckpt_tensor *model, int n,
                       const struct mb_ckpt_tensor *m1, const struct mb_ckpt_tensor *m2,
                       enum mb_ckpt_dtype dtype, const struct mb_ckpt_state *st)
@@ -84,7 +89,7 @@ static int check_args(const struct mb_ckpt_tensor *model, int n,
     if ((st->rng_state_len && !st->rng_state) || (st->data_state_len && !st->data_state))
         return mb_err_set(MB_E_INVALID, "", "state blob without data");
     for (int i = 0; i < n; i++) {
-        char *path = mb_ckpt_dataset_path("/model", model[i].name);
+        char *path = mb_ckpt_dataset_path(weight_group(&model[i]), model[i].name);
         if (!path)
             return -1;
         free(path);
@@ -279,14 +284,17 @@ static int write_meta(struct saver *s, const struct mb_ckpt_state *st, int optim
     return 0;
 }
 
-static int write_groups(struct saver *s, int optim)
+/* /train, /optim with OPTIM, and /model unless every weight goes to another group. */
+static int write_groups(struct saver *s, int optim, int model)
 {
-    static const char *groups[] = { "/model", "/train", "/optim" };
+    static const char *groups[] = { "/train", "/optim", "/model" };
     int rc = 0;
 
     if (H5Tcommit2(s->file, "/bf16", s->bf16, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT) < 0)
         rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot store the bf16 type");
-    for (int i = 0; rc == 0 && i < (optim ? 3 : 2); i++) {
+    for (int i = 0; rc == 0 && i < 3; i++) {
+        if ((i == 1 && !optim) || (i == 2 && !model))
+            continue;
         hid_t g = H5Gcreate2(s->file, groups[i], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (g < 0)
             rc = ckpt_h5_err(MB_E_IO, s->tmp, "cannot create group '%s'", groups[i]);
@@ -300,11 +308,14 @@ static int write_all(struct saver *s, const struct mb_ckpt_tensor *model, int n,
                      const struct mb_ckpt_tensor *m1, const struct mb_ckpt_tensor *m2,
                      int bf16, const struct mb_ckpt_state *st)
 {
-    if (write_groups(s, m1 != NULL) != 0)
+    int in_model = 0;
+    for (int i = 0; i < n; i++)
+        in_model |= model[i].group == NULL;
+    if (write_groups(s, m1 != NULL, in_model) != 0)
         return -1;
     for (int i = 0; i < n; i++)
-        if (write_tensor(s, "/model", model[i].name, &model[i], s->lo[0][i], s->hi[0][i],
-                         bf16) != 0)
+        if (write_tensor(s, weight_group(&model[i]), model[i].name, &model[i], s->lo[0][i],
+                         s->hi[0][i], bf16) != 0)
             return -1;
     for (int i = 0; m1 && i < n; i++) {
         if ((bf16 && write_tensor(s, "/optim/master", model[i].name, &model[i], s->lo[0][i],

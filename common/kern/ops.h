@@ -76,14 +76,14 @@ struct mb_ops {
 
     /* RMSNorm: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); with zero_centered the
      * weight is stored as w - 1 (Gemma) and (1 + w) is used. rstd[rows] is saved for bwd.
-     * bwd: dx += ..., dw += .... */
+     * bwd: dx += ..., dw += ... (dw NULL: none). */
     void (*rmsnorm_fwd)(float *y, float *rstd, const float *x, const float *w, int64_t rows,
                         int64_t dim, float eps, bool zero_centered);
     void (*rmsnorm_bwd)(float *dx, float *dw, const float *dy, const float *x, const float *w,
                         const float *rstd, int64_t rows, int64_t dim, bool zero_centered);
 
     /* LayerNorm with weight and bias (GPT-2). mean[rows], rstd[rows] saved for bwd.
-     * bwd: dx += ..., dw += ..., db += .... */
+     * bwd: dx += ..., dw += ..., db += ... (dw and db NULL: none). */
     void (*layernorm_fwd)(float *y, float *mean, float *rstd, const float *x, const float *w,
                           const float *b, int64_t rows, int64_t dim, float eps);
     void (*layernorm_bwd)(float *dx, float *dw, float *db, const float *dy, const float *x,

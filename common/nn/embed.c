@@ -50,9 +50,10 @@ void mb_embed_backward(struct mb_model *m, const struct mb_batch *b, const int32
         mb_group_all_gather_f32(m->tp, a->dres, a->dhf_full, a->res_rows * h);
         dx = a->dhf_full;
     }
-    m->ops->embedding_bwd(m->g + mb_param_offset(&m->params, MB_P_WORD_EMB, 0), dx,
-                          vocab_ids(m, b->tokens, n), n, h, embedding_scale(c));
-    if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_bwd(m->g + mb_param_offset(&m->params, MB_P_POS_EMB, 0), dx, pos, n, h,
-                              1.0f);
+    float *gw = mb_model_grad_of(m, mb_param_get(&m->params, MB_P_WORD_EMB));
+    float *gp = mb_model_grad_of(m, mb_param_get(&m->params, MB_P_POS_EMB));
+    if (gw) /* NULL: frozen */
+        m->ops->embedding_bwd(gw, dx, vocab_ids(m, b->tokens, n), n, h, embedding_scale(c));
+    if (gp)
+        m->ops->embedding_bwd(gp, dx, pos, n, h, 1.0f);
 }

@@ -20,10 +20,12 @@ static float *weight(const struct mb_model *m, enum mb_param_id id, int64_t l)
     return off < 0 ? NULL : m->w + off;
 }
 
+/* NULL when the model has no such parameter, it is frozen or there are no gradients. */
 static float *grad(const struct mb_model *m, enum mb_param_id id, int64_t l)
 {
-    int64_t off = mb_param_offset(&m->params, id, l);
-    return off < 0 ? NULL : m->g + off;
+    const struct mb_param *p = mb_param_get(&m->params, id);
+    float *g = mb_model_grad_of(m, p);
+    return g ? g + (mb_param_offset(&m->params, id, l) - p->offset) : NULL;
 }
 
 static int64_t rows_of(const struct mb_model *m)
@@ -57,29 +59,103 @@ struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id
     return lin;
 }
 
-/* The model's four projections, with this rank's shapes (parallel.md 2.2-2.4). */
+/* Attach layer L's adapter of module K, if the model has one, to LIN (peft/peft.h). */
+static void attach(const struct mb_model *m, struct mb_linear *lin, enum mb_peft_module k,
+                   int64_t l)
+{
+    enum mb_param_id a = mb_param_adapter_id(k, MB_ADAPTER_A);
+    enum mb_param_id b = mb_param_adapter_id(k, MB_ADAPTER_B);
+    enum mb_param_id mag = mb_param_adapter_id(k, MB_ADAPTER_M);
+    const struct mb_param *pm = mb_param_get(&m->params, mag);
+    if (!mb_param_get(&m->params, a))
+        return;
+    struct mb_adapter *ad = &lin->adapter;
+    ad->rank = m->peft.dim;
+    ad->dora = pm != NULL;
+    ad->scale = mb_peft_scale(&m->peft);
+    ad->a = weight(m, a, l);
+    ad->b = weight(m, b, l);
+    ad->ga = grad(m, a, l);
+    ad->gb = grad(m, b, l);
+    if (pm) {
+        ad->mag = weight(m, mag, l);
+        ad->gmag = grad(m, mag, l);
+        ad->norm = m->peft_norm[k] + l * (pm->numel / pm->shape[0]);
+        ad->norm_fixed = m->peft_norms_fixed;
+    }
+    ad->scratch = m->peft_scratch;
+    ad->dropout = m->peft_dropout_on ? &m->peft_dropout : NULL;
+    ad->site = l * MB_PEFT_MODULES + k;
+    /* a row-parallel layer holds an equal block of the input columns */
+    ad->col0 = lin->mode == MB_LINEAR_ROW ? m->tp->rank * lin->in : 0;
+}
+
+/* The model's four projections, with this rank's shapes (parallel.md 2.2-2.4), and
+ * their adapters. */
 static struct mb_linear qkv_linear(const struct mb_model *m, int64_t l)
 {
-    return mb_model_linear(m, MB_P_QKV_W, MB_P_QKV_B, l, MB_LINEAR_COLUMN, m->cfg.hidden_size,
-                           m->loc->qkv_rows);
+    struct mb_linear lin = mb_model_linear(m, MB_P_QKV_W, MB_P_QKV_B, l, MB_LINEAR_COLUMN,
+                                           m->cfg.hidden_size, m->loc->qkv_rows);
+    attach(m, &lin, MB_PEFT_QKV, l);
+    return lin;
 }
 
 static struct mb_linear proj_linear(const struct mb_model *m, int64_t l)
 {
-    return mb_model_linear(m, MB_P_PROJ_W, MB_P_PROJ_B, l, MB_LINEAR_ROW,
-                           m->loc->heads * m->cfg.kv_channels, m->cfg.hidden_size);
+    struct mb_linear lin = mb_model_linear(m, MB_P_PROJ_W, MB_P_PROJ_B, l, MB_LINEAR_ROW,
+                                           m->loc->heads * m->cfg.kv_channels,
+                                           m->cfg.hidden_size);
+    attach(m, &lin, MB_PEFT_PROJ, l);
+    return lin;
 }
 
 static struct mb_linear fc1_linear(const struct mb_model *m, int64_t l)
 {
-    return mb_model_linear(m, MB_P_FC1_W, MB_P_FC1_B, l, MB_LINEAR_COLUMN, m->cfg.hidden_size,
-                           m->loc->fc1_rows);
+    struct mb_linear lin = mb_model_linear(m, MB_P_FC1_W, MB_P_FC1_B, l, MB_LINEAR_COLUMN,
+                                           m->cfg.hidden_size, m->loc->fc1_rows);
+    attach(m, &lin, MB_PEFT_FC1, l);
+    return lin;
 }
 
 static struct mb_linear fc2_linear(const struct mb_model *m, int64_t l)
 {
-    return mb_model_linear(m, MB_P_FC2_W, MB_P_FC2_B, l, MB_LINEAR_ROW, m->loc->ffn,
-                           m->cfg.hidden_size);
+    struct mb_linear lin = mb_model_linear(m, MB_P_FC2_W, MB_P_FC2_B, l, MB_LINEAR_ROW,
+                                           m->loc->ffn, m->cfg.hidden_size);
+    attach(m, &lin, MB_PEFT_FC2, l);
+    return lin;
+}
+
+/* For every DoRA layer: the row norms of W (+ s B A WITH_ADAPTER) into its magnitude
+ * (TO_MAGNITUDE) or its norm buffer. */
+static void all_row_norms(struct mb_model *m, bool with_adapter, bool to_magnitude)
+{
+    struct mb_linear (*const linear_of[MB_PEFT_MODULES])(const struct mb_model *, int64_t) = {
+        qkv_linear, proj_linear, fc1_linear, fc2_linear
+    };
+    for (int k = 0; k < MB_PEFT_MODULES && m->peft.kind == MB_PEFT_DORA; k++) {
+        enum mb_param_id id = mb_param_adapter_id(k, MB_ADAPTER_M);
+        if (!mb_param_get(&m->params, id))
+            continue;
+        for (int64_t l = 0; l < m->cfg.num_layers; l++) {
+            struct mb_linear lin = linear_of[k](m, l);
+            struct mb_adapter_base base = { m->ops, m->tp, lin.mode == MB_LINEAR_ROW, lin.in,
+                                            lin.out, lin.w };
+            mb_adapter_row_norms(&lin.adapter, &base, with_adapter,
+                                 to_magnitude ? weight(m, id, l) : lin.adapter.norm);
+        }
+    }
+}
+
+void mb_model_init_magnitudes(struct mb_model *m)
+{
+    all_row_norms(m, false, true);
+}
+
+void mb_model_fix_norms(struct mb_model *m)
+{
+    m->peft_norms_fixed = false;
+    all_row_norms(m, true, false);
+    m->peft_norms_fixed = m->peft.kind == MB_PEFT_DORA;
 }
 
 void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,

@@ -6,6 +6,18 @@ static bool sp(const struct mb_linear *l)
     return l->sequence_parallel && l->tp->size > 1 && l->mode != MB_LINEAR_NONE;
 }
 
+static bool adapted(const struct mb_linear *l)
+{
+    return l->adapter.rank > 0;
+}
+
+/* What the adapter needs of its base layer. */
+static struct mb_adapter_base adapter_base(const struct mb_linear *l)
+{
+    struct mb_adapter_base b = { l->ops, l->tp, l->mode == MB_LINEAR_ROW, l->in, l->out, l->w };
+    return b;
+}
+
 /* y[n, out] = x[n, in] W^T */
 static void gemm_fwd(const struct mb_linear *l, float *y, const float *x, int64_t n)
 {
@@ -15,7 +27,7 @@ static void gemm_fwd(const struct mb_linear *l, float *y, const float *x, int64_
 void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int64_t n)
 {
     int64_t shard = n / l->tp->size; /* token rows per rank under sequence parallelism */
-    int64_t rows = n;
+    int64_t rows = n, row0 = 0;
     if (l->mode == MB_LINEAR_COLUMN && sp(l)) {
         mb_group_all_gather_f32(l->tp, x, l->gathered, shard * l->in);
         x = l->gathered;
@@ -24,10 +36,15 @@ void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int6
         gemm_fwd(l, l->gathered, x, n);
         mb_group_reduce_scatter_f32(l->tp, l->gathered, y, shard * l->out);
         rows = shard;
+        row0 = l->tp->rank * shard;
     } else {
         gemm_fwd(l, y, x, n);
         if (l->mode == MB_LINEAR_ROW)
             mb_group_sum_f32(l->tp, y, n * l->out);
+    }
+    if (adapted(l)) {
+        struct mb_adapter_base base = adapter_base(l);
+        mb_adapter_forward(&l->adapter, &base, y, row0, rows, x, n);
     }
     if (l->b)
         l->ops->add_bias(y, l->b, rows, l->out);
@@ -42,16 +59,41 @@ static void gemm_dx(const struct mb_linear *l, float *dx, const float *dy, int64
 
 static void gemm_dw(const struct mb_linear *l, const float *dy, const float *x, int64_t n)
 {
+    if (!l->gw) /* frozen */
+        return;
     l->ops->matmul(true, false, l->out, l->in, n, 1.0f, dy, l->out, x, l->in, 1.0f, l->gw,
                    l->in);
+}
+
+/* The adapter's gradients from DY and X (all N rows); returns the gradient the base's
+ * GEMMs use (DY, or DoRA's scaled copy). */
+static const float *adapter_backward(const struct mb_linear *l, const float *dy, const float *x,
+                                     int64_t n)
+{
+    if (!adapted(l))
+        return dy;
+    struct mb_adapter_base base = adapter_base(l);
+    return mb_adapter_backward(&l->adapter, &base, dy, x, n);
+}
+
+/* The adapter's part of DX [N, in], after the base's dx = dy W. */
+static void adapter_dx(const struct mb_linear *l, float *dx, int64_t n)
+{
+    if (!adapted(l))
+        return;
+    struct mb_adapter_base base = adapter_base(l);
+    mb_adapter_backward_dx(&l->adapter, &base, dx, n);
 }
 
 static void column_backward(const struct mb_linear *l, float *dx, const float *dy,
                             const float *x, int64_t n)
 {
+    const float *bias_dy = dy; /* the bias is outside DoRA's scaling */
     if (!sp(l)) {
+        dy = adapter_backward(l, dy, x, n);
         if (dx) {
             gemm_dx(l, dx, dy, n);
+            adapter_dx(l, dx, n);
             if (l->mode == MB_LINEAR_COLUMN)
                 mb_group_sum_f32(l->tp, dx, n * l->in);
         }
@@ -60,14 +102,16 @@ static void column_backward(const struct mb_linear *l, float *dx, const float *d
         /* only the shard of x was kept: gather it again, then reduce-scatter dx */
         int64_t shard = n / l->tp->size;
         mb_group_all_gather_f32(l->tp, x, l->gathered, shard * l->in);
+        dy = adapter_backward(l, dy, l->gathered, n);
         gemm_dw(l, dy, l->gathered, n);
         if (dx) {
             gemm_dx(l, l->gathered, dy, n);
+            adapter_dx(l, l->gathered, n);
             mb_group_reduce_scatter_f32(l->tp, l->gathered, dx, shard * l->in);
         }
     }
     if (l->gb)
-        l->ops->bias_grad(l->gb, dy, n, l->out);
+        l->ops->bias_grad(l->gb, bias_dy, n, l->out);
 }
 
 static void row_backward(const struct mb_linear *l, float *dx, const float *dy, const float *x,
@@ -84,8 +128,11 @@ static void row_backward(const struct mb_linear *l, float *dx, const float *dy, 
     } else if (l->gb) {
         l->ops->bias_grad(l->gb, dy, n, l->out);
     }
-    if (dx)
+    dy_full = adapter_backward(l, dy_full, x, n);
+    if (dx) {
         gemm_dx(l, dx, dy_full, n);
+        adapter_dx(l, dx, n);
+    }
     gemm_dw(l, dy_full, x, n);
 }
 

@@ -25,6 +25,7 @@
 
 #include "dist/pstate.h"
 #include "kern/ops.h"
+#include "peft/peft.h"
 
 enum mb_linear_mode { MB_LINEAR_NONE, MB_LINEAR_COLUMN, MB_LINEAR_ROW };
 
@@ -39,6 +40,9 @@ struct mb_linear {
     /* Sequence parallelism: a scratch of N x max(in, out) floats (N the full token
      * rows) for the gathered x or dy; NULL without it. */
     float *gathered;
+    /* A LoRA or DoRA adapter attached to the layer (peft/peft.h); adapter.rank 0: none.
+     * With one, gw and gb are NULL (the base is frozen) but dx still flows. */
+    struct mb_adapter adapter;
 };
 
 /* Y [n, out] from X [n, in], where n is the full token rows (the rows of x and y outside
@@ -46,7 +50,8 @@ struct mb_linear {
 void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int64_t n);
 
 /* From DY (the gradient of y, as forward left it): gw += dy^T x, gb += sum dy, and, when
- * DX is not NULL, dx = dy W (overwritten). X is the forward's input. */
+ * DX is not NULL, dx = dy W (overwritten). X is the forward's input. GW and GB NULL: no
+ * weight gradients (a frozen layer). An adapter adds its gradients and its part of dx. */
 void mb_linear_backward(const struct mb_linear *l, float *dx, const float *dy, const float *x,
                         int64_t n);
 

@@ -14,8 +14,25 @@
 static const struct mb_group whole_model = { .rank = 0, .size = 1, .comm = NULL, .name = "tp",
                                             .kind = MB_GROUP_TP };
 
+/* The adapters' scratch and DoRA's norm buffers. */
+static int peft_init(struct mb_model *m)
+{
+    if (m->peft.kind == MB_PEFT_NONE)
+        return 0;
+    m->peft_scratch = mb_xcalloc(1, sizeof(*m->peft_scratch));
+    m->peft_scratch->ops = m->ops;
+    for (int k = 0; k < MB_PEFT_MODULES && m->peft.kind == MB_PEFT_DORA; k++) {
+        const struct mb_param *p =
+            mb_param_get(&m->params, mb_param_adapter_id(k, MB_ADAPTER_M));
+        if (p && !(m->peft_norm[k] = m->ops->alloc((size_t)p->numel * sizeof(float))))
+            return mb_err_wrap("DoRA norms");
+    }
+    return 0;
+}
+
 static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
-                      const struct mb_ops *ops, bool grads, const struct mb_group *tp, bool sp)
+                      const struct mb_ops *ops, bool grads, const struct mb_group *tp, bool sp,
+                      const struct mb_peft_config *pc)
 {
     memset(m, 0, sizeof(*m));
     if (mb_local_sizes_check(cfg, tp->size, "model") < 0)
@@ -25,11 +42,16 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
     m->tp = tp;
     m->sequence_parallel = sp && tp->size > 1;
     mb_param_table_build_tp(&m->params, cfg, tp->size, tp->rank);
+    if (pc) {
+        m->peft = *pc;
+        mb_param_table_add_adapters(&m->params, cfg, pc);
+    }
     m->loc = &m->params.loc;
     size_t bytes = (size_t)m->params.total * sizeof(float);
     m->w = ops->alloc(bytes);
-    m->g = grads ? ops->alloc(bytes) : NULL;
-    if (!m->w || (grads && !m->g)) {
+    m->g = grads ? ops->alloc((size_t)(m->params.total - m->params.frozen) * sizeof(float))
+                 : NULL;
+    if (!m->w || (grads && !m->g) || peft_init(m) < 0) {
         mb_model_free(m);
         return mb_err_wrap("model of %lld parameters", (long long)m->params.total);
     }
@@ -61,19 +83,32 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
 
 int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg, const struct mb_ops *ops)
 {
-    return model_init(m, cfg, ops, true, &whole_model, false);
+    return model_init(m, cfg, ops, true, &whole_model, false, NULL);
 }
 
 int mb_model_init_tp(struct mb_model *m, const struct mb_model_config *cfg,
                      const struct mb_ops *ops, const struct mb_group *tp, bool sequence_parallel)
 {
-    return model_init(m, cfg, ops, true, tp, sequence_parallel);
+    return model_init(m, cfg, ops, true, tp, sequence_parallel, NULL);
+}
+
+int mb_model_init_peft(struct mb_model *m, const struct mb_model_config *cfg,
+                       const struct mb_ops *ops, const struct mb_group *tp, bool sequence_parallel,
+                       const struct mb_peft_config *pc)
+{
+    return model_init(m, cfg, ops, true, tp, sequence_parallel, pc);
 }
 
 int mb_model_init_inference(struct mb_model *m, const struct mb_model_config *cfg,
                             const struct mb_ops *ops)
 {
-    return model_init(m, cfg, ops, false, &whole_model, false);
+    return model_init(m, cfg, ops, false, &whole_model, false, NULL);
+}
+
+int mb_model_init_inference_peft(struct mb_model *m, const struct mb_model_config *cfg,
+                                 const struct mb_ops *ops, const struct mb_peft_config *pc)
+{
+    return model_init(m, cfg, ops, false, &whole_model, false, pc);
 }
 
 void mb_model_free(struct mb_model *m)
@@ -88,6 +123,11 @@ void mb_model_free(struct mb_model *m)
     m->ops->free(m->w);
     if (m->g)
         m->ops->free(m->g);
+    mb_adapter_scratch_release(m->peft_scratch);
+    free(m->peft_scratch);
+    for (int k = 0; k < MB_PEFT_MODULES; k++)
+        if (m->peft_norm[k])
+            m->ops->free(m->peft_norm[k]);
     memset(m, 0, sizeof(*m));
 }
 
@@ -99,9 +139,16 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed)
     free(host);
 }
 
+float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p)
+{
+    if (!m->g || !p || !p->trainable)
+        return NULL;
+    return m->g + (p->offset - m->params.frozen);
+}
+
 void mb_model_zero_grad(struct mb_model *m)
 {
-    m->ops->zero(m->g, m->params.total);
+    m->ops->zero(m->g, m->params.total - m->params.frozen);
     m->tp_grads_summed = false;
 }
 
@@ -132,8 +179,9 @@ static void final_norm_backward(struct mb_model *m)
     struct mb_acts *a = m->acts;
     bool ln = c->normalization == MB_NORM_LAYER;
     m->ops->zero(a->dres, a->res_rows * c->hidden_size);
-    mb_norm_backward(m, a->dres, m->g + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),
-                     ln ? m->g + mb_param_offset(&m->params, MB_P_FINAL_NORM_B, 0) : NULL,
+    const struct mb_param_table *t = &m->params;
+    mb_norm_backward(m, a->dres, mb_model_grad_of(m, mb_param_get(t, MB_P_FINAL_NORM_W)),
+                     ln ? mb_model_grad_of(m, mb_param_get(t, MB_P_FINAL_NORM_B)) : NULL,
                      a->dhf, a->x_final, m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),
                      a->hf_mean, a->hf_rstd, a->res_rows);
 }
@@ -195,10 +243,16 @@ static int doc_starts(const struct mb_batch *b, int32_t **out)
 /* Gradients each TP rank holds only a part of (mb_model_finish_grads). */
 static bool partial_over_tp(const struct mb_model *m, const struct mb_param *p)
 {
-    if (!p->tp_replicated)
+    if (!p->tp_replicated || !p->trainable)
         return false;
     if (p->id == MB_P_QNORM_W || p->id == MB_P_KNORM_W)
         return true;
+    /* A of a column-parallel layer: each rank's B rows give a part; B and m of a
+     * row-parallel layer see every row of dy on every rank (peft/peft.h) */
+    if (p->id == MB_P_QKV_LORA_A || p->id == MB_P_FC1_LORA_A)
+        return true;
+    if (p->id >= MB_P_QKV_LORA_A)
+        return false;
     /* the position embedding's gradient comes from the gathered residual gradient */
     return m->sequence_parallel && p->id != MB_P_POS_EMB;
 }
@@ -215,9 +269,9 @@ static void finish_stage(struct mb_model *m, int64_t stage)
             continue;
         int64_t slice = p->per_layer ? p->numel / p->shape[0] : p->numel;
         if (p->per_layer && stage < nl)
-            mb_group_sum_f32(m->tp, m->g + p->offset + stage * slice, slice);
+            mb_group_sum_f32(m->tp, mb_model_grad_of(m, p) + stage * slice, slice);
         else if (!p->per_layer && stage == nl)
-            mb_group_sum_f32(m->tp, m->g + p->offset, slice);
+            mb_group_sum_f32(m->tp, mb_model_grad_of(m, p), slice);
     }
 }
 
@@ -287,19 +341,19 @@ void mb_model_finish_grads(struct mb_model *m)
     for (int i = 0; i < m->params.count; i++) {
         const struct mb_param *p = &m->params.items[i];
         if (partial_over_tp(m, p))
-            mb_group_sum_f32(m->tp, m->g + p->offset, p->numel);
+            mb_group_sum_f32(m->tp, mb_model_grad_of(m, p), p->numel);
     }
 }
 
 double mb_model_grad_sumsq(const struct mb_model *m)
 {
     if (m->tp->size == 1)
-        return m->ops->sumsq(m->g, m->params.total);
+        return m->ops->sumsq(m->g, m->params.total - m->params.frozen);
     double sq = 0;
     for (int i = 0; i < m->params.count; i++) {
         const struct mb_param *p = &m->params.items[i];
-        if (!p->tp_replicated || m->tp->rank == 0)
-            sq += m->ops->sumsq(m->g + p->offset, p->numel);
+        if (p->trainable && (!p->tp_replicated || m->tp->rank == 0))
+            sq += m->ops->sumsq(mb_model_grad_of(m, p), p->numel);
     }
     return sq;
 }
@@ -307,8 +361,9 @@ double mb_model_grad_sumsq(const struct mb_model *m)
 double mb_model_flops_per_token(const struct mb_model *m, int64_t seq)
 {
     const struct mb_model_config *c = &m->cfg;
-    double matmul = (double)mb_param_matmul_count(&m->params, c);
+    double matmul = (double)mb_param_matmul_count_of(&m->params, c, true);
+    double frozen = (double)mb_param_matmul_count_of(&m->params, c, false); /* no dW */
     double attn = 12.0 * (double)c->num_layers * (double)(c->num_attention_heads * c->kv_channels) *
                   (double)seq;
-    return 6.0 * matmul + attn;
+    return 6.0 * matmul + 4.0 * frozen + attn;
 }

@@ -57,6 +57,17 @@ struct mb_model {
     void (*grad_ready)(void *ctx, int64_t layer);
     void *grad_ready_ctx;
     bool tp_grads_summed;        /* this step's TP-partial gradients are summed already */
+    /* Adapters (peft/peft.h; peft.kind NONE: none): the base is frozen and m->g holds
+     * only the trainable range [params.frozen, params.total). The scratch the adapters
+     * share, and DoRA's row norms of the last forward ([L, out] per targeted module). */
+    struct mb_peft_config peft;
+    struct mb_adapter_scratch *peft_scratch;
+    float *peft_norm[MB_PEFT_MODULES];
+    /* LoRA dropout (peft.dropout > 0): applied while PEFT_DROPOUT_ON, which the trainer
+     * sets, with the micro-batch's first sample, for each training micro-batch only. */
+    struct mb_adapter_dropout peft_dropout;
+    bool peft_dropout_on;
+    bool peft_norms_fixed;       /* mb_model_fix_norms was called */
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
@@ -74,7 +85,32 @@ MB_MUST_CHECK int mb_model_init_inference(struct mb_model *m, const struct mb_mo
 MB_MUST_CHECK int mb_model_init_tp(struct mb_model *m, const struct mb_model_config *cfg,
                                    const struct mb_ops *ops, const struct mb_group *tp,
                                    bool sequence_parallel);
+/* mb_model_init_inference with the adapters of PC (kind NONE: none) on its linear
+ * layers, applied unmerged: for generating with an adapter-only checkpoint. */
+MB_MUST_CHECK int mb_model_init_inference_peft(struct mb_model *m,
+                                               const struct mb_model_config *cfg,
+                                               const struct mb_ops *ops,
+                                               const struct mb_peft_config *pc);
+/* mb_model_init_tp with the adapters of PC on its linear layers (nn/params.h
+ * mb_param_table_add_adapters): the base is frozen, and the gradient buffer holds only
+ * the adapters. PC of kind MB_PEFT_NONE: mb_model_init_tp. */
+MB_MUST_CHECK int mb_model_init_peft(struct mb_model *m, const struct mb_model_config *cfg,
+                                     const struct mb_ops *ops, const struct mb_group *tp,
+                                     bool sequence_parallel, const struct mb_peft_config *pc);
 void mb_model_free(struct mb_model *m);
+
+/* DoRA: set every magnitude to the row norms of its base weight (summed over TP for a
+ * row-parallel layer), so that the adapted layer starts equal to the base
+ * (finetune.md 2.1). Call once the base weights are final; nothing without DoRA. */
+void mb_model_init_magnitudes(struct mb_model *m);
+
+/* DoRA in a model whose weights no longer change (generation): compute the row norms
+ * of every adapted layer once, instead of in every forward pass. Nothing without DoRA. */
+void mb_model_fix_norms(struct mb_model *m);
+
+/* The gradient of parameter P (its first element) in m->g, or NULL when P is frozen or
+ * the model has no gradients. */
+float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p);
 
 /* Initialise the weights from SEED (nn/params.h: same weights for any layout). */
 void mb_model_init_weights(struct mb_model *m, uint64_t seed);
@@ -109,8 +145,9 @@ void mb_model_finish_grads(struct mb_model *m);
 double mb_model_grad_sumsq(const struct mb_model *m);
 
 /* Model FLOPs of one token, forward + backward: 6 per matmul parameter (the output
- * layer included) plus 12 * layers * (heads * kv_channels) * T for the attention scores
- * and values (the usual PaLM / llm.c count, which does not halve for the causal mask). */
+ * layer included; 4 for a frozen one, whose weight gradient is not computed) plus
+ * 12 * layers * (heads * kv_channels) * T for the attention scores and values (the
+ * usual PaLM / llm.c count, which does not halve for the causal mask). */
 double mb_model_flops_per_token(const struct mb_model *m, int64_t seq);
 
 #endif /* MB_NN_MODEL_H */

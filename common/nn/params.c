@@ -204,6 +204,68 @@ void mb_param_table_build_tp(struct mb_param_table *t, const struct mb_model_con
             VOCAB);
 }
 
+/* Megatron Bridge's adapter names (finetune.md 1.1, 2.2), [module][A, B, m]. */
+static const char *const adapter_names[MB_PEFT_MODULES][3] = {
+    { "decoder.layers.self_attention.linear_qkv.adapter.linear_in.weight",
+      "decoder.layers.self_attention.linear_qkv.adapter.linear_out.weight",
+      "decoder.layers.self_attention.linear_qkv.adapter.weight_magnitude" },
+    { "decoder.layers.self_attention.linear_proj.adapter.linear_in.weight",
+      "decoder.layers.self_attention.linear_proj.adapter.linear_out.weight",
+      "decoder.layers.self_attention.linear_proj.adapter.weight_magnitude" },
+    { "decoder.layers.mlp.linear_fc1.adapter.linear_in.weight",
+      "decoder.layers.mlp.linear_fc1.adapter.linear_out.weight",
+      "decoder.layers.mlp.linear_fc1.adapter.weight_magnitude" },
+    { "decoder.layers.mlp.linear_fc2.adapter.linear_in.weight",
+      "decoder.layers.mlp.linear_fc2.adapter.linear_out.weight",
+      "decoder.layers.mlp.linear_fc2.adapter.weight_magnitude" },
+};
+
+static enum mb_param_init adapter_init(enum mb_peft_init i)
+{
+    switch (i) {
+    case MB_PEFT_INIT_XAVIER: return MB_INIT_XAVIER;
+    case MB_PEFT_INIT_NORMAL: return MB_INIT_LORA_NORMAL;
+    case MB_PEFT_INIT_KAIMING: return MB_INIT_KAIMING;
+    case MB_PEFT_INIT_ZERO: break;
+    }
+    return MB_INIT_ZEROS;
+}
+
+void mb_param_table_add_adapters(struct mb_param_table *t, const struct mb_model_config *cfg,
+                                 const struct mb_peft_config *pc)
+{
+    if (pc->kind == MB_PEFT_NONE)
+        return;
+    for (int i = 0; i < t->count; i++)
+        t->items[i].trainable = false;
+    t->frozen = t->total;
+    struct layout l = { t, cfg };
+    int64_t h = cfg->hidden_size, r = pc->dim;
+    bool gated = mb_model_fc1_rows(cfg) != cfg->ffn_hidden_size;
+    /* in, out, and how A and B (and m) are cut: with the base's columns or rows */
+    const struct {
+        int64_t in, out;
+        enum split a, b;
+    } mod[MB_PEFT_MODULES] = {
+        { h, mb_model_qkv_rows(cfg), WHOLE, ROWS },
+        { cfg->num_attention_heads * cfg->kv_channels, h, COLS, WHOLE },
+        { h, mb_model_fc1_rows(cfg), WHOLE, gated ? GATE_UP : ROWS },
+        { cfg->ffn_hidden_size, h, COLS, WHOLE },
+    };
+    for (int m = 0; m < MB_PEFT_MODULES; m++) {
+        if (!pc->target[m])
+            continue;
+        const char *const *name = adapter_names[m];
+        add(&l, mb_param_adapter_id(m, MB_ADAPTER_A), name[0], true, adapter_init(pc->a_init), r,
+            mod[m].in, mod[m].a);
+        add(&l, mb_param_adapter_id(m, MB_ADAPTER_B), name[1], true, adapter_init(pc->b_init),
+            mod[m].out, r, mod[m].b);
+        if (pc->kind == MB_PEFT_DORA) /* the row norms of W, set once W is loaded */
+            add(&l, mb_param_adapter_id(m, MB_ADAPTER_M), name[2], true, MB_INIT_ONES,
+                mod[m].out, 0, mod[m].b);
+    }
+}
+
 const struct mb_param *mb_param_get(const struct mb_param_table *t, enum mb_param_id id)
 {
     if ((int)id < 0 || id >= MB_P_COUNT)
@@ -231,6 +293,12 @@ static double normal_at(uint64_t key, uint64_t i)
     return sqrt(-2.0 * log(u1)) * cos(2.0 * M_PI * u2);
 }
 
+/* Uniform in [0, 1) for element I of the tensor keyed by KEY. */
+static double uniform_at(uint64_t key, uint64_t i)
+{
+    return (double)(mb_splitmix64(key ^ mb_splitmix64(2 * i)) >> 11) * 0x1.0p-53;
+}
+
 void mb_param_init_all(const struct mb_param_table *t, const struct mb_model_config *cfg,
                        uint64_t seed, float *w)
 {
@@ -240,12 +308,24 @@ void mb_param_init_all(const struct mb_param_table *t, const struct mb_model_con
         double std = cfg->init_method_std;
         if (p->init == MB_INIT_NORMAL_SCALED)
             std /= sqrt(2.0 * (double)cfg->num_layers);
+        /* adapters: fans of the last two axes of the logical [r, in] or [out, r] */
+        double fan_in = (double)p->global_shape[p->ndim - 1];
+        double fan_out = p->ndim > 1 ? (double)p->global_shape[p->ndim - 2] : 1.0;
+        if (p->init == MB_INIT_XAVIER)
+            std = sqrt(2.0 / (fan_in + fan_out));
+        else if (p->init == MB_INIT_LORA_NORMAL)
+            std = 0.2;
         uint64_t key = mb_splitmix64(seed) ^ mb_hash_bytes(p->name, strlen(p->name));
         for (int64_t e = 0; e < p->numel; e++) {
             uint64_t at = (uint64_t)mb_param_global_index(p, e);
             switch (p->init) {
             case MB_INIT_NORMAL:
-            case MB_INIT_NORMAL_SCALED: dst[e] = (float)(std * normal_at(key, at)); break;
+            case MB_INIT_NORMAL_SCALED:
+            case MB_INIT_XAVIER:
+            case MB_INIT_LORA_NORMAL: dst[e] = (float)(std * normal_at(key, at)); break;
+            case MB_INIT_KAIMING:
+                dst[e] = (float)((2.0 * uniform_at(key, at) - 1.0) / sqrt(fan_in));
+                break;
             case MB_INIT_ONES: dst[e] = 1.0f; break;
             case MB_INIT_ZEROS: dst[e] = 0.0f; break;
             }
@@ -271,9 +351,17 @@ int64_t mb_param_global_index(const struct mb_param *p, int64_t e)
 
 int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_model_config *cfg)
 {
+    return mb_param_matmul_count_of(t, cfg, true) + mb_param_matmul_count_of(t, cfg, false);
+}
+
+int64_t mb_param_matmul_count_of(const struct mb_param_table *t,
+                                 const struct mb_model_config *cfg, bool trainable)
+{
     int64_t n = 0;
     for (int i = 0; i < t->count; i++) {
         const struct mb_param *p = &t->items[i];
+        if (p->trainable != trainable)
+            continue;
         bool matrix = p->ndim - (p->per_layer ? 1 : 0) == 2;
         int64_t whole = 1;
         for (int d = 0; d < p->ndim; d++)
@@ -281,7 +369,8 @@ int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_mo
         if (matrix && p->id != MB_P_WORD_EMB && p->id != MB_P_POS_EMB)
             n += whole;
     }
-    if (cfg->share_embeddings_and_output_weights)
+    const struct mb_param *emb = mb_param_get(t, MB_P_WORD_EMB);
+    if (cfg->share_embeddings_and_output_weights && emb && emb->trainable == trainable)
         n += cfg->vocab_size * cfg->hidden_size;
     return n;
 }

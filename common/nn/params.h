@@ -13,6 +13,7 @@
 
 #include "core/defs.h"
 #include "nn/config.h"
+#include "peft/peft.h"
 
 #define MB_PARAM_MAX_DIMS 3
 
@@ -21,6 +22,9 @@ enum mb_param_init {
     MB_INIT_NORMAL_SCALED, /* N(0, init_method_std / sqrt(2 num_layers)): output projections */
     MB_INIT_ONES,
     MB_INIT_ZEROS,
+    MB_INIT_XAVIER,        /* adapters (peft/peft.h): N(0, sqrt(2 / (in + r))) over [r, in] */
+    MB_INIT_LORA_NORMAL,   /* N(0, 0.2) */
+    MB_INIT_KAIMING,       /* U(-1/sqrt(in), 1/sqrt(in)), in the last axis */
 };
 
 /* Which tensor a parameter is; the model code looks its slices up by this id. */
@@ -46,8 +50,28 @@ enum mb_param_id {
     MB_P_FINAL_NORM_W,
     MB_P_FINAL_NORM_B,
     MB_P_OUTPUT_W,
+    /* adapters (peft/peft.h), per module: A (linear_in), B (linear_out), DoRA magnitude */
+    MB_P_QKV_LORA_A,
+    MB_P_QKV_LORA_B,
+    MB_P_QKV_DORA_M,
+    MB_P_PROJ_LORA_A,
+    MB_P_PROJ_LORA_B,
+    MB_P_PROJ_DORA_M,
+    MB_P_FC1_LORA_A,
+    MB_P_FC1_LORA_B,
+    MB_P_FC1_DORA_M,
+    MB_P_FC2_LORA_A,
+    MB_P_FC2_LORA_B,
+    MB_P_FC2_DORA_M,
     MB_P_COUNT
 };
+
+/* The adapter tensor ids of module M: A, B and the DoRA magnitude. */
+static inline enum mb_param_id mb_param_adapter_id(enum mb_peft_module m, int which)
+{
+    return (enum mb_param_id)(MB_P_QKV_LORA_A + 3 * (int)m + which);
+}
+enum { MB_ADAPTER_A = 0, MB_ADAPTER_B = 1, MB_ADAPTER_M = 2 };
 
 /* A block of a rank's local tensor along the shard axis: local indices [local_start,
  * local_start + count) are the logical tensor's [global_start, global_start + count). */
@@ -107,6 +131,10 @@ struct mb_param_table {
     int count;
     int index[MB_P_COUNT];     /* id -> position in items, -1 when the model has none */
     int64_t total;             /* floats in the flat buffer */
+    /* Floats at the start of the buffer whose parameters are frozen (a base model under
+     * adapters): no gradient, no optimizer state. Every trainable parameter lies in
+     * [frozen, total), and the gradient buffer holds only that range. 0 without peft. */
+    int64_t frozen;
 };
 
 /* Lay out the parameters of CFG (every tensor whole: one process, TP 1). */
@@ -119,6 +147,15 @@ void mb_param_table_build(struct mb_param_table *t, const struct mb_model_config
  * pass mb_local_sizes_check. */
 void mb_param_table_build_tp(struct mb_param_table *t, const struct mb_model_config *cfg, int tp,
                              int tp_rank);
+
+/* Add the adapters of PC (peft/peft.h; nothing for MB_PEFT_NONE) to a table built by
+ * mb_param_table_build_tp for CFG: A and B of each targeted module, and DoRA's magnitude,
+ * stacked over the layers as the base weights are and cut over TP with the base layer
+ * (peft/peft.h); every parameter already in the table becomes frozen. The names are
+ * Megatron Bridge's: "decoder.layers.self_attention.linear_qkv.adapter.linear_in.weight"
+ * (A), ".adapter.linear_out.weight" (B), ".adapter.weight_magnitude" (m). */
+void mb_param_table_add_adapters(struct mb_param_table *t, const struct mb_model_config *cfg,
+                                 const struct mb_peft_config *pc);
 
 /* The parameter with ID, or NULL when this model has none (or ID is MB_P_COUNT). */
 const struct mb_param *mb_param_get(const struct mb_param_table *t, enum mb_param_id id);
@@ -141,5 +178,8 @@ int64_t mb_param_global_index(const struct mb_param *p, int64_t e);
  * (global shapes): every 2-D weight except embeddings, plus the output layer (tied or
  * not). */
 int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_model_config *cfg);
+/* The same over the trainable (TRAINABLE) or the frozen parameters only. */
+int64_t mb_param_matmul_count_of(const struct mb_param_table *t,
+                                 const struct mb_model_config *cfg, bool trainable);
 
 #endif /* MB_NN_PARAMS_H */

@@ -37,9 +37,11 @@ static void make_buckets(struct mb_grad_sync *s, const struct mb_param_table *pa
     int64_t end = s->total, stage = 0;
     for (int i = params->count - 1; i >= 0; i--) {
         const struct mb_param *p = &params->items[i];
+        if (!p->trainable) /* frozen: no gradient, before the trainable range */
+            continue;
         int64_t units = p->per_layer ? p->shape[0] : 1, unit = p->numel / units;
         for (int64_t l = units - 1; l >= 0; l--) {
-            int64_t start = p->offset + l * unit;
+            int64_t start = p->offset - params->frozen + l * unit;
             stage = MB_MAX(stage, unit_stage(p, s->num_layers, l));
             if (end - start >= size || start == 0) {
                 add_bucket(s, start, end, stage);
@@ -71,7 +73,7 @@ int mb_grad_sync_init(struct mb_grad_sync *s, const struct mb_group *dp, const s
     memset(s, 0, sizeof *s);
     s->dp = dp, s->ops = ops, s->g = g;
     s->distributed = distributed, s->overlap = overlap;
-    s->total = params->total;
+    s->total = params->total - params->frozen;
     s->num_layers = num_layers;
     int d = dp->size;
     s->shard = distributed ? MB_CEIL_DIV(s->total, d) : s->total;

@@ -14,6 +14,11 @@
  * so the summed shard is the model's g[lo, hi), a view as Megatron's main_grad is, and
  * no other buffer is needed: (8 + 8/d) bytes a parameter in all.
  *
+ * Under adapters (nn/params.h: frozen) only the trainable range [frozen, total) of the
+ * parameters has gradients: the gradient buffer, and every offset here (buckets, lo,
+ * hi, the shards), count from its start, so the flat-buffer range of the optimizer is
+ * [frozen + lo, frozen + hi). Without adapters frozen is 0.
+ *
  * With ddp.overlap_grad_reduce the buffer is cut into buckets of at least
  * ddp.bucket_size floats, taken in reverse order of the buffer as the backward pass
  * produces them. mb stacks each per-layer parameter over the layers ([L, ...]), so the
@@ -49,7 +54,7 @@ struct mb_grad_sync {
     float *g;             /* the model's flat gradients */
     bool distributed;     /* ddp.use_distributed_optimizer */
     bool overlap;         /* ddp.overlap_grad_reduce */
-    int64_t total;        /* P: floats in the flat buffer */
+    int64_t total;        /* P: floats in the gradient buffer (the trainable range) */
     int64_t shard;        /* S: floats per shard (distributed), else P */
     int64_t lo, hi;       /* the range this rank's optimizer updates: its shard, or [0, P) */
     int *shard_counts;    /* per DP rank: floats of its shard, and its first index */
@@ -94,7 +99,8 @@ static inline float *mb_grad_sync_grads(const struct mb_grad_sync *s)
 }
 
 /* Distributed: every rank's updated shard of W into every rank's W (an all-gather); a
- * no-op when replicated. */
+ * no-op when replicated. W is the trainable range of the parameters (the flat buffer
+ * from params->frozen). */
 void mb_grad_sync_gather(const struct mb_grad_sync *s, float *w);
 
 #endif /* MB_TRAIN_GRADSYNC_H */

@@ -39,6 +39,7 @@ struct mb_trainer {
     char *pretrained;             /* checkpoint.pretrained_checkpoint as a file, or NULL */
     struct mb_ckpt_extra *extras; /* the HF side of the checkpoint the run started from */
     int n_extras;
+    struct mb_peft_config peft;   /* peft.* (kind NONE: every weight trains) */
     struct mb_model model;
     struct mb_adamw opt;          /* over gsync's range [lo, hi) */
     struct mb_grad_sync gsync;    /* the DP gradient reduction, and the optimizer's shard */
@@ -92,6 +93,10 @@ MB_MUST_CHECK int mb_train_pretrained_config(const struct mb_dist *d, const char
 /* Load only the model weights of FILE (fp32, bf16 or fp16 in /model, or the fp32 master
  * copy), as checkpoint.pretrained_checkpoint asks. */
 MB_MUST_CHECK int mb_train_load_pretrained(struct mb_trainer *t, const char *file);
+/* With adapters (t->peft): when checkpoint.load holds an adapter-only checkpoint, make
+ * its base_checkpoint the base (t->pretrained), falling back to
+ * checkpoint.pretrained_checkpoint when that file is gone. Every rank calls it. */
+MB_MUST_CHECK int mb_train_resolve_base(struct mb_trainer *t);
 
 /* Refuse a resume from FILE, whose stored config is RECIPE_JSON, when train.train_iters,
  * optimizer.lr/min_lr or a scheduler.* key differs, unless

@@ -146,7 +146,9 @@ static struct state_bytes state_bytes(const struct mb_trainer *t)
 {
     struct state_bytes b;
     b.params = t->model.params.total * (int64_t)sizeof(float);
-    b.grads = b.params; /* the distributed optimizer's summed shard is a view into it */
+    /* the trainable range only (a frozen base has none); the distributed optimizer's
+     * summed shard is a view into it */
+    b.grads = (t->model.params.total - t->model.params.frozen) * (int64_t)sizeof(float);
     b.moments = 2 * (t->opt.hi - t->opt.lo) * (int64_t)sizeof(float);
     b.total = b.params + b.grads + b.moments;
     return b;
@@ -230,6 +232,12 @@ void mb_train_log_memory(const struct mb_trainer *t)
                 dist ? "distributed optimizer" : "replicated optimizer",
                 dist ? "(8 + 8/d) B" : "16 B", (long long)p, formula,
                 formula / (1024.0 * 1024.0));
+    if (t->model.params.frozen > 0)
+        mb_log_info("adapters (peft.peft=%s): %lld trainable parameters on this rank of %lld; "
+                    "the %lld base parameters are frozen (no gradients, no Adam moments)",
+                    mb_peft_kind_name(t->model.peft.kind),
+                    (long long)(p - t->model.params.frozen), (long long)p,
+                    (long long)t->model.params.frozen);
     if (t->ps.tp > 1)
         mb_log_info("tensor-parallel traffic per iteration per rank, analytic: %.0f B "
                     "(%s; ring volumes as dist/pstate.c counts them)",

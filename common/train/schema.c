@@ -161,6 +161,22 @@ static const struct mb_config_key pretrain_keys[] = {
     { "checkpoint.ckpt_dtype", STRING, "fp32", "dtype of model weights in checkpoints",
       "fp32|bf16" },
 
+    { "peft.peft", STRING, "none",
+      "parameter-efficient fine-tuning: none (train every weight), lora or dora adapters on "
+      "a frozen base (checkpoint.pretrained_checkpoint)", "none|lora|dora" },
+    { "peft.dim", INT, "32", "adapter rank r", NULL },
+    { "peft.alpha", FLOAT, "32", "adapter scale alpha: the update is alpha / dim * B A x", NULL },
+    { "peft.dropout", FLOAT, "0.0", "LoRA dropout on the adapter input in training; 0 = off",
+      NULL },
+    { "peft.dropout_position", STRING, "pre",
+      "where the adapter dropout is: pre (on x; post only with dropout 0)", "pre|post" },
+    { "peft.target_modules", LIST, "linear_qkv linear_proj linear_fc1 linear_fc2",
+      "the linear layers that get an adapter", NULL },
+    { "peft.lora_A_init_method", STRING, "xavier", "initialisation of A (linear_in)",
+      "xavier|normal|kaiming|zero" },
+    { "peft.lora_B_init_method", STRING, "zero", "initialisation of B (linear_out)",
+      "xavier|normal|kaiming|zero" },
+
     { "logger.log_interval", INT, "100", "iterations between log lines", NULL },
     { "logger.tensorboard_dir", STRING, NULL, "TensorBoard event directory; unset = none",
       NULL },

@@ -8,6 +8,7 @@
 
 #include "ckpt/ckpt.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/json.h"
 #include "core/log.h"
 #include "core/mem.h"
@@ -35,6 +36,53 @@ static struct mb_ckpt_tensor *moment_tensors(const struct mb_trainer *t, float *
     struct mb_ckpt_tensor *x = mb_ckpt_tensors_of(p, t->model.w);
     mb_ckpt_tensors_part(x, p, t->opt.lo, t->opt.hi, moment);
     return x;
+}
+
+/* The first parameter a checkpoint of this run holds: 0, or with adapters the first
+ * adapter (the table lays the frozen base out first). */
+static int first_saved(const struct mb_trainer *t)
+{
+    const struct mb_param_table *p = &t->model.params;
+    int i = 0;
+    while (t->peft.kind != MB_PEFT_NONE && i < p->count && !p->items[i].trainable)
+        i++;
+    return i;
+}
+
+/* Adapter-only checkpoints keep the adapters under /adapter (ckpt/ckpt.h). */
+static void adapter_group(const struct mb_trainer *t, struct mb_ckpt_tensor *w)
+{
+    for (int i = first_saved(t); t->peft.kind != MB_PEFT_NONE && i < t->model.params.count; i++)
+        w[i].group = "/adapter";
+}
+
+/* The extras of a save: the carried HF side, and for adapters the peft and
+ * base_checkpoint attributes (malloc'd; *N their count). */
+static struct mb_ckpt_extra *save_extras(const struct mb_trainer *t, int *n)
+{
+    int k = t->n_extras;
+    struct mb_ckpt_extra *x = mb_xcalloc((size_t)k + 2, sizeof(*x));
+    for (int i = 0; i < k; i++)
+        x[i] = t->extras[i];
+    if (t->peft.kind != MB_PEFT_NONE) {
+        char *base = t->pretrained ? realpath(t->pretrained, NULL) : NULL;
+        x[k].name = "peft";
+        x[k].value = mb_peft_config_to_json(&t->peft);
+        x[k + 1].name = "base_checkpoint";
+        x[k + 1].value = base ? base : mb_xstrdup("");
+        x[k].len = strlen(x[k].value);
+        x[k + 1].len = strlen(x[k + 1].value);
+        k += 2;
+    }
+    *n = k;
+    return x;
+}
+
+static void free_save_extras(const struct mb_trainer *t, struct mb_ckpt_extra *x, int n)
+{
+    for (int i = t->n_extras; i < n; i++)
+        free(x[i].value);
+    free(x);
 }
 
 static bool all_finite(const float *x, int64_t n)
@@ -68,8 +116,13 @@ int mb_train_save(struct mb_trainer *t)
     enum mb_ckpt_dtype dtype = MB_CKPT_F32;
     if (parse_dtype(t->cfg, &dtype) < 0 || mb_train_carry_tokenizer(t) < 0)
         return -1;
+    if (t->peft.kind != MB_PEFT_NONE) /* adapters are small: always exact */
+        dtype = MB_CKPT_F32;
     bool optim = mb_config_bool(t->cfg, "checkpoint.save_optim");
     struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
+    adapter_group(t, w);
+    int first = first_saved(t), n_extra = 0;
+    struct mb_ckpt_extra *extras = save_extras(t, &n_extra);
     struct mb_ckpt_tensor *m = optim ? moment_tensors(t, t->opt.exp_avg) : NULL;
     struct mb_ckpt_tensor *v = optim ? moment_tensors(t, t->opt.exp_avg_sq) : NULL;
     char *model_json = mb_model_config_to_json(&t->model.cfg);
@@ -96,21 +149,23 @@ int mb_train_save(struct mb_trainer *t)
     st.model_config_json = model_json;
     st.recipe_json = recipe_json;
     st.tokenizer = t->tok->name ? t->tok->name : "";
-    st.extra = t->extras;
-    st.n_extra = t->n_extras;
+    st.extra = extras;
+    st.n_extra = n_extra;
     /* the layout of this run, for mb-ckpt info (a resume need not match it) */
     st.layout = (struct mb_ckpt_layout){ t->ps.tp, t->ps.cp, t->ps.dp, t->ps.pp,
                                          t->gsync.distributed };
     char *saved = NULL;
     double start = mb_now();
-    int rc = mb_ckpt_save(t->dist, mb_config_str(t->cfg, "checkpoint.save"), w, p->count, m, v,
-                          dtype, &st, &saved);
+    int rc = mb_ckpt_save(t->dist, mb_config_str(t->cfg, "checkpoint.save"), w + first,
+                          p->count - first, m ? m + first : NULL, v ? v + first : NULL, dtype,
+                          &st, &saved);
     if (rc == 0 && t->dist->rank == 0)
         mb_log_info("saved checkpoint %s at iteration %lld in %.2f s", saved,
                     (long long)t->iteration, mb_now() - start);
     free(saved);
     free(model_json);
     free(recipe_json);
+    free_save_extras(t, extras, n_extra);
     free(w);
     free(m);
     free(v);
@@ -149,23 +204,103 @@ int mb_train_load_pretrained(struct mb_trainer *t, const char *file)
 {
     const struct mb_param_table *p = &t->model.params;
     struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
-    int rc = mb_ckpt_load(t->dist, file, w, p->count, NULL, NULL, NULL);
+    int n = t->peft.kind != MB_PEFT_NONE ? first_saved(t) : p->count; /* the base only */
+    int rc = mb_ckpt_load(t->dist, file, w, n, NULL, NULL, NULL);
     if (rc == 0 && t->dist->rank == 0)
-        mb_log_info("loaded the weights of %s; optimizer and counters start fresh", file);
+        mb_log_info("loaded the weights of %s; optimizer and counters start fresh%s", file,
+                    n < p->count ? " (the base of the adapters, frozen)" : "");
     free(w);
+    return rc;
+}
+
+/* The peft attribute of checkpoint FILE into *PC (kind NONE when it has none), and its
+ * base_checkpoint into *BASE. */
+static int file_peft(const struct mb_dist *d, const char *file, struct mb_peft_config *pc,
+                     char **base)
+{
+    mb_ckpt_reader *r = mb_ckpt_reader_open(d, file);
+    if (!r)
+        return -1;
+    int rc = mb_ckpt_reader_peft(r, file, pc, base);
+    mb_ckpt_reader_close(r);
+    return rc;
+}
+
+/* The adapters of FILE must be the ones this run has (peft.*). */
+static int check_peft(const struct mb_trainer *t, const char *file)
+{
+    struct mb_peft_config pc;
+    char *base = NULL;
+    if (file_peft(t->dist, file, &pc, &base) < 0)
+        return -1;
+    free(base);
+    if (pc.kind == MB_PEFT_NONE && t->peft.kind == MB_PEFT_NONE)
+        return 0;
+    if (t->peft.kind == MB_PEFT_NONE)
+        return mb_err_set(MB_E_INVALID, file,
+                          "checkpoint.load: an adapter-only checkpoint (%s adapters); resume "
+                          "it with peft.peft=%s and its other peft.* keys",
+                          mb_peft_kind_name(pc.kind), mb_peft_kind_name(pc.kind));
+    if (pc.kind == MB_PEFT_NONE)
+        return mb_err_set(MB_E_INVALID, file,
+                          "checkpoint.load: not an adapter-only checkpoint, but peft.peft=%s "
+                          "(start from its weights with checkpoint.pretrained_checkpoint)",
+                          mb_peft_kind_name(t->peft.kind));
+    if (!mb_peft_config_same(&pc, &t->peft)) {
+        char *mine = mb_peft_config_to_json(&t->peft), *theirs = mb_peft_config_to_json(&pc);
+        mb_err_set(MB_E_INVALID, file,
+                   "checkpoint.load: its adapters %s differ from the peft.* keys of this run "
+                   "%s", theirs, mine);
+        free(mine);
+        free(theirs);
+        return -1;
+    }
+    return 0;
+}
+
+int mb_train_resolve_base(struct mb_trainer *t)
+{
+    const char *key = "checkpoint.load";
+    char *file = NULL, *base = NULL;
+    struct mb_peft_config pc;
+    if (t->peft.kind == MB_PEFT_NONE || !mb_config_has(t->cfg, key))
+        return 0;
+    if (mb_ckpt_resolve(mb_config_str(t->cfg, key), &file) < 0)
+        return -1;
+    int rc = file ? file_peft(t->dist, file, &pc, &base) : 0;
+    if (rc == 0 && base && base[0]) {
+        if (mb_fs_exists(base)) {
+            free(t->pretrained);
+            t->pretrained = base;
+            base = NULL;
+        } else if (!t->pretrained) {
+            rc = mb_err_set(MB_E_INVALID, file,
+                            "base_checkpoint %s: no such file (name the base with "
+                            "checkpoint.pretrained_checkpoint)", base);
+        } else if (t->dist->rank == 0) {
+            mb_log_warn("%s: base_checkpoint %s is gone; the base is "
+                        "checkpoint.pretrained_checkpoint %s", file, base, t->pretrained);
+        }
+    }
+    free(base);
+    free(file);
     return rc;
 }
 
 int mb_train_resume(struct mb_trainer *t, const char *file)
 {
     const struct mb_param_table *p = &t->model.params;
+    if (check_peft(t, file) < 0)
+        return -1;
     /* each rank reads its own parts (its shard of the moments with the distributed
      * optimizer): any layout resumes any other */
     struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
     struct mb_ckpt_tensor *m = moment_tensors(t, t->opt.exp_avg);
     struct mb_ckpt_tensor *v = moment_tensors(t, t->opt.exp_avg_sq);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
-    int rc = mb_ckpt_load(t->dist, file, w, p->count, m, v, &st);
+    adapter_group(t, w);
+    int first = first_saved(t);
+    int rc = mb_ckpt_load(t->dist, file, w + first, p->count - first, m + first, v + first, &st);
     if (rc == 0)
         rc = mb_train_check_schedule(t, file, st.recipe_json);
     if (rc == 0) {

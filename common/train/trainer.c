@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/hash.h"
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/time.h"
@@ -170,8 +171,8 @@ static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
     const char *key = "dist.tensor_model_parallel_size";
     if (mb_local_sizes_check(mc, t->ps.tp, mb_config_where(t->cfg, key)) < 0)
         return -1;
-    return mb_model_init_tp(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
-                            mb_config_bool(t->cfg, "dist.sequence_parallel"));
+    return mb_model_init_peft(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
+                              mb_config_bool(t->cfg, "dist.sequence_parallel"), &t->peft);
 }
 
 /* The gradient reduction and the optimizer's range from the ddp.* keys, and the
@@ -219,7 +220,9 @@ static int setup(struct mb_trainer *t)
     mb_model_init_weights(&t->model, (uint64_t)mb_config_i64(cfg, "train.seed"));
     if (grad_sync(t) < 0)
         return -1;
-    if (mb_adamw_init(&t->opt, t->model.ops, &t->model.params, t->gsync.lo, t->gsync.hi,
+    int64_t frozen = t->model.params.frozen; /* the optimizer's range in the flat buffer */
+    if (mb_adamw_init(&t->opt, t->model.ops, &t->model.params, frozen + t->gsync.lo,
+                      frozen + t->gsync.hi,
                       (float)mb_config_double(cfg, "optimizer.adam_beta1"),
                       (float)mb_config_double(cfg, "optimizer.adam_beta2"),
                       (float)mb_config_double(cfg, "optimizer.adam_eps"),
@@ -293,6 +296,23 @@ static void grad_ready(void *ctx, int64_t layer)
     mb_grad_sync_ready(s, mb_grad_stage_of_layer(s->num_layers, layer));
 }
 
+/* LoRA dropout for training micro-batch J of this rank (its samples start at the
+ * global index the data path gives it), or off (J < 0: evaluation). */
+static void adapter_dropout(struct mb_trainer *t, int64_t j)
+{
+    struct mb_model *m = &t->model;
+    m->peft_dropout_on = j >= 0 && t->peft.dropout > 0;
+    if (!m->peft_dropout_on)
+        return;
+    m->peft_dropout.p = (float)t->peft.dropout;
+    m->peft_dropout.key = mb_splitmix64((uint64_t)mb_config_i64(t->cfg, "train.seed") ^
+                                        0x6c6f7261ull /* "lora" */);
+    m->peft_dropout.seq = t->batches.seq;
+    /* as fill() numbers them */
+    m->peft_dropout.sample0 =
+        t->consumed_train + (j * t->ps.dp + t->ps.dp_rank) * t->batches.micro;
+}
+
 /* Forward (and backward when TRAINING) over this rank's micro-batches; returns the
  * global mean loss in *LOSS and, when SUMS is not NULL, the global sums of the masked
  * token losses and of the mask in SUMS[0], SUMS[1]. */
@@ -312,10 +332,12 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss, double
             t->model.grad_ready = grad_ready;
             t->model.grad_ready_ctx = &t->gsync;
         }
+        adapter_dropout(t, training ? j : -1);
         rc = mb_model_step(&t->model, &mb, grad_scale, &ls, &ms, NULL);
         t->model.grad_ready = NULL;
         sum += ls;
     }
+    adapter_dropout(t, -1);
     if (agree(t->dist, rc, "batch") < 0)
         return -1;
     totals[0] = sum;
@@ -414,7 +436,7 @@ static int train_iteration(struct mb_trainer *t)
         return -1;
     if (!bad) {
         mb_adamw_step(&t->opt, m->w, g, (float)lr);
-        mb_grad_sync_gather(&t->gsync, m->w);
+        mb_grad_sync_gather(&t->gsync, m->w + m->params.frozen);
     }
     t->dp_traffic += mb_group_traffic(dp) - traffic;
     t->tp_traffic += mb_group_traffic(tp) - tp_traffic;
@@ -538,6 +560,14 @@ static int resolve_pretrained(struct mb_trainer *t)
     return 0;
 }
 
+/* peft.*, and the base of the adapters an adapter-only checkpoint.load was trained on. */
+static int resolve_peft(struct mb_trainer *t)
+{
+    if (mb_peft_config_from(&t->peft, t->cfg) < 0)
+        return -1;
+    return mb_train_resolve_base(t);
+}
+
 /* Rank 0 removes what killed saves left in checkpoint.save (the others wait). */
 static int remove_stale(const struct mb_trainer *t)
 {
@@ -561,10 +591,18 @@ static int maybe_resume(struct mb_trainer *t)
                                       : "starting from scratch");
     }
     int rc = 0;
-    if (file)
-        rc = mb_train_resume(t, file);
-    else if (t->pretrained)
+    bool adapters = t->peft.kind != MB_PEFT_NONE;
+    if (file && adapters && t->pretrained) /* the frozen base, then the adapters */
         rc = mb_train_load_pretrained(t, t->pretrained);
+    if (rc == 0 && file)
+        rc = mb_train_resume(t, file);
+    else if (rc == 0 && t->pretrained)
+        rc = mb_train_load_pretrained(t, t->pretrained);
+    if (rc == 0 && !file) /* DoRA's magnitudes start as the base's row norms */
+        mb_model_init_magnitudes(&t->model);
+    if (rc == 0 && !file && adapters && !t->pretrained && t->dist->rank == 0)
+        mb_log_warn("peft.peft=%s without checkpoint.pretrained_checkpoint: the frozen base "
+                    "is the seeded initialisation", mb_peft_kind_name(t->peft.kind));
     if (rc == 0 && (file || t->pretrained))
         rc = mb_train_keep_extras(t, file ? file : t->pretrained);
     free(file);
@@ -584,6 +622,8 @@ int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
         rc = agree(dist, remove_stale(&t), "checkpoint.save");
     if (rc == 0)
         rc = agree(dist, resolve_pretrained(&t), "checkpoint.pretrained_checkpoint");
+    if (rc == 0)
+        rc = agree(dist, resolve_peft(&t), "peft");
     if (rc == 0)
         rc = agree(dist, setup(&t), "setup");
     if (rc == 0)

@@ -6,7 +6,7 @@
  * CKPT is a checkpoint file or a directory with `latest`; TOKENS.npy is int32 [B, T].
  * Labels are the next token (the last position of each row has no loss). Writes
  * OUT_DIR/logits.npy (float32 [B, T, V]) and OUT_DIR/loss.npy (float32 scalar, the mean
- * token loss).
+ * token loss). An adapter-only checkpoint runs with its adapters on its base.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -44,11 +44,14 @@ static int read_config(const char *file, struct mb_model_config *cfg)
     return rc;
 }
 
-static int load(const char *file, struct mb_model *m)
+/* The adapters FILE holds (kind NONE for a whole model). */
+static int read_peft(const char *file, struct mb_peft_config *pc)
 {
-    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(&m->params, m->w);
-    int rc = mb_ckpt_load(NULL, file, t, m->params.count, NULL, NULL, NULL);
-    free(t);
+    mb_ckpt_reader *r = mb_ckpt_reader_open(NULL, file);
+    char *base = NULL;
+    int rc = r ? mb_ckpt_reader_peft(r, file, pc, &base) : -1;
+    free(base);
+    mb_ckpt_reader_close(r);
     return rc;
 }
 
@@ -65,8 +68,10 @@ int main(int argc, char **argv)
     struct mb_npy tok = { 0 };
     if (mb_ckpt_resolve(argv[1], &file) != 0 || !file)
         return file ? fail() : (fprintf(stderr, "ckpt_logits: no checkpoint\n"), 1);
-    if (read_config(file, &cfg) != 0 || mb_model_init_inference(&m, &cfg, mb_ops_cpu()) != 0 ||
-        load(file, &m) != 0 || mb_npy_read(argv[2], &tok) != 0)
+    struct mb_peft_config pc;
+    if (read_config(file, &cfg) != 0 || read_peft(file, &pc) != 0 ||
+        mb_model_init_inference_peft(&m, &cfg, mb_ops_cpu(), &pc) != 0 ||
+        mb_ckpt_load_model(file, NULL, &m) != 0 || mb_npy_read(argv[2], &tok) != 0)
         return fail();
     if (tok.dtype != MB_NPY_I4 || tok.ndim != 2)
         return fprintf(stderr, "ckpt_logits: tokens must be int32 [B, T]\n"), 1;

@@ -1,4 +1,4 @@
-"""Compare two mb checkpoints with h5py: every dataset of /model and /optim bitwise
+"""Compare two mb checkpoints with h5py: every dataset of /model (/adapter) and /optim bitwise
 equal (or within --rtol), and the /train counters equal. Exit 1 with the first
 difference named.
 
@@ -35,7 +35,7 @@ def main():
             x, y = da[name][()], db[name][()]
             if np.shape(x) != np.shape(y):
                 sys.exit(f"{name}: shapes {np.shape(x)} vs {np.shape(y)}")
-            if rtol == 0 or not name.startswith(("model/", "optim/")):
+            if rtol == 0 or not name.startswith(("model/", "adapter/", "optim/")):
                 same = np.array_equal(np.asarray(x).view(np.uint8), np.asarray(y).view(np.uint8)) \
                     if np.asarray(x).dtype.kind == "f" else np.array_equal(x, y)
                 if not same:

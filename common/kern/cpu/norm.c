@@ -106,7 +106,7 @@ void mb_cpu_rmsnorm_bwd(float *dx, float *dw, const float *dy, const float *x, c
             rms_bwd_row(dx + (size_t)r * dim, dy + (size_t)r * dim, x + (size_t)r * dim, w,
                         rstd[r], dim, zero_centered);
 #pragma omp for schedule(static)
-        for (int64_t cb = 0; cb < nblk; cb++) {
+        for (int64_t cb = 0; cb < (dw ? nblk : 0); cb++) { /* dw NULL: a frozen norm */
             int64_t c0 = cb * COL_BLOCK, nc = MB_MIN(COL_BLOCK, dim - c0);
             float acc[COL_BLOCK] = {0};
             for (int64_t r = 0; r < rows; r++)
@@ -189,7 +189,7 @@ void mb_cpu_layernorm_bwd(float *dx, float *dw, float *db, const float *dy, cons
             ln_bwd_row(dx + (size_t)r * dim, dy + (size_t)r * dim, x + (size_t)r * dim, w,
                        mean[r], rstd[r], dim);
 #pragma omp for schedule(static)
-        for (int64_t cb = 0; cb < nblk; cb++) {
+        for (int64_t cb = 0; cb < (dw ? nblk : 0); cb++) { /* dw NULL: a frozen norm */
             int64_t c0 = cb * COL_BLOCK, nc = MB_MIN(COL_BLOCK, dim - c0);
             float aw[COL_BLOCK] = {0}, ab[COL_BLOCK] = {0};
             for (int64_t r = 0; r < rows; r++)
