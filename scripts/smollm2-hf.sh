@@ -35,8 +35,10 @@ die() {
 	exit 1
 }
 
-[ $# -ge 1 ] && [ $# -le 2 ] && [ "${2:---check}" = --check ] ||
-	{ echo "usage: scripts/smollm2-hf.sh OUT_DIR [--check]" >&2; exit 2; }
+if [ $# -lt 1 ] || [ $# -gt 2 ] || [ "${2:---check}" != --check ]; then
+	echo "usage: scripts/smollm2-hf.sh OUT_DIR [--check]" >&2
+	exit 2
+fi
 OUT=$1
 CHECK=${2:-}
 [ -x "$PY" ] || die "no Python venv at $MB_CACHE/venv; run scripts/install-deps.sh first"
