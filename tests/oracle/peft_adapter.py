@@ -5,8 +5,7 @@ and the HF PEFT / numpy oracles that check what those write.
 usage: peft_adapter.py make BASE_CKPT OUT_DIR --peft lora|dora --dim R --alpha A
                             [--targets linear_qkv,...] [--seed S] [--module NAME]
        peft_adapter.py merged BASE_CKPT ADAPTER_CKPT MERGED_CKPT
-       peft_adapter.py logits TOKENS.npy HF_BASE PEFT_DIR HF_MERGED [HF_BASE PEFT_DIR HF_MERGED ...]
-                              [--tol 1e-4]
+       peft_adapter.py logits TOKENS.npy HF_BASE PEFT_DIR HF_MERGED MB_DUMP [...] [--tol 1e-4]
 
 make    writes OUT_DIR/iter_0000005.h5 and OUT_DIR/latest: an adapter-only checkpoint of
         the model in the mb checkpoint file BASE_CKPT, laid out as issue 13 fixes it (no
@@ -22,11 +21,13 @@ merged  the /model of MERGED_CKPT is BASE's with every adapted weight replaced b
         the tensors as h5py reads them, to 1e-6 relative to the largest |W| (fp32) or one
         unit in the last place (bf16, fp16); every other dataset of BASE is there byte for
         byte, /optim is not, and the attributes are BASE's.
-logits  for each triple: PeftModel.from_pretrained loads PEFT_DIR onto the transformers
-        model HF_BASE with no missing or unexpected adapter keys (its adapter state dict
-        is exactly the file's tensors), the adapted model's fp32 eager logits on TOKENS
-        differ from the base's (the adapter does something) and equal those of the plain
-        transformers model HF_MERGED to TOL in max abs difference.
+logits  for each group of four: PeftModel.from_pretrained loads PEFT_DIR onto the
+        transformers model HF_BASE with no missing or unexpected adapter keys (its adapter
+        state dict is exactly the file's tensors), the adapted model's fp32 eager logits
+        on TOKENS differ from the base's (the adapter does something) and equal, to TOL in
+        max abs difference, those of the plain transformers model HF_MERGED and those mb
+        computes with the merged checkpoint (MB_DUMP/logits.npy, written by the
+        ckpt_logits test helper).
 Prints one line per check; exits 1 when a check fails.
 """
 import json
@@ -189,7 +190,7 @@ def cmd_merged(base, adapter, merged):
                 fail(f"attribute {a}: {out.attrs.get(a)!r} != the base's {b.attrs.get(a)!r}")
 
 
-def cmd_logits(tokens, triples, tol):
+def cmd_logits(tokens, groups, tol):
     import warnings
 
     import torch
@@ -205,7 +206,7 @@ def cmd_logits(tokens, triples, tol):
         return AutoModelForCausalLM.from_pretrained(d, dtype=torch.float32,
                                                     attn_implementation="eager").eval()
 
-    for hf_base, peft_dir, hf_merged in triples:
+    for hf_base, peft_dir, hf_merged, mb_dump in groups:
         base = load(hf_base)
         with torch.no_grad():
             base_logits = base(ids).logits
@@ -230,13 +231,19 @@ def cmd_logits(tokens, triples, tol):
             ref = load(hf_merged)(ids).logits
         moved = (got - base_logits).abs().max().item()
         diff = (got - ref).abs().max().item()
+        mb = torch.from_numpy(np.load(os.path.join(mb_dump, "logits.npy")))
+        mb_diff = (got - mb).abs().max().item()
         if moved < 100 * tol:
             fail(f"{peft_dir}: the adapter hardly changes the logits ({moved:.3g}); not a test")
         if not diff <= tol:
             fail(f"{peft_dir}: PEFT logits differ from the merged model's by {diff:.3g} "
                  f"(tolerance {tol:g})")
+        if not mb_diff <= tol:
+            fail(f"{peft_dir}: PEFT logits differ from mb's with the merged checkpoint by "
+                 f"{mb_diff:.3g} (tolerance {tol:g})")
         print(f"ok {peft_dir}: {len(want)} tensors load with no missing or unexpected keys; "
-              f"logits equal the merged model's to {diff:.2g} (the adapter moves them {moved:.2g})")
+              f"logits equal the merged model's in transformers to {diff:.2g} and in mb to "
+              f"{mb_diff:.2g} (the adapter moves them {moved:.2g})")
 
 
 def main(argv):
@@ -259,16 +266,16 @@ def main(argv):
         cmd_make(o.base, o.out, o.peft, o.dim, alpha, o.targets.split(","), o.seed, o.module)
     elif cmd == "merged" and len(args) == 3:
         cmd_merged(*args)
-    elif cmd == "logits" and len(args) >= 4:
+    elif cmd == "logits" and len(args) >= 5:
         tol = 1e-4
         if "--tol" in args:
             i = args.index("--tol")
             tol = float(args[i + 1])
             args = args[:i] + args[i + 2:]
         rest = args[1:]
-        if len(rest) % 3:
-            fail("logits takes TOKENS then triples HF_BASE PEFT_DIR HF_MERGED")
-        cmd_logits(args[0], [rest[i:i + 3] for i in range(0, len(rest), 3)], tol)
+        if len(rest) % 4:
+            fail("logits takes TOKENS then groups HF_BASE PEFT_DIR HF_MERGED MB_DUMP")
+        cmd_logits(args[0], [rest[i:i + 4] for i in range(0, len(rest), 4)], tol)
     else:
         fail(__doc__)
 

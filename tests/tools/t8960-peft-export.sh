@@ -8,7 +8,7 @@ test_description='mb-convert --to peft and mb-ckpt merge-adapter: HF PEFT loads 
 # (mb-ckpt merge-adapter, then mb-convert --to hf). peft_adapter.py checks the merged
 # weights against its own numpy merge of the h5 tensors, and that PeftModel.from_pretrained
 # loads the exported adapter onto the HF base with no missing or unexpected keys and the
-# logits of the merged HF model (1e-4). Llama has GQA (4 heads, 2 groups), GPT-2 Conv1D
+# logits of the merged HF model, and of mb's model on the merged checkpoint (1e-4). Llama has GQA (4 heads, 2 groups), GPT-2 Conv1D
 # weights and a fused c_attn, Qwen3 q/k norms and head_dim * heads != hidden, Gemma 2
 # four norms per layer.
 ADAPTER="$ORACLE/peft_adapter.py"
@@ -46,15 +46,16 @@ for c in $cases; do
         grep \"^merged the .* adapter ad_$name/iter_0000005.h5 .* into base_$model/iter_0000000.h5: merged_$name/iter_0000000.h5\\\$\" out &&
         test \"\$(cat merged_$name/latest)\" = iter_0000000.h5 &&
         mb-convert --from h5 --to hf merged_$name hf_$name 2>err &&
+        ckpt_logits merged_$name m/tokens.npy dump_$name &&
         \"\$PY\" \"\$ADAPTER\" merged base_$model ad_$name merged_$name >out
     "
 done
 
-test_expect_success 'PEFT loads every adapter (no missing or unexpected keys) with the logits of the merged model' '
+test_expect_success 'PEFT loads every adapter (no missing or unexpected keys) with the logits of the merged model in transformers and mb' '
     args= &&
     for c in $cases; do
         name=${c%%:*} model=$(echo "$c" | cut -d: -f2) &&
-        args="$args m/$model peft_$name hf_$name" || exit 1
+        args="$args m/$model peft_$name hf_$name dump_$name" || exit 1
     done &&
     "$PY" "$ADAPTER" logits m/tokens.npy $args >out 2>err ||
     { cat out err; exit 1; }
@@ -77,7 +78,7 @@ assert c[\"use_dora\"] and c[\"fan_in_fan_out\"], c
 test_expect_success 'the oracles fail on a wrong scale and on another adapter' '
     cp -r peft_llama_dora bad_peft &&
     sed -i "s/\"lora_alpha\": 8/\"lora_alpha\": 9/" bad_peft/adapter_config.json &&
-    test_expect_code 1 "$PY" "$ADAPTER" logits m/tokens.npy m/llama bad_peft hf_llama_dora 2>err &&
+    test_expect_code 1 "$PY" "$ADAPTER" logits m/tokens.npy m/llama bad_peft hf_llama_dora dump_llama_dora 2>err &&
     grep "PEFT logits differ from the merged model" err &&
     test_expect_code 1 "$PY" "$ADAPTER" merged base_llama ad_llama_lora merged_llama_dora 2>err &&
     grep "max error" err
