@@ -4,6 +4,7 @@ and the HF PEFT / numpy oracles that check what those write.
 
 usage: peft_adapter.py make BASE_CKPT OUT_DIR --peft lora|dora --dim R --alpha A
                             [--targets linear_qkv,...] [--seed S] [--module NAME]
+                            [--b-std X] [--m-spread Y]
        peft_adapter.py merged BASE_CKPT ADAPTER_CKPT MERGED_CKPT
        peft_adapter.py logits TOKENS.npy HF_BASE PEFT_DIR HF_MERGED MB_DUMP [...] [--tol 1e-4]
 
@@ -13,8 +14,9 @@ make    writes OUT_DIR/iter_0000005.h5 and OUT_DIR/latest: an adapter-only check
         .../linear_out/weight B [L, out, r], DoRA .../weight_magnitude m [L, out];
         /optim/exp_avg, exp_avg_sq of those, /optim/step; BASE's /train and /hf; BASE's
         root attributes plus peft (JSON) and base_checkpoint). A and B are random and
-        non-zero (seeded), so the adapter changes the model; m is the row norms of
-        W + s B A times U(0.5, 1.5). --module NAME adds the tensors of an adapter on the
+        non-zero (seeded: A ~ N(0, 1/in), B ~ N(0, X^2), X 0.05 unless --b-std gives
+        it), so the adapter changes the model; m is the row norms of
+        W + s B A times U(1 - Y, 1 + Y), Y 0.5 unless --m-spread gives it. --module NAME adds the tensors of an adapter on the
         module NAME (e.g. linear_q, for an error test) to those of the targets.
 merged  the /model of MERGED_CKPT is BASE's with every adapted weight replaced by
         W + s B A (DoRA: m / ||W + s B A||_row * (W + s B A)), computed here in fp64 from
@@ -93,7 +95,7 @@ def str_attr(f, name, text):
                    dtype=h5py.string_dtype("utf-8", len(b)))
 
 
-def cmd_make(base, out, peft, dim, alpha, targets, seed, extra_module):
+def cmd_make(base, out, peft, dim, alpha, targets, seed, extra_module, b_std, m_spread):
     rng = np.random.default_rng(seed)
     base = resolve(base)
     os.makedirs(out, exist_ok=True)
@@ -116,11 +118,11 @@ def cmd_make(base, out, peft, dim, alpha, targets, seed, extra_module):
             W = values(src[f"model/{MODULES.get(t, MODULES['linear_qkv'])}/weight"])
             L, o, i = W.shape
             A = rng.normal(0, 1 / np.sqrt(i), (L, dim, i)).astype(np.float32)
-            B = rng.normal(0, 0.05, (L, o, dim)).astype(np.float32)
+            B = rng.normal(0, b_std, (L, o, dim)).astype(np.float32)
             tensors = {"linear_in/weight": A, "linear_out/weight": B}
             if peft == "dora":
                 V = W + s * np.einsum("lor,lri->loi", B.astype(np.float64), A.astype(np.float64))
-                m = np.linalg.norm(V, axis=2) * rng.uniform(0.5, 1.5, (L, o))
+                m = np.linalg.norm(V, axis=2) * rng.uniform(1 - m_spread, 1 + m_spread, (L, o))
                 tensors["weight_magnitude"] = m.astype(np.float32)
             for k, x in tensors.items():
                 dst.create_dataset(f"adapter/{path}/adapter/{k}", data=x)
@@ -261,9 +263,12 @@ def main(argv):
         p.add_argument("--targets", default="linear_qkv,linear_proj,linear_fc1,linear_fc2")
         p.add_argument("--seed", type=int, default=1)
         p.add_argument("--module")
+        p.add_argument("--b-std", type=float, default=0.05)
+        p.add_argument("--m-spread", type=float, default=0.5)
         o = p.parse_args(args)
         alpha = int(o.alpha) if o.alpha == int(o.alpha) else o.alpha
-        cmd_make(o.base, o.out, o.peft, o.dim, alpha, o.targets.split(","), o.seed, o.module)
+        cmd_make(o.base, o.out, o.peft, o.dim, alpha, o.targets.split(","), o.seed, o.module,
+                 o.b_std, o.m_spread)
     elif cmd == "merged" and len(args) == 3:
         cmd_merged(*args)
     elif cmd == "logits" and len(args) >= 5:
