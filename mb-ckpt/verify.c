@@ -6,9 +6,6 @@
  * copies exactly when the model tensor is not fp32; /train has its three int64
  * counters. Values: every float dataset is finite (the first bad element is named); the
  * counters are in range (iteration 0 to 9999999, the others not negative).
- * An adapter-only checkpoint (a `peft` attribute, ckpt.h) has no /model: its /adapter
- * tensors are checked as mb-convert --to peft and merge-adapter read them
- * (bridge/adapter.h), and /optim holds the moments of those tensors only.
  * Everything the other tools read is read here the way they read it, so a file that
  * verifies cannot make info, mb-generate, mb-convert or a resume fail on its HDF5
  * structure: every dataset, the root attributes of a resume (format, mb_version,
@@ -28,7 +25,6 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "bridge/adapter.h"
 #include "ck.h"
 #include "core/cli.h"
 #include "core/crc32c.h"
@@ -185,69 +181,12 @@ static void check_optim(struct vctx *v, const struct mb_param_table *t)
     free(claimed);
 }
 
-/* Dataset PATH exists, fp32, with the shape of LIKE (an adapter tensor's moment). */
-static void expect_moment(struct vctx *v, const char *path, const struct mb_ckpt_info *like)
-{
-    const struct mb_ckpt_info *it = mb_ckpt_reader_find(v->r, path);
-    char want[128], got[128];
-
-    mb_ckpt_shape_str(want, sizeof want, like->ndim, like->shape);
-    if (!it) {
-        ck_problem(&v->f, path, "missing (expected %s)", want);
-    } else if (it->ndim != like->ndim ||
-               memcmp(it->shape, like->shape, sizeof(int64_t) * (size_t)like->ndim) != 0) {
-        mb_ckpt_shape_str(got, sizeof got, it->ndim, it->shape);
-        ck_problem(&v->f, path, "shape %s, expected %s as %s", got, want, like->path);
-    } else if (it->dtype != MB_CKPT_F32) {
-        ck_problem(&v->f, path, "dtype %s, expected fp32", mb_ckpt_dtype_name(it->dtype));
-    }
-}
-
-/* An adapter-only checkpoint: /adapter whole and of the model's shapes, no /model, and
- * /optim (when present) with step and the moments of every adapter tensor. */
-static void check_adapter(struct vctx *v)
-{
-    struct mb_adapter a;
-    char **claimed = mb_xcalloc((size_t)mb_ckpt_reader_count(v->r) * 2 + 1, sizeof *claimed);
-    int n = 0, optim = 0;
-
-    if (mb_adapter_open(&a, v->r, v->file) != 0) {
-        ck_problem(&v->f, v->file, "adapter: %s", mb_err_what());
-        mb_err_clear();
-    } else {
-        v->vocab_size = a.cfg.vocab_size;
-    }
-    unexpected(v, "/model", NULL, 0);
-    for (int i = 0; i < mb_ckpt_reader_count(v->r); i++)
-        optim |= ck_under(mb_ckpt_reader_info(v->r, i)->path, "/optim");
-    if (optim) {
-        claimed[n++] = mb_xstrdup("/optim/step");
-        expect_scalar(v, "/optim/step", INT64_MAX);
-    }
-    for (int i = 0; optim && i < mb_ckpt_reader_count(v->r); i++) {
-        const struct mb_ckpt_info *it = mb_ckpt_reader_info(v->r, i);
-        if (!ck_under(it->path, "/adapter"))
-            continue;
-        for (int g = 0; g < 2; g++) {
-            claimed[n] = mb_xasprintf("/optim/%s%s", g ? "exp_avg_sq" : "exp_avg", it->path + 8);
-            expect_moment(v, claimed[n++], it);
-        }
-    }
-    unexpected(v, "/optim", (const char *const *)claimed, n);
-    for (int i = 0; i < n; i++)
-        free(claimed[i]);
-    free(claimed);
-    mb_adapter_release(&a);
-}
-
 static void check_structure(struct vctx *v)
 {
     struct mb_model_config cfg;
     struct mb_param_table t;
 
-    if (mb_ckpt_reader_has_attr(v->r, "peft")) {
-        check_adapter(v);
-    } else if (ck_model_config(v->r, v->file, &cfg) != 0) {
+    if (ck_model_config(v->r, v->file, &cfg) != 0) {
         ck_problem(&v->f, v->file, "model_config: %s%s%s", mb_err_where(),
                 *mb_err_where() ? ": " : "", mb_err_what());
         mb_err_clear();
@@ -373,8 +312,7 @@ static void check_meta(struct vctx *v)
     static const struct { const char *name; int required, json; } attrs[] = {
         { "format", 1, 0 }, { "mb_version", 1, 0 }, { "recipe", 1, 1 }, { "tokenizer", 1, 0 },
         { "hf_config", 0, 1 }, { "hf_architecture", 0, 0 }, { "hf_weight_map", 0, 1 },
-        { "hf_metadata", 0, 1 }, { "hf_omitted_prefix", 0, 0 }, { "peft", 0, 1 },
-        { "base_checkpoint", 0, 0 },
+        { "hf_metadata", 0, 1 }, { "hf_omitted_prefix", 0, 0 },
     };
     static const char *const blobs[] = { "/train/rng_state", "/train/data_state" };
     struct mb_ckpt_extra *x;
