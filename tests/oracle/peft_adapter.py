@@ -22,7 +22,8 @@ merged  the /model of MERGED_CKPT is BASE's with every adapted weight replaced b
         W + s B A (DoRA: m / ||W + s B A||_row * (W + s B A)), computed here in fp64 from
         the tensors as h5py reads them, to 1e-6 relative to the largest |W| (fp32) or one
         unit in the last place (bf16, fp16); every other dataset of BASE is there byte for
-        byte, /optim is not, and the attributes are BASE's.
+        byte, /optim is not, and the attributes are BASE's (the parallel layout of its save
+        aside).
 logits  for each group of four: PeftModel.from_pretrained loads PEFT_DIR onto the
         transformers model HF_BASE with no missing or unexpected adapter keys (its adapter
         state dict is exactly the file's tensors), the adapted model's fp32 eager logits
@@ -185,8 +186,11 @@ def cmd_merged(base, adapter, merged):
         for p in do:
             if p not in db:
                 fail(f"{p}: in the merged checkpoint but not in the base")
+        # the writer's own, and the parallel layout of a save (not recorded by one process)
+        own = {"mb_version", "format", "tensor_model_parallel_size", "context_parallel_size",
+               "data_parallel_size", "pipeline_model_parallel_size", "use_distributed_optimizer"}
         for a in set(b.attrs) | set(out.attrs):
-            if a in ("mb_version", "format"):
+            if a in own:
                 continue
             if b.attrs.get(a) != out.attrs.get(a):
                 fail(f"attribute {a}: {out.attrs.get(a)!r} != the base's {b.attrs.get(a)!r}")
