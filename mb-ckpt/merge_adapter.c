@@ -55,7 +55,7 @@ static const struct mb_cli ma_cli = {
 struct merge {
     mb_ckpt_reader *base, *ad;
     char *base_file, *ad_file;
-    struct mb_adapter a;
+    struct mb_bridge_adapter a;
     mb_ckpt_writer *w;
 };
 
@@ -160,11 +160,11 @@ static void narrow(const float *x, enum mb_ckpt_dtype type, void *raw, int64_t n
 /* Module K merged into its base weight IT, one layer at a time. */
 static int merge_module(struct merge *j, int k, const struct mb_ckpt_info *it)
 {
-    const struct mb_adapter_module *m = &j->a.mod[k];
+    const struct mb_bridge_adapter_module *m = &j->a.mod[k];
     int64_t L = it->shape[0], out = m->out, in = m->in, r = j->a.dim, n = out * in;
     float *A, *B, *mag;
 
-    if (mb_adapter_read(&j->a, j->ad, k, &A, &B, &mag) != 0)
+    if (mb_bridge_adapter_read(&j->a, j->ad, k, &A, &B, &mag) != 0)
         return -1;
     void *raw = mb_xmalloc((size_t)n * sizeof(float));
     float *W = mb_xmalloc((size_t)n * sizeof(float)), *row = mb_xmalloc((size_t)in * sizeof(float));
@@ -175,7 +175,7 @@ static int merge_module(struct merge *j, int k, const struct mb_ckpt_info *it)
             break;
         widen(raw, it->dtype, W, n);
         merge_layer(W, A + l * r * in, B + l * out * r, mag ? mag + l * out : NULL, out, in, r,
-                    (float)mb_adapter_scale(&j->a), row);
+                    (float)mb_bridge_adapter_scale(&j->a), row);
         narrow(W, it->dtype, raw, n);
         rc = mb_ckpt_writer_write_rows(j->w, it->path, l, 1, raw);
     }
@@ -258,12 +258,13 @@ static int merge(const char *base, const char *adapter, const char *out)
     if (!(j.base = ck_open(base, &j.base_file)) || !(j.ad = ck_open(adapter, &j.ad_file)))
         rc = -1;
     if (rc == 0)
-        rc = mb_adapter_open(&j.a, j.ad, j.ad_file);
+        rc = mb_bridge_adapter_open(&j.a, j.ad, j.ad_file);
     if (rc == 0)
         rc = check_base(&j);
     if (rc == 0) {
         note_other_base(&j);
-        if (!(file = output_file(&j, out, &is_dir, &made_dir)) || !(j.w = mb_ckpt_writer_open(NULL, file)))
+        file = output_file(&j, out, &is_dir, &made_dir);
+        if (!file || !(j.w = mb_ckpt_writer_open(NULL, file)))
             rc = -1;
     }
     if (rc == 0 && write_all(&j) != 0) {
@@ -278,7 +279,7 @@ static int merge(const char *base, const char *adapter, const char *out)
         printf("merged the %s adapter %s (r %lld, alpha %g, %d modules) into %s: %s\n",
                j.a.dora ? "DoRA" : "LoRA", j.ad_file, (long long)j.a.dim, j.a.alpha, j.a.n,
                j.base_file, file);
-    mb_adapter_release(&j.a);
+    mb_bridge_adapter_release(&j.a);
     mb_ckpt_reader_close(j.base);
     mb_ckpt_reader_close(j.ad);
     free(j.base_file);

@@ -46,7 +46,7 @@ struct to_peft {
     const struct cv_opts *o;
     char *file;
     mb_ckpt_reader *r;
-    struct mb_adapter a;
+    struct mb_bridge_adapter a;
     const struct mb_bridge_arch *arch;
     struct cv_outdir outdir;
     struct pt_tensor *t;
@@ -102,11 +102,11 @@ static void add_tensor(struct to_peft *j, size_t *cap, int mod, const struct mb_
 {
     static const char *const suffix[] = { "lora_A.weight", "lora_B.weight",
                                           "lora_magnitude_vector" };
-    const struct mb_adapter_module *m = &j->a.mod[mod];
+    const struct mb_bridge_adapter_module *m = &j->a.mod[mod];
     char module[256];
     int64_t r = j->a.dim;
     /* B and m: the rows that this HF module takes, those of its base weight */
-    int64_t rows = mb_adapter_hf_row_count(rule, &j->a.cfg, m->out);
+    int64_t rows = mb_bridge_adapter_hf_row_count(rule, &j->a.cfg, m->out);
 
     MB_GROW(j->t, *cap, (size_t)j->n + 1);
     struct pt_tensor *t = &j->t[j->n++];
@@ -151,16 +151,16 @@ static int put_tensor(struct to_peft *j, mb_st_writer *w, const struct pt_tensor
                       const float *A, const float *B, const float *mag, float *rows, float *tmp,
                       void *cast)
 {
-    const struct mb_adapter_module *m = &j->a.mod[t->mod];
+    const struct mb_bridge_adapter_module *m = &j->a.mod[t->mod];
     int64_t r = j->a.dim, l = t->layer;
     const float *src = rows;
 
     if (t->kind == PT_A)
         src = A + l * r * m->in;
     else if (t->kind == PT_B)
-        mb_adapter_hf_rows(t->rule, &j->a.cfg, B + l * m->out * r, m->out, r, rows, tmp);
+        mb_bridge_adapter_hf_rows(t->rule, &j->a.cfg, B + l * m->out * r, m->out, r, rows, tmp);
     else
-        mb_adapter_hf_rows(t->rule, &j->a.cfg, mag + l * m->out, m->out, 1, rows, tmp);
+        mb_bridge_adapter_hf_rows(t->rule, &j->a.cfg, mag + l * m->out, m->out, 1, rows, tmp);
     cv_cast(src, MB_ST_F32, cast, j->out, (size_t)t->spec.numel);
     return mb_st_writer_put(w, t->name, 0, cast, t->spec.nbytes);
 }
@@ -168,11 +168,11 @@ static int put_tensor(struct to_peft *j, mb_st_writer *w, const struct pt_tensor
 /* Module K's tensors: its adapter read whole once (adapters are small). */
 static int put_module(struct to_peft *j, mb_st_writer *w, int k)
 {
-    const struct mb_adapter_module *m = &j->a.mod[k];
+    const struct mb_bridge_adapter_module *m = &j->a.mod[k];
     size_t most = (size_t)MB_MAX(m->out, m->in) * (size_t)j->a.dim;
     float *A, *B, *mag;
 
-    if (mb_adapter_read(&j->a, j->r, k, &A, &B, &mag) != 0)
+    if (mb_bridge_adapter_read(&j->a, j->r, k, &A, &B, &mag) != 0)
         return -1;
     float *rows = mb_xmalloc(most * sizeof(float)), *tmp = mb_xmalloc(most * sizeof(float));
     void *cast = mb_xmalloc(most * sizeof(float));
@@ -237,8 +237,8 @@ static int unadapted_named(const struct to_peft *j, const char *last)
 {
     char other[128];
 
-    for (int i = 0; mb_adapter_module_name(i); i++) {
-        const char *name = mb_adapter_module_name(i);
+    for (int i = 0; mb_bridge_adapter_module_name(i); i++) {
+        const char *name = mb_bridge_adapter_module_name(i);
         int adapted = 0;
         for (int k = 0; k < j->a.n; k++)
             adapted |= strcmp(j->a.mod[k].name, name) == 0;
@@ -350,7 +350,7 @@ static int write_config(struct to_peft *j)
 
 static int convert(struct to_peft *j, const char *dst)
 {
-    if (mb_adapter_open(&j->a, j->r, j->file) != 0 || find_arch(j) != 0)
+    if (mb_bridge_adapter_open(&j->a, j->r, j->file) != 0 || find_arch(j) != 0)
         return -1;
     j->out = j->o->cast ? j->o->out : MB_ST_F32;
     list_tensors(j);
@@ -375,7 +375,7 @@ static void release(struct to_peft *j)
     for (int i = 0; i < j->n; i++)
         free(j->t[i].name);
     free(j->t);
-    mb_adapter_release(&j->a);
+    mb_bridge_adapter_release(&j->a);
     mb_ckpt_reader_close(j->r);
     free(j->file);
 }

@@ -25,13 +25,13 @@ static const struct {
 #define SUFFIX_B ".adapter.linear_out.weight"
 #define SUFFIX_M ".adapter.weight_magnitude"
 
-static int peft_error(const struct mb_adapter *a, const char *what)
+static int peft_error(const struct mb_bridge_adapter *a, const char *what)
 {
     return mb_err_set(MB_E_INVALID, a->file, "attribute 'peft': %s", what);
 }
 
 /* Add the module targeted by NAME (a peft.target_modules entry). */
-static int add_target(struct mb_adapter *a, const char *name)
+static int add_target(struct mb_bridge_adapter *a, const char *name)
 {
     char what[256];
 
@@ -54,7 +54,7 @@ static int add_target(struct mb_adapter *a, const char *name)
                      modules[i].name, name);
             return peft_error(a, what);
         }
-        struct mb_adapter_module *m = &a->mod[a->n++];
+        struct mb_bridge_adapter_module *m = &a->mod[a->n++];
         m->target = modules[i].target;
         m->name = modules[i].name;
         m->base = p;
@@ -67,7 +67,7 @@ static int add_target(struct mb_adapter *a, const char *name)
     return peft_error(a, what);
 }
 
-static int parse_peft(struct mb_adapter *a, const char *text)
+static int parse_peft(struct mb_bridge_adapter *a, const char *text)
 {
     mb_json *j = mb_json_parse(text, strlen(text), a->file);
     const mb_json *kind = mb_json_get(j, "peft"), *dim = mb_json_get(j, "dim");
@@ -95,7 +95,7 @@ static int parse_peft(struct mb_adapter *a, const char *text)
     }
     for (size_t i = 0; rc == 0 && i < mb_json_len(tm); i++) {
         const char *name = mb_json_str(mb_json_at(tm, i), NULL);
-        /* duplicates are refused, so no more than MB_ADAPTER_MAX_MODULES are added */
+        /* duplicates are refused, so no more than MB_BRIDGE_ADAPTER_MODULES are added */
         rc = name ? add_target(a, name)
                   : peft_error(a, "\"target_modules\" is not a list of module names");
     }
@@ -103,7 +103,7 @@ static int parse_peft(struct mb_adapter *a, const char *text)
     return rc;
 }
 
-static int read_config(struct mb_adapter *a, mb_ckpt_reader *r)
+static int read_config(struct mb_bridge_adapter *a, mb_ckpt_reader *r)
 {
     char *text = NULL, where[600];
 
@@ -121,7 +121,8 @@ static int read_config(struct mb_adapter *a, mb_ckpt_reader *r)
 
 /* The module of A whose adapter tensor is DOTTED, with *KIND 'a', 'b' or 'm'; NULL with
  * mb_err naming the tensor when there is none. */
-static struct mb_adapter_module *module_of(struct mb_adapter *a, const char *dotted, char *kind)
+static struct mb_bridge_adapter_module *module_of(struct mb_bridge_adapter *a, const char *dotted,
+                                                  char *kind)
 {
     static const struct { const char *suffix; char kind; } kinds[] = {
         { SUFFIX_A, 'a' }, { SUFFIX_B, 'b' }, { SUFFIX_M, 'm' },
@@ -155,7 +156,7 @@ static struct mb_adapter_module *module_of(struct mb_adapter *a, const char *dot
 }
 
 /* Dataset IT (under /adapter) has the shape its kind needs. */
-static int check_shape(const struct mb_adapter *a, const struct mb_adapter_module *m,
+static int check_shape(const struct mb_bridge_adapter *a, const struct mb_bridge_adapter_module *m,
                        const struct mb_ckpt_info *it, const char *dotted, char kind)
 {
     int64_t L = a->cfg.num_layers, r = a->dim;
@@ -177,7 +178,7 @@ static int check_shape(const struct mb_adapter *a, const struct mb_adapter_modul
 }
 
 /* Every dataset under /adapter: a tensor of a target, of its shape. */
-static int scan_datasets(struct mb_adapter *a, mb_ckpt_reader *r)
+static int scan_datasets(struct mb_bridge_adapter *a, mb_ckpt_reader *r)
 {
     for (int i = 0; i < mb_ckpt_reader_count(r); i++) {
         const struct mb_ckpt_info *it = mb_ckpt_reader_info(r, i);
@@ -187,7 +188,7 @@ static int scan_datasets(struct mb_adapter *a, mb_ckpt_reader *r)
         for (char *c = dotted; *c; c++)
             if (*c == '/')
                 *c = '.';
-        struct mb_adapter_module *m = module_of(a, dotted, &kind);
+        struct mb_bridge_adapter_module *m = module_of(a, dotted, &kind);
         int rc = m ? check_shape(a, m, it, dotted, kind) : -1;
         if (rc == 0 && kind == 'm' && !a->dora)
             rc = mb_err_set(MB_E_INVALID, a->file, "tensor '%s': a DoRA magnitude in a LoRA "
@@ -199,7 +200,7 @@ static int scan_datasets(struct mb_adapter *a, mb_ckpt_reader *r)
         *slot = mb_xstrdup(it->path);
     }
     for (int k = 0; k < a->n; k++) {
-        const struct mb_adapter_module *m = &a->mod[k];
+        const struct mb_bridge_adapter_module *m = &a->mod[k];
         const char *missing = !m->a ? SUFFIX_A : !m->b ? SUFFIX_B : a->dora && !m->m ? SUFFIX_M
                                                                                        : NULL;
         if (missing)
@@ -209,7 +210,7 @@ static int scan_datasets(struct mb_adapter *a, mb_ckpt_reader *r)
     return 0;
 }
 
-int mb_adapter_open(struct mb_adapter *a, mb_ckpt_reader *r, const char *file)
+int mb_bridge_adapter_open(struct mb_bridge_adapter *a, mb_ckpt_reader *r, const char *file)
 {
     char *text = NULL;
 
@@ -227,7 +228,7 @@ int mb_adapter_open(struct mb_adapter *a, mb_ckpt_reader *r, const char *file)
     return rc == 0 ? scan_datasets(a, r) : rc;
 }
 
-void mb_adapter_release(struct mb_adapter *a)
+void mb_bridge_adapter_release(struct mb_bridge_adapter *a)
 {
     for (int k = 0; k < a->n; k++) {
         free(a->mod[k].a);
@@ -239,12 +240,12 @@ void mb_adapter_release(struct mb_adapter *a)
     memset(a, 0, sizeof *a);
 }
 
-const char *mb_adapter_module_name(int i)
+const char *mb_bridge_adapter_module_name(int i)
 {
     return i >= 0 && i < (int)MB_ARRAY_LEN(modules) ? modules[i].name : NULL;
 }
 
-double mb_adapter_scale(const struct mb_adapter *a)
+double mb_bridge_adapter_scale(const struct mb_bridge_adapter *a)
 {
     return a->alpha / (double)a->dim;
 }
@@ -260,10 +261,10 @@ static float *read_whole(mb_ckpt_reader *r, const char *path, int64_t n)
     return x;
 }
 
-int mb_adapter_read(const struct mb_adapter *a, mb_ckpt_reader *r, int m, float **A, float **B,
-                    float **mag)
+int mb_bridge_adapter_read(const struct mb_bridge_adapter *a, mb_ckpt_reader *r, int m,
+                           float **A, float **B, float **mag)
 {
-    const struct mb_adapter_module *md = &a->mod[m];
+    const struct mb_bridge_adapter_module *md = &a->mod[m];
     int64_t L = a->cfg.num_layers;
 
     *A = read_whole(r, md->a, L * a->dim * md->in);
@@ -289,8 +290,8 @@ static struct mb_bridge_rule rows_only(const struct mb_bridge_rule *rule)
     return r;
 }
 
-int64_t mb_adapter_hf_row_count(const struct mb_bridge_rule *rule, const struct mb_model_config *c,
-                                int64_t rows)
+int64_t mb_bridge_adapter_hf_row_count(const struct mb_bridge_rule *rule,
+                                       const struct mb_model_config *c, int64_t rows)
 {
     struct mb_bridge_rule ro = rows_only(rule);
     struct mb_param p = { .ndim = 2, .shape = { rows, 1 } };
@@ -300,13 +301,14 @@ int64_t mb_adapter_hf_row_count(const struct mb_bridge_rule *rule, const struct 
     return shape[0];
 }
 
-int64_t mb_adapter_hf_rows(const struct mb_bridge_rule *rule, const struct mb_model_config *c,
-                           const float *src, int64_t rows, int64_t cols, float *dst, float *tmp)
+int64_t mb_bridge_adapter_hf_rows(const struct mb_bridge_rule *rule,
+                                  const struct mb_model_config *c, const float *src,
+                                  int64_t rows, int64_t cols, float *dst, float *tmp)
 {
     struct mb_bridge_rule ro = rows_only(rule);
     struct mb_param p = { .ndim = 2, .shape = { rows, cols } };
 
     /* from mb to HF the slice is only read */
     mb_bridge_move(&ro, &p, c, sizeof(float), 0, (void *)src, dst, tmp);
-    return mb_adapter_hf_row_count(rule, c, rows);
+    return mb_bridge_adapter_hf_row_count(rule, c, rows);
 }

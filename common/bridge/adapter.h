@@ -26,9 +26,9 @@
 #include "nn/config.h"
 #include "nn/params.h"
 
-#define MB_ADAPTER_MAX_MODULES 4
+#define MB_BRIDGE_ADAPTER_MODULES 4
 
-struct mb_adapter_module {
+struct mb_bridge_adapter_module {
     const char *target;          /* "linear_qkv" (a peft.target_modules name) */
     const char *name;            /* "decoder.layers.self_attention.linear_qkv" */
     const struct mb_param *base; /* its weight in the adapter's table: [L, out, in] */
@@ -36,7 +36,7 @@ struct mb_adapter_module {
     char *a, *b, *m;             /* the dataset paths; M NULL without DoRA */
 };
 
-struct mb_adapter {
+struct mb_bridge_adapter {
     char *file;
     int dora;
     int64_t dim;
@@ -44,7 +44,8 @@ struct mb_adapter {
     char *base_checkpoint; /* NULL when the attribute is absent */
     struct mb_model_config cfg;
     struct mb_param_table pt;
-    struct mb_adapter_module mod[MB_ADAPTER_MAX_MODULES]; /* in peft.target_modules order */
+    /* in peft.target_modules order */
+    struct mb_bridge_adapter_module mod[MB_BRIDGE_ADAPTER_MODULES];
     int n;
 };
 
@@ -52,32 +53,34 @@ struct mb_adapter {
  * the peft attribute, every target a module of the model, every /adapter dataset one of
  * a target's tensors of the shape the model config and r give, none missing. -1 with
  * mb_err naming FILE and the attribute, module or tensor. */
-MB_MUST_CHECK int mb_adapter_open(struct mb_adapter *a, mb_ckpt_reader *r, const char *file);
-void mb_adapter_release(struct mb_adapter *a);
+MB_MUST_CHECK int mb_bridge_adapter_open(struct mb_bridge_adapter *a, mb_ckpt_reader *r,
+                                         const char *file);
+void mb_bridge_adapter_release(struct mb_bridge_adapter *a);
 
 /* The module name of the I-th target an adapter may have ("linear_qkv" ->
  * "decoder.layers.self_attention.linear_qkv", then linear_proj, linear_fc1, linear_fc2),
  * NULL for I out of range. */
-const char *mb_adapter_module_name(int i);
+const char *mb_bridge_adapter_module_name(int i);
 
 /* alpha / r, the LoRA scale. */
-double mb_adapter_scale(const struct mb_adapter *a);
+double mb_bridge_adapter_scale(const struct mb_bridge_adapter *a);
 
 /* Module M's A [L, r, in], B [L, out, r] and, with DoRA, m [L, out] (else *MAG NULL),
  * whole, fp32, malloc'd. -1 with mb_err naming the file and dataset. */
-MB_MUST_CHECK int mb_adapter_read(const struct mb_adapter *a, mb_ckpt_reader *r, int m,
-                                  float **A, float **B, float **mag);
+MB_MUST_CHECK int mb_bridge_adapter_read(const struct mb_bridge_adapter *a, mb_ckpt_reader *r,
+                                         int m, float **A, float **B, float **mag);
 
 /* The rows of SRC [ROWS, COLS] (rows in the Megatron weight's fused order, such as B
  * [out, r] or m [out, 1]) that RULE's HF tensor holds, in HF order, into DST; returns
  * their number. The row moves of the bridge without its Conv1D transposes: a LoRA
  * matrix is [out, r] in PEFT whether or not the base weight is stored transposed. TMP:
  * scratch of ROWS x COLS floats. */
-int64_t mb_adapter_hf_rows(const struct mb_bridge_rule *rule, const struct mb_model_config *c,
-                           const float *src, int64_t rows, int64_t cols, float *dst, float *tmp);
+int64_t mb_bridge_adapter_hf_rows(const struct mb_bridge_rule *rule,
+                                  const struct mb_model_config *c, const float *src,
+                                  int64_t rows, int64_t cols, float *dst, float *tmp);
 
 /* The number of those rows for a Megatron weight of ROWS rows. */
-int64_t mb_adapter_hf_row_count(const struct mb_bridge_rule *rule, const struct mb_model_config *c,
-                                int64_t rows);
+int64_t mb_bridge_adapter_hf_row_count(const struct mb_bridge_rule *rule,
+                                       const struct mb_model_config *c, int64_t rows);
 
 #endif /* MB_BRIDGE_ADAPTER_H */
