@@ -23,6 +23,7 @@ int cmd_verify(int argc, char **argv);
 int cmd_diff(int argc, char **argv);
 int cmd_average(int argc, char **argv);
 int cmd_convert_dtype(int argc, char **argv);
+int cmd_merge_adapter(int argc, char **argv);
 
 /* Resolve ARG (a checkpoint file, or a directory through its `latest`) and open it.
  * Returns the reader with *FILE set to the malloc'd file name, or NULL with mb_err. */

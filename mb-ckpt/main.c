@@ -5,6 +5,7 @@
  *   mb-ckpt diff A B [--atol X] [--rtol Y]
  *   mb-ckpt average A B ... -o OUT
  *   mb-ckpt convert-dtype CKPT --dtype bf16|fp16|fp32 -o OUT
+ *   mb-ckpt merge-adapter BASE ADAPTER OUT
  *
  * Dispatch only: each subcommand is cmd_<name>() in its own file (info.c, verify.c, ...),
  * with its own option table. Anything before a subcommand name goes to the top-level
@@ -31,6 +32,7 @@ static const struct ck_cmd ck_cmds[] = {
     { "diff", cmd_diff },
     { "average", cmd_average },
     { "convert-dtype", cmd_convert_dtype },
+    { "merge-adapter", cmd_merge_adapter },
 };
 
 struct top_opts {
@@ -43,12 +45,14 @@ static const struct mb_opt top_options[] = { { 0 } };
 static const struct mb_cli top_cli = {
     .tool = "mb-ckpt",
     .synopsis = "COMMAND [options] CKPT ...",
-    .summary = "Inspect, verify, compare, average and cast mb checkpoints.\n\nCommands:\n"
+    .summary = "Inspect, verify, compare, average and cast mb checkpoints; merge adapters.\n\n"
+               "Commands:\n"
                "  info CKPT [--json]           architecture, config, counters, tensors\n"
                "  verify CKPT                  structure, shapes, finite values, checksums\n"
                "  diff A B                     per-tensor differences beyond --atol/--rtol\n"
                "  average A B ... -o OUT       element-wise mean of the models\n"
                "  convert-dtype CKPT --dtype T -o OUT   cast the model to bf16, fp16 or fp32\n"
+               "  merge-adapter BASE ADAPTER OUT        fold a LoRA/DoRA adapter into the base\n"
                "\nCKPT is a checkpoint file or a directory with 'latest'; info and verify also "
                "take a\nHuggingFace model directory. 'mb-ckpt COMMAND --help' describes a "
                "command's options.",

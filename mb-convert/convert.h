@@ -28,6 +28,12 @@ MB_MUST_CHECK int cv_hf_to_h5(const struct mb_dist *d, const struct cv_opts *o, 
 MB_MUST_CHECK int cv_h5_to_hf(const struct mb_dist *d, const struct cv_opts *o, const char *src,
                               const char *dst);
 
+/* Adapter-only checkpoint SRC (file or directory with `latest`) -> HF PEFT adapter
+ * directory DST (adapter_config.json, adapter_model.safetensors). Collective; rank 0
+ * writes. */
+MB_MUST_CHECK int cv_h5_to_peft(const struct mb_dist *d, const struct cv_opts *o,
+                                const char *src, const char *dst);
+
 /* The texts of tokenizer_config.json (tokenizer_class, bos/eos/pad tokens,
  * model_max_length) and generation_config.json (bos/eos/pad ids) for the tokenizer.json
  * in DIR (malloc'd). -1 with mb_err when it does not load. */

@@ -2,9 +2,10 @@
  *
  *   mb-convert --from hf --to h5 HF_DIR CKPT
  *   mb-convert --from h5 --to hf CKPT HF_DIR
+ *   mb-convert --from h5 --to peft ADAPTER_CKPT PEFT_DIR   (an adapter-only checkpoint)
  *   mpirun -np N mb-convert --from hf --to h5 ...   (ranks write their layers)
  *
- * Options and dtype helpers here; the directions are to_h5.c and to_hf.c.
+ * Options and dtype helpers here; the directions are to_h5.c, to_hf.c and to_peft.c.
  */
 #include <stddef.h>
 #include <stdio.h>
@@ -20,7 +21,8 @@
 static const struct mb_opt cv_options[] = {
     { "from", 0, MB_OPT_STR, offsetof(struct cv_opts, from), "hf|h5",
       "the input: a HuggingFace directory (hf) or an mb checkpoint (h5)", 0, 0 },
-    { "to", 0, MB_OPT_STR, offsetof(struct cv_opts, to), "h5|hf", "the output", 0, 0 },
+    { "to", 0, MB_OPT_STR, offsetof(struct cv_opts, to), "h5|hf|peft",
+      "the output (peft: the HF PEFT adapter of an adapter-only checkpoint)", 0, 0 },
     { "dtype", 0, MB_OPT_STR, offsetof(struct cv_opts, dtype), "bf16|fp16|fp32",
       "cast the weights (default: keep the input's type)", 0, 0 },
     { "max-shard-size", 0, MB_OPT_STR, offsetof(struct cv_opts, max_shard_size), "SIZE",
@@ -35,7 +37,8 @@ static void version_extra(FILE *out)
 
 static const struct mb_cli cv_cli = {
     .tool = "mb-convert",
-    .synopsis = "--from hf --to h5 HF_DIR CKPT | --from h5 --to hf CKPT HF_DIR",
+    .synopsis = "--from hf --to h5 HF_DIR CKPT | --from h5 --to hf CKPT HF_DIR | "
+                "--from h5 --to peft CKPT PEFT_DIR",
     .summary = "Convert HuggingFace checkpoints to mb checkpoints and back, bit-exact.",
     .opts = cv_options,
     .nopts = MB_ARRAY_LEN(cv_options),
@@ -70,9 +73,10 @@ static int check_opts(struct cv_opts *o)
         return mb_err_set(MB_E_USAGE, NULL, "give --from and --to (hf -> h5 or h5 -> hf)");
     int to_h5 = !strcmp(o->from, "hf") && !strcmp(o->to, "h5");
     int to_hf = !strcmp(o->from, "h5") && !strcmp(o->to, "hf");
-    if (!to_h5 && !to_hf)
-        return mb_err_set(MB_E_USAGE, NULL, "--from %s --to %s: supported are --from hf --to h5 "
-                          "and --from h5 --to hf", o->from, o->to);
+    int to_peft = !strcmp(o->from, "h5") && !strcmp(o->to, "peft");
+    if (!to_h5 && !to_hf && !to_peft)
+        return mb_err_set(MB_E_USAGE, NULL, "--from %s --to %s: supported are --from hf --to h5, "
+                          "--from h5 --to hf and --from h5 --to peft", o->from, o->to);
     if (o->nargs != 2)
         return mb_err_set(MB_E_USAGE, NULL, "expected two paths: %s", cv_cli.synopsis);
     if (o->dtype) {
@@ -164,9 +168,12 @@ int main(int argc, char **argv)
         rc = check_opts(&o);
     if (rc == 0 && strcmp(o.from, "hf") == 0)
         rc = mb_bridge_check_not_gguf(o.args[0]);
-    if (rc == 0)
-        rc = strcmp(o.to, "h5") == 0 ? cv_hf_to_h5(&dist, &o, o.args[0], o.args[1])
-                                     : cv_h5_to_hf(&dist, &o, o.args[0], o.args[1]);
+    if (rc == 0 && strcmp(o.to, "h5") == 0)
+        rc = cv_hf_to_h5(&dist, &o, o.args[0], o.args[1]);
+    else if (rc == 0 && strcmp(o.to, "hf") == 0)
+        rc = cv_h5_to_hf(&dist, &o, o.args[0], o.args[1]);
+    else if (rc == 0)
+        rc = cv_h5_to_peft(&dist, &o, o.args[0], o.args[1]);
     free(o.args);
     int status = mb_tool_end(rc);
     mb_dist_finalize(&dist);
