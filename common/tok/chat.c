@@ -534,48 +534,95 @@ static void mask_by_markers(const struct mb_ids *ids, const struct markers *m, u
     }
 }
 
-/* Byte offset of each token in the text (OFF[n] = the end), from the tokens' texts:
- * raw bytes for byte-level vocabularies, "▁" as a space and <0xNN> as a byte for
- * SentencePiece ones. -1 when they do not spell TEXT (then the spans cannot be mapped). */
+/* The text of token ID as it appears in the input: raw bytes for byte-level
+ * vocabularies; "\u2581" as a space and <0xNN> as the byte for SentencePiece ones. */
+static void token_text(const mb_tokenizer *t, int32_t id, struct mb_buf *out)
+{
+    size_t n;
+    const char *s = mb_tokenizer_id_text(t, id, &n);
+    unsigned hex;
+    mb_buf_reset(out);
+    if (s && n == 6 && sscanf(s, "<0x%2X>", &hex) == 1 && s[5] == '>') {
+        mb_buf_addc(out, (char)hex);
+        return;
+    }
+    for (size_t k = 0; s && k < n;) {
+        if (n - k >= 3 && memcmp(s + k, "\xE2\x96\x81", 3) == 0) {
+            mb_buf_addc(out, ' ');
+            k += 3;
+        } else {
+            mb_buf_addc(out, s[k++]);
+        }
+    }
+}
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\t' || c == '\r';
+}
+
+/* The lstrip (1) and rstrip (2) flags of added token ID, 0 for other tokens. */
+static int strip_flags(const mb_tokenizer *t, int32_t id)
+{
+    for (size_t i = 0; i < t->nadded; i++)
+        if (t->added[i].id == id)
+            return (t->added[i].lstrip ? 1 : 0) | (t->added[i].rstrip ? 2 : 0);
+    return 0;
+}
+
+/* Where each token's text lies in TEXT: [OFF[2i], OFF[2i+1]). The token texts are laid
+ * over the text in order; whitespace the tokenizer dropped belongs to the added token
+ * that stripped it (rstrip: the one before, lstrip: the one after), as in HF's offsets,
+ * else to no token; and a leading space a token did not find in the text is
+ * SentencePiece's prepended one. -1 when the tokens do not spell the text (then the
+ * generation spans cannot be mapped). */
 static int token_offsets(const mb_tokenizer *t, const struct mb_ids *ids, const char *text,
                          size_t len, size_t *off)
 {
-    struct mb_buf b = MB_BUF_INIT;
-    for (size_t i = 0; i < ids->len; i++) {
-        off[i] = b.len;
-        size_t n;
-        const char *s = mb_tokenizer_id_text(t, ids->v[i], &n);
-        for (size_t k = 0; s && k < n;) {
-            unsigned hex;
-            if (n - k >= 3 && memcmp(s + k, "\xE2\x96\x81", 3) == 0) {
-                mb_buf_addc(&b, ' ');
-                k += 3;
-            } else if (n == 6 && k == 0 && sscanf(s, "<0x%2X>", &hex) == 1 && s[5] == '>') {
-                mb_buf_addc(&b, (char)hex);
-                k = n;
-            } else {
-                mb_buf_addc(&b, s[k++]);
+    struct mb_buf tt = MB_BUF_INIT;
+    size_t pos = 0;
+    int rc = 0;
+    for (size_t i = 0; i < ids->len && rc == 0; i++) {
+        token_text(t, ids->v[i], &tt);
+        const char *s = tt.data ? tt.data : "";
+        size_t n = tt.len, skipped = pos;
+        for (;;) {
+            if (n <= len - pos && memcmp(text + pos, s, n) == 0)
+                break;
+            if (n > 0 && s[0] == ' ' && n - 1 <= len - pos &&
+                memcmp(text + pos, s + 1, n - 1) == 0) {
+                s++, n--;
+                break;
             }
+            if (pos < len && is_ws(text[pos])) {
+                pos++;
+                continue;
+            }
+            rc = -1;
+            break;
         }
+        off[2 * i] = pos;
+        off[2 * i + 1] = pos + n;
+        if (pos > skipped && i > 0 && (strip_flags(t, ids->v[i - 1]) & 2))
+            off[2 * i - 1] = pos;
+        else if (pos > skipped && (strip_flags(t, ids->v[i]) & 1))
+            off[2 * i] = skipped;
+        pos += n;
     }
-    off[ids->len] = b.len;
-    size_t shift = 0;
-    if (b.len == len + 1 && b.len && b.data[0] == ' ')
-        shift = 1; /* SentencePiece's prepended space */
-    int same = b.len == len + shift && (len == 0 || memcmp(b.data + shift, text, len) == 0);
-    mb_buf_release(&b);
-    if (!same)
-        return -1;
-    for (size_t i = 0; i <= ids->len; i++)
-        off[i] = off[i] > shift ? off[i] - shift : 0;
-    return 0;
+    size_t tail = pos;
+    while (rc == 0 && pos < len && is_ws(text[pos]))
+        pos++;
+    if (pos > tail && ids->len && (strip_flags(t, ids->v[ids->len - 1]) & 2))
+        off[2 * ids->len - 1] = pos;
+    mb_buf_release(&tt);
+    return rc == 0 && pos == len ? 0 : -1;
 }
 
 /* transformers' char_to_token: the token whose text holds byte POS, or -1. */
 static long char_to_token(const size_t *off, size_t n, size_t pos)
 {
     for (size_t i = 0; i < n; i++)
-        if (off[i] <= pos && pos < off[i + 1])
+        if (off[2 * i] <= pos && pos < off[2 * i + 1])
             return (long)i;
     return -1;
 }
@@ -584,7 +631,7 @@ static int mask_by_generation(const mb_chat_template *ct, mb_tok_encoder *enc,
                               const struct mb_buf *text, const struct mb_jinja_spans *spans,
                               const struct mb_ids *ids, const char *where, uint8_t *mask)
 {
-    size_t *off = mb_xmalloc((ids->len + 1) * sizeof *off);
+    size_t *off = mb_xmalloc((2 * ids->len + 1) * sizeof *off);
     if (token_offsets(enc->t, ids, text->data, text->len, off) < 0) {
         free(off);
         return mb_err_set(MB_E_UNSUPPORTED, where, "cannot map the template's {%% generation %%}"
@@ -602,7 +649,7 @@ static int mask_by_generation(const mb_chat_template *ct, mb_tok_encoder *enc,
         size_t stop = en > 0 ? (size_t)en + 1 : ids->len; /* 0 or none: to the end */
         for (size_t k = (size_t)st; k < stop; k++)
             mask[k] = 1;
-        if (ct->family && stop < ids->len) {
+        if (ct->family && stop < ids->len && stop > (size_t)st) {
             size_t elen = end_at(ids, stop, &m);
             memset(mask + stop, 1, elen);
         }

@@ -679,6 +679,17 @@ static int global_strftime(struct jctx *c, const struct jnode *n, const struct j
     return 0;
 }
 
+static const char *const globals[] = { "raise_exception", "namespace", "dict", "range",
+                                       "strftime_now" };
+
+int jinja_is_global(struct jstr name)
+{
+    for (size_t i = 0; i < MB_ARRAY_LEN(globals); i++)
+        if (jstr_eq(name, globals[i]))
+            return 1;
+    return 0;
+}
+
 int jinja_global(struct jctx *c, const struct jnode *n, const struct jv *args,
                  const struct jstr *names, size_t nargs, struct jv *out)
 {

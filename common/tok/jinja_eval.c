@@ -473,6 +473,8 @@ static int eval(struct jctx *c, const struct jnode *n, struct jv *out)
         return 0;
     case JN_NAME:
         *out = lookup(c, n->name);
+        if (out->k == JV_UNDEF && jinja_is_global(n->name))
+            *out = (struct jv){ .k = JV_FUNC, .s = n->name };
         return 0;
     case JN_LIST:
         *out = jv_list_new(&c->a, n->args.n);

@@ -33,7 +33,10 @@ struct jstr {
     size_t n;
 };
 
-enum jv_kind { JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT, JV_NS };
+/* JV_FUNC: a global function named by .s (raise_exception, strftime_now ...), so that
+ * "strftime_now is defined" holds; it is only ever called by name. */
+enum jv_kind { JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT, JV_NS,
+               JV_FUNC };
 
 struct jlist;
 struct jdict;
@@ -181,6 +184,8 @@ int jinja_test(struct jctx *c, const struct jnode *n, struct jv v, const struct 
                size_t nargs, int *out);
 int jinja_method(struct jctx *c, const struct jnode *n, struct jv v, const struct jv *args,
                  const struct jstr *names, size_t nargs, struct jv *out);
+/* 1 if NAME is a global function jinja_global knows. */
+int jinja_is_global(struct jstr name);
 int jinja_global(struct jctx *c, const struct jnode *n, const struct jv *args,
                  const struct jstr *names, size_t nargs, struct jv *out);
 

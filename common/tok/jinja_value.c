@@ -187,7 +187,7 @@ int py_isspace(uint32_t cp)
 const char *jv_type_name(struct jv v)
 {
     static const char *names[] = { "undefined", "NoneType", "bool", "int", "float",
-                                   "str", "list", "dict", "namespace" };
+                                   "str", "list", "dict", "namespace", "function" };
     return names[v.k];
 }
 
@@ -210,6 +210,7 @@ int jv_truthy(struct jv v)
     case JV_DICT:
         return v.d->n != 0;
     case JV_NS:
+    case JV_FUNC:
         return 1;
     }
     return 0;
@@ -258,6 +259,8 @@ int jv_equal(struct jv a, struct jv b)
         return 1;
     case JV_NS:
         return a.d == b.d;
+    case JV_FUNC:
+        return a.s.s == b.s.s;
     default:
         return 0;
     }
@@ -371,7 +374,7 @@ int jv_to_str(struct jv v, struct mb_buf *out)
         for (size_t i = 0; i < v.l->n; i++) {
             if (i)
                 mb_buf_adds(out, ", ");
-            if (v.l->v[i].k == JV_UNDEF || v.l->v[i].k == JV_NS)
+            if (v.l->v[i].k == JV_UNDEF || v.l->v[i].k >= JV_NS)
                 return mb_err_set(MB_E_UNSUPPORTED, NULL, "printing a list holding %s",
                                   jv_type_name(v.l->v[i]));
             if (add_repr(v.l->v[i], out) < 0)
@@ -386,7 +389,7 @@ int jv_to_str(struct jv v, struct mb_buf *out)
                 mb_buf_adds(out, ", ");
             add_py_repr_str(out, v.d->key[i]);
             mb_buf_adds(out, ": ");
-            if (v.d->val[i].k == JV_UNDEF || v.d->val[i].k == JV_NS)
+            if (v.d->val[i].k == JV_UNDEF || v.d->val[i].k >= JV_NS)
                 return mb_err_set(MB_E_UNSUPPORTED, NULL, "printing a dict holding %s",
                                   jv_type_name(v.d->val[i]));
             if (add_repr(v.d->val[i], out) < 0)
@@ -395,7 +398,8 @@ int jv_to_str(struct jv v, struct mb_buf *out)
         mb_buf_addc(out, '}');
         return 0;
     case JV_NS:
-        return mb_err_set(MB_E_UNSUPPORTED, NULL, "printing a namespace");
+    case JV_FUNC:
+        return mb_err_set(MB_E_UNSUPPORTED, NULL, "printing a %s", jv_type_name(v));
     }
     return 0;
 }
