@@ -324,6 +324,7 @@ static int dict_items(struct jctx *c, const struct jnode *n, struct jv v, struct
     *out = jv_list_new(a, v.d->n);
     for (size_t i = 0; i < v.d->n; i++) {
         struct jv pair = jv_list_new(a, 2);
+        pair.l->tuple = 1;
         jv_list_push(a, pair, jv_str(v.d->key[i].s, v.d->key[i].n));
         jv_list_push(a, pair, v.d->val[i]);
         jv_list_push(a, *out, pair);

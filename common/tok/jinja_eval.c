@@ -125,6 +125,30 @@ static int undefined_error(const struct jctx *c, const struct jnode *n, const ch
     return jinja_fail(c, n->line, "%s is undefined (%s)", describe(n), what);
 }
 
+/* Python methods of str, list and dict: jinja2 finds them before any dict key, so
+ * "x.items" without a call is the method object, which mb does not print. */
+static int is_method_name(struct jv obj, struct jstr name)
+{
+    static const char *const str_methods[] = {
+        "capitalize", "casefold", "center", "count", "encode", "endswith", "expandtabs",
+        "find", "format", "format_map", "index", "isalnum", "isalpha", "isascii",
+        "isdecimal", "isdigit", "isidentifier", "islower", "isnumeric", "isprintable",
+        "isspace", "istitle", "isupper", "join", "ljust", "lower", "lstrip", "maketrans",
+        "partition", "removeprefix", "removesuffix", "replace", "rfind", "rindex", "rjust",
+        "rpartition", "rsplit", "rstrip", "split", "splitlines", "startswith", "strip",
+        "swapcase", "title", "translate", "upper", "zfill", NULL };
+    static const char *const list_methods[] = { "append", "clear", "copy", "count", "extend",
+        "index", "insert", "pop", "remove", "reverse", "sort", NULL };
+    static const char *const dict_methods[] = { "clear", "copy", "fromkeys", "get", "items",
+        "keys", "pop", "popitem", "setdefault", "update", "values", NULL };
+    const char *const *names = obj.k == JV_STR ? str_methods : obj.k == JV_LIST ? list_methods
+                               : obj.k == JV_DICT ? dict_methods : NULL;
+    for (size_t i = 0; names && names[i]; i++)
+        if (jstr_eq(name, names[i]))
+            return 1;
+    return 0;
+}
+
 static int eval_attr(struct jctx *c, const struct jnode *n, struct jv *out)
 {
     struct jv obj;
@@ -132,6 +156,9 @@ static int eval_attr(struct jctx *c, const struct jnode *n, struct jv *out)
         return -1;
     if (obj.k == JV_UNDEF)
         return undefined_error(c, n->a, "taking an attribute");
+    if (is_method_name(obj, n->name))
+        return jinja_fail(c, n->line, "unsupported construct: the method '%.*s' of a %s used "
+                          "without a call", (int)n->name.n, n->name.s, jv_type_name(obj));
     *out = jv_undef();
     if (obj.k == JV_DICT || obj.k == JV_NS) {
         struct jv *v = jv_dict_get(obj, n->name.s, n->name.n);
@@ -478,6 +505,7 @@ static int eval(struct jctx *c, const struct jnode *n, struct jv *out)
         return 0;
     case JN_LIST:
         *out = jv_list_new(&c->a, n->args.n);
+        out->l->tuple = n->op.n != 0;
         for (size_t i = 0; i < n->args.n; i++) {
             if (eval(c, n->args.v[i], &v) < 0)
                 return -1;

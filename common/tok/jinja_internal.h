@@ -56,6 +56,7 @@ struct jv {
 struct jlist {
     size_t n, cap;
     struct jv *v;
+    int tuple; /* a Python tuple: prints with (), never equals a list */
 };
 
 struct jdict {

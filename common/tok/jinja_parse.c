@@ -214,6 +214,7 @@ static struct jnode *parse_primary(struct parser *P)
         if (is_op(peek(P), ",")) {
             /* a tuple: behaves as a list here */
             n = node(P, JN_LIST, t->line);
+            n->op = (struct jstr){ "tuple", 5 };
             jnodes_push(&P->t->arena, &n->args, e);
             while (is_op(peek(P), ",")) {
                 next(P);

@@ -242,7 +242,7 @@ int jv_equal(struct jv a, struct jv b)
     case JV_STR:
         return a.s.n == b.s.n && memcmp(a.s.s, b.s.s, a.s.n) == 0;
     case JV_LIST:
-        if (a.l->n != b.l->n)
+        if (a.l->n != b.l->n || a.l->tuple != b.l->tuple)
             return 0;
         for (size_t i = 0; i < a.l->n; i++)
             if (!jv_equal(a.l->v[i], b.l->v[i]))
@@ -370,7 +370,7 @@ int jv_to_str(struct jv v, struct mb_buf *out)
         mb_buf_add(out, v.s.s, v.s.n);
         return 0;
     case JV_LIST:
-        mb_buf_addc(out, '[');
+        mb_buf_addc(out, v.l->tuple ? '(' : '[');
         for (size_t i = 0; i < v.l->n; i++) {
             if (i)
                 mb_buf_adds(out, ", ");
@@ -380,7 +380,7 @@ int jv_to_str(struct jv v, struct mb_buf *out)
             if (add_repr(v.l->v[i], out) < 0)
                 return -1;
         }
-        mb_buf_addc(out, ']');
+        mb_buf_adds(out, !v.l->tuple ? "]" : v.l->n == 1 ? ",)" : ")");
         return 0;
     case JV_DICT:
         mb_buf_addc(out, '{');

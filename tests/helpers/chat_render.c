@@ -3,6 +3,8 @@
  *
  *   chat_render render TOKENIZER_CONFIG ROWS.jsonl            one JSON string per row
  *   chat_render encode TOKENIZER_CONFIG ROWS.jsonl TOKENIZER  {"ids": [...], "mask": [...]}
+ *   chat_render jinja CASES.jsonl      {"template": T, "vars": {...}} per line: the Jinja
+ *                                      renderer alone; one JSON string per case
  *
  * A row that fails prints "error: WHERE: WHAT" on its line (the others go on); the exit
  * status is then 1. A template that does not load is exit 1 before any row.
@@ -15,6 +17,7 @@
 #include "core/json.h"
 #include "core/str.h"
 #include "tok/chat.h"
+#include "tok/jinja.h"
 #include "tok/tokenizer.h"
 
 static int fail(void)
@@ -59,12 +62,70 @@ static void print_row(const mb_chat_template *ct, mb_tok_encoder *enc, const mb_
     mb_buf_release(&out);
 }
 
+/* One {"template", "vars"} case rendered by the Jinja renderer alone. */
+static void print_case(const mb_json *c, const char *where, int *errors)
+{
+    size_t len;
+    const mb_json *tv = mb_json_get(c, "template"), *vars = mb_json_get(c, "vars");
+    const char *text = tv ? mb_json_str(tv, &len) : NULL;
+    struct mb_buf out = MB_BUF_INIT;
+    mb_jinja *t = NULL;
+    int rc = -1;
+    if (!text || !vars)
+        mb_err_set(MB_E_INVALID, where, "a case needs \"template\" and \"vars\"");
+    else if ((t = mb_jinja_parse(text, len, where)))
+        rc = mb_jinja_render(t, vars, &out, NULL);
+    if (rc == 0) {
+        struct mb_buf q = MB_BUF_INIT;
+        mb_json_escape(&q, out.data ? out.data : "", out.len);
+        printf("%s\n", q.data);
+        mb_buf_release(&q);
+    } else {
+        printf("error: %s: %s\n", mb_err_where(), mb_err_what());
+        (*errors)++;
+    }
+    mb_jinja_free(t);
+    mb_buf_release(&out);
+}
+
+static int jinja_cases(const char *path)
+{
+    FILE *f = fopen(path, "r");
+    if (!f) {
+        mb_err_errno(path, "cannot open");
+        return fail();
+    }
+    char *line = NULL;
+    size_t cap = 0;
+    ssize_t len;
+    long lineno = 0;
+    int errors = 0;
+    while ((len = getline(&line, &cap, f)) >= 0) {
+        char where[600];
+        snprintf(where, sizeof where, "%s:%ld", path, ++lineno);
+        mb_json *c = mb_json_parse(line, (size_t)len, where);
+        if (!c) {
+            printf("error: %s: %s\n", mb_err_where(), mb_err_what());
+            errors++;
+            continue;
+        }
+        print_case(c, where, &errors);
+        mb_json_free(c);
+    }
+    free(line);
+    fclose(f);
+    return errors ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc == 3 && strcmp(argv[1], "jinja") == 0)
+        return jinja_cases(argv[2]);
     int encode = argc == 5 && strcmp(argv[1], "encode") == 0;
     if (!encode && !(argc == 4 && strcmp(argv[1], "render") == 0)) {
         fprintf(stderr, "usage: chat_render render TOKENIZER_CONFIG ROWS.jsonl\n"
-                        "       chat_render encode TOKENIZER_CONFIG ROWS.jsonl TOKENIZER\n");
+                        "       chat_render encode TOKENIZER_CONFIG ROWS.jsonl TOKENIZER\n"
+                        "       chat_render jinja CASES.jsonl\n");
         return 2;
     }
     mb_chat_template *ct = mb_chat_template_load(argv[2]);
