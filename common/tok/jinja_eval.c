@@ -367,7 +367,8 @@ static int floor_div(int64_t a, int64_t b, int64_t *q)
 static int arith(struct jctx *c, const struct jnode *n, struct jv a, struct jv b, struct jv *out)
 {
     struct jstr op = n->op;
-    if (jstr_eq(op, "+") && ((a.k == JV_STR && b.k == JV_STR) || (a.k == JV_LIST && b.k == JV_LIST)))
+    int same_seq = (a.k == JV_STR && b.k == JV_STR) || (a.k == JV_LIST && b.k == JV_LIST);
+    if (jstr_eq(op, "+") && same_seq)
         return concat(c, a, b, out);
     if (jstr_eq(op, "*") && (a.k == JV_STR || a.k == JV_LIST) && (b.k == JV_INT || b.k == JV_BOOL))
         return repeat(c, a, as_int(b), out) < 0 ? fail_here(c, n->line) : 0;
@@ -444,7 +445,8 @@ static int compare(struct jctx *c, const struct jnode *n, struct jv a, struct jv
     return 0;
 }
 
-static int contains(struct jctx *c, const struct jnode *n, struct jv item, struct jv seq, int *found)
+static int contains(struct jctx *c, const struct jnode *n, struct jv item, struct jv seq,
+                    int *found)
 {
     *found = 0;
     if (seq.k == JV_STR) {
@@ -631,14 +633,19 @@ static int bind_loop_vars(struct jctx *c, const struct jnode *n, struct jv item)
     return 0;
 }
 
-static struct jv loop_object(struct jctx *c, size_t i, size_t len)
+/* jinja2's LoopContext as a dict (cycle and changed are methods: refused when called). */
+static struct jv loop_object(struct jctx *c, struct jv items, size_t i)
 {
-    struct jv d = jv_dict_new(&c->a, 8);
-    static const char *const keys[] = { "index0", "index", "revindex0", "revindex",
-                                        "first", "last", "length" };
+    size_t len = items.l->n;
+    struct jv d = jv_dict_new(&c->a, 12);
+    static const char *const keys[] = { "index0", "index", "revindex0", "revindex", "first",
+                                        "last", "length", "depth", "depth0", "previtem",
+                                        "nextitem" };
     struct jv vals[] = { jv_int((int64_t)i), jv_int((int64_t)i + 1),
                          jv_int((int64_t)(len - i - 1)), jv_int((int64_t)(len - i)),
-                         jv_bool(i == 0), jv_bool(i + 1 == len), jv_int((int64_t)len) };
+                         jv_bool(i == 0), jv_bool(i + 1 == len), jv_int((int64_t)len),
+                         jv_int(1), jv_int(0), i > 0 ? items.l->v[i - 1] : jv_undef(),
+                         i + 1 < len ? items.l->v[i + 1] : jv_undef() };
     for (size_t k = 0; k < MB_ARRAY_LEN(keys); k++)
         jv_dict_set(&c->a, d, (struct jstr){ keys[k], strlen(keys[k]) }, vals[k]);
     return d;
@@ -668,7 +675,7 @@ static int exec_for(struct jctx *c, const struct jnode *n)
     size_t len = items.l->n;
     for (size_t i = 0; i < len; i++) {
         push_frame(c);
-        set_var(c, (struct jstr){ "loop", 4 }, loop_object(c, i, len));
+        set_var(c, (struct jstr){ "loop", 4 }, loop_object(c, items, i));
         int rc = bind_loop_vars(c, n, items.l->v[i]);
         if (rc == 0)
             rc = exec_body(c, &n->args);

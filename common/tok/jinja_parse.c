@@ -449,28 +449,38 @@ static struct jnode *parse_math1(struct parser *P)
     return n;
 }
 
+/* Comparisons chain as in Python: a < b < c is (a < b) and (b < c). */
 static struct jnode *parse_compare(struct parser *P)
 {
     static const char *const ops[] = { "==", "!=", "<", ">", "<=", ">=" };
-    struct jnode *n = parse_math1(P);
+    struct jnode *n = parse_math1(P), *last = NULL;
     while (n) {
         const struct jtok *t = peek(P);
+        struct jtok op = *t;
         int cmp = 0;
         for (size_t i = 0; i < MB_ARRAY_LEN(ops); i++)
             cmp |= is_op(t, ops[i]);
         if (cmp || is_name(t, "in")) {
             next(P);
-            n = binop(P, t, n, parse_math1(P));
         } else if (is_name(t, "not") && is_name(peek2(P), "in")) {
             next(P);
             next(P);
-            static const struct jtok not_in = { .k = JT_OP, .s = { "not in", 6 } };
-            struct jtok op = not_in;
-            op.line = t->line;
-            n = binop(P, &op, n, parse_math1(P));
+            op.s = (struct jstr){ "not in", 6 };
         } else {
             break;
         }
+        struct jnode *c = binop(P, &op, last ? last->b : n, parse_math1(P));
+        if (!c)
+            return NULL;
+        if (last) {
+            struct jnode *both = node(P, JN_AND, op.line);
+            both->a = n;
+            both->b = c;
+            n = both;
+        } else {
+            n = c;
+        }
+        last = c;
     }
     return n;
 }
@@ -662,6 +672,18 @@ static struct jnode *parse_statement(struct parser *P, const struct jtok *kw)
     return NULL;
 }
 
+/* The tags that end or divide a block: never a statement of their own. */
+static int is_closing(struct jstr kw)
+{
+    static const char *const tags[] = { "elif", "else", "endif", "endfor", "endset",
+                                        "endgeneration", "endmacro", "endcall", "endfilter",
+                                        "endblock", "endraw", "endwith", "endautoescape" };
+    for (size_t i = 0; i < MB_ARRAY_LEN(tags); i++)
+        if (jstr_eq(kw, tags[i]))
+            return 1;
+    return 0;
+}
+
 /* Statements up to one of STOPS (NULL-terminated; NULL: the end of the template). The
  * stop tag's "{% name" is consumed and its name returned in *FOUND. */
 static int parse_body(struct parser *P, struct jnodes *body, const char *const *stops,
@@ -688,20 +710,30 @@ static int parse_body(struct parser *P, struct jnodes *body, const char *const *
             if (kw->k != JT_NAME)
                 return pfail(P, kw->line, "expected a statement name after '{%%', found %s",
                              tok_text(kw));
-            for (size_t i = 0; stops && stops[i]; i++)
-                if (jstr_eq(kw->s, stops[i])) {
-                    *found = stops[i];
+            size_t nstops = 0;
+            for (; stops && stops[nstops]; nstops++)
+                if (jstr_eq(kw->s, stops[nstops])) {
+                    *found = stops[nstops];
                     return 0;
                 }
+            if (is_closing(kw->s))
+                return pfail(P, kw->line, "unexpected {%% %.*s %%}%s%s%s",
+                             (int)MB_MIN(kw->s.n, (size_t)40), kw->s.s,
+                             nstops ? " where {% " : "", nstops ? stops[nstops - 1] : "",
+                             nstops ? " %} was expected" : "");
             if (!(n = parse_statement(P, kw)))
                 return -1;
             jnodes_push(a, body, n);
             break;
         }
         case JT_EOF:
-            if (stops)
+            if (stops) {
+                size_t last = 0;
+                while (stops[last + 1])
+                    last++;
                 return pfail(P, t->line, "missing {%% %s %%} at the end of the template",
-                             stops[0]);
+                             stops[last]);
+            }
             return 0;
         default:
             return pfail(P, t->line, "unexpected %s", tok_text(t));

@@ -33,6 +33,8 @@ CASES = [
     ("{{ 1.5 + 1 }} {{ 0.1 + 0.2 }} {{ 1e20 }} {{ 1e-7 }} {{ 3.0 }} {{ 1/3 }} {{ 100000000000000000.0 }}", {}),
     ("{{ 'ab' * 3 }}{{ [1] * 2 }}{{ [1, 2] + [3] }}", {}),
     ("{{ 1 == 1.0 }} {{ true == 1 }} {{ 'a' < 'b' }} {{ 2 >= 3 }} {{ [1, 2] == [1, 2] }} {{ {'a': 1} == {'a': 1} }}", {}),
+    ("{{ 1 < 2 < 3 }} {{ 1 < 3 < 2 }} {{ (1 < 3) < 2 }} {{ 1 == 1 == 1 }} {{ 'a' in 'ab' in 'abc' }} {{ 2 > 1 not in [0] }}", {}),
+    ("{% for x in l %}{{ loop.previtem }}-{{ loop.nextitem }}-{{ loop.depth }}{{ loop.depth0 }}{{ loop.revindex0 }};{% endfor %}", {"l": [1, 2, 3]}),
     ("{{ 'b' in 'abc' }} {{ 2 in [1, 2] }} {{ 'k' in {'k': 1} }} {{ 'z' not in 'abc' }} {{ x in y }}", {}),
     ("{{ 1 and 'x' }}|{{ 0 or [] }}|{{ none or 'd' }}|{{ not '' }}|{{ not x }}", {}),
     ("{{ 'y' if x else 'n' }}|{{ 'y' if 0 }}|{{ 'a' if 1 else 'b' if 2 else 'c' }}", {}),
@@ -108,6 +110,7 @@ UNSUPPORTED = [  # (template, words mb's error must hold)
     ("{{ cycler(1, 2).next() }}", ["cycler", ":1"]),
     ("{% set d = {'a': 1} %}\n{{ d.items }}", ["items", "without a call", ":2"]),
     ("{{ '\u00e9a' | upper }}", ["upper", "non-ASCII", ":1"]),
+    ("{% for x in [1, 2] %}{{ loop.cycle('a', 'b') }}{% endfor %}", ["cycle", ":1"]),
 ]
 
 
