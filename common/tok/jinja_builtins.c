@@ -409,14 +409,21 @@ static int filter_tojson(struct jctx *c, const struct jnode *n, struct jv v, con
     const struct jv *sort = arg(args, names, nargs, 3, "sort_keys");
     if (ascii && jv_truthy(*ascii))
         return jinja_fail(c, n->line, "unsupported construct: tojson(ensure_ascii=true)");
-    if (seps && seps->k != JV_NONE)
-        return jinja_fail(c, n->line, "unsupported construct: tojson(separators=...)");
+    struct json_opts o = { .indent = -1 };
+    if (seps && seps->k != JV_NONE) {
+        if (seps->k != JV_LIST || seps->l->n != 2 || seps->l->v[0].k != JV_STR ||
+            seps->l->v[1].k != JV_STR)
+            return jinja_fail(c, n->line, "tojson: separators must be two strings");
+        o.item_sep = seps->l->v[0].s;
+        o.key_sep = seps->l->v[1].s;
+    }
     if (indent && indent->k != JV_NONE && indent->k != JV_INT)
         return jinja_fail(c, n->line, "unsupported construct: tojson(indent=<%s>)",
                           jv_type_name(*indent));
-    int ind = indent && indent->k == JV_INT ? (int)MB_MAX(0, MB_MIN(indent->i, 64)) : -1;
+    o.indent = indent && indent->k == JV_INT ? (int)MB_MAX(0, MB_MIN(indent->i, 64)) : -1;
+    o.sort = sort && jv_truthy(*sort);
     struct mb_buf b = MB_BUF_INIT;
-    if (jv_to_json(v, ind, sort && jv_truthy(*sort), &b) < 0) {
+    if (jv_to_json(v, &o, &b) < 0) {
         mb_buf_release(&b);
         return jinja_fail(c, n->line, "%s", mb_err_what());
     }
@@ -458,6 +465,103 @@ static int filter_escape(struct jctx *c, struct jv v, struct jv *out)
     return 0;
 }
 
+/* jinja2's indent(width=4, first=False, blank=False): lines after the first indented,
+ * blank ones too only with BLANK. Only "\n" line breaks (str.splitlines knows more). */
+static int filter_indent(struct jctx *c, const struct jnode *n, struct jv v, const struct jv *args,
+                         const struct jstr *names, size_t nargs, struct jv *out)
+{
+    const struct jv *width = arg(args, names, nargs, 0, "width");
+    const struct jv *first = arg(args, names, nargs, 1, "first");
+    const struct jv *blank = arg(args, names, nargs, 2, "blank");
+    struct jv s;
+    if (jv_stringify(jctx_arena(c), v, &s) < 0)
+        return jinja_fail(c, n->line, "%s", mb_err_what());
+    struct mb_buf ind = MB_BUF_INIT, b = MB_BUF_INIT;
+    if (width && width->k == JV_STR)
+        mb_buf_add(&ind, width->s.s, width->s.n);
+    else
+        for (int64_t i = 0; i < (width && width->k == JV_INT ? width->i : 4) && i < 256; i++)
+            mb_buf_addc(&ind, ' ');
+    for (size_t i = 0; i < s.s.n; i++)
+        if ((s.s.s[i] && strchr("\r\v\f\x1c\x1d\x1e", s.s.s[i])) ||
+            (i + 1 < s.s.n && (unsigned char)s.s.s[i] == 0xC2 &&
+             (unsigned char)s.s.s[i + 1] == 0x85) ||
+            (i + 2 < s.s.n && memcmp(s.s.s + i, "\xE2\x80", 2) == 0 &&
+             ((unsigned char)s.s.s[i + 2] == 0xA8 || (unsigned char)s.s.s[i + 2] == 0xA9))) {
+            mb_buf_release(&ind);
+            return jinja_fail(c, n->line, "indent: line breaks other than \\n are not "
+                              "supported");
+        }
+    if (first && jv_truthy(*first))
+        mb_buf_add(&b, ind.data, ind.len);
+    /* as jinja2: the lines of s + "\n", so a final newline leaves an empty last line */
+    size_t start = 0;
+    for (int line = 0; start < s.s.n + 1; line++) {
+        const char *nl = memchr(s.s.s + start, '\n', s.s.n - start);
+        size_t end = nl ? (size_t)(nl - s.s.s) : s.s.n;
+        if (line > 0) {
+            mb_buf_addc(&b, '\n');
+            if (end > start || (blank && jv_truthy(*blank)))
+                mb_buf_add(&b, ind.data, ind.len);
+        }
+        mb_buf_add(&b, s.s.s + start, end - start);
+        start = end + 1;
+    }
+    *out = jv_dup_str(c, b.data ? b.data : "", b.len);
+    mb_buf_release(&ind);
+    mb_buf_release(&b);
+    return 0;
+}
+
+/* map(attribute='a.b', default=d) or map('filter', args...). */
+static int filter_map(struct jctx *c, const struct jnode *n, struct jv v, const struct jv *args,
+                      const struct jstr *names, size_t nargs, struct jv *out)
+{
+    const struct jv *attr = NULL, *dflt = NULL;
+    for (size_t i = 0; i < nargs; i++) {
+        if (names[i].n && jstr_eq(names[i], "attribute"))
+            attr = &args[i];
+        else if (names[i].n && jstr_eq(names[i], "default"))
+            dflt = &args[i];
+        else if (names[i].n)
+            return jinja_fail(c, n->line, "map: unknown argument '%.*s'", (int)names[i].n,
+                              names[i].s);
+    }
+    struct jv items;
+    if (to_list(c, n, v, &items) < 0)
+        return -1;
+    struct jnode f = { .k = JN_FILTER, .line = n->line };
+    if (!attr) {
+        if (nargs < 1 || args[0].k != JV_STR || names[0].n)
+            return jinja_fail(c, n->line, "map needs attribute= or a filter name");
+        f.name = args[0].s;
+    } else if (attr->k != JV_STR) {
+        return jinja_fail(c, n->line, "map: the attribute must be a string");
+    }
+    *out = jv_list_new(jctx_arena(c), items.l->n);
+    for (size_t i = 0; i < items.l->n; i++) {
+        struct jv x = items.l->v[i];
+        if (attr) {
+            struct jstr path = attr->s;
+            while (x.k != JV_UNDEF) { /* a dotted path: "function.name" */
+                const char *dot = memchr(path.s, '.', path.n);
+                size_t len = dot ? (size_t)(dot - path.s) : path.n;
+                struct jv *f2 = x.k == JV_DICT ? jv_dict_get(x, path.s, len) : NULL;
+                x = f2 ? *f2 : jv_undef();
+                if (!dot)
+                    break;
+                path = (struct jstr){ dot + 1, path.n - len - 1 };
+            }
+            if (x.k == JV_UNDEF && dflt)
+                x = *dflt;
+        } else if (jinja_filter(c, &f, x, args + 1, names + 1, nargs - 1, &x) < 0) {
+            return -1;
+        }
+        jv_list_push(jctx_arena(c), *out, x);
+    }
+    return 0;
+}
+
 int jinja_filter(struct jctx *c, const struct jnode *n, struct jv v, const struct jv *args,
                  const struct jstr *names, size_t nargs, struct jv *out)
 {
@@ -486,6 +590,10 @@ int jinja_filter(struct jctx *c, const struct jnode *n, struct jv v, const struc
         return filter_select(c, n, v, args, nargs, 1, jstr_eq(f, "selectattr"), out);
     if (jstr_eq(f, "list"))
         return to_list(c, n, v, out);
+    if (jstr_eq(f, "indent"))
+        return filter_indent(c, n, v, args, names, nargs, out);
+    if (jstr_eq(f, "map"))
+        return filter_map(c, n, v, args, names, nargs, out);
     if (jstr_eq(f, "items"))
         return dict_items(c, n, v, out);
     if (jstr_eq(f, "string"))

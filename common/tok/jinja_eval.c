@@ -37,6 +37,9 @@ struct jctx {
     struct mb_buf *out;
     struct mb_jinja_spans *spans;
     int flow;
+    size_t floor;   /* frames below it (but frame 0) are hidden: a macro's caller */
+    int captured;   /* output goes to a macro's or block set's buffer */
+    int depth;      /* macro calls in progress */
 };
 
 struct jarena *jctx_arena(struct jctx *c)
@@ -95,6 +98,8 @@ static void set_var(struct jctx *c, struct jstr name, struct jv val)
 static struct jv lookup(const struct jctx *c, struct jstr name)
 {
     for (size_t k = c->nframes; k-- > 0;) {
+        if (k < c->floor && k > 0)
+            k = 0;
         const struct frame *f = &c->frames[k];
         for (size_t i = f->n; i-- > 0;)
             if (f->v[i].name.n == name.n && memcmp(f->v[i].name.s, name.s, name.n) == 0)
@@ -281,14 +286,86 @@ static int eval_args(struct jctx *c, const struct jnode *n, struct jv *args)
     return 0;
 }
 
+static int exec_body(struct jctx *c, const struct jnodes *body);
+
+/* Run BODY with its output into a string (a macro call, a block set). */
+static int capture(struct jctx *c, const struct jnodes *body, struct jv *out)
+{
+    struct mb_buf buf = MB_BUF_INIT, *saved = c->out;
+    c->out = &buf;
+    c->captured++;
+    int rc = exec_body(c, body);
+    c->captured--;
+    c->out = saved;
+    if (rc == 0)
+        *out = jv_str(jarena_strdup(&c->a, buf.data ? buf.data : "", buf.len), buf.len);
+    mb_buf_release(&buf);
+    return rc;
+}
+
+/* A macro call: its parameters in a fresh frame above the template's globals only. */
+static int call_macro(struct jctx *c, const struct jnode *call, const struct jnode *m,
+                      const struct jv *args, struct jv *out)
+{
+    if (c->depth >= 64)
+        return jinja_fail(c, call->line, "macro calls nested more than 64 deep");
+    size_t positional = 0;
+    for (size_t i = 0; i < call->args.n; i++)
+        positional += call->argname[i].n == 0;
+    if (positional > m->nvars)
+        return jinja_fail(c, call->line, "macro '%.*s' takes %zu arguments, %zu given",
+                          (int)m->name.n, m->name.s, m->nvars, positional);
+    size_t saved_floor = c->floor;
+    int saved_flow = c->flow;
+    push_frame(c);
+    c->floor = c->nframes - 1;
+    c->flow = 0;
+    int rc = 0;
+    for (size_t p = 0; p < m->nvars && rc == 0; p++) {
+        const struct jv *given = p < positional ? &args[p] : NULL;
+        for (size_t i = positional; i < call->args.n; i++)
+            if (call->argname[i].n == m->vars[p].n &&
+                memcmp(call->argname[i].s, m->vars[p].s, m->vars[p].n) == 0)
+                given = &args[i];
+        struct jv v = jv_undef();
+        if (given)
+            v = *given;
+        else if (m->defaults.v[p])
+            rc = eval(c, m->defaults.v[p], &v);
+        set_var(c, m->vars[p], v);
+    }
+    for (size_t i = positional; i < call->args.n && rc == 0; i++) {
+        size_t p = 0;
+        while (p < m->nvars && !(call->argname[i].n == m->vars[p].n &&
+                                memcmp(call->argname[i].s, m->vars[p].s, m->vars[p].n) == 0))
+            p++;
+        if (p == m->nvars)
+            rc = jinja_fail(c, call->line, "macro '%.*s' has no parameter '%.*s'",
+                            (int)m->name.n, m->name.s, (int)call->argname[i].n,
+                            call->argname[i].s);
+    }
+    c->depth++;
+    if (rc == 0)
+        rc = capture(c, &m->args, out);
+    c->depth--;
+    pop_frame(c);
+    c->floor = saved_floor;
+    c->flow = saved_flow;
+    return rc;
+}
+
 static int eval_call(struct jctx *c, const struct jnode *n, struct jv *out)
 {
     struct jv args[32];
     if (eval_args(c, n, args) < 0)
         return -1;
     const struct jnode *f = n->a;
-    if (f->k == JN_NAME)
+    if (f->k == JN_NAME) {
+        struct jv v = lookup(c, f->name);
+        if (v.k == JV_MACRO)
+            return call_macro(c, n, v.macro, args, out);
         return jinja_global(c, n, args, n->argname, n->args.n, out);
+    }
     if (f->k == JN_ATTR) {
         struct jv obj;
         if (eval(c, f->a, &obj) < 0)
@@ -589,8 +666,6 @@ static int eval(struct jctx *c, const struct jnode *n, struct jv *out)
 
 /* ---- statements ------------------------------------------------------------------------ */
 
-static int exec_body(struct jctx *c, const struct jnodes *body);
-
 static int iteration_items(struct jctx *c, const struct jnode *n, struct jv seq, struct jv *items)
 {
     switch (seq.k) {
@@ -695,7 +770,7 @@ static int exec_for(struct jctx *c, const struct jnode *n)
 static int exec_set(struct jctx *c, const struct jnode *n)
 {
     struct jv v;
-    if (eval(c, n->a, &v) < 0)
+    if (n->a ? eval(c, n->a, &v) < 0 : capture(c, &n->els, &v) < 0)
         return -1;
     if (!n->name.n) {
         set_var(c, n->vars[0], v);
@@ -729,7 +804,13 @@ static int exec_node(struct jctx *c, const struct jnode *n)
         return exec_for(c, n);
     case JN_SET:
         return exec_set(c, n);
+    case JN_MACRO:
+        set_var(c, n->name, (struct jv){ .k = JV_MACRO, .macro = n });
+        return 0;
     case JN_GENERATION: {
+        if (c->captured)
+            return jinja_fail(c, n->line, "unsupported construct: {%% generation %%} inside "
+                              "a macro or a block set");
         size_t start = c->out->len;
         if (exec_body(c, &n->args) < 0)
             return -1;

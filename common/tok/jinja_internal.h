@@ -34,9 +34,10 @@ struct jstr {
 };
 
 /* JV_FUNC: a global function named by .s (raise_exception, strftime_now ...), so that
- * "strftime_now is defined" holds; it is only ever called by name. */
+ * "strftime_now is defined" holds; it is only ever called by name. JV_MACRO: a
+ * {% macro %} (.macro is its node). */
 enum jv_kind { JV_UNDEF, JV_NONE, JV_BOOL, JV_INT, JV_FLOAT, JV_STR, JV_LIST, JV_DICT, JV_NS,
-               JV_FUNC };
+               JV_FUNC, JV_MACRO };
 
 struct jlist;
 struct jdict;
@@ -49,6 +50,7 @@ struct jv {
         double f;
         struct jstr s;
         struct jlist *l;
+        const struct jnode *macro;
         struct jdict *d; /* JV_DICT and JV_NS (a namespace: attributes may be set) */
     };
 };
@@ -93,8 +95,13 @@ int jv_equal(struct jv a, struct jv b);
 int jv_to_str(struct jv v, struct mb_buf *out);
 /* str(v) as a value (strings are returned as they are). */
 int jv_stringify(struct jarena *a, struct jv v, struct jv *out);
-/* json.dumps(v, ensure_ascii=False, indent=INDENT (< 0: none), sort_keys=SORT). */
-int jv_to_json(struct jv v, int indent, int sort, struct mb_buf *out);
+/* json.dumps(v, ensure_ascii=False, indent=INDENT (< 0: none), sort_keys=SORT,
+ * separators=(ITEM_SEP, KEY_SEP) (.s NULL: Python's defaults for the indent)). */
+struct json_opts {
+    int indent, sort;
+    struct jstr item_sep, key_sep;
+};
+int jv_to_json(struct jv v, const struct json_opts *o, struct mb_buf *out);
 
 /* Characters (code points) of a string: count, and the byte offset of character I
  * (I may equal the count). */
@@ -132,6 +139,7 @@ int jinja_lex(struct jarena *a, const char *src, size_t len, const char *name,
 enum jn_kind {
     /* statements */
     JN_TEXT, JN_OUTPUT, JN_IF, JN_FOR, JN_SET, JN_GENERATION, JN_BREAK, JN_CONTINUE,
+    JN_MACRO,
     /* expressions */
     JN_LIT, JN_NAME, JN_LIST, JN_DICT, JN_ATTR, JN_ITEM, JN_SLICE, JN_CALL, JN_FILTER,
     JN_TEST, JN_NEG, JN_NOT, JN_AND, JN_OR, JN_BINOP, JN_COND,
@@ -153,8 +161,9 @@ struct jnode {
     struct jnode *a, *b, *c; /* operands: object/left/condition, index/right, else/step */
     struct jnodes args;     /* call, filter and test arguments; list/dict items; IF/FOR body */
     struct jstr *argname;   /* keyword names of ARGS ({0} when positional) */
-    struct jnodes els;      /* else branch of IF and FOR */
-    struct jstr *vars;      /* FOR and SET targets */
+    struct jnodes els;      /* else branch of IF and FOR; body of a block SET */
+    struct jnodes defaults; /* MACRO: the default of each parameter (NULL: none) */
+    struct jstr *vars;      /* FOR and SET targets; MACRO parameters */
     size_t nvars;
 };
 

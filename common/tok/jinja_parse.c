@@ -611,6 +611,47 @@ static struct jnode *parse_for(struct parser *P, int line)
     return expect_end(P, JT_BLOCK_END) < 0 ? NULL : n;
 }
 
+/* "{% macro name(a, b=default) %}...{% endmacro %}" after the "macro" keyword. */
+static struct jnode *parse_macro(struct parser *P, int line)
+{
+    static const char *const stops[] = { "endmacro", NULL };
+    struct jnode *n = node(P, JN_MACRO, line);
+    struct jstr params[MAX_ARGS];
+    const struct jtok *name = next(P);
+    if (name->k != JT_NAME || !is_op(peek(P), "(")) {
+        pfail(P, name->line, "expected a macro name and '(', found %s", tok_text(name));
+        return NULL;
+    }
+    n->name = name->s;
+    next(P);
+    while (!is_op(peek(P), ")")) {
+        const struct jtok *p = next(P);
+        if (p->k != JT_NAME || n->nvars == MAX_ARGS) {
+            pfail(P, p->line, "expected a macro parameter, found %s", tok_text(p));
+            return NULL;
+        }
+        params[n->nvars++] = p->s;
+        struct jnode *dflt = NULL;
+        if (is_op(peek(P), "=")) {
+            next(P);
+            if (!(dflt = parse_expr(P)))
+                return NULL;
+        }
+        jnodes_push(&P->t->arena, &n->defaults, dflt);
+        if (!is_op(peek(P), ","))
+            break;
+        next(P);
+    }
+    if (expect_op(P, ")") < 0 || expect_end(P, JT_BLOCK_END) < 0)
+        return NULL;
+    n->vars = jarena_alloc(&P->t->arena, (n->nvars + 1) * sizeof *params);
+    memcpy(n->vars, params, n->nvars * sizeof *params);
+    const char *found;
+    if (parse_body(P, &n->args, stops, &found) < 0 || expect_end(P, JT_BLOCK_END) < 0)
+        return NULL;
+    return n;
+}
+
 static struct jnode *parse_set(struct parser *P, int line)
 {
     struct jnode *n = node(P, JN_SET, line);
@@ -635,9 +676,17 @@ static struct jnode *parse_set(struct parser *P, int line)
         pfail(P, line, "unsupported construct: set with several targets");
         return NULL;
     }
-    if (peek(P)->k == JT_BLOCK_END) {
-        pfail(P, line, "unsupported construct: block set ({%% set %%}...{%% endset %%})");
-        return NULL;
+    if (peek(P)->k == JT_BLOCK_END) { /* {% set x %}...{% endset %}: the rendered body */
+        static const char *const stops[] = { "endset", NULL };
+        const char *found;
+        if (n->name.n) {
+            pfail(P, line, "unsupported construct: block set of a namespace attribute");
+            return NULL;
+        }
+        next(P);
+        if (parse_body(P, &n->els, stops, &found) < 0 || expect_end(P, JT_BLOCK_END) < 0)
+            return NULL;
+        return n;
     }
     if (expect_op(P, "=") < 0 || !(n->a = parse_expr(P)))
         return NULL;
@@ -653,6 +702,8 @@ static struct jnode *parse_statement(struct parser *P, const struct jtok *kw)
         return parse_for(P, line);
     if (jstr_eq(kw->s, "set"))
         return parse_set(P, line);
+    if (jstr_eq(kw->s, "macro"))
+        return parse_macro(P, line);
     if (jstr_eq(kw->s, "generation")) {
         static const char *const stops[] = { "endgeneration", NULL };
         struct jnode *n = node(P, JN_GENERATION, line);

@@ -187,7 +187,7 @@ int py_isspace(uint32_t cp)
 const char *jv_type_name(struct jv v)
 {
     static const char *names[] = { "undefined", "NoneType", "bool", "int", "float",
-                                   "str", "list", "dict", "namespace", "function" };
+                                   "str", "list", "dict", "namespace", "function", "macro" };
     return names[v.k];
 }
 
@@ -211,6 +211,7 @@ int jv_truthy(struct jv v)
         return v.d->n != 0;
     case JV_NS:
     case JV_FUNC:
+    case JV_MACRO:
         return 1;
     }
     return 0;
@@ -261,6 +262,8 @@ int jv_equal(struct jv a, struct jv b)
         return a.d == b.d;
     case JV_FUNC:
         return a.s.s == b.s.s;
+    case JV_MACRO:
+        return a.macro == b.macro;
     default:
         return 0;
     }
@@ -399,6 +402,7 @@ int jv_to_str(struct jv v, struct mb_buf *out)
         return 0;
     case JV_NS:
     case JV_FUNC:
+    case JV_MACRO:
         return mb_err_set(MB_E_UNSUPPORTED, NULL, "printing a %s", jv_type_name(v));
     }
     return 0;
@@ -459,9 +463,25 @@ static int key_cmp(const void *x, const void *y)
     return c ? c : (a->n > b->n) - (a->n < b->n);
 }
 
-static int json_value(struct jv v, int indent, int sort, int depth, struct mb_buf *out);
+static int json_value(struct jv v, const struct json_opts *o, int depth, struct mb_buf *out);
 
-static int json_dict(struct jv v, int indent, int sort, int depth, struct mb_buf *out)
+static void add_item_sep(struct mb_buf *out, const struct json_opts *o)
+{
+    if (o->item_sep.s)
+        mb_buf_add(out, o->item_sep.s, o->item_sep.n);
+    else
+        mb_buf_adds(out, o->indent >= 0 ? "," : ", ");
+}
+
+static void add_key_sep(struct mb_buf *out, const struct json_opts *o)
+{
+    if (o->key_sep.s)
+        mb_buf_add(out, o->key_sep.s, o->key_sep.n);
+    else
+        mb_buf_adds(out, ": ");
+}
+
+static int json_dict(struct jv v, const struct json_opts *o, int depth, struct mb_buf *out)
 {
     struct jdict *d = v.d;
     if (d->n == 0) {
@@ -471,7 +491,7 @@ static int json_dict(struct jv v, int indent, int sort, int depth, struct mb_buf
     size_t *order = mb_xmalloc(d->n * sizeof *order);
     for (size_t i = 0; i < d->n; i++)
         order[i] = i;
-    if (sort) {
+    if (o->sort) {
         /* sort pointers to keys, then map back to indices */
         struct jstr **keys = mb_xmalloc(d->n * sizeof *keys);
         for (size_t i = 0; i < d->n; i++)
@@ -485,21 +505,21 @@ static int json_dict(struct jv v, int indent, int sort, int depth, struct mb_buf
     mb_buf_addc(out, '{');
     for (size_t i = 0; i < d->n && rc == 0; i++) {
         if (i)
-            mb_buf_adds(out, indent >= 0 ? "," : ", ");
-        if (indent >= 0)
-            add_indent(out, indent, depth + 1);
+            add_item_sep(out, o);
+        if (o->indent >= 0)
+            add_indent(out, o->indent, depth + 1);
         add_json_str(out, d->key[order[i]]);
-        mb_buf_adds(out, ": ");
-        rc = json_value(d->val[order[i]], indent, sort, depth + 1, out);
+        add_key_sep(out, o);
+        rc = json_value(d->val[order[i]], o, depth + 1, out);
     }
     free(order);
-    if (indent >= 0)
-        add_indent(out, indent, depth);
+    if (o->indent >= 0)
+        add_indent(out, o->indent, depth);
     mb_buf_addc(out, '}');
     return rc;
 }
 
-static int json_value(struct jv v, int indent, int sort, int depth, struct mb_buf *out)
+static int json_value(struct jv v, const struct json_opts *o, int depth, struct mb_buf *out)
 {
     switch (v.k) {
     case JV_NONE:
@@ -525,25 +545,25 @@ static int json_value(struct jv v, int indent, int sort, int depth, struct mb_bu
         mb_buf_addc(out, '[');
         for (size_t i = 0; i < v.l->n; i++) {
             if (i)
-                mb_buf_adds(out, indent >= 0 ? "," : ", ");
-            if (indent >= 0)
-                add_indent(out, indent, depth + 1);
-            if (json_value(v.l->v[i], indent, sort, depth + 1, out) < 0)
+                add_item_sep(out, o);
+            if (o->indent >= 0)
+                add_indent(out, o->indent, depth + 1);
+            if (json_value(v.l->v[i], o, depth + 1, out) < 0)
                 return -1;
         }
-        if (indent >= 0)
-            add_indent(out, indent, depth);
+        if (o->indent >= 0)
+            add_indent(out, o->indent, depth);
         mb_buf_addc(out, ']');
         return 0;
     case JV_DICT:
-        return json_dict(v, indent, sort, depth, out);
+        return json_dict(v, o, depth, out);
     default:
         return mb_err_set(MB_E_INVALID, NULL, "tojson: object of type %s is not JSON "
                           "serializable", jv_type_name(v));
     }
 }
 
-int jv_to_json(struct jv v, int indent, int sort, struct mb_buf *out)
+int jv_to_json(struct jv v, const struct json_opts *o, struct mb_buf *out)
 {
-    return json_value(v, indent, sort, 0, out);
+    return json_value(v, o, 0, out);
 }

@@ -3,6 +3,8 @@ environment transformers builds for chat templates (_compile_jinja_template: san
 trim_blocks, lstrip_blocks, loop controls, tojson = json.dumps, raise_exception).
 
     jinja_check.py
+    jinja_check.py --suite CASES.jsonl     {"name", "template", "vars"} per line (real
+                                           templates): each renders as jinja2 or is refused
 
 Each case is a small template and its variables. Where jinja2 renders, mb must give the
 same bytes; where jinja2 raises, mb must give an error. The UNSUPPORTED cases render in
@@ -78,6 +80,17 @@ CASES = [
     ("{{ s.split('</think>')[-1].lstrip('\\n') }}|{{ s.split('</think>')[0].rstrip('\\n').split('<think>')[-1].lstrip('\\n') }}|{{ s.split() }}|{{ s.split(none, 1) }}", {"s": "<think>\nr1 r2\n</think>\n\nanswer  here"}),
     ("{{ s.startswith('ab') }} {{ s.endswith('yz') }} {{ s.startswith(('x', 'a')) }} {{ s.upper() }} {{ s.title() }} {{ s.replace('b', 'B') }}", {"s": "abc xyz"}),
     ("{{ d.get('a') }} {{ d.get('z', 'dz') }} {{ d.get('z') }} {{ d.keys() | list }} {{ d.values() | list }}", {"d": {"a": 1, "b": 2}}),
+    # macros, block set, map, indent, separators
+    ("{% macro f(a, b='B', c=none) %}<{{ a }}|{{ b }}|{{ c }}|{{ top }}|{{ loopvar }}>{% endmacro %}{% set top = 'T' %}"
+     "{% for loopvar in [1] %}{{ f(1) }}{{ f('x', c=3) }}{{ f(b=2, a=0) }}{% endfor %}", {}),
+    ("{% macro render(item, depth=0) %}{% if item is mapping %}{% for k, v in item.items() %}{{ k }}:{{ render(v, depth + 1) }};{% endfor %}"
+     "{% else %}{{ item }}@{{ depth }}{% endif %}{% endmacro %}{{ render({'a': {'b': 1, 'c': [2]}}) }}", {}),
+    ("{% macro f() %}{% set x = 5 %}{{ x }}{% endmacro %}{% set x = 1 %}{{ f() }}{{ x }}{{ f() | length }}", {}),
+    ("{% set x %}\n  hello {{ n }}\n{% endset %}[{{ x }}]{% set y -%}  a  {%- endset %}[{{ y }}]", {"n": 3}),
+    ("{{ ms | map(attribute='role') | join(',') }} {{ ms | map(attribute='nope', default='d') | list }} {{ ['a', 'B'] | map('upper') | list }}"
+     " {{ ms | map(attribute='tool_calls') | list | length }}", {"ms": MSGS}),
+    ("{{ 'a\nb\n\nc' | indent }}|{{ 'a\nb\n' | indent(2, first=True) }}|{{ 'a\n\nb' | indent(width='>', blank=true) }}|{{ '{\n' | indent(4, true) }}|{{ '' | indent }}", {}),
+    ("{{ x | tojson(separators=(',', ':')) }} {{ x | tojson(indent=2, separators=(',', ': ')) }}", {"x": {"a": [1, 2], "b": {"c": None}}}),
     # globals
     ("{% if x %}{{ raise_exception('bad ' ~ x) }}{% endif %}ok", {"x": 0}),
     ("{{ raise_exception('Conversation roles must alternate user/assistant') }}", {}),
@@ -91,6 +104,8 @@ CASES = [
     ("{% set x.y = 1 %}", {"x": {}}),
     ("{{ u | tojson }}", {}),
     ("{% for a, b in [1, 2] %}{% endfor %}", {}),
+    ("{% macro f(a) %}{{ a }}{% endmacro %}{{ f(1, 2) }}", {}),
+    ("{% macro f(a) %}{{ a }}{% endmacro %}{{ f(b=2) }}", {}),
     # syntax errors
     ("{% if x %}never closed", {}),
     ("{{ 1 + }}", {}),
@@ -98,7 +113,7 @@ CASES = [
 ]
 
 UNSUPPORTED = [  # (template, words mb's error must hold)
-    ("{% macro f(x) %}{{ x }}{% endmacro %}{{ f(1) }}", ["macro", ":1"]),
+    ("{% macro f(x) %}[{{ x }}]{% endmacro %}\n{% call f(1) %}body{% endcall %}", ["call", ":2"]),
     ("line one\n{% filter upper %}x{% endfilter %}", ["filter", ":2"]),
     ("{{ 'x' | wordwrap(3) }}", ["wordwrap", ":1"]),
     ("\n\n{{ [3, 1] | sort | join }}", ["sort", ":3"]),
@@ -106,7 +121,7 @@ UNSUPPORTED = [  # (template, words mb's error must hold)
     ("{{ 'x'.zfill(3) }}", ["zfill", ":1"]),
     ("{{ 'a %s' % 'b' }}", ["%", ":1"]),
     ("{% raw %}{{ x }}{% endraw %}", ["raw", ":1"]),
-    ("{% set x %}block{% endset %}{{ x }}", ["block set", ":1"]),
+    ("{% set ns = namespace(a=1) %}{% set ns.a %}block{% endset %}", ["block set", ":1"]),
     ("{{ cycler(1, 2).next() }}", ["cycler", ":1"]),
     ("{% set d = {'a': 1} %}\n{{ d.items }}", ["items", "without a call", ":2"]),
     ("{{ '\u00e9a' | upper }}", ["upper", "non-ASCII", ":1"]),
@@ -114,7 +129,36 @@ UNSUPPORTED = [  # (template, words mb's error must hold)
 ]
 
 
+def render_mb(path):
+    p = subprocess.run(["chat_render", "jinja", path], capture_output=True, text=True, encoding="utf-8")
+    if p.returncode not in (0, 1) or p.stderr:
+        sys.exit(f"chat_render jinja failed ({p.returncode}): {p.stderr}")
+    return p.stdout.split("\n")[:-1]
+
+
+def suite(path):
+    """Real templates: identical to jinja2, or refused (never a different string)."""
+    cases = [json.loads(l) for l in open(path, encoding="utf-8")]
+    got = render_mb(path)
+    assert len(got) == len(cases)
+    same = refused = bad = 0
+    for c, line in zip(cases, got):
+        want = _compile_jinja_template(c["template"]).render(**c["vars"])
+        if line.startswith("error: "):
+            refused += 1
+            print(f"# refused: {c['name']}: {line[:200]}")
+        elif json.loads(line) == want:
+            same += 1
+        else:
+            bad += 1
+            print(f"# DIFFERS: {c['name']}")
+    print(f"suite: {same} of {len(cases)} templates rendered as jinja2, {refused} refused, {bad} differ")
+    return 1 if bad else 0
+
+
 def main():
+    if len(sys.argv) == 3 and sys.argv[1] == "--suite":
+        return suite(sys.argv[2])
     with open("jinja-cases.jsonl", "w", encoding="utf-8") as f:
         for t, v in CASES + [(t, {}) for t, _ in UNSUPPORTED]:
             f.write(json.dumps({"template": t, "vars": v}, ensure_ascii=False) + "\n")

@@ -12,4 +12,11 @@ test_expect_success 'every case renders as jinja2, errors where jinja2 raises, u
     grep -q "^jinja: [0-9]* cases rendered as jinja2, [0-9]* errors where jinja2 raises, 13 of 13 unsupported constructs refused by name, 0 differ$" out
 '
 
+test_expect_success 'the 45 real templates of huggingface.js'"'"' tests: 43 rendered as jinja2, the other 2 refused by name' '
+    "$PY" "$ORACLE/jinja_check.py" --suite "$MB_ROOT/tests/data/chat/hfjs-e2e.jsonl" >out; rc=$?; cat out
+    test $rc = 0 &&
+    grep -q "^suite: 43 of 45 templates rendered as jinja2, 2 refused, 0 differ$" out &&
+    grep -q "^# refused: openbmb/MiniCPM3-4B: .*unsupported construct: {% call %}$" out
+'
+
 test_done

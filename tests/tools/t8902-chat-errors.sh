@@ -35,15 +35,15 @@ test_expect_success 'a row without messages, unknown roles, bad tool arguments: 
 '
 
 test_expect_success 'a template with a construct outside the subset: refused at load, naming it and its line' '
-    printf "{%% for m in messages %%}\n{{ m.content }}\n{%% endfor %%}\n{%% macro f() %%}x{%% endmacro %%}\n" >macro.jinja &&
-    config macro.json macro.jinja &&
-    test_expect_code 1 chat_render render macro.json rows.jsonl 2>err &&
+    printf "{%% for m in messages %%}\n{{ m.content }}\n{%% endfor %%}\n{%% filter upper %%}x{%% endfilter %%}\n" >block.jinja &&
+    config block.json block.jinja &&
+    test_expect_code 1 chat_render render block.json rows.jsonl 2>err &&
     cat err &&
-    grep -q "^chat_render: error: macro.json: chat_template:4: unsupported construct: {% macro %}$" err &&
-    printf "{{ messages | map(attribute=\"content\") | join }}" >map.jinja &&
-    config map.json map.jinja &&
-    test_expect_code 1 chat_render render map.json rows.jsonl >out &&
-    head -1 out | grep -q "^error: rows.jsonl:1: map.json: chat_template:1: unsupported construct: filter .map.$"
+    grep -q "^chat_render: error: block.json: chat_template:4: unsupported construct: {% filter %}$" err &&
+    printf "{{ messages | map(attribute=\"content\") | sort | join }}" >sort.jinja &&
+    config sort.json sort.jinja &&
+    test_expect_code 1 chat_render render sort.json rows.jsonl >out &&
+    head -1 out | grep -q "^error: rows.jsonl:1: sort.json: chat_template:1: unsupported construct: filter .sort.$"
 '
 
 test_expect_success 'raise_exception: the template'"'"'s message, with the row' '
