@@ -40,7 +40,13 @@ struct jctx {
     size_t floor;   /* frames below it (but frame 0) are hidden: a macro's caller */
     int captured;   /* output goes to a macro's or block set's buffer */
     int depth;      /* macro calls in progress */
+    int64_t steps;  /* loop iterations so far */
 };
+
+/* A render that runs past these is stopped with an error rather than hanging or
+ * filling memory (a chat template renders a conversation in well under both). */
+#define MAX_STEPS ((int64_t)10000000)
+#define MAX_OUTPUT ((size_t)256 << 20)
 
 struct jarena *jctx_arena(struct jctx *c)
 {
@@ -65,10 +71,16 @@ static int fail_here(const struct jctx *c, int line)
 
 /* ---- scopes --------------------------------------------------------------------- */
 
+/* A frame slot keeps its variable array when popped: the next frame pushed there (the
+ * next loop iteration) reuses it, so a long loop does not grow the arena. */
 static void push_frame(struct jctx *c)
 {
-    MB_GROW(c->frames, c->capframes, c->nframes + 1);
-    c->frames[c->nframes++] = (struct frame){ 0 };
+    if (c->nframes == c->capframes) {
+        size_t old = c->capframes;
+        MB_GROW(c->frames, c->capframes, c->nframes + 1);
+        memset(c->frames + old, 0, (c->capframes - old) * sizeof *c->frames);
+    }
+    c->frames[c->nframes++].n = 0;
 }
 
 static void pop_frame(struct jctx *c)
@@ -394,6 +406,10 @@ static double as_dbl(struct jv v)
 
 static int concat(struct jctx *c, struct jv a, struct jv b, struct jv *out)
 {
+    size_t total = a.k == JV_STR ? a.s.n + b.s.n : (a.l->n + b.l->n) * sizeof(struct jv);
+    if (total > MAX_OUTPUT)
+        return mb_err_set(MB_E_INVALID, NULL, "a string or list longer than %zu MiB",
+                          MAX_OUTPUT >> 20);
     if (a.k == JV_STR && b.k == JV_STR) {
         char *s = jarena_alloc(&c->a, a.s.n + b.s.n + 1);
         memcpy(s, a.s.s, a.s.n);
@@ -413,18 +429,19 @@ static int repeat(struct jctx *c, struct jv seq, int64_t k, struct jv *out)
 {
     if (k < 0)
         k = 0;
+    size_t unit = seq.k == JV_STR ? seq.s.n : seq.l->n * sizeof(struct jv);
+    if (unit && (uint64_t)k > MAX_OUTPUT / unit)
+        return mb_err_set(MB_E_INVALID, NULL, "a string or list longer than %zu MiB",
+                          MAX_OUTPUT >> 20);
     if (seq.k == JV_STR) {
-        if (seq.s.n && (size_t)k > ((size_t)1 << 28) / seq.s.n)
-            return mb_err_set(MB_E_INVALID, NULL, "string repetition too long");
-        struct jv empty = jv_str("", 0), r = empty;
+        char *s = jarena_alloc(&c->a, seq.s.n * (size_t)k + 1);
         for (int64_t i = 0; i < k; i++)
-            if (concat(c, r, seq, &r) < 0)
-                return -1;
-        *out = r;
+            memcpy(s + (size_t)i * seq.s.n, seq.s.s, seq.s.n);
+        *out = jv_str(s, seq.s.n * (size_t)k);
         return 0;
     }
-    *out = jv_list_new(&c->a, 0);
-    for (int64_t i = 0; i < k && i < (1 << 20); i++)
+    *out = jv_list_new(&c->a, seq.l->n * (size_t)k);
+    for (int64_t i = 0; i < k; i++)
         for (size_t j = 0; j < seq.l->n; j++)
             jv_list_push(&c->a, *out, seq.l->v[j]);
     return 0;
@@ -446,7 +463,7 @@ static int arith(struct jctx *c, const struct jnode *n, struct jv a, struct jv b
     struct jstr op = n->op;
     int same_seq = (a.k == JV_STR && b.k == JV_STR) || (a.k == JV_LIST && b.k == JV_LIST);
     if (jstr_eq(op, "+") && same_seq)
-        return concat(c, a, b, out);
+        return concat(c, a, b, out) < 0 ? fail_here(c, n->line) : 0;
     if (jstr_eq(op, "*") && (a.k == JV_STR || a.k == JV_LIST) && (b.k == JV_INT || b.k == JV_BOOL))
         return repeat(c, a, as_int(b), out) < 0 ? fail_here(c, n->line) : 0;
     if (jstr_eq(op, "*") && (b.k == JV_STR || b.k == JV_LIST) && (a.k == JV_INT || a.k == JV_BOOL))
@@ -553,9 +570,10 @@ static int eval_binop(struct jctx *c, const struct jnode *n, struct jv *out)
     struct jstr op = n->op;
     if (jstr_eq(op, "~")) {
         struct jv sa, sb;
-        if (jv_stringify(&c->a, a, &sa) < 0 || jv_stringify(&c->a, b, &sb) < 0)
+        if (jv_stringify(&c->a, a, &sa) < 0 || jv_stringify(&c->a, b, &sb) < 0 ||
+            concat(c, sa, sb, out) < 0)
             return fail_here(c, n->line);
-        return concat(c, sa, sb, out);
+        return 0;
     }
     if (jstr_eq(op, "in") || jstr_eq(op, "not in")) {
         int found;
@@ -708,11 +726,11 @@ static int bind_loop_vars(struct jctx *c, const struct jnode *n, struct jv item)
     return 0;
 }
 
-/* jinja2's LoopContext as a dict (cycle and changed are methods: refused when called). */
-static struct jv loop_object(struct jctx *c, struct jv items, size_t i)
+/* jinja2's LoopContext as a dict (cycle and changed are methods: refused when called),
+ * one per loop, updated in place for each iteration as jinja2's is. */
+static void loop_object(struct jctx *c, struct jv d, struct jv items, size_t i)
 {
     size_t len = items.l->n;
-    struct jv d = jv_dict_new(&c->a, 12);
     static const char *const keys[] = { "index0", "index", "revindex0", "revindex", "first",
                                         "last", "length", "depth", "depth0", "previtem",
                                         "nextitem" };
@@ -723,7 +741,6 @@ static struct jv loop_object(struct jctx *c, struct jv items, size_t i)
                          i + 1 < len ? items.l->v[i + 1] : jv_undef() };
     for (size_t k = 0; k < MB_ARRAY_LEN(keys); k++)
         jv_dict_set(&c->a, d, (struct jstr){ keys[k], strlen(keys[k]) }, vals[k]);
-    return d;
 }
 
 static int exec_for(struct jctx *c, const struct jnode *n)
@@ -748,9 +765,15 @@ static int exec_for(struct jctx *c, const struct jnode *n)
         items = kept;
     }
     size_t len = items.l->n;
+    struct jv loop = jv_dict_new(&c->a, 12);
     for (size_t i = 0; i < len; i++) {
+        if (++c->steps > MAX_STEPS || c->out->len > MAX_OUTPUT)
+            return jinja_fail(c, n->line, "the template runs too long (more than %lld loop "
+                              "iterations or %zu MiB of output)", (long long)MAX_STEPS,
+                              MAX_OUTPUT >> 20);
         push_frame(c);
-        set_var(c, (struct jstr){ "loop", 4 }, loop_object(c, items, i));
+        loop_object(c, loop, items, i);
+        set_var(c, (struct jstr){ "loop", 4 }, loop);
         int rc = bind_loop_vars(c, n, items.l->v[i]);
         if (rc == 0)
             rc = exec_body(c, &n->args);

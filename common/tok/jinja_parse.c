@@ -15,9 +15,13 @@ struct parser {
     struct mb_jinja *t;
     const struct jtoks *tk;
     size_t i;
+    int depth; /* nesting of expressions and blocks being parsed */
 };
 
 #define MAX_ARGS 32
+/* Deeper nesting is refused rather than risking the stack on hostile input; real
+ * templates nest a few levels. */
+#define MAX_DEPTH 200
 
 MB_PRINTF(3, 4) static int pfail(const struct parser *P, int line, const char *fmt, ...)
 {
@@ -379,7 +383,12 @@ static struct jnode *parse_unary(struct parser *P, int with_filter)
     struct jnode *n;
     if (is_op(t, "-") || is_op(t, "+")) {
         next(P);
+        if (++P->depth > MAX_DEPTH) {
+            pfail(P, t->line, "expressions nested more than %d deep", MAX_DEPTH);
+            return NULL;
+        }
         struct jnode *e = parse_unary(P, 0);
+        P->depth--;
         if (!e)
             return NULL;
         if (is_op(t, "+")) {
@@ -489,7 +498,12 @@ static struct jnode *parse_not(struct parser *P)
 {
     if (is_name(peek(P), "not")) {
         struct jnode *n = node(P, JN_NOT, next(P)->line);
+        if (++P->depth > MAX_DEPTH) {
+            pfail(P, n->line, "expressions nested more than %d deep", MAX_DEPTH);
+            return NULL;
+        }
         n->a = parse_not(P);
+        P->depth--;
         return n->a ? n : NULL;
     }
     return parse_compare(P);
@@ -521,7 +535,20 @@ static struct jnode *parse_or(struct parser *P)
     return n;
 }
 
+static struct jnode *parse_expr_nested(struct parser *P);
+
 static struct jnode *parse_expr(struct parser *P)
+{
+    if (++P->depth > MAX_DEPTH) {
+        pfail(P, peek(P)->line, "expressions nested more than %d deep", MAX_DEPTH);
+        return NULL;
+    }
+    struct jnode *n = parse_expr_nested(P);
+    P->depth--;
+    return n;
+}
+
+static struct jnode *parse_expr_nested(struct parser *P)
 {
     struct jnode *n = parse_or(P);
     while (n && is_name(peek(P), "if")) {
@@ -693,7 +720,20 @@ static struct jnode *parse_set(struct parser *P, int line)
     return expect_end(P, JT_BLOCK_END) < 0 ? NULL : n;
 }
 
+static struct jnode *parse_statement_nested(struct parser *P, const struct jtok *kw);
+
 static struct jnode *parse_statement(struct parser *P, const struct jtok *kw)
+{
+    if (++P->depth > MAX_DEPTH) {
+        pfail(P, kw->line, "blocks nested more than %d deep", MAX_DEPTH);
+        return NULL;
+    }
+    struct jnode *n = parse_statement_nested(P, kw);
+    P->depth--;
+    return n;
+}
+
+static struct jnode *parse_statement_nested(struct parser *P, const struct jtok *kw)
 {
     int line = kw->line;
     if (jstr_eq(kw->s, "if"))

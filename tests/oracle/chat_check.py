@@ -91,7 +91,7 @@ def write_rows(out, sft_dir):
             rows.append({"messages": msgs})
     fc = os.path.join(sft_dir or "", "fastchat_dummy_conversation.json")
     if sft_dir and os.path.exists(fc):
-        rows += [{"conversations": r["conversations"]} for r in json.load(open(fc, encoding="utf-8"))[:200]]
+        rows += [{"conversations": r["conversations"]} for r in json.load(open(fc, encoding="utf-8"))[:100]]
     with open(out, "w", encoding="utf-8") as f:
         for r in rows:
             f.write(json.dumps(r, ensure_ascii=False) + "\n")

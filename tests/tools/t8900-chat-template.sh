@@ -20,7 +20,7 @@ PHI3_CONFIG="$MB_SHARED_DATA/tokenizers/phi-3-mini/tokenizer_config.json"
 test_expect_success 'setup: test data, conversations, both renderers on every case' '
     "$MB_ROOT/scripts/fetch-test-data.sh" &&
     "$PY" "$ORACLE/chat_check.py" rows rows.jsonl "$MB_SHARED_DATA/sft" >out &&
-    cat out && grep -q "^285 rows" out &&
+    cat out && grep -q "^185 rows" out &&
     "$PY" -c "
 import sys
 from tokenizers import Tokenizer
@@ -106,8 +106,8 @@ test_expect_success '{% generation %} masks equal transformers'"'"' return_assis
 '
 
 test_expect_success 'Mistral and Phi-3 templates have no markers: every row is refused, as in Bridge' '
-    grep "^mistral-v0.3: 0 rows with equal ids and mask (0 supervised tokens), 285 refused as expected, 0 differ\$" results &&
-    grep "^phi-3-mini: 0 rows with equal ids and mask (0 supervised tokens), 285 refused as expected, 0 differ\$" results
+    grep "^mistral-v0.3: 0 rows with equal ids and mask (0 supervised tokens), 185 refused as expected, 0 differ\$" results &&
+    grep "^phi-3-mini: 0 rows with equal ids and mask (0 supervised tokens), 185 refused as expected, 0 differ\$" results
 '
 
 test_done

@@ -73,4 +73,19 @@ test_expect_success 'a template without generation blocks or known markers canno
     grep -q "^error: one.jsonl:1: the chat template has no {% generation %} block and no known assistant boundary markers" out
 '
 
+test_expect_success 'hostile templates: deep nesting and huge strings are errors, not crashes' '
+    "$PY" -c "
+import json
+cases = [\"{{\" + \"(\" * 5000 + \"1\" + \")\" * 5000 + \"}}\", \"{% if 1 %}\" * 300 + \"{% endif %}\" * 300,
+         \"{{ \" + \"not \" * 5000 + \"1 }}\", \"{{ (\x27x\x27 * 1000000000) | length }}\",
+         \"{% set s = namespace(v=\x27ab\x27) %}{% for i in range(40) %}{% set s.v = s.v ~ s.v %}{% endfor %}\"]
+open(\"hostile.jsonl\", \"w\").write(\"\".join(json.dumps({\"template\": t, \"vars\": {}}) + \"\\n\" for t in cases))
+" &&
+    test_expect_code 1 chat_render jinja hostile.jsonl >out &&
+    cat out &&
+    test $(grep -c "^error: hostile.jsonl:[1-3]:1: expressions nested more than 200 deep$" out) = 3 &&
+    grep -q "^error: hostile.jsonl:4:1: a string or list longer than 256 MiB$" out &&
+    grep -q "^error: hostile.jsonl:5:1: a string or list longer than 256 MiB$" out
+'
+
 test_done
