@@ -30,7 +30,6 @@ import sys
 
 import jinja2
 import transformers
-from tokenizers import Tokenizer
 
 FAMILIES = [  # name, markers the template must hold, start, end markers (first, fallback)
     ("chatml", ["<|im_start|>", "<|im_end|>"], "<|im_start|>assistant\n", ["<|im_end|>\n", "<|im_end|>"]),
@@ -127,12 +126,44 @@ def role_of(m):
 
 # ---------------------------------------------------------------- the two renderers
 
+_loaded = {}
+
+
+def cached(key, make):
+    """Tokenizers load once per process (loading dominates the run time)."""
+    if key not in _loaded:
+        _loaded[key] = make()
+    return _loaded[key]
+
+
+class Hf:
+    """apply_chat_template of a tokenizer with this case's template and special tokens
+    (passed as keyword arguments, which transformers lets override the tokenizer's)."""
+
+    def __init__(self, tok, text, specials):
+        self.tok, self.text, self.specials = tok, text, specials
+
+    def apply_chat_template(self, msgs, **kw):
+        return self.tok.apply_chat_template(msgs, chat_template=self.text, **self.specials, **kw)
+
+
 def template_args(args):
-    """(template text, config path for mb, HF tokenizer factory)"""
+    """(template text, config path for mb, HF renderer factory)"""
     if "--config" in args:
+        # the special tokens transformers takes from tokenizer_config.json (its
+        # special_tokens_map), strings or {"content": ...}
         cfg = args[args.index("--config") + 1]
-        text = json.load(open(cfg, encoding="utf-8"))["chat_template"]
-        return text, cfg, lambda tok_file: transformers.AutoTokenizer.from_pretrained(os.path.dirname(cfg))
+        conf = json.load(open(cfg, encoding="utf-8"))
+        specials = {}
+        for key in ("bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"):
+            v = conf.get(key)
+            v = v.get("content") if isinstance(v, dict) else v
+            if v is not None:
+                specials[key] = v
+        tok_json = os.path.join(os.path.dirname(cfg), "tokenizer.json")
+        return conf["chat_template"], cfg, lambda tok_file: Hf(
+            cached(tok_json, lambda: transformers.PreTrainedTokenizerFast(tokenizer_file=tok_json)),
+            conf["chat_template"], specials)
     path = args[args.index("--template") + 1]
     text = open(path, encoding="utf-8").read()
     specials = {}
@@ -143,9 +174,8 @@ def template_args(args):
     json.dump(dict(chat_template=text, **specials), open(cfg, "w", encoding="utf-8"), ensure_ascii=False)
 
     def hf(tok_file):
-        t = transformers.PreTrainedTokenizerFast(tokenizer_file=tok_file, **specials)
-        t.chat_template = text
-        return t
+        return Hf(cached(tok_file, lambda: transformers.PreTrainedTokenizerFast(tokenizer_file=tok_file)),
+                  text, specials)
     return text, cfg, hf
 
 
@@ -228,7 +258,7 @@ def marker_mask(ids, family, enc):
 def check_encode(case, rows_path, tok_file, args):
     text, cfg, hf = template_args(args)
     tok = hf(tok_file)
-    raw = Tokenizer.from_file(tok_file)
+    raw = tok.tok.backend_tokenizer
 
     def enc(s):
         return raw.encode(s, add_special_tokens=False).ids
