@@ -642,13 +642,17 @@ int jinja_filter(struct jctx *c, const struct jnode *n, struct jv v, const struc
     if (jstr_eq(f, "int")) {
         if (v.k == JV_INT || v.k == JV_BOOL)
             *out = jv_int(v.k == JV_INT ? v.i : v.b);
-        else if (v.k == JV_FLOAT)
+        else if (v.k == JV_FLOAT && v.f > -9.2e18 && v.f < 9.2e18)
             *out = jv_int((int64_t)v.f);
+        else if (v.k == JV_FLOAT)
+            return jinja_fail(c, n->line, "filter 'int' on a float outside 64-bit integers");
         else
             return jinja_fail(c, n->line, "filter 'int' is supported on numbers only");
         return 0;
     }
     if (jstr_eq(f, "abs")) {
+        if (v.k == JV_INT && v.i == INT64_MIN)
+            return jinja_fail(c, n->line, "abs() outside 64 bits");
         if (v.k == JV_INT)
             *out = jv_int(v.i < 0 ? -v.i : v.i);
         else if (v.k == JV_FLOAT)

@@ -447,6 +447,31 @@ static int repeat(struct jctx *c, struct jv seq, int64_t k, struct jv *out)
     return 0;
 }
 
+/* Python's float divmod (floatobject.c float_divmod): the remainder takes the sign of
+ * the divisor, and the quotient is the floor of the exact one. */
+static void py_float_divmod(double vx, double wx, double *floordiv, double *mod)
+{
+    double m = fmod(vx, wx), div = (vx - m) / wx;
+    if (m != 0) {
+        if ((wx < 0) != (m < 0)) {
+            m += wx;
+            div -= 1.0;
+        }
+    } else {
+        m = copysign(0.0, wx);
+    }
+    if (div != 0) {
+        double f = floor(div);
+        if (div - f > 0.5)
+            f += 1.0;
+        div = f;
+    } else {
+        div = copysign(0.0, vx / wx);
+    }
+    *floordiv = div;
+    *mod = m;
+}
+
 static int floor_div(int64_t a, int64_t b, int64_t *q)
 {
     if (b == 0)
@@ -474,15 +499,19 @@ static int arith(struct jctx *c, const struct jnode *n, struct jv a, struct jv b
         return jinja_fail(c, n->line, "unsupported operand types for %.*s: %s and %s",
                           (int)op.n, op.s, jv_type_name(a), jv_type_name(b));
     int ints = a.k != JV_FLOAT && b.k != JV_FLOAT;
-    int64_t x = as_int(a), y = as_int(b);
+    int64_t x = as_int(a), y = as_int(b), r = 0;
     double fx = as_dbl(a), fy = as_dbl(b);
-    if (jstr_eq(op, "+"))
-        *out = ints ? jv_int(x + y) : jv_float(fx + fy);
-    else if (jstr_eq(op, "-"))
-        *out = ints ? jv_int(x - y) : jv_float(fx - fy);
-    else if (jstr_eq(op, "*"))
-        *out = ints ? jv_int(x * y) : jv_float(fx * fy);
-    else if (jstr_eq(op, "/")) {
+    int over = 0;
+    if (jstr_eq(op, "+")) {
+        over = ints && __builtin_add_overflow(x, y, &r);
+        *out = ints ? jv_int(r) : jv_float(fx + fy);
+    } else if (jstr_eq(op, "-")) {
+        over = ints && __builtin_sub_overflow(x, y, &r);
+        *out = ints ? jv_int(r) : jv_float(fx - fy);
+    } else if (jstr_eq(op, "*")) {
+        over = ints && __builtin_mul_overflow(x, y, &r);
+        *out = ints ? jv_int(r) : jv_float(fx * fy);
+    } else if (jstr_eq(op, "/")) {
         if (fy == 0)
             return jinja_fail(c, n->line, "division by zero");
         *out = jv_float(fx / fy);
@@ -491,24 +520,43 @@ static int arith(struct jctx *c, const struct jnode *n, struct jv a, struct jv b
             return jinja_fail(c, n->line, "integer division or modulo by zero");
         if (ints) {
             int64_t q = 0;
-            floor_div(x, y, &q);
-            *out = jstr_eq(op, "//") ? jv_int(q) : jv_int(x - q * y);
+            over = x == INT64_MIN && y == -1;
+            if (!over)
+                floor_div(x, y, &q);
+            *out = jstr_eq(op, "//") ? jv_int(q) : jv_int(over ? 0 : x - q * y);
         } else {
-            double q = floor(fx / fy);
-            *out = jstr_eq(op, "//") ? jv_float(q) : jv_float(fx - q * fy);
+            double q, m;
+            py_float_divmod(fx, fy, &q, &m);
+            *out = jstr_eq(op, "//") ? jv_float(q) : jv_float(m);
         }
     } else if (jstr_eq(op, "**")) {
         if (ints && y >= 0) {
-            int64_t r = 1;
-            for (int64_t i = 0; i < y && i < 64; i++)
-                r *= x;
+            r = 1;
+            for (int64_t i = 0; i < y && !over; i++) {
+                over = __builtin_mul_overflow(r, x, &r);
+                if (r == 0 || r == 1)
+                    break;
+                if (r == -1 && x == -1) {
+                    r = (y % 2) ? -1 : 1;
+                    break;
+                }
+            }
             *out = jv_int(r);
         } else {
-            *out = jv_float(pow(fx, fy));
+            if (fx == 0 && fy < 0)
+                return jinja_fail(c, n->line, "0.0 cannot be raised to a negative power");
+            double p = pow(fx, fy);
+            if ((isnan(p) && !isnan(fx) && !isnan(fy)) ||
+                (isinf(p) && !isinf(fx) && !isinf(fy)))
+                return jinja_fail(c, n->line, "'**' result out of range or complex");
+            *out = jv_float(p);
         }
     } else {
         return jinja_fail(c, n->line, "unsupported operator '%.*s'", (int)op.n, op.s);
     }
+    if (over)
+        return jinja_fail(c, n->line, "integer result of '%.*s' outside 64 bits (Python "
+                          "computes it exactly; mb does not)", (int)op.n, op.s);
     return 0;
 }
 
@@ -650,6 +698,8 @@ static int eval(struct jctx *c, const struct jnode *n, struct jv *out)
         if (!is_num(v))
             return v.k == JV_UNDEF ? undefined_error(c, n->a, "negated")
                    : jinja_fail(c, n->line, "bad operand type for unary -: %s", jv_type_name(v));
+        if (v.k != JV_FLOAT && as_int(v) == INT64_MIN)
+            return jinja_fail(c, n->line, "integer result of '-' outside 64 bits");
         *out = v.k == JV_FLOAT ? jv_float(-v.f) : jv_int(-as_int(v));
         return 0;
     case JN_NOT:

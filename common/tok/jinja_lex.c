@@ -9,6 +9,7 @@
  *     (not before "{{", not with "{%+");
  *   - trim_blocks: one newline right after "%}" or "#}" goes (not after "+%}").
  */
+#include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -196,7 +197,7 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static void lex_number(struct lexer *L)
+static int lex_number(struct lexer *L)
 {
     size_t s = L->pos;
     int is_float = 0;
@@ -229,8 +230,13 @@ static void lex_number(struct lexer *L)
     struct jtok *t = &L->out->v[L->out->n - 1];
     if (is_float)
         t->f = strtod(buf, NULL);
-    else
+    else {
+        errno = 0;
         t->i = strtoll(buf, NULL, 10);
+        if (errno == ERANGE)
+            return lex_fail(L, L->line, "integer literal outside 64 bits");
+    }
+    return 0;
 }
 
 static const char *const ops2[] = { "//", "**", "==", "!=", "<=", ">=" };
@@ -268,7 +274,8 @@ static int lex_tag(struct lexer *L, char kind, int open_line)
                 L->pos++;
             push(L, JT_NAME, L->line, L->src + s, L->pos - s);
         } else if (is_digit(c)) {
-            lex_number(L);
+            if (lex_number(L) < 0)
+                return -1;
         } else if (c == '\'' || c == '"') {
             size_t s = ++L->pos;
             int line = L->line;
