@@ -30,6 +30,13 @@
  *   c. otherwise an error: the template has no {% generation %} block and no known
  *      boundary markers (Mistral [INST] and Phi-3 <|assistant|> templates are in this case,
  *      as in Bridge).
+ * Mapping generation spans needs each token's place in the text: taken from the token
+ * texts (byte-level vocabularies; "\u2581" and <0xNN> pieces of SentencePiece ones,
+ * whitespace an added token's lstrip/rstrip swallowed going to that token, as HF's
+ * offsets do); a tokenizer whose tokens do not spell the text is an error.
+ *
+ * A loaded template is immutable: threads may encode with it at the same time, each with
+ * its own encoder.
  */
 #ifndef MB_TOK_CHAT_H
 #define MB_TOK_CHAT_H

@@ -3,13 +3,25 @@
  * trim_blocks and lstrip_blocks, loop controls and the {% generation %} block; filter
  * tojson = Python json.dumps; globals raise_exception, namespace, range, strftime_now).
  *
- * What is covered: finetune.md section 5.2 (statements if/elif/else, for with unpacking,
- * an inline filter and else, set including namespace attributes, generation, break and
- * continue; literals, arithmetic, comparison, in, and/or/not, conditional expressions,
- * indexing and slicing by characters, attribute access, the common tests, filters and
- * Python str/dict methods), with Python truthiness and jinja2's lenient Undefined.
- * Anything else (macros, call blocks, includes, an unknown filter, test or method) is an
- * error naming the construct and the template line: never a guessed string.
+ * What is covered: finetune.md section 5.2 and more: statements if/elif/else, for (with
+ * unpacking, an inline filter, else, loop.*), set (namespace attributes, block set),
+ * macro, generation, break and continue; literals, arithmetic, comparisons (chained as in
+ * Python), in, and/or/not, conditional expressions, indexing and slicing by characters,
+ * attribute access; the tests defined, undefined, none, string, mapping, iterable,
+ * sequence, number, integer, float, boolean, true, false, equalto/eq/ne, sameas, in,
+ * odd, even; the filters trim, length/count, tojson (indent, sort_keys, separators),
+ * join, select/reject, selectattr/rejectattr, map, list, items, string, safe, e/escape,
+ * default/d, first, last, upper/lower/title/capitalize, replace, int, abs, indent; the
+ * str methods strip/lstrip/rstrip, split, startswith/endswith, upper/lower/title/
+ * capitalize, replace and the dict methods items/keys/values/get; Python truthiness and
+ * jinja2's lenient Undefined. Refused with an error naming the construct and the line:
+ * call and filter blocks, raw, include/import/extends, recursive loops, any other filter,
+ * test, method or function, "%" formatting, integers outside 64 bits (Python's are
+ * exact), case changes of non-ASCII text, a method named without a call. Hostile input
+ * (nesting deeper than 200, more than 10^7 loop iterations, strings over 256 MiB) is an
+ * error too.
+ *
+ * A parsed template is immutable: threads may render it at the same time.
  */
 #ifndef MB_TOK_JINJA_H
 #define MB_TOK_JINJA_H
