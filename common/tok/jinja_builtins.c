@@ -35,6 +35,110 @@ static const struct jv *arg(const struct jv *args, const struct jstr *names, siz
     return NULL;
 }
 
+/* The parameters a filter or method takes, in order; KW: they may be given by keyword;
+ * VARIADIC: any number of positional arguments (select's test arguments). */
+struct signature {
+    const char *name;
+    const char *params[4];
+    int kw, variadic;
+};
+
+static const struct signature filter_sigs[] = {
+    { "trim", { "chars" }, 1, 0 },
+    { "length", { NULL }, 1, 0 },
+    { "count", { NULL }, 1, 0 },
+    { "tojson", { "ensure_ascii", "indent", "separators", "sort_keys" }, 1, 0 },
+    { "join", { "d", "attribute" }, 1, 0 },
+    { "select", { NULL }, 0, 1 },
+    { "reject", { NULL }, 0, 1 },
+    { "selectattr", { NULL }, 0, 1 },
+    { "rejectattr", { NULL }, 0, 1 },
+    { "map", { NULL }, 1, 1 },
+    { "list", { NULL }, 1, 0 },
+    { "items", { NULL }, 1, 0 },
+    { "string", { NULL }, 1, 0 },
+    { "safe", { NULL }, 1, 0 },
+    { "e", { NULL }, 1, 0 },
+    { "escape", { NULL }, 1, 0 },
+    { "default", { "default_value", "boolean" }, 1, 0 },
+    { "d", { "default_value", "boolean" }, 1, 0 },
+    { "first", { NULL }, 1, 0 },
+    { "last", { NULL }, 1, 0 },
+    { "upper", { NULL }, 1, 0 },
+    { "lower", { NULL }, 1, 0 },
+    { "title", { NULL }, 1, 0 },
+    { "capitalize", { NULL }, 1, 0 },
+    { "replace", { "old", "new", "count" }, 1, 0 },
+    { "int", { NULL }, 1, 0 },
+    { "abs", { NULL }, 1, 0 },
+    { "indent", { "width", "first", "blank" }, 1, 0 },
+};
+
+/* Python's str and dict methods take positional arguments only, but split. */
+static const struct signature method_sigs[] = {
+    { "strip", { "chars" }, 0, 0 },
+    { "lstrip", { "chars" }, 0, 0 },
+    { "rstrip", { "chars" }, 0, 0 },
+    { "split", { "sep", "maxsplit" }, 1, 0 },
+    { "startswith", { "prefix" }, 0, 0 },
+    { "endswith", { "suffix" }, 0, 0 },
+    { "upper", { NULL }, 0, 0 },
+    { "lower", { NULL }, 0, 0 },
+    { "title", { NULL }, 0, 0 },
+    { "capitalize", { NULL }, 0, 0 },
+    { "replace", { "old", "new", "count" }, 0, 0 },
+    { "items", { NULL }, 0, 0 },
+    { "keys", { NULL }, 0, 0 },
+    { "values", { NULL }, 0, 0 },
+    { "get", { "key", "default" }, 0, 0 },
+};
+
+static const struct signature *find_sig(const struct signature *sigs, size_t n, struct jstr name)
+{
+    for (size_t i = 0; i < n; i++)
+        if (jstr_eq(name, sigs[i].name))
+            return &sigs[i];
+    return NULL;
+}
+
+/* The arguments of a call to SIG as Python checks them: no more positional ones than
+ * parameters, keywords only where allowed and known, none given twice. */
+static int check_sig(struct jctx *c, const struct jnode *n, const struct signature *sig,
+                     const struct jstr *names, size_t nargs)
+{
+    size_t nparams = 0, positional = 0;
+    while (nparams < 4 && sig->params[nparams])
+        nparams++;
+    for (size_t i = 0; i < nargs; i++) {
+        if (!names[i].n) {
+            if (positional < i)
+                return jinja_fail(c, n->line, "'%s': a positional argument after a keyword",
+                                  sig->name);
+            positional++;
+            continue;
+        }
+        for (size_t k = 0; k < i; k++)
+            if (names[k].n == names[i].n && memcmp(names[k].s, names[i].s, names[i].n) == 0)
+                return jinja_fail(c, n->line, "'%s': keyword '%.*s' given twice", sig->name,
+                                  (int)names[i].n, names[i].s);
+        if (sig->variadic && sig->kw)
+            continue; /* map checks its own keywords */
+        size_t p = 0;
+        while (p < nparams && !jstr_eq(names[i], sig->params[p]))
+            p++;
+        if (!sig->kw || p == nparams)
+            return jinja_fail(c, n->line, "'%s' got an unexpected keyword argument '%.*s'",
+                              sig->name, (int)MB_MIN(names[i].n, (size_t)60), names[i].s);
+        if (p < positional)
+            return jinja_fail(c, n->line, "'%s' got multiple values for '%s'", sig->name,
+                              sig->params[p]);
+    }
+    if (!sig->variadic && positional > nparams)
+        return jinja_fail(c, n->line, "'%s' takes at most %zu arguments (%zu given)",
+                          sig->name, nparams, positional);
+    return 0;
+}
+
 static int want_str(struct jctx *c, const struct jnode *n, struct jv v, const char *what)
 {
     if (v.k == JV_STR)
@@ -226,6 +330,18 @@ int jinja_test(struct jctx *c, const struct jnode *n, struct jv v, const struct 
                size_t nargs, int *out)
 {
     struct jstr t = n->name;
+    static const char *const one_arg[] = { "equalto", "eq", "==", "ne", "!=", "sameas", "in" };
+    static const char *const no_arg[] = { "defined", "undefined", "none", "string", "mapping",
+                                          "iterable", "sequence", "number", "integer", "float",
+                                          "boolean", "true", "false", "odd", "even" };
+    int wants_one = 0, known = 0;
+    for (size_t i = 0; i < MB_ARRAY_LEN(one_arg); i++)
+        wants_one |= jstr_eq(t, one_arg[i]);
+    for (size_t i = 0; i < MB_ARRAY_LEN(no_arg); i++)
+        known |= jstr_eq(t, no_arg[i]);
+    if ((known || wants_one) && (size_t)wants_one != nargs)
+        return jinja_fail(c, n->line, "test '%.*s' takes %d argument%s, %zu given", NAME_FMT(n),
+                          wants_one, wants_one ? "" : "s", nargs);
     if (jstr_eq(t, "defined") || jstr_eq(t, "undefined"))
         *out = (v.k != JV_UNDEF) == jstr_eq(t, "defined");
     else if (jstr_eq(t, "none"))
@@ -239,7 +355,7 @@ int jinja_test(struct jctx *c, const struct jnode *n, struct jv v, const struct 
     else if (jstr_eq(t, "sequence")) {
         if (v.k == JV_UNDEF)
             return jinja_fail(c, n->line, "test 'sequence' on an undefined value");
-        *out = v.k == JV_STR || v.k == JV_LIST || v.k == JV_DICT;
+        *out = v.k == JV_STR || (v.k == JV_LIST && !v.l->gen) || v.k == JV_DICT;
     } else if (jstr_eq(t, "number"))
         *out = v.k == JV_INT || v.k == JV_FLOAT || v.k == JV_BOOL;
     else if (jstr_eq(t, "integer"))
@@ -350,6 +466,7 @@ static int filter_select(struct jctx *c, const struct jnode *n, struct jv v, con
         test.name = args[first].s;
     }
     *out = jv_list_new(jctx_arena(c), items.l->n);
+    out->l->gen = 1;
     for (size_t i = 0; i < items.l->n; i++) {
         struct jv x = items.l->v[i];
         if (attr) {
@@ -437,7 +554,11 @@ static int filter_length(struct jctx *c, const struct jnode *n, struct jv v, str
     switch (v.k) {
     case JV_UNDEF: *out = jv_int(0); return 0;
     case JV_STR: *out = jv_int((int64_t)jstr_chars(v.s)); return 0;
-    case JV_LIST: *out = jv_int((int64_t)v.l->n); return 0;
+    case JV_LIST:
+        if (v.l->gen)
+            return jinja_fail(c, n->line, "object of type 'generator' has no len() (add | list)");
+        *out = jv_int((int64_t)v.l->n);
+        return 0;
     case JV_DICT: *out = jv_int((int64_t)v.d->n); return 0;
     default:
         return jinja_fail(c, n->line, "object of type %s has no length", jv_type_name(v));
@@ -476,6 +597,9 @@ static int filter_indent(struct jctx *c, const struct jnode *n, struct jv v, con
     struct jv s;
     if (jv_stringify(jctx_arena(c), v, &s) < 0)
         return jinja_fail(c, n->line, "%s", mb_err_what());
+    if (width && width->k != JV_STR && width->k != JV_INT)
+        return jinja_fail(c, n->line, "indent: the width must be a number or a string, not %s",
+                          jv_type_name(*width));
     struct mb_buf ind = MB_BUF_INIT, b = MB_BUF_INIT;
     if (width && width->k == JV_STR)
         mb_buf_add(&ind, width->s.s, width->s.n);
@@ -539,6 +663,7 @@ static int filter_map(struct jctx *c, const struct jnode *n, struct jv v, const 
         return jinja_fail(c, n->line, "map: the attribute must be a string");
     }
     *out = jv_list_new(jctx_arena(c), items.l->n);
+    out->l->gen = 1;
     for (size_t i = 0; i < items.l->n; i++) {
         struct jv x = items.l->v[i];
         if (attr) {
@@ -567,6 +692,14 @@ int jinja_filter(struct jctx *c, const struct jnode *n, struct jv v, const struc
 {
     struct jstr f = n->name;
     struct jarena *a = jctx_arena(c);
+    const struct signature *sig = find_sig(filter_sigs, MB_ARRAY_LEN(filter_sigs), f);
+    if (!sig)
+        return jinja_fail(c, n->line, "unsupported construct: filter '%.*s'", NAME_FMT(n));
+    if (check_sig(c, n, sig, names, nargs) < 0)
+        return -1;
+    if ((jstr_eq(f, "int") || jstr_eq(f, "first") || jstr_eq(f, "last")) && nargs)
+        return jinja_fail(c, n->line, "unsupported construct: arguments of filter '%.*s'",
+                          NAME_FMT(n));
     if (jstr_eq(f, "trim")) {
         const struct jv *chars = arg(args, names, nargs, 0, "chars");
         struct jv s;
@@ -613,6 +746,8 @@ int jinja_filter(struct jctx *c, const struct jnode *n, struct jv v, const struc
     }
     if (jstr_eq(f, "first") || jstr_eq(f, "last")) {
         struct jv items;
+        if (jstr_eq(f, "last") && v.k == JV_LIST && v.l->gen)
+            return jinja_fail(c, n->line, "'last' of a generator (add | list)");
         if (to_list(c, n, v, &items) < 0)
             return -1;
         *out = items.l->n == 0 ? jv_undef()
@@ -670,6 +805,9 @@ static int str_method(struct jctx *c, const struct jnode *n, struct jstr s, cons
                       const struct jstr *names, size_t nargs, struct jv *out)
 {
     struct jstr m = n->a->name;
+    const struct signature *sig = find_sig(method_sigs, MB_ARRAY_LEN(method_sigs), m);
+    if (sig && check_sig(c, n, sig, names, nargs) < 0)
+        return -1;
     const struct jv *a0 = arg(args, names, nargs, 0, "");
     int which = jstr_eq(m, "strip") ? 3 : jstr_eq(m, "lstrip") ? 1 : jstr_eq(m, "rstrip") ? 2 : 0;
     if (which) {
@@ -720,6 +858,9 @@ static int dict_method(struct jctx *c, const struct jnode *n, struct jv d, const
 {
     struct jstr m = n->a->name;
     struct jarena *a = jctx_arena(c);
+    const struct signature *sig = find_sig(method_sigs, MB_ARRAY_LEN(method_sigs), m);
+    if (sig && check_sig(c, n, sig, names, nargs) < 0)
+        return -1;
     if (jstr_eq(m, "items"))
         return dict_items(c, n, d, out);
     if (jstr_eq(m, "keys") || jstr_eq(m, "values")) {

@@ -192,6 +192,8 @@ static int eval_item(struct jctx *c, const struct jnode *n, struct jv *out)
         return -1;
     if (obj.k == JV_UNDEF)
         return undefined_error(c, n->a, "taking an item");
+    if (obj.k == JV_LIST && obj.l->gen)
+        return jinja_fail(c, n->line, "indexing a generator (add | list)");
     *out = jv_undef();
     if ((obj.k == JV_DICT || obj.k == JV_NS) && idx.k == JV_STR) {
         struct jv *v = jv_dict_get(obj, idx.s.s, idx.s.n);
@@ -268,8 +270,9 @@ static int eval_slice(struct jctx *c, const struct jnode *n, struct jv *out)
     }
     if (obj.k == JV_UNDEF)
         return undefined_error(c, n->a, "slicing");
-    if (obj.k != JV_LIST && obj.k != JV_STR)
-        return jinja_fail(c, n->line, "slicing a %s", jv_type_name(obj));
+    if ((obj.k != JV_LIST && obj.k != JV_STR) || (obj.k == JV_LIST && obj.l->gen))
+        return jinja_fail(c, n->line, "slicing a %s", obj.k == JV_LIST ? "generator"
+                          : jv_type_name(obj));
     int64_t len = obj.k == JV_LIST ? (int64_t)obj.l->n : (int64_t)jstr_chars(obj.s);
     int64_t start = 0, stop = 0, step = 1;
     if (slice_indices(c, n->line, parts, len, &start, &stop, &step) < 0)
@@ -351,10 +354,10 @@ static int call_macro(struct jctx *c, const struct jnode *call, const struct jno
         while (p < m->nvars && !(call->argname[i].n == m->vars[p].n &&
                                 memcmp(call->argname[i].s, m->vars[p].s, m->vars[p].n) == 0))
             p++;
-        if (p == m->nvars)
-            rc = jinja_fail(c, call->line, "macro '%.*s' has no parameter '%.*s'",
+        if (p == m->nvars || p < positional)
+            rc = jinja_fail(c, call->line, "macro '%.*s' takes no keyword argument '%.*s'%s",
                             (int)m->name.n, m->name.s, (int)call->argname[i].n,
-                            call->argname[i].s);
+                            call->argname[i].s, p < positional ? " (given by position)" : "");
     }
     c->depth++;
     if (rc == 0)
@@ -486,12 +489,15 @@ static int floor_div(int64_t a, int64_t b, int64_t *q)
 static int arith(struct jctx *c, const struct jnode *n, struct jv a, struct jv b, struct jv *out)
 {
     struct jstr op = n->op;
-    int same_seq = (a.k == JV_STR && b.k == JV_STR) || (a.k == JV_LIST && b.k == JV_LIST);
+    int same_seq = (a.k == JV_STR && b.k == JV_STR) ||
+                   (a.k == JV_LIST && b.k == JV_LIST && !a.l->gen && !b.l->gen);
     if (jstr_eq(op, "+") && same_seq)
         return concat(c, a, b, out) < 0 ? fail_here(c, n->line) : 0;
-    if (jstr_eq(op, "*") && (a.k == JV_STR || a.k == JV_LIST) && (b.k == JV_INT || b.k == JV_BOOL))
+    if (jstr_eq(op, "*") && (a.k == JV_STR || (a.k == JV_LIST && !a.l->gen)) &&
+        (b.k == JV_INT || b.k == JV_BOOL))
         return repeat(c, a, as_int(b), out) < 0 ? fail_here(c, n->line) : 0;
-    if (jstr_eq(op, "*") && (b.k == JV_STR || b.k == JV_LIST) && (a.k == JV_INT || a.k == JV_BOOL))
+    if (jstr_eq(op, "*") && (b.k == JV_STR || (b.k == JV_LIST && !b.l->gen)) &&
+        (a.k == JV_INT || a.k == JV_BOOL))
         return repeat(c, b, as_int(a), out) < 0 ? fail_here(c, n->line) : 0;
     if (a.k == JV_UNDEF || b.k == JV_UNDEF)
         return undefined_error(c, a.k == JV_UNDEF ? n->a : n->b, "used with an operator");
@@ -599,6 +605,8 @@ static int contains(struct jctx *c, const struct jnode *n, struct jv item, struc
             *found = 1;
         for (size_t i = 0; !*found && i + item.s.n <= seq.s.n; i++)
             *found = memcmp(seq.s.s + i, item.s.s, item.s.n) == 0;
+    } else if (seq.k == JV_LIST && seq.l->gen) {
+        return jinja_fail(c, n->line, "'in' on a generator (add | list)");
     } else if (seq.k == JV_LIST) {
         for (size_t i = 0; !*found && i < seq.l->n; i++)
             *found = jv_equal(item, seq.l->v[i]);
@@ -696,8 +704,13 @@ static int eval(struct jctx *c, const struct jnode *n, struct jv *out)
         if (eval(c, n->a, &v) < 0)
             return -1;
         if (!is_num(v))
-            return v.k == JV_UNDEF ? undefined_error(c, n->a, "negated")
-                   : jinja_fail(c, n->line, "bad operand type for unary -: %s", jv_type_name(v));
+            return v.k == JV_UNDEF ? undefined_error(c, n->a, "with a unary sign")
+                   : jinja_fail(c, n->line, "bad operand type for unary %.*s: %s", (int)n->op.n,
+                                n->op.s, jv_type_name(v));
+        if (jstr_eq(n->op, "+")) {
+            *out = v.k == JV_BOOL ? jv_int(v.b) : v;
+            return 0;
+        }
         if (v.k != JV_FLOAT && as_int(v) == INT64_MIN)
             return jinja_fail(c, n->line, "integer result of '-' outside 64 bits");
         *out = v.k == JV_FLOAT ? jv_float(-v.f) : jv_int(-as_int(v));

@@ -59,6 +59,7 @@ struct jlist {
     size_t n, cap;
     struct jv *v;
     int tuple; /* a Python tuple: prints with (), never equals a list */
+    int gen;   /* a generator (select, reject, map ...): iterable only, always true */
 };
 
 struct jdict {

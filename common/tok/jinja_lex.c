@@ -39,28 +39,18 @@ static void push(struct lexer *L, enum jtok_kind k, int line, const char *s, siz
     L->out->v[L->out->n++] = (struct jtok){ .k = k, .line = line, .s = { s, n } };
 }
 
-/* Python's str.splitlines() boundaries become "\n"; one final newline is dropped. */
+/* "\r\n" and "\r" become "\n" (jinja2's newline_re); one final newline is dropped. */
 static char *normalise_newlines(struct jarena *a, const char *src, size_t len, size_t *out_len)
 {
     char *o = jarena_alloc(a, len + 1);
     size_t k = 0;
     for (size_t i = 0; i < len; i++) {
-        unsigned char c = (unsigned char)src[i];
-        if (c == '\r') {
+        if (src[i] == '\r') {
             if (i + 1 < len && src[i + 1] == '\n')
                 i++;
             o[k++] = '\n';
-        } else if (c == '\v' || c == '\f' || (c >= 0x1C && c <= 0x1E)) {
-            o[k++] = '\n';
-        } else if (c == 0xC2 && i + 1 < len && (unsigned char)src[i + 1] == 0x85) {
-            o[k++] = '\n';
-            i++;
-        } else if (c == 0xE2 && i + 2 < len && (unsigned char)src[i + 1] == 0x80 &&
-                   ((unsigned char)src[i + 2] == 0xA8 || (unsigned char)src[i + 2] == 0xA9)) {
-            o[k++] = '\n';
-            i += 2;
         } else {
-            o[k++] = (char)c;
+            o[k++] = src[i];
         }
     }
     if (k && o[k - 1] == '\n')
@@ -130,7 +120,8 @@ static void emit_text(struct lexer *L, size_t start, size_t n, char kind, char m
 /* Decode a Python string literal body (unicode-escape over the raw text). */
 static int decode_string(struct lexer *L, size_t start, size_t end, int line, struct jstr *out)
 {
-    char *o = jarena_alloc(L->a, end - start + 1);
+    /* an escaped non-ASCII character grows: backslash + U+00E9 (3 bytes) -> 5 bytes */
+    char *o = jarena_alloc(L->a, 3 * (end - start) + 1);
     size_t k = 0;
     for (size_t i = start; i < end; i++) {
         char c = L->src[i];
@@ -141,6 +132,21 @@ static int decode_string(struct lexer *L, size_t start, size_t end, int line, st
         char e = L->src[++i];
         uint32_t cp = 0;
         int hex = 0;
+        if ((unsigned char)e >= 0x80) {
+            /* backslashreplace turned the character into \xNN, \uNNNN or \UNNNNNNNN, whose
+             * backslash this one escapes: the text stays, with a backslash */
+            int bad, len = mb_utf8_seq_len((const unsigned char *)L->src + i, end - i, &bad);
+            if (len == 0)
+                return lex_fail(L, line, "ill-formed UTF-8 in a string");
+            mb_utf8_decode((const unsigned char *)L->src + i, &cp);
+            char esc[16];
+            int w = snprintf(esc, sizeof esc, cp <= 0xFF ? "\\x%02x" : cp <= 0xFFFF ? "\\u%04x"
+                             : "\\U%08x", cp);
+            memcpy(o + k, esc, (size_t)w);
+            k += (size_t)w;
+            i += (size_t)len - 1;
+            continue;
+        }
         switch (e) {
         case 'n': o[k++] = '\n'; break;
         case 't': o[k++] = '\t'; break;
@@ -153,6 +159,8 @@ static int decode_string(struct lexer *L, size_t start, size_t end, int line, st
         case 'f': o[k++] = '\f'; break;
         case 'v': o[k++] = '\v'; break;
         case '\n': break; /* line continuation */
+        case 'N':
+            return lex_fail(L, line, "unsupported construct: \\N{...} escape in a string");
         case 'x': hex = 2; break;
         case 'u': hex = 4; break;
         case 'U': hex = 8; break;
@@ -197,45 +205,110 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-static int lex_number(struct lexer *L)
+static int is_digit_in(char c, int base)
 {
-    size_t s = L->pos;
-    int is_float = 0;
-    while (L->pos < L->n && (is_digit(L->src[L->pos]) || L->src[L->pos] == '_'))
-        L->pos++;
-    if (L->pos + 1 < L->n && L->src[L->pos] == '.' && is_digit(L->src[L->pos + 1])) {
-        is_float = 1;
-        L->pos++;
-        while (L->pos < L->n && is_digit(L->src[L->pos]))
-            L->pos++;
+    if (base == 16)
+        return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+    return c >= '0' && c < '0' + base;
+}
+
+/* (\d+_)*\d+ from I: the end, or I when there is none. */
+static size_t digit_groups(const char *s, size_t n, size_t i)
+{
+    size_t end = i;
+    while (i < n && is_digit(s[i])) {
+        while (i < n && is_digit(s[i]))
+            i++;
+        end = i;
+        if (i + 1 < n && s[i] == '_' && is_digit(s[i + 1]))
+            i++;
+        else
+            break;
     }
-    if (L->pos < L->n && (L->src[L->pos] == 'e' || L->src[L->pos] == 'E')) {
-        size_t p = L->pos + 1;
-        if (p < L->n && (L->src[p] == '+' || L->src[p] == '-'))
-            p++;
-        if (p < L->n && is_digit(L->src[p])) {
-            is_float = 1;
-            while (p < L->n && is_digit(L->src[p]))
-                p++;
-            L->pos = p;
+    return end;
+}
+
+/* The float of jinja2's float_re at I: (\d+_)*\d+ then .digits and/or an exponent;
+ * its end, or I. */
+static size_t float_end(const char *s, size_t n, size_t i)
+{
+    size_t m = digit_groups(s, n, i), e;
+    if (m == i)
+        return i;
+    size_t f = m;
+    if (m + 1 < n && s[m] == '.' && (e = digit_groups(s, n, m + 1)) > m + 1)
+        f = e;
+    size_t x = f;
+    if (x < n && (s[x] == 'e' || s[x] == 'E')) {
+        x++;
+        if (x < n && (s[x] == '+' || s[x] == '-'))
+            x++;
+        if ((e = digit_groups(s, n, x)) > x)
+            return e;
+    }
+    return f > m ? f : i;
+}
+
+/* The integer of jinja2's integer_re at I (0b, 0o, 0x, [1-9](_?\d)*, 0(_?0)*): its end
+ * and base. */
+static size_t int_end(const char *s, size_t n, size_t i, int *base)
+{
+    *base = 10;
+    if (s[i] == '0' && i + 1 < n && strchr("bBoOxX", s[i + 1]) && s[i + 1]) {
+        int b = (s[i + 1] | 32) == 'b' ? 2 : (s[i + 1] | 32) == 'o' ? 8 : 16;
+        size_t k = i + 2, end = i;
+        while (k < n) {
+            size_t d = k + (s[k] == '_');
+            if (d < n && is_digit_in(s[d], b))
+                k = end = d + 1;
+            else
+                break;
+        }
+        if (end > i) {
+            *base = b;
+            return end;
         }
     }
-    char buf[64];
+    char lead = s[i];
+    size_t k = i + 1;
+    while (k < n) {
+        size_t d = k + (s[k] == '_');
+        if (d < n && (lead == '0' ? s[d] == '0' : is_digit(s[d])))
+            k = d + 1;
+        else
+            break;
+    }
+    return k;
+}
+
+static int lex_number(struct lexer *L)
+{
+    const char *s = L->src;
+    size_t start = L->pos, end;
+    int base = 10;
+    int is_float = !(start > 0 && s[start - 1] == '.') &&
+                   (end = float_end(s, L->n, start)) > start;
+    if (!is_float)
+        end = int_end(s, L->n, start, &base);
+    char buf[80];
     size_t k = 0;
-    for (size_t i = s; i < L->pos && k < sizeof buf - 1; i++)
-        if (L->src[i] != '_')
-            buf[k++] = L->src[i];
+    for (size_t i = start + (base != 10 ? 2 : 0); i < end; i++)
+        if (s[i] != '_') {
+            if (k == sizeof buf - 1)
+                return lex_fail(L, L->line, "number literal too long");
+            buf[k++] = s[i];
+        }
     buf[k] = 0;
-    push(L, is_float ? JT_FLOAT : JT_INT, L->line, L->src + s, L->pos - s);
+    push(L, is_float ? JT_FLOAT : JT_INT, L->line, s + start, end - start);
+    L->pos = end;
     struct jtok *t = &L->out->v[L->out->n - 1];
+    errno = 0;
     if (is_float)
         t->f = strtod(buf, NULL);
-    else {
-        errno = 0;
-        t->i = strtoll(buf, NULL, 10);
-        if (errno == ERANGE)
-            return lex_fail(L, L->line, "integer literal outside 64 bits");
-    }
+    else
+        t->i = strtoll(buf, NULL, base);
+    if (errno == ERANGE && !is_float)
+        return lex_fail(L, L->line, "integer literal outside 64 bits");
     return 0;
 }
 
@@ -248,10 +321,10 @@ static int lex_tag(struct lexer *L, char kind, int open_line)
     char close = kind == '{' ? '}' : '%';
     int depth = 0;
     for (;;) {
-        while (L->pos < L->n && strchr(" \t\n\r", L->src[L->pos])) {
+        for (size_t w; L->pos < L->n && (w = space_at(L->src + L->pos, L->n - L->pos));) {
             if (L->src[L->pos] == '\n')
                 L->line++;
-            L->pos++;
+            L->pos += w;
         }
         if (L->pos >= L->n)
             return lex_fail(L, open_line, kind == '{' ? "unclosed '{{'" : "unclosed '{%'");
@@ -298,11 +371,16 @@ static int lex_tag(struct lexer *L, char kind, int open_line)
             for (size_t i = 0; i < MB_ARRAY_LEN(ops2); i++)
                 if (left >= 2 && memcmp(p, ops2[i], 2) == 0)
                     oplen = 2;
-            if (!oplen && strchr(ops1, c) && c)
+            if (!oplen && c && strchr(ops1, c))
                 oplen = 1;
-            if (!oplen) {
+            if (!oplen) { /* the whole character, so the message stays valid UTF-8 */
+                int bad, len = mb_utf8_seq_len((const unsigned char *)p, left, &bad);
                 char msg[64];
-                snprintf(msg, sizeof msg, "unexpected character '%c' in a tag", c);
+                if (len > 0)
+                    snprintf(msg, sizeof msg, "unexpected character '%.*s' in a tag", len, p);
+                else
+                    snprintf(msg, sizeof msg, "unexpected byte 0x%02x in a tag",
+                             (unsigned char)c);
                 return lex_fail(L, L->line, msg);
             }
             if (c == '{' || c == '(' || c == '[')
@@ -350,7 +428,7 @@ int jinja_lex(struct jarena *a, const char *src, size_t len, const char *name,
         const char *open = NULL;
         for (const char *p = L.src + L.pos; (p = memchr(p, '{', (size_t)(L.src + L.n - p)));
              p++)
-            if (p + 1 < L.src + L.n && strchr("{%#", p[1]) && p[1]) {
+            if (p + 1 < L.src + L.n && (p[1] == '{' || p[1] == '%' || p[1] == '#')) {
                 open = p;
                 break;
             }

@@ -308,12 +308,13 @@ static struct jnode *parse_postfix(struct parser *P, struct jnode *n)
     }
 }
 
-/* A test's single argument without parentheses: "x is equalto 'a'", "x is sameas false". */
+/* A test's single argument without parentheses: "x is equalto 'a'", "x is sameas false".
+ * As in jinja2, any name but else, or, and starts one (so "x is defined if c" does not
+ * parse, there or here). */
 static int test_has_bare_arg(const struct jtok *t)
 {
     if (t->k == JT_NAME)
-        return !jstr_eq(t->s, "else") && !jstr_eq(t->s, "or") && !jstr_eq(t->s, "and") &&
-               !jstr_eq(t->s, "if") && !jstr_eq(t->s, "in") && !jstr_eq(t->s, "not");
+        return !jstr_eq(t->s, "else") && !jstr_eq(t->s, "or") && !jstr_eq(t->s, "and");
     return t->k == JT_STRING || t->k == JT_INT || t->k == JT_FLOAT || is_op(t, "[") ||
            is_op(t, "{");
 }
@@ -359,6 +360,10 @@ static struct jnode *parse_filter_expr(struct parser *P, struct jnode *n)
                 if (parse_call_args(P, f) < 0)
                     return NULL;
             } else if (test_has_bare_arg(peek(P))) {
+                if (is_name(peek(P), "is")) {
+                    pfail(P, peek(P)->line, "tests cannot be chained with 'is'");
+                    return NULL;
+                }
                 struct jnode *arg = parse_primary(P);
                 if (!arg || !(arg = parse_postfix(P, arg)))
                     return NULL;
@@ -391,12 +396,9 @@ static struct jnode *parse_unary(struct parser *P, int with_filter)
         P->depth--;
         if (!e)
             return NULL;
-        if (is_op(t, "+")) {
-            n = e;
-        } else {
-            n = node(P, JN_NEG, t->line);
-            n->a = e;
-        }
+        n = node(P, JN_NEG, t->line);
+        n->a = e;
+        n->op = is_op(t, "+") ? (struct jstr){ "+", 1 } : (struct jstr){ "-", 1 };
     } else if (!(n = parse_primary(P))) {
         return NULL;
     }

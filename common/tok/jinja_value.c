@@ -206,7 +206,7 @@ int jv_truthy(struct jv v)
     case JV_STR:
         return v.s.n != 0;
     case JV_LIST:
-        return v.l->n != 0;
+        return v.l->gen || v.l->n != 0;
     case JV_DICT:
         return v.d->n != 0;
     case JV_NS:
@@ -243,6 +243,8 @@ int jv_equal(struct jv a, struct jv b)
     case JV_STR:
         return a.s.n == b.s.n && memcmp(a.s.s, b.s.s, a.s.n) == 0;
     case JV_LIST:
+        if (a.l->gen || b.l->gen)
+            return a.l == b.l;
         if (a.l->n != b.l->n || a.l->tuple != b.l->tuple)
             return 0;
         for (size_t i = 0; i < a.l->n; i++)
@@ -373,6 +375,8 @@ int jv_to_str(struct jv v, struct mb_buf *out)
         mb_buf_add(out, v.s.s, v.s.n);
         return 0;
     case JV_LIST:
+        if (v.l->gen)
+            return mb_err_set(MB_E_UNSUPPORTED, NULL, "printing a generator (add | list)");
         mb_buf_addc(out, v.l->tuple ? '(' : '[');
         for (size_t i = 0; i < v.l->n; i++) {
             if (i)
@@ -538,6 +542,9 @@ static int json_value(struct jv v, const struct json_opts *o, int depth, struct 
         add_json_str(out, v.s);
         return 0;
     case JV_LIST:
+        if (v.l->gen)
+            return mb_err_set(MB_E_INVALID, NULL, "tojson: a generator is not JSON "
+                              "serializable (add | list)");
         if (v.l->n == 0) {
             mb_buf_adds(out, "[]");
             return 0;

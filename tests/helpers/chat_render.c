@@ -20,6 +20,19 @@
 #include "tok/jinja.h"
 #include "tok/tokenizer.h"
 
+/* "error: WHERE: WHAT" on one line (a template's raise_exception message may hold
+ * newlines). */
+static void print_error(void)
+{
+    printf("error: %s: ", mb_err_where());
+    for (const char *p = mb_err_what(); *p; p++)
+        if (*p == '\n')
+            fputs("\\n", stdout);
+        else
+            putchar(*p);
+    putchar('\n');
+}
+
 static int fail(void)
 {
     fprintf(stderr, "chat_render: error: %s: %s\n", mb_err_where(), mb_err_what());
@@ -56,7 +69,7 @@ static void print_row(const mb_chat_template *ct, mb_tok_encoder *enc, const mb_
     if (rc == 0) {
         printf("%s\n", out.data);
     } else {
-        printf("error: %s: %s\n", mb_err_where(), mb_err_what());
+        print_error();
         (*errors)++;
     }
     mb_buf_release(&out);
@@ -81,7 +94,7 @@ static void print_case(const mb_json *c, const char *where, int *errors)
         printf("%s\n", q.data);
         mb_buf_release(&q);
     } else {
-        printf("error: %s: %s\n", mb_err_where(), mb_err_what());
+        print_error();
         (*errors)++;
     }
     mb_jinja_free(t);
@@ -105,7 +118,7 @@ static int jinja_cases(const char *path)
         snprintf(where, sizeof where, "%s:%ld", path, ++lineno);
         mb_json *c = mb_json_parse(line, (size_t)len, where);
         if (!c) {
-            printf("error: %s: %s\n", mb_err_where(), mb_err_what());
+            print_error();
             errors++;
             continue;
         }
@@ -154,7 +167,7 @@ int main(int argc, char **argv)
         snprintf(where, sizeof where, "%s:%ld", argv[3], lineno);
         mb_json *row = mb_json_parse(line, (size_t)len, where);
         if (!row) {
-            printf("error: %s: %s\n", mb_err_where(), mb_err_what());
+            print_error();
             errors++;
             continue;
         }
