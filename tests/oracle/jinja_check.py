@@ -107,6 +107,22 @@ CASES = [
     ("{% for a, b in [1, 2] %}{% endfor %}", {}),
     ("{% macro f(a) %}{{ a }}{% endmacro %}{{ f(1, 2) }}", {}),
     ("{% macro f(a) %}{{ a }}{% endmacro %}{{ f(b=2) }}", {}),
+    # found by a differential run of the fuzz corpus against jinja2
+    ("s\x0c.d\x0b\x1c\x1d\x85\u2028 e\r\nf\rg\n", {}),
+    ("{{ 0x1F }} {{ 0o17 }} {{ 0b101 }} {{ 1_000 }} {{ 1e3 }} {{ 1_0.5_0 }} {{ 00 }} {{ 1.5e-3 }}", {}),
+    ("{{ 03 }}", {}),
+    ("{{ 'x\\\u0646\\\u00e9\\\U0001F600' }}", {}),
+    ("{{ [1, 2] | reject('odd') | list }} {{ [1, 2] | select('odd') | first }} {{ 'yes' if [] | select else 'no' }}", {}),
+    ("{{ [1, 2] | map('string') | length }}", {}),
+    ("{{ 'ab' | indent(u) }}", {}),
+    ("{{ x is defined if x else 'n' }}", {"x": 1}),
+    ("{{ +u }}", {}),
+    ("{{ +true }} {{ -false }} {{ +1.5 }}", {}),
+    ("{% macro f(a, b=1) %}{{ a }}{{ b }}{% endmacro %}{{ f(1, a=2) }}", {}),
+    ("{{ 'a' | trim(chars='a', x=1) }}", {}),
+    ("{{ 'a b'.split(sep=' ') }} {{ 'a'.strip(chars='a') }}", {}),
+    ("{{ x is defined(1) }}", {"x": 1}),
+    ("{{ 'a\x00b' }}{{ '\x00' | length }}", {}),
     # syntax errors
     ("{% if x %}never closed", {}),
     ("{{ 1 + }}", {}),
@@ -130,6 +146,7 @@ UNSUPPORTED = [  # (template, words mb's error must hold)
     ("{{ 2 ** 64 }}", ["outside 64 bits", ":1"]),
     ("\n{{ 9223372036854775807 + 1 }}", ["outside 64 bits", ":2"]),
     ("{{ 99999999999999999999 }}", ["outside 64 bits", ":1"]),
+    ("{{ [1, 2] | select('odd') }}", ["printing a generator", ":1"]),
 ]
 
 
