@@ -130,7 +130,7 @@ CASES = [
 ]
 
 UNSUPPORTED = [  # (template, words mb's error must hold)
-    ("{% macro f(x) %}[{{ x }}]{% endmacro %}\n{% call f(1) %}body{% endcall %}", ["call", ":2"]),
+    ("{% macro f() %}[{{ caller() }}]{% endmacro %}\n{% call f() %}body{% endcall %}", ["call", ":2"]),
     ("line one\n{% filter upper %}x{% endfilter %}", ["filter", ":2"]),
     ("{{ 'x' | wordwrap(3) }}", ["wordwrap", ":1"]),
     ("\n\n{{ [3, 1] | sort | join }}", ["sort", ":3"]),
@@ -206,7 +206,7 @@ def main():
             print(f"# case {i} {tmpl!r}\n#   mb {line!r}\n#   jinja2 {want if exc is None else repr(exc)!r}")
     refused = 0
     for (tmpl, words), line in zip(UNSUPPORTED, got[len(CASES):]):
-        _compile_jinja_template(tmpl).render() if "raw" in tmpl else None
+        _compile_jinja_template(tmpl).render()  # jinja2 renders it: outside mb's subset only
         if line.startswith("error: ") and all(w in line for w in words):
             refused += 1
         else:
