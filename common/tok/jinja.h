@@ -10,14 +10,14 @@
  * attribute access; the tests defined, undefined, none, string, mapping, iterable,
  * sequence, number, integer, float, boolean, true, false, equalto/eq/ne, sameas, in,
  * odd, even; the filters trim, length/count, tojson (indent, sort_keys, separators),
- * join, select/reject, selectattr/rejectattr, map, list, items, string, safe, e/escape,
- * default/d, first, last, upper/lower/title/capitalize, replace, int, abs, indent; the
+ * join, select/reject, selectattr/rejectattr, map, list, items, string, default/d, first, last, upper/lower/title/capitalize, replace, int, abs, indent; the
  * str methods strip/lstrip/rstrip, split, startswith/endswith, upper/lower/title/
  * capitalize, replace and the dict methods items/keys/values/get; Python truthiness and
  * jinja2's lenient Undefined. Refused with an error naming the construct and the line:
  * call and filter blocks, raw, include/import/extends, recursive loops, any other filter,
  * test, method or function, "%" formatting, integers outside 64 bits (Python's are
- * exact), case changes of non-ASCII text, a method named without a call. Hostile input
+ * exact), case changes of non-ASCII text, a method named without a call, safe and
+ * escape (their Markup strings escape what they are joined with). Hostile input
  * (nesting deeper than 200, more than 10^7 loop iterations, strings over 256 MiB) is an
  * error too.
  *

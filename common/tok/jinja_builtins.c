@@ -57,9 +57,6 @@ static const struct signature filter_sigs[] = {
     { "list", { NULL }, 1, 0 },
     { "items", { NULL }, 1, 0 },
     { "string", { NULL }, 1, 0 },
-    { "safe", { NULL }, 1, 0 },
-    { "e", { NULL }, 1, 0 },
-    { "escape", { NULL }, 1, 0 },
     { "default", { "default_value", "boolean" }, 1, 0 },
     { "d", { "default_value", "boolean" }, 1, 0 },
     { "first", { NULL }, 1, 0 },
@@ -565,26 +562,6 @@ static int filter_length(struct jctx *c, const struct jnode *n, struct jv v, str
     }
 }
 
-static int filter_escape(struct jctx *c, struct jv v, struct jv *out)
-{
-    struct jv s;
-    if (jv_stringify(jctx_arena(c), v, &s) < 0)
-        return -1;
-    struct mb_buf b = MB_BUF_INIT;
-    for (size_t i = 0; i < s.s.n; i++) {
-        switch (s.s.s[i]) {
-        case '&': mb_buf_adds(&b, "&amp;"); break;
-        case '<': mb_buf_adds(&b, "&lt;"); break;
-        case '>': mb_buf_adds(&b, "&gt;"); break;
-        case '"': mb_buf_adds(&b, "&#34;"); break;
-        case '\'': mb_buf_adds(&b, "&#39;"); break;
-        default: mb_buf_addc(&b, s.s.s[i]);
-        }
-    }
-    *out = jv_dup_str(c, b.data ? b.data : "", b.len);
-    mb_buf_release(&b);
-    return 0;
-}
 
 /* jinja2's indent(width=4, first=False, blank=False): lines after the first indented,
  * blank ones too only with BLANK. Only "\n" line breaks (str.splitlines knows more). */
@@ -731,12 +708,6 @@ int jinja_filter(struct jctx *c, const struct jnode *n, struct jv v, const struc
         return dict_items(c, n, v, out);
     if (jstr_eq(f, "string"))
         return jv_stringify(a, v, out) < 0 ? jinja_fail(c, n->line, "%s", mb_err_what()) : 0;
-    if (jstr_eq(f, "safe")) {
-        *out = v;
-        return 0;
-    }
-    if (jstr_eq(f, "e") || jstr_eq(f, "escape"))
-        return filter_escape(c, v, out) < 0 ? jinja_fail(c, n->line, "%s", mb_err_what()) : 0;
     if (jstr_eq(f, "default") || jstr_eq(f, "d")) {
         const struct jv *dflt = arg(args, names, nargs, 0, "default_value");
         const struct jv *boolean = arg(args, names, nargs, 1, "boolean");
