@@ -101,8 +101,9 @@ static int special_token(const mb_json *cfg, const char *path, const char *key, 
 }
 
 /* The template text: "chat_template" as a string, or the entry named "default" of a
- * list of {name, template}; else chat_template.jinja beside the config. */
-static int template_text(const mb_json *cfg, const char *path, char **text, size_t *len)
+ * list of {name, template}; else chat_template.jinja beside the config (PATH NULL: none). */
+static int template_text(const mb_json *cfg, const char *path, const char *where, char **text,
+                         size_t *len)
 {
     const mb_json *v = mb_json_get(cfg, "chat_template");
     if (v && mb_json_type_of(v) == MB_JSON_ARRAY) {
@@ -115,18 +116,20 @@ static int template_text(const mb_json *cfg, const char *path, char **text, size
                 found = mb_json_get(mb_json_at(v, i), "template");
         }
         if (!found)
-            return mb_err_set(MB_E_INVALID, path, "chat_template: a list of named templates "
+            return mb_err_set(MB_E_INVALID, where, "chat_template: a list of named templates "
                               "without one named \"default\"");
         v = found;
     }
     if (v) {
         const char *s = mb_json_str(v, len);
         if (!s)
-            return mb_err_set(MB_E_INVALID, path, "chat_template: expected a string, found %s",
+            return mb_err_set(MB_E_INVALID, where, "chat_template: expected a string, found %s",
                               mb_json_type_name(v));
         *text = mb_xstrndup(s, *len);
         return 0;
     }
+    if (!path)
+        return mb_err_set(MB_E_INVALID, where, "no chat_template key");
     const char *slash = strrchr(path, '/');
     char *jinja = mb_xasprintf("%.*schat_template.jinja", slash ? (int)(slash - path + 1) : 0,
                                path);
@@ -140,23 +143,25 @@ static int template_text(const mb_json *cfg, const char *path, char **text, size
     return rc;
 }
 
-mb_chat_template *mb_chat_template_load(const char *tokenizer_config_json)
+/* The template of the parsed config CFG; PATH (may be NULL) is the file it came from,
+ * for chat_template.jinja beside it; WHERE names it in errors. */
+static mb_chat_template *template_from_config(const mb_json *cfg, const char *path,
+                                              const char *where)
 {
-    const char *path = tokenizer_config_json;
-    mb_json *cfg = mb_json_parse_file(path);
-    if (!cfg)
-        return NULL;
     char *special[N_SPECIAL] = { NULL };
     char *text = NULL;
     size_t len = 0;
     mb_chat_template *ct = NULL;
     int rc = 0;
+    if (mb_json_type_of(cfg) != MB_JSON_OBJECT)
+        rc = mb_err_set(MB_E_INVALID, where, "expected a JSON object, found %s",
+                        mb_json_type_name(cfg));
     for (size_t i = 0; i < N_SPECIAL && rc == 0; i++)
-        rc = special_token(cfg, path, special_keys[i], &special[i]);
+        rc = special_token(cfg, where, special_keys[i], &special[i]);
     if (rc == 0)
-        rc = template_text(cfg, path, &text, &len);
+        rc = template_text(cfg, path, where, &text, &len);
     if (rc == 0) {
-        char *name = mb_xasprintf("%s: chat_template", path);
+        char *name = mb_xasprintf("%s: chat_template", where);
         ct = mb_chat_template_new(text, len, special[0], special[1], name);
         free(name);
     }
@@ -168,6 +173,26 @@ mb_chat_template *mb_chat_template_load(const char *tokenizer_config_json)
     for (size_t i = 0; i < N_SPECIAL; i++)
         free(special[i]);
     free(text);
+    return ct;
+}
+
+mb_chat_template *mb_chat_template_load(const char *tokenizer_config_json)
+{
+    mb_json *cfg = mb_json_parse_file(tokenizer_config_json);
+    if (!cfg)
+        return NULL;
+    mb_chat_template *ct = template_from_config(cfg, tokenizer_config_json,
+                                                tokenizer_config_json);
+    mb_json_free(cfg);
+    return ct;
+}
+
+mb_chat_template *mb_chat_template_load_data(const char *data, size_t len, const char *where)
+{
+    mb_json *cfg = mb_json_parse(data, len, where);
+    if (!cfg)
+        return NULL;
+    mb_chat_template *ct = template_from_config(cfg, NULL, where);
     mb_json_free(cfg);
     return ct;
 }

@@ -55,6 +55,9 @@ typedef struct mb_chat_template mb_chat_template;
  * tokenizer_config.json; NULL with mb_err naming the file and key. A chat_template given
  * as a list of named templates uses the one named "default". */
 mb_chat_template *mb_chat_template_load(const char *tokenizer_config_json);
+/* The same from the bytes of a tokenizer_config.json held in memory (a checkpoint's
+ * /hf/files blob); WHERE names it in errors. */
+mb_chat_template *mb_chat_template_load_data(const char *data, size_t len, const char *where);
 /* A template from its text; BOS and EOS may be NULL (then undefined in the template).
  * NAME names it in errors. NULL with mb_err on a template that cannot be parsed. */
 mb_chat_template *mb_chat_template_new(const char *text, size_t len, const char *bos,

@@ -90,8 +90,8 @@ int main(void)
 
     static const char plain[] = "{% for m in messages %}[{{ m.role }}] {{ m.content }}{% endfor %}";
     mb_chat_template *p = mb_chat_template_new(plain, strlen(plain), NULL, NULL, "plain");
-    mb_json *row = mb_json_parse("{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}", 47,
-                                 "row");
+    static const char user_x[] = "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}";
+    mb_json *row = mb_json_parse(user_x, strlen(user_x), "row");
     struct mb_ids ids = MB_IDS_INIT;
     uint8_t *mask = (uint8_t *)&ids;
     ok(p && mb_chat_encode_row(p, enc, row, "data.jsonl:3", &ids, &mask) < 0 && !mask &&
@@ -103,6 +103,24 @@ int main(void)
     ok(!mb_chat_template_new("{% for x in y %}", 16, NULL, NULL, "t.json: chat_template") &&
        strcmp(mb_err_where(), "t.json: chat_template:1") == 0 &&
        strstr(mb_err_what(), "endfor"), "an unclosed loop: the template line and what is missing");
+
+    static const char cfg[] = "{\"chat_template\": \"{{ bos_token }}{% for m in messages %}"
+                              "{{ m.content }}{% endfor %}{{ eos_token }}\", \"bos_token\": "
+                              "{\"content\": \"<s>\"}, \"eos_token\": \"</s>\"}";
+    mb_chat_template *mem = mb_chat_template_load_data(cfg, strlen(cfg), "ckpt.h5:/hf/files/c");
+    struct mb_buf text = MB_BUF_INIT;
+    static const char one[] = "{\"messages\": [{\"role\": \"user\", \"content\": \"x\"}]}";
+    row = mb_json_parse(one, strlen(one), "row");
+    ok(mem && mb_chat_render(mem, row, "row", &text) == 0 && strcmp(text.data, "<s>x</s>") == 0,
+       "a tokenizer_config.json in memory: template, bos_token as {content}, eos_token");
+    mb_json_free(row);
+    mb_buf_release(&text);
+    mb_chat_template_free(mem);
+    ok(!mb_chat_template_load_data("{\"eos_token\": 1}", 16, "blob") &&
+       strcmp(mb_err_where(), "blob") == 0 && strstr(mb_err_what(), "eos_token"),
+       "in memory, a bad special token names the blob and the key");
+    ok(!mb_chat_template_load_data("{}", 2, "blob") && strstr(mb_err_what(), "chat_template"),
+       "in memory, no chat_template key");
 
     mb_chat_template_free(p);
     mb_chat_template_free(g);
