@@ -72,8 +72,8 @@ const char *mb_chat_template_family(const mb_chat_template *ct);
  * rendered (add_generation_prompt false) and tokenized without special-token
  * insertion. *IDS is set to the tokens (its old contents dropped), *MASK (malloc'd,
  * ids->len bytes) 1 where the token is supervised (assistant content + end marker; the
- * mask of the token itself, unshifted). -1 with mb_err naming WHERE (e.g. "file.jsonl:12") and the construct or
- * key on failure. */
+ * mask of the token itself, unshifted). -1 with mb_err naming WHERE (e.g.
+ * "file.jsonl:12") and the construct or key on failure. */
 MB_MUST_CHECK int mb_chat_encode_row(const mb_chat_template *ct, mb_tok_encoder *enc,
                                      const mb_json *row, const char *where,
                                      struct mb_ids *ids, uint8_t **mask);

@@ -12,8 +12,9 @@
  * odd, even; the filters trim, length/count, tojson (indent, sort_keys, separators),
  * join, select/reject, selectattr/rejectattr, map (giving generators, as jinja2),
  * list, items, string, default/d, first, last, upper/lower/title/capitalize, replace,
- * int, abs, indent; the str methods strip/lstrip/rstrip, split, startswith/endswith, upper/lower/title/
- * capitalize, replace and the dict methods items/keys/values/get; Python truthiness and
+ * int, abs, indent; the str methods strip/lstrip/rstrip, split, startswith/endswith,
+ * upper/lower/title/capitalize, replace and the dict methods items/keys/values/get;
+ * Python truthiness and
  * jinja2's lenient Undefined. Refused with an error naming the construct and the line:
  * call and filter blocks, raw, include/import/extends, recursive loops, any other filter,
  * test, method or function, "%" formatting, integers outside 64 bits (Python's are

@@ -66,13 +66,15 @@ int main(void)
 
     static const char *const a1[] = { "Hi there", "Fine.", NULL };
     check_row(ct, enc,
-              "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}, {\"role\": \"assistant\","
+              "{\"messages\": [{\"role\": \"user\", \"content\": \"Hello\"},"
+              " {\"role\": \"assistant\","
               " \"content\": \"Hi there\"}, {\"role\": \"user\", \"content\": \"And you?\"},"
               " {\"role\": \"assistant\", \"content\": \"Fine.\"}]}",
               a1, "<|im_end|>\n", "ChatML, two turns");
     static const char *const a2[] = { "Bonjour", NULL };
     check_row(ct, enc,
-              "{\"system\": \"French.\", \"conversations\": [{\"from\": \"HUMAN\", \"value\": \"Hi\"},"
+              "{\"system\": \"French.\", \"conversations\":"
+              " [{\"from\": \"HUMAN\", \"value\": \"Hi\"},"
               " {\"from\": \"gpt\", \"value\": \"Bonjour\"}]}",
               a2, "<|im_end|>\n", "ShareGPT with a system key");
 
