@@ -8,6 +8,8 @@
 #   idx          .idx files mb-preprocess writes from those corpora (u16 and i32 ids)
 #   recipe       recipes/*.yaml and the test recipe, with and without overrides
 #   ckpt         checkpoints mb-pretrain saves of a tiny model (fp32 + Adam, bf16)
+#   jinja        the chat templates of tests/data/chat (the .jinja files and the 45 of
+#                hfjs-e2e.jsonl)
 #
 # and the inputs that once broke a target, tests/fuzz/regress/NAME/*, into corpus-NAME.
 #
@@ -147,6 +149,16 @@ if fresh ckpt; then
     cp "$tmp"/fp32/iter_*.h5 "$out/corpus-ckpt.new/fp32.h5"
     cp "$tmp"/bf16/iter_*.h5 "$out/corpus-ckpt.new/bf16.h5"
     done_corpus ckpt
+fi
+
+if fresh jinja; then
+    cp "$root"/tests/data/chat/*.jinja "$out/corpus-jinja.new/"
+    "$py" - "$root/tests/data/chat/hfjs-e2e.jsonl" "$out/corpus-jinja.new" <<'PY'
+import json, sys
+for i, line in enumerate(open(sys.argv[1], encoding="utf-8")):
+    open(f"{sys.argv[2]}/hfjs{i:02d}.jinja", "w", encoding="utf-8").write(json.loads(line)["template"])
+PY
+    done_corpus jinja
 fi
 
 # inputs that once crashed a target (tests/fuzz/regress/NAME/) always run again
