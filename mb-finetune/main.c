@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "ckpt/ckpt.h"
 #include "core/cli.h"
@@ -22,6 +23,9 @@
 #include "core/tool.h"
 #include "dist/comm.h"
 #include "kern/ops.h"
+#include "core/fs.h"
+#include "core/json.h"
+#include "tok/chat.h"
 #include "tok/tokenizer.h"
 #include "train/limits.h"
 #include "train/schema.h"
@@ -111,9 +115,48 @@ static int base_file(const mb_config *cfg, char **file)
     return 0;
 }
 
+/* The chat template of the tokenizer_config.json in DIR (a tokenizer's directory), into
+ * *CHAT, named NAME in messages (NULL: its path); NULL when there is no such file or it
+ * has no chat_template (chat rows are then refused where they occur). -1 with mb_err on
+ * a template that cannot be loaded. */
+static int load_chat_template(const char *dir, const char *name, mb_chat_template **chat)
+{
+    *chat = NULL;
+    char *path = mb_xasprintf("%s/tokenizer_config.json", dir), *text = NULL;
+    size_t len = 0;
+    mb_json *config = NULL;
+    if (mb_fs_exists(path) && mb_fs_read_all(path, &text, &len) == 0)
+        config = mb_json_parse(text, len, path);
+    mb_err_clear(); /* an unreadable file was the tokenizer loader's to report */
+    name = name ? name : path;
+    int rc = 0;
+    if (config && mb_json_get(config, "chat_template")) {
+        *chat = mb_chat_template_load_data(text, len, name);
+        rc = *chat ? 0 : -1;
+        if (*chat)
+            mb_log_info("chat template of %s (%s markers)", name,
+                        mb_chat_template_family(*chat) ? mb_chat_template_family(*chat)
+                                                       : "no known");
+    }
+    mb_json_free(config);
+    free(text);
+    free(path);
+    return rc;
+}
+
+/* The directory of tokenizer spec SPEC: itself, or the one holding the file. */
+static char *spec_dir(const char *spec)
+{
+    struct stat sb;
+    if (stat(spec, &sb) == 0 && S_ISDIR(sb.st_mode))
+        return mb_xstrdup(spec);
+    const char *slash = strrchr(spec, '/');
+    return slash ? mb_xstrndup(spec, (size_t)(slash - spec)) : mb_xstrdup(".");
+}
+
 /* The tokenizer of the base checkpoint: its /hf/files/ tokenizer blobs, else the file its
- * `tokenizer` attribute names. */
-static mb_tokenizer *base_tokenizer(const mb_config *cfg)
+ * `tokenizer` attribute names; its chat template into *CHAT. */
+static mb_tokenizer *base_tokenizer(const mb_config *cfg, mb_chat_template **chat)
 {
     char *file = NULL, *dir = NULL, *named = NULL;
     if (base_file(cfg, &file) < 0)
@@ -138,6 +181,12 @@ static mb_tokenizer *base_tokenizer(const mb_config *cfg)
     else if (rc == 0)
         mb_err_set(MB_E_INVALID, file, "the checkpoint carries no tokenizer: set "
                    "tokenizer.tokenizer_model");
+    char *blob = mb_xasprintf("%s:/hf/files/tokenizer_config.json", file);
+    if (t && dir && load_chat_template(dir, blob, chat) < 0) {
+        mb_tokenizer_free(t);
+        t = NULL;
+    }
+    free(blob);
     if (t)
         mb_log_info("tokenizer of %s: %s", file, mb_tokenizer_describe(t));
     mb_ckpt_hf_tokenizer_remove(dir);
@@ -146,11 +195,13 @@ static mb_tokenizer *base_tokenizer(const mb_config *cfg)
     return t;
 }
 
-/* tokenizer.tokenizer_model, or the base checkpoint's; its sizes into TOK. */
+/* tokenizer.tokenizer_model, or the base checkpoint's; its sizes and chat template (into
+ * *CHAT, the caller's to free) into TOK. */
 static mb_tokenizer *load_tokenizer(const mb_config *cfg, struct mb_train_tokenizer *tok,
-                                    char **abs_path)
+                                    char **abs_path, mb_chat_template **chat)
 {
     *abs_path = NULL;
+    *chat = NULL;
     memset(tok, 0, sizeof(*tok));
     mb_tokenizer *t;
     if (mb_config_has(cfg, "tokenizer.tokenizer_model")) {
@@ -160,9 +211,17 @@ static mb_tokenizer *load_tokenizer(const mb_config *cfg, struct mb_train_tokeni
         *abs_path = strcmp(spec, "bytes") == 0 ? NULL : realpath(spec, NULL);
         tok->name = *abs_path ? *abs_path : spec;
         mb_log_info("tokenizer: %s", mb_tokenizer_describe(t));
-    } else if (!(t = base_tokenizer(cfg))) {
+        char *dir = strcmp(spec, "bytes") == 0 ? NULL : spec_dir(spec);
+        int rc = dir ? load_chat_template(dir, NULL, chat) : 0;
+        free(dir);
+        if (rc < 0) {
+            mb_tokenizer_free(t);
+            return NULL;
+        }
+    } else if (!(t = base_tokenizer(cfg, chat))) {
         return NULL;
     }
+    tok->chat = *chat;
     tok->vocab_size = mb_tokenizer_vocab_size(t);
     tok->eod_id = mb_tokenizer_eod(t);
     tok->sft = t;
@@ -188,7 +247,8 @@ static int finetune(const struct ft_opts *o, const struct mb_dist *dist)
     if (rc == 0 && !o->print_config) {
         struct mb_train_tokenizer tok;
         char *tok_path = NULL;
-        mb_tokenizer *t = load_tokenizer(cfg, &tok, &tok_path);
+        mb_chat_template *chat = NULL;
+        mb_tokenizer *t = load_tokenizer(cfg, &tok, &tok_path, &chat);
         rc = t ? 0 : -1;
         if (rc == 0)
             rc = mb_train_check_limits(cfg, dist->size, tok.vocab_size);
@@ -196,6 +256,7 @@ static int finetune(const struct ft_opts *o, const struct mb_dist *dist)
             rc = mb_train_run(dist, cfg, &tok);
         else if (rc == 0)
             rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+        mb_chat_template_free(chat);
         mb_tokenizer_free(t);
         free(tok_path);
     }

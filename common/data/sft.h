@@ -28,6 +28,7 @@
 
 #include "core/defs.h"
 #include "core/json.h"
+#include "tok/chat.h"
 #include "tok/tokenizer.h"
 
 /* How rows become token ids and masks. */
@@ -38,6 +39,7 @@ struct mb_sft_format {
     int64_t max_length;          /* tokens of an example, EOS included (data.seq_length) */
     int32_t eos_id;
     bool space_sensitive;        /* mb_sft_space_sensitive of the tokenizer */
+    const mb_chat_template *chat; /* chat rows' template (tok/chat.h); NULL: none */
 };
 
 /* Bridge's test: tokenize("x y") != tokenize("x") + tokenize("y"). */
@@ -49,8 +51,8 @@ enum mb_sft_row { MB_SFT_ROW_OK, MB_SFT_ROW_NO_ANSWER };
 /* Tokenize ROW (a JSON object) read at WHERE ("file.jsonl:12"): *IDS gets the example's
  * ids and *MASK (malloc'd, ids->len bytes) 1 where the token is supervised. Returns
  * MB_SFT_ROW_OK, MB_SFT_ROW_NO_ANSWER (truncation left no answer token: skip it; *MASK
- * NULL), or -1 with mb_err naming WHERE and the key (missing, not a string) or a chat row
- * this build cannot render. */
+ * NULL), or -1 with mb_err naming WHERE and the key (missing, not a string), or what
+ * the chat template could not render. */
 MB_MUST_CHECK int mb_sft_encode_row(const struct mb_sft_format *f, mb_tok_encoder *enc,
                                     const mb_json *row, const char *where, struct mb_ids *ids,
                                     uint8_t **mask);

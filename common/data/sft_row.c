@@ -91,17 +91,17 @@ static int render_prompt(const char *tpl, const mb_json *row, const char *where,
     return 0;
 }
 
-/* Chat rows ("messages", "conversation" or ShareGPT "conversations"): the one place that
- * will call the chat renderer (tok/chat.h mb_chat_encode_row) once it is merged. */
+/* Chat rows ("messages", "conversation" or ShareGPT "conversations"), rendered with the
+ * tokenizer's chat template (tok/chat.h). */
 static int encode_chat_row(const struct mb_sft_format *f, mb_tok_encoder *enc,
                            const mb_json *row, const char *where, struct mb_ids *ids,
                            uint8_t **mask)
 {
-    (void)f, (void)enc, (void)row, (void)ids, (void)mask;
-    return mb_err_set(MB_E_UNSUPPORTED, where,
-                      "a chat row (messages/conversations): this build has no chat template "
-                      "renderer yet; give prompt/completion rows (data.prompt_template, "
-                      "data.answer_key)");
+    if (!f->chat)
+        return mb_err_set(MB_E_INVALID, where,
+                          "a chat row (messages/conversations), but the tokenizer has no "
+                          "chat template (no chat_template in its tokenizer_config.json)");
+    return mb_chat_encode_row(f->chat, enc, row, where, ids, mask);
 }
 
 /* A rendered chat example cut to max_length on the right, as Bridge's collate does

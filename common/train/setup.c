@@ -217,8 +217,11 @@ int mb_setup_apply_pretrained(mb_config *cfg, const struct mb_dist *d)
     void *it = NULL;
     const char *name;
     mb_json *value;
+    /* real_vocab_size is no key: mb sets it when it pads a tokenizer's vocabulary, and
+     * the trainer takes it from the checkpoint with the rest (mb_train_pretrained_config) */
     while (obj && rc == 0 && mb_json_next(obj, &it, &name, &value))
-        rc = set_from_json(cfg, name, value, file);
+        if (strcmp(name, "real_vocab_size") != 0)
+            rc = set_from_json(cfg, name, value, file);
     mb_json_free(obj);
     free(text);
     free(file);

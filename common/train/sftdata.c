@@ -41,6 +41,7 @@ int mb_train_open_sft(struct mb_trainer *t)
     sft_format(cfg, &c.fmt);
     c.fmt.eos_id = (int32_t)eos;
     c.fmt.max_length = t->seq;
+    c.fmt.chat = t->tok->chat;
     const char **paths = NULL;
     double *weights = NULL;
     int np = mb_setup_blend(cfg, &paths, &weights);

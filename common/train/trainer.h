@@ -25,6 +25,9 @@ struct mb_train_tokenizer {
     /* mb-finetune: the SFT JSONL rows of data.data_path are encoded with it (data/sft.h);
      * NULL: mb-pretrain's indexed token files */
     const struct mb_tokenizer *sft;
+    /* mb-finetune: the chat template chat rows are rendered with (tok/chat.h); NULL when
+     * the tokenizer has none (chat rows are then an error) */
+    const struct mb_chat_template *chat;
 };
 
 /* Train as CFG says: build or resume, run to train.train_iters, save checkpoints.
