@@ -24,6 +24,7 @@
 #include "core/mem.h"
 #include "core/str.h"
 #include "outdir.h"
+#include "peft/peft.h"
 
 struct hft {
     char *name;
@@ -67,11 +68,27 @@ static char *opt_attr(struct to_hf *j, const char *name)
     return v;
 }
 
+/* An adapter-only checkpoint has no /model: say what to do with it instead. */
+static int refuse_adapters(struct to_hf *j)
+{
+    struct mb_peft_config pc;
+    char *base = NULL;
+    if (mb_ckpt_reader_peft(j->r, j->file, &pc, &base) < 0)
+        return -1;
+    free(base);
+    if (pc.kind == MB_PEFT_NONE)
+        return 0;
+    return mb_err_set(MB_E_INVALID, j->file,
+                      "an adapter-only checkpoint (%s): export the adapter with --to peft, or "
+                      "fold it into its base with mb-ckpt merge-adapter and convert that",
+                      mb_peft_kind_name(pc.kind));
+}
+
 static int read_model(struct to_hf *j)
 {
     char *cfg = NULL, *arch = NULL;
 
-    if (mb_ckpt_reader_attr(j->r, "model_config", &cfg) != 0)
+    if (refuse_adapters(j) < 0 || mb_ckpt_reader_attr(j->r, "model_config", &cfg) != 0)
         return -1;
     mb_json *obj = mb_json_parse(cfg, strlen(cfg), j->file);
     int rc = obj ? mb_model_config_from_json(&j->cfg, obj, j->file) : -1;

@@ -6,7 +6,10 @@
 #   3. a tiny Llama (recipes/tiny.yaml) pretrained on them for a few minutes, with the
 #      loss falling, a validation loss, a checkpoint and TensorBoard events under demo/,
 #   4. the model continuing a prompt (mb-generate), and its HuggingFace form (mb-convert)
-#      in demo/hf, which transformers loads.
+#      in demo/hf, which transformers loads,
+#   5. a LoRA fine-tuning of it on GSM8K questions (mb-finetune, recipes/sft_lora.yaml;
+#      the data from ../shared/data/sft), with a validation loss on GSM8K test every 50 iterations,
+#      and the adapter exported for HF peft in demo/adapter (mb-convert --to peft).
 # DEMO_ITERS=N changes the length of the run (default 600, about two minutes on 2 cores);
 # a longer run resumes from demo/ckpt on the schedule of the new length
 # (scheduler.override_opt_param_scheduler, since train_iters changed).
@@ -33,6 +36,18 @@ bin/mb-generate demo/ckpt --prompt "You will" --max-new-tokens 40 --temperature 
 echo "== 4. converting it to a HuggingFace directory: mb-convert --from h5 --to hf demo/ckpt demo/hf"
 rm -rf demo/hf
 bin/mb-convert --from h5 --to hf demo/ckpt demo/hf
+sft="${MB_SHARED_DATA:-../shared/data}/sft"
+echo "== 5. LoRA fine-tuning on $(wc -l <"$sft/gsm8k_train.jsonl") GSM8K questions (validation: GSM8K test)"
+rm -rf demo/ft demo/adapter
+bin/mb-finetune --recipe sft_lora checkpoint.pretrained_checkpoint=demo/ckpt \
+    data.data_path="$sft/gsm8k_train.jsonl" data.validation_path="$sft/gsm8k_test.jsonl" \
+    data.prompt_template="Question: {question}\nAnswer: " data.answer_key=answer \
+    data.seq_length=256 train.micro_batch_size=4 train.global_batch_size=8 \
+    train.train_iters=100 scheduler.lr_warmup_iters=10 optimizer.lr=1e-3 \
+    train.eval_interval=50 train.eval_iters=4 logger.log_interval=10 \
+    checkpoint.save=demo/ft 2>&1 | grep --line-buffered -v '^  '
+echo "== 6. the adapter for HF peft: mb-convert --from h5 --to peft demo/ft demo/adapter"
+bin/mb-convert --from h5 --to peft demo/ft demo/adapter
 echo "== outputs"
 ls -l demo/fortunes_text_document.bin demo/fortunes_text_document.idx demo/tokenizer.json \
-    demo/ckpt/latest "demo/ckpt/$(cat demo/ckpt/latest)" demo/hf
+    demo/ckpt/latest "demo/ckpt/$(cat demo/ckpt/latest)" demo/hf demo/ft demo/adapter

@@ -31,4 +31,10 @@ for k in lora dora; do
     "
 done
 
+test_expect_success 'mb-convert --to hf of an adapter-only checkpoint: exit 1, saying what to do' '
+    test_expect_code 1 mb-convert --from h5 --to hf ad_lora hf_bad 2>err &&
+    grep "an adapter-only checkpoint (lora): export the adapter with --to peft, or fold it into its base with mb-ckpt merge-adapter" err &&
+    test ! -e hf_bad
+'
+
 test_done
