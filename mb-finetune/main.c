@@ -63,33 +63,6 @@ static const struct mb_cli ft_cli = {
     .version_extra = version_extra,
 };
 
-/* The recipe, then every key=value argument over it. */
-static mb_config *load_config(const struct ft_opts *o)
-{
-    if (!o->recipe) {
-        mb_err_set(MB_E_USAGE, NULL, "no recipe: give --recipe NAME (see recipes/) or a YAML file");
-        return NULL;
-    }
-    mb_config *cfg = mb_pretrain_config_new();
-    char *path = NULL;
-    int rc = mb_config_find_recipe(o->recipe, &path);
-    if (rc == 0)
-        rc = mb_config_load_yaml(cfg, path);
-    free(path);
-    for (int i = 0; rc == 0 && i < o->nargs; i++) {
-        if (!mb_config_is_override(o->args[i]))
-            rc = mb_err_set(MB_E_USAGE, o->args[i],
-                            "expected key=value (e.g. data.data_path=train.jsonl)");
-        else
-            rc = mb_config_override(cfg, o->args[i]);
-    }
-    if (rc < 0) {
-        mb_config_free(cfg);
-        return NULL;
-    }
-    return cfg;
-}
-
 /* Bridge's finetune(): there must be weights to start from. */
 static int require_base(const mb_config *cfg)
 {
@@ -230,7 +203,8 @@ static mb_tokenizer *load_tokenizer(const mb_config *cfg, struct mb_train_tokeni
 
 static int finetune(const struct ft_opts *o, const struct mb_dist *dist)
 {
-    mb_config *cfg = load_config(o);
+    mb_config *cfg =
+        mb_setup_load_config(o->recipe, o->args, o->nargs, "data.data_path=train.jsonl");
     if (!cfg)
         return -1;
     int rc = require_base(cfg);

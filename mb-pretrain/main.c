@@ -115,33 +115,6 @@ static const struct mb_cli pt_cli = {
     .unknown_hint = megatron_hint,
 };
 
-/* The recipe, then every key=value argument over it. */
-static mb_config *load_config(const struct pt_opts *o)
-{
-    if (!o->recipe) {
-        mb_err_set(MB_E_USAGE, NULL, "no recipe: give --recipe NAME (see recipes/) or a YAML file");
-        return NULL;
-    }
-    mb_config *cfg = mb_pretrain_config_new();
-    char *path = NULL;
-    int rc = mb_config_find_recipe(o->recipe, &path);
-    if (rc == 0)
-        rc = mb_config_load_yaml(cfg, path);
-    free(path);
-    for (int i = 0; rc == 0 && i < o->nargs; i++) {
-        if (!mb_config_is_override(o->args[i]))
-            rc = mb_err_set(MB_E_USAGE, o->args[i],
-                            "expected key=value (e.g. train.train_iters=100)");
-        else
-            rc = mb_config_override(cfg, o->args[i]);
-    }
-    if (rc < 0) {
-        mb_config_free(cfg);
-        return NULL;
-    }
-    return cfg;
-}
-
 /* Vocabulary size and end-of-document id from tokenizer.tokenizer_model, if set. */
 static int load_tokenizer(const mb_config *cfg, int rank, struct mb_train_tokenizer *tok,
                           char **abs_path)
@@ -174,7 +147,8 @@ static int load_tokenizer(const mb_config *cfg, int rank, struct mb_train_tokeni
 
 static int pretrain(const struct pt_opts *o, const struct mb_dist *dist)
 {
-    mb_config *cfg = load_config(o);
+    mb_config *cfg =
+        mb_setup_load_config(o->recipe, o->args, o->nargs, "train.train_iters=100");
     if (!cfg)
         return -1;
     /* the model trained is the pretrained checkpoint's: print and store that one */

@@ -12,6 +12,32 @@
 #include "ckpt/ckpt.h"
 #include "train/schema.h"
 
+mb_config *mb_setup_load_config(const char *recipe, char *const *args, int nargs,
+                                const char *example)
+{
+    if (!recipe) {
+        mb_err_set(MB_E_USAGE, NULL, "no recipe: give --recipe NAME (see recipes/) or a YAML file");
+        return NULL;
+    }
+    mb_config *cfg = mb_pretrain_config_new();
+    char *path = NULL;
+    int rc = mb_config_find_recipe(recipe, &path);
+    if (rc == 0)
+        rc = mb_config_load_yaml(cfg, path);
+    free(path);
+    for (int i = 0; rc == 0 && i < nargs; i++) {
+        if (!mb_config_is_override(args[i]))
+            rc = mb_err_set(MB_E_USAGE, args[i], "expected key=value (e.g. %s)", example);
+        else
+            rc = mb_config_override(cfg, args[i]);
+    }
+    if (rc < 0) {
+        mb_config_free(cfg);
+        return NULL;
+    }
+    return cfg;
+}
+
 int64_t mb_padded_vocab(int64_t vocab, int64_t divisor)
 {
     if (divisor <= 1)

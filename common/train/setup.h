@@ -15,6 +15,12 @@
 #include "dist/comm.h"
 #include "nn/config.h"
 
+/* The configuration of a run: RECIPE (a name in recipes/ or a YAML file), then every
+ * key=value of ARGS [NARGS] over it. NULL with mb_err (MB_E_USAGE for a missing recipe or
+ * an argument that is not key=value, whose message shows EXAMPLE_KEY=...). */
+mb_config *mb_setup_load_config(const char *recipe, char *const *args, int nargs,
+                                const char *example);
+
 /* Vocabulary size VOCAB rounded up to a multiple of DIVISOR (Megatron's padding). */
 int64_t mb_padded_vocab(int64_t vocab, int64_t divisor);
 
