@@ -40,6 +40,10 @@ MB_MUST_CHECK int cv_h5_to_peft(const struct mb_dist *d, const struct cv_opts *o
 MB_MUST_CHECK int cv_tok_configs(const char *dir, int64_t model_max_length,
                                  char **tokenizer_config, char **generation_config);
 
+/* The checkpoint SRC (a file, or a directory with `latest`) as *FILE (malloc'd) and an
+ * open reader *R (single process). -1 with mb_err naming SRC (the caller frees *FILE). */
+MB_MUST_CHECK int cv_open_ckpt(const char *src, char **file, mb_ckpt_reader **r);
+
 /* F32, BF16, F16 <-> the checkpoint's element types; -1 / MB_CKPT_OTHER otherwise. */
 enum mb_ckpt_dtype cv_ckpt_dtype(enum mb_st_dtype t);
 int cv_st_dtype(enum mb_ckpt_dtype t, enum mb_st_dtype *out);

@@ -11,11 +11,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "bridge/bridge.h"
 #include "convert.h"
 #include "core/cli.h"
 #include "core/err.h"
+#include "core/mem.h"
 #include "core/tool.h"
 
 static const struct mb_opt cv_options[] = {
@@ -100,6 +102,22 @@ enum mb_ckpt_dtype cv_ckpt_dtype(enum mb_st_dtype t)
 {
     return t == MB_ST_F32 ? MB_CKPT_F32 : t == MB_ST_BF16 ? MB_CKPT_BF16
                                         : t == MB_ST_F16  ? MB_CKPT_F16 : MB_CKPT_OTHER;
+}
+
+int cv_open_ckpt(const char *src, char **file, mb_ckpt_reader **r)
+{
+    struct stat sb;
+    *r = NULL;
+    if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        if (mb_ckpt_resolve(src, file) < 0)
+            return -1;
+        if (!*file)
+            return mb_err_set(MB_E_INVALID, src, "no checkpoint here (no 'latest' file)");
+    } else {
+        *file = mb_xstrdup(src);
+    }
+    *r = mb_ckpt_reader_open(NULL, *file);
+    return *r ? 0 : -1;
 }
 
 int cv_st_dtype(enum mb_ckpt_dtype t, enum mb_st_dtype *out)

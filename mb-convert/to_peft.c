@@ -387,16 +387,7 @@ int cv_h5_to_peft(const struct mb_dist *d, const struct cv_opts *o, const char *
     int rc = 0;
 
     if (d->rank == 0) {
-        struct stat sb;
-        if (stat(src, &sb) == 0 && S_ISDIR(sb.st_mode)) {
-            rc = mb_ckpt_resolve(src, &j.file);
-            if (rc == 0 && !j.file)
-                rc = mb_err_set(MB_E_INVALID, src, "no checkpoint here (no 'latest' file)");
-        } else {
-            j.file = mb_xstrdup(src);
-        }
-        if (rc == 0 && !(j.r = mb_ckpt_reader_open(NULL, j.file)))
-            rc = -1;
+        rc = cv_open_ckpt(src, &j.file, &j.r);
         if (rc == 0)
             rc = convert(&j, dst);
         release(&j);
