@@ -191,6 +191,7 @@ bench: deps
 	@bench/preprocess
 	@bench/train_cpu
 	@bench/convert
+	@bench/finetune
 
 # ---- install -------------------------------------------------------------
 INSTALL ?= install
