@@ -42,7 +42,7 @@ static mb_sft_data *open_data(const char *path, const mb_tokenizer *tok, bool pa
     const char *paths[] = { path };
     struct mb_sft_config c;
     memset(&c, 0, sizeof c);
-    c.fmt = (struct mb_sft_format){ "{input}", "output", " ", SEQ, 256, false };
+    c.fmt = (struct mb_sft_format){ "{input}", "output", " ", SEQ, 256, false, NULL };
     c.paths = paths;
     c.n_paths = 1;
     c.seq_length = SEQ;

@@ -33,7 +33,7 @@ static mb_sft_data *open_files(const char *const *paths, const double *w, int n,
 {
     struct mb_sft_config c;
     memset(&c, 0, sizeof c);
-    c.fmt = (struct mb_sft_format){ "{input}", "output", " ", SEQ, 256, false };
+    c.fmt = (struct mb_sft_format){ "{input}", "output", " ", SEQ, 256, false, NULL };
     c.paths = paths;
     c.weights = w;
     c.n_paths = n;
