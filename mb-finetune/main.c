@@ -27,7 +27,6 @@
 #include "core/json.h"
 #include "tok/chat.h"
 #include "tok/tokenizer.h"
-#include "train/limits.h"
 #include "train/schema.h"
 #include "train/setup.h"
 #include "train/trainer.h"
@@ -223,13 +222,7 @@ static int finetune(const struct ft_opts *o, const struct mb_dist *dist)
         char *tok_path = NULL;
         mb_chat_template *chat = NULL;
         mb_tokenizer *t = load_tokenizer(cfg, &tok, &tok_path, &chat);
-        rc = t ? 0 : -1;
-        if (rc == 0)
-            rc = mb_train_check_limits(cfg, dist->size, tok.vocab_size);
-        if (mb_dist_all_ok(dist, rc == 0))
-            rc = mb_train_run(dist, cfg, &tok);
-        else if (rc == 0)
-            rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+        rc = mb_train_checked_run(dist, cfg, &tok, t ? 0 : -1);
         mb_chat_template_free(chat);
         mb_tokenizer_free(t);
         free(tok_path);

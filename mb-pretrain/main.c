@@ -19,7 +19,6 @@
 #include "dist/comm.h"
 #include "kern/ops.h"
 #include "tok/tokenizer.h"
-#include "train/limits.h"
 #include "train/schema.h"
 #include "train/setup.h"
 #include "train/trainer.h"
@@ -164,12 +163,7 @@ static int pretrain(const struct pt_opts *o, const struct mb_dist *dist)
         struct mb_train_tokenizer tok;
         char *tok_path = NULL;
         rc = load_tokenizer(cfg, dist->rank, &tok, &tok_path);
-        if (rc == 0)
-            rc = mb_train_check_limits(cfg, dist->size, tok.vocab_size);
-        if (mb_dist_all_ok(dist, rc == 0))
-            rc = mb_train_run(dist, cfg, &tok);
-        else if (rc == 0)
-            rc = mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
+        rc = mb_train_checked_run(dist, cfg, &tok, rc);
         free(tok_path);
     }
     mb_config_free(cfg);

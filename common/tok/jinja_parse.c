@@ -511,30 +511,29 @@ static struct jnode *parse_not(struct parser *P)
     return parse_compare(P);
 }
 
-static struct jnode *parse_and(struct parser *P)
+/* OPERAND (WORD OPERAND)*, left-associative, into KIND nodes ("and", "or"). */
+static struct jnode *parse_left_assoc(struct parser *P, const char *word, enum jn_kind kind,
+                                      struct jnode *(*operand)(struct parser *))
 {
-    struct jnode *n = parse_not(P);
-    while (n && is_name(peek(P), "and")) {
-        struct jnode *m = node(P, JN_AND, next(P)->line);
+    struct jnode *n = operand(P);
+    while (n && is_name(peek(P), word)) {
+        struct jnode *m = node(P, kind, next(P)->line);
         m->a = n;
-        if (!(m->b = parse_not(P)))
+        if (!(m->b = operand(P)))
             return NULL;
         n = m;
     }
     return n;
 }
 
+static struct jnode *parse_and(struct parser *P)
+{
+    return parse_left_assoc(P, "and", JN_AND, parse_not);
+}
+
 static struct jnode *parse_or(struct parser *P)
 {
-    struct jnode *n = parse_and(P);
-    while (n && is_name(peek(P), "or")) {
-        struct jnode *m = node(P, JN_OR, next(P)->line);
-        m->a = n;
-        if (!(m->b = parse_and(P)))
-            return NULL;
-        n = m;
-    }
-    return n;
+    return parse_left_assoc(P, "or", JN_OR, parse_and);
 }
 
 static struct jnode *parse_expr_nested(struct parser *P);

@@ -13,6 +13,7 @@
 #include "ckpt/ckpt.h"
 #include "ckpt/stale.h"
 #include "kern/ops.h"
+#include "train/limits.h"
 #include "train/setup.h"
 
 /* 0 when RC is 0 on every rank, else -1: with this rank's own error, or, on a rank
@@ -632,4 +633,14 @@ int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
         rc = loop(&t);
     teardown(&t);
     return rc;
+}
+
+int mb_train_checked_run(const struct mb_dist *dist, const mb_config *cfg,
+                         const struct mb_train_tokenizer *tok, int rc)
+{
+    if (rc == 0)
+        rc = mb_train_check_limits(cfg, dist->size, tok->vocab_size);
+    if (mb_dist_all_ok(dist, rc == 0))
+        return mb_train_run(dist, cfg, tok);
+    return rc < 0 ? -1 : mb_err_set(MB_E_INVALID, NULL, "stopped: another rank failed");
 }

@@ -30,6 +30,12 @@ struct mb_train_tokenizer {
     const struct mb_chat_template *chat;
 };
 
+/* mb_train_check_limits for TOK, agreed over every rank, then mb_train_run: what a
+ * tool's main runs once its configuration and tokenizer are loaded. RC is this rank's
+ * result so far (a failure before is agreed over too, without training). */
+MB_MUST_CHECK int mb_train_checked_run(const struct mb_dist *dist, const mb_config *cfg,
+                                       const struct mb_train_tokenizer *tok, int rc);
+
 /* Train as CFG says: build or resume, run to train.train_iters, save checkpoints.
  * Returns 0, or -1 with mb_err set (every rank returns; none is left waiting). */
 MB_MUST_CHECK int mb_train_run(const struct mb_dist *dist, const mb_config *cfg,
