@@ -95,12 +95,20 @@ static void add(struct layout *l, enum mb_param_id id, const char *name, bool pe
     int nd = 0;
     if (per_layer)
         p->shape[nd++] = l->cfg->num_layers;
+    const struct mb_stage *st = &t->stage;
     p->shape[nd++] = rows;
     if (cols > 0)
         p->shape[nd++] = cols;
     p->ndim = nd;
     for (int i = 0; i < nd; i++)
         p->global_shape[i] = p->shape[i];
+    if (per_layer && st->pp > 1) { /* this stage's layers, a slab per chunk */
+        p->shape[0] = st->layers;
+        p->nlayer_slab = st->chunks;
+        for (int j = 0; j < st->chunks; j++)
+            p->layer_slab[j] = (struct mb_param_slab){ st->chunk_first[j], st->chunk_global[j],
+                                                       st->chunk_layers[j] };
+    }
     p->shard_axis = -1;
     p->tp_replicated = true;
     if (how != WHOLE && t->loc.tp > 1)
@@ -184,22 +192,37 @@ void mb_param_table_build(struct mb_param_table *t, const struct mb_model_config
 void mb_param_table_build_tp(struct mb_param_table *t, const struct mb_model_config *cfg, int tp,
                              int tp_rank)
 {
+    struct mb_stage whole;
+    mb_stage_whole(&whole, cfg->num_layers);
+    mb_param_table_build_stage(t, cfg, tp, tp_rank, &whole);
+}
+
+void mb_param_table_build_stage(struct mb_param_table *t, const struct mb_model_config *cfg,
+                                int tp, int tp_rank, const struct mb_stage *stage)
+{
     memset(t, 0, sizeof(*t));
     mb_local_sizes_of(&t->loc, cfg, tp, tp_rank);
+    t->stage = *stage;
     for (int i = 0; i < MB_P_COUNT; i++)
         t->index[i] = -1;
     struct layout l = { t, cfg };
     int64_t h = cfg->hidden_size;
-    add(&l, MB_P_WORD_EMB, "embedding.word_embeddings.weight", false, MB_INIT_NORMAL,
-        cfg->vocab_size, h, VOCAB);
-    if (cfg->position_embedding_type == MB_POS_LEARNED)
+    bool tied = cfg->share_embeddings_and_output_weights;
+    if (stage->first || (stage->last && tied)) {
+        add(&l, MB_P_WORD_EMB, "embedding.word_embeddings.weight", false, MB_INIT_NORMAL,
+            cfg->vocab_size, h, VOCAB);
+        t->items[t->index[MB_P_WORD_EMB]].pp_shared = !stage->first;
+    }
+    if (stage->first && cfg->position_embedding_type == MB_POS_LEARNED)
         add(&l, MB_P_POS_EMB, "embedding.position_embeddings.weight", false, MB_INIT_NORMAL,
             cfg->max_position_embeddings, h, WHOLE);
     add_attention(&l);
     add_mlp(&l);
+    if (!stage->last)
+        return;
     add_norm(&l, MB_P_FINAL_NORM_W, "decoder.final_layernorm.weight", MB_P_FINAL_NORM_B,
              "decoder.final_layernorm.bias", false);
-    if (!cfg->share_embeddings_and_output_weights)
+    if (!tied)
         add(&l, MB_P_OUTPUT_W, "output_layer.weight", false, MB_INIT_NORMAL, cfg->vocab_size, h,
             VOCAB);
 }
@@ -333,20 +356,31 @@ void mb_param_init_all(const struct mb_param_table *t, const struct mb_model_con
     }
 }
 
+/* The global index on an axis of local index A, through the slabs (none: A itself). */
+static int64_t through_slabs(const struct mb_param_slab *slab, int nslab, int64_t a)
+{
+    for (int s = 0; s < nslab; s++)
+        if (a >= slab[s].local_start && a < slab[s].local_start + slab[s].count)
+            return slab[s].global_start + (a - slab[s].local_start);
+    return a;
+}
+
 int64_t mb_param_global_index(const struct mb_param *p, int64_t e)
 {
-    int ax = p->shard_axis;
-    if (ax < 0)
+    if (p->shard_axis < 0 && p->nlayer_slab == 0)
         return e;
-    int64_t inner = 1;
-    for (int i = ax + 1; i < p->ndim; i++)
-        inner *= p->shape[i];
-    int64_t in = e % inner, a = e / inner % p->shape[ax], outer = e / inner / p->shape[ax];
-    int64_t g = a;
-    for (int s = 0; s < p->nslab; s++)
-        if (a >= p->slab[s].local_start && a < p->slab[s].local_start + p->slab[s].count)
-            g = p->slab[s].global_start + (a - p->slab[s].local_start);
-    return (outer * p->global_shape[ax] + g) * inner + in;
+    int64_t g = 0, stride = 1;
+    for (int d = p->ndim - 1; d >= 0; d--) { /* local coordinates, last axis fastest */
+        int64_t a = e % p->shape[d];
+        e /= p->shape[d];
+        if (d == p->shard_axis)
+            a = through_slabs(p->slab, p->nslab, a);
+        if (d == 0 && p->per_layer)
+            a = through_slabs(p->layer_slab, p->nlayer_slab, a);
+        g += a * stride;
+        stride *= p->global_shape[d];
+    }
+    return g;
 }
 
 int64_t mb_param_matmul_count(const struct mb_param_table *t, const struct mb_model_config *cfg)

@@ -13,6 +13,7 @@
 
 #include "core/defs.h"
 #include "nn/config.h"
+#include "nn/stage.h"
 #include "peft/peft.h"
 
 #define MB_PARAM_MAX_DIMS 3
@@ -96,6 +97,13 @@ struct mb_param {
     bool tp_replicated;
     bool trainable;
     bool per_layer;
+    /* Pipeline parallelism (nn/stage.h): a per-layer parameter holds only this rank's
+     * layers, axis 0 cut in NLAYER_SLAB blocks, one per model chunk (0: all layers). */
+    int nlayer_slab;
+    struct mb_param_slab layer_slab[MB_STAGE_MAX_CHUNKS];
+    /* The last pipeline stage's copy of a tied word embedding (parallel.md 4.6): its
+     * gradient is summed with the first stage's, and it is not counted in the norm. */
+    bool pp_shared;
     bool no_weight_decay;      /* norms and biases */
     enum mb_param_init init;
     int64_t offset;            /* in floats, into the flat buffer */
@@ -127,6 +135,7 @@ void mb_local_sizes_of(struct mb_local_sizes *s, const struct mb_model_config *c
 
 struct mb_param_table {
     struct mb_local_sizes loc; /* the sizes this table was laid out for */
+    struct mb_stage stage;     /* and the layers (the whole model without a pipeline) */
     struct mb_param items[MB_P_COUNT];
     int count;
     int index[MB_P_COUNT];     /* id -> position in items, -1 when the model has none */
@@ -147,6 +156,13 @@ void mb_param_table_build(struct mb_param_table *t, const struct mb_model_config
  * pass mb_local_sizes_check. */
 void mb_param_table_build_tp(struct mb_param_table *t, const struct mb_model_config *cfg, int tp,
                              int tp_rank);
+
+/* mb_param_table_build_tp for the pipeline stage STAGE (nn/stage.h): the per-layer
+ * parameters hold its layers only; the word embedding is on the first stage (and, tied
+ * to the output layer, a copy on the last: pp_shared), learned positions on the first,
+ * the final norm and output layer on the last. */
+void mb_param_table_build_stage(struct mb_param_table *t, const struct mb_model_config *cfg,
+                                int tp, int tp_rank, const struct mb_stage *stage);
 
 /* Add the adapters of PC (peft/peft.h; nothing for MB_PEFT_NONE) to a table built by
  * mb_param_table_build_tp for CFG: A and B of each targeted module, and DoRA's magnitude,
@@ -171,7 +187,7 @@ void mb_param_init_all(const struct mb_param_table *t, const struct mb_model_con
                        uint64_t seed, float *w);
 
 /* Index in the whole logical tensor (global_shape, row-major) of element E of P's local
- * tensor on this rank. */
+ * tensor on this rank (through its TP slabs and its pipeline layer slabs). */
 int64_t mb_param_global_index(const struct mb_param *p, int64_t e);
 
 /* Number of parameters in matrix multiplications (for FLOP counts) of the whole model
