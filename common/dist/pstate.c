@@ -2,6 +2,7 @@
 #include "dist/pstate.h"
 
 #include <mpi.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -20,9 +21,11 @@ static const unsigned group_axes[MB_GROUP_COUNT] = {
     [MB_GROUP_DP] = 1u << AX_DP,
     [MB_GROUP_PP] = 1u << AX_PP,
     [MB_GROUP_MP] = 1u << AX_TP | 1u << AX_PP,
+    [MB_GROUP_EMB] = 1u << AX_PP, /* then cut to the first and last stage (make_group) */
 };
 
-static const char *const group_names[MB_GROUP_COUNT] = { "world", "tp", "cp", "dp", "pp", "tp-pp" };
+static const char *const group_names[MB_GROUP_COUNT] = { "world", "tp", "cp", "dp", "pp", "tp-pp",
+                                                         "embedding" };
 
 static void axes_of(const struct mb_pstate *ps, int size[AX_COUNT], int coord[AX_COUNT])
 {
@@ -62,9 +65,22 @@ static int make_group(struct mb_pstate *ps, enum mb_group_kind kind)
         return 0;
     MPI_Comm *comm = mb_xmalloc(sizeof *comm);
     int color = index_over(size, coord, ~group_axes[kind] & ((1u << AX_COUNT) - 1));
+    bool end_stage = ps->pp_rank == 0 || ps->pp_rank == ps->pp - 1;
+    if (kind == MB_GROUP_EMB) { /* the first and last stage only; every rank splits */
+        g->size = 2;
+        g->rank = ps->pp_rank == 0 ? 0 : 1;
+        if (!end_stage) {
+            color = MPI_UNDEFINED;
+            g->size = 1, g->rank = 0;
+        }
+    }
     if (MPI_Comm_split(MPI_COMM_WORLD, color, g->rank, comm) != MPI_SUCCESS) {
         free(comm);
         return mb_err_set(MB_E_IO, NULL, "cannot make the %s communicator", g->name);
+    }
+    if (*comm == MPI_COMM_NULL) { /* not a member: a group of one */
+        free(comm);
+        return 0;
     }
     g->comm = comm;
     return 0;
@@ -284,6 +300,21 @@ void mb_group_ireduce_scatter_v_f32(const struct mb_group *g, const float *in, f
                         *(MPI_Comm *)g->comm, request_of(req));
 }
 
+void mb_group_isend_f32(const struct mb_group *g, const float *buf, int64_t n, int peer,
+                        int tag, struct mb_group_request *req)
+{
+    MB_ASSERT(g->comm && n < PIECE * 2); /* an activation of one micro-batch */
+    traffic[g->kind] += n * (int64_t)sizeof(float);
+    MPI_Isend(buf, (int)n, MPI_FLOAT, peer, tag, *(MPI_Comm *)g->comm, request_of(req));
+}
+
+void mb_group_irecv_f32(const struct mb_group *g, float *buf, int64_t n, int peer, int tag,
+                        struct mb_group_request *req)
+{
+    MB_ASSERT(g->comm && n < PIECE * 2);
+    MPI_Irecv(buf, (int)n, MPI_FLOAT, peer, tag, *(MPI_Comm *)g->comm, request_of(req));
+}
+
 void mb_group_poll(struct mb_group_request *reqs, int n)
 {
     for (int i = 0; i < n; i++) {
@@ -291,6 +322,18 @@ void mb_group_poll(struct mb_group_request *reqs, int n)
         if (reqs[i].mpi && *(MPI_Request *)reqs[i].mpi != MPI_REQUEST_NULL)
             MPI_Test(reqs[i].mpi, &done, MPI_STATUS_IGNORE);
     }
+}
+
+bool mb_group_test(struct mb_group_request *req)
+{
+    int done = 1;
+    if (req->mpi)
+        MPI_Test(req->mpi, &done, MPI_STATUS_IGNORE);
+    if (done && req->mpi) {
+        free(req->mpi);
+        req->mpi = NULL;
+    }
+    return done != 0;
 }
 
 void mb_group_wait(const struct mb_group *g, struct mb_group_request *reqs, int n)

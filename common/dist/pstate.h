@@ -19,6 +19,7 @@
 #ifndef MB_DIST_PSTATE_H
 #define MB_DIST_PSTATE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/defs.h"
@@ -31,6 +32,9 @@ enum mb_group_kind {
     MB_GROUP_DP, /* "dp": data sharding and gradient reduction (CP = 1) */
     MB_GROUP_PP, /* "pp": stage-to-stage send and receive */
     MB_GROUP_MP, /* "tp-pp": the model-parallel group (grad norm without the dist. optimizer) */
+    /* "embedding": the first and the last rank of this rank's PP group (parallel.md 4.6),
+     * for a tied embedding's gradient; a group of one on the other stages and at PP 1 */
+    MB_GROUP_EMB,
     MB_GROUP_COUNT
 };
 
@@ -109,8 +113,19 @@ void mb_group_ireduce_scatter_v_f32(const struct mb_group *g, const float *in, f
                                     const int *counts, struct mb_group_request *req);
 /* Let started collectives progress (MPI progresses them only inside MPI calls). */
 void mb_group_poll(struct mb_group_request *reqs, int n);
+/* True when REQ has completed (or none was started); it is then released. */
+bool mb_group_test(struct mb_group_request *req);
 /* Finish the N requests REQS (those with mpi NULL are skipped). */
 void mb_group_wait(const struct mb_group *g, struct mb_group_request *reqs, int n);
+
+/* Point to point within a group (the pipeline's activations and their gradients): N
+ * floats to / from member PEER with TAG, non-blocking; finished by mb_group_wait (the
+ * request may be waited on alone). BUF must stay as it is until then. Messages from one
+ * rank to another with one tag arrive in the order they were sent. */
+void mb_group_isend_f32(const struct mb_group *g, const float *buf, int64_t n, int peer,
+                        int tag, struct mb_group_request *req);
+void mb_group_irecv_f32(const struct mb_group *g, float *buf, int64_t n, int peer, int tag,
+                        struct mb_group_request *req);
 
 /* Bytes this rank has sent in the collectives of group G so far, counted as the ring
  * algorithms send them (parallel.md section 9): an all-reduce of n bytes over p ranks

@@ -90,19 +90,29 @@ static int64_t max3(int64_t a, int64_t b, int64_t c)
     return MB_MAX(a, MB_MAX(b, c));
 }
 
-static void carve_all(struct carve *c, const struct mb_model *m, struct mb_acts *a)
+/* What one micro-batch keeps from its forward to its backward pass: the activations of
+ * local layers [FIRST, FIRST + COUNT), the head's, and the gradient the head left. */
+static void carve_saved(struct carve *c, const struct mb_model *m, struct mb_acts *a,
+                        int64_t first, int64_t count)
+{
+    const struct mb_model_config *cfg = &m->cfg;
+    int64_t n = a->batch * a->seq, r = a->res_rows, h = cfg->hidden_size;
+    for (int64_t l = first; l < first + count; l++)
+        carve_layer(c, m, n, r, &a->layer[l]);
+    a->x_final = take(c, r * h, true);
+    a->hf = take(c, r * h, true);
+    a->hf_mean = take(c, r, cfg->normalization == MB_NORM_LAYER);
+    a->hf_rstd = take(c, r, true);
+}
+
+/* The buffers any pass may overwrite. */
+static void carve_scratch(struct carve *c, const struct mb_model *m, struct mb_acts *a)
 {
     const struct mb_model_config *cfg = &m->cfg;
     int64_t n = a->batch * a->seq, r = a->res_rows, h = cfg->hidden_size, d = cfg->kv_channels;
     int64_t qh = m->loc->heads, kvh = m->loc->groups;
     int64_t qkv = m->loc->qkv_rows;
     bool tp = m->tp->size > 1, sp = m->sequence_parallel && tp;
-    for (int64_t l = 0; l < cfg->num_layers; l++)
-        carve_layer(c, m, n, r, &a->layer[l]);
-    a->x_final = take(c, r * h, true);
-    a->hf = take(c, r * h, true);
-    a->hf_mean = take(c, r, cfg->normalization == MB_NORM_LAYER);
-    a->hf_rstd = take(c, r, true);
     a->qkv = take(c, n * qkv, true);
     a->tmp = take(c, r * h, true);
     a->dres = take(c, r * h, true);
@@ -125,11 +135,29 @@ static void carve_all(struct carve *c, const struct mb_model *m, struct mb_acts 
     a->xent_sum = (double *)take(c, 2 * a->chunk, tp);
 }
 
+static void carve_all(struct carve *c, const struct mb_model *m, struct mb_acts *a)
+{
+    carve_saved(c, m, a, 0, m->stage.layers);
+    carve_scratch(c, m, a);
+}
+
 /* Rows of logits computed at once: about 16M floats, at least one row. */
 static int64_t logits_chunk(const struct mb_model_config *cfg, int64_t n)
 {
     int64_t rows = ((int64_t)1 << 24) / cfg->vocab_size;
     return MB_MAX((int64_t)1, MB_MIN(rows, n));
+}
+
+/* An mb_acts of B x T without any buffer yet. */
+static struct mb_acts *acts_new(const struct mb_model *m, int64_t batch, int64_t seq)
+{
+    struct mb_acts *a = mb_xcalloc(1, sizeof(*a));
+    a->batch = batch;
+    a->seq = seq;
+    a->res_rows = m->sequence_parallel ? batch * seq / m->tp->size : batch * seq;
+    a->chunk = logits_chunk(&m->cfg, batch * seq);
+    a->layer = mb_xcalloc((size_t)MB_MAX(m->stage.layers, 1), sizeof(*a->layer));
+    return a;
 }
 
 int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq)
@@ -138,12 +166,7 @@ int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq)
     if (a && a->batch == batch && a->seq == seq)
         return 0;
     mb_acts_free(m);
-    a = mb_xcalloc(1, sizeof(*a));
-    a->batch = batch;
-    a->seq = seq;
-    a->res_rows = m->sequence_parallel ? batch * seq / m->tp->size : batch * seq;
-    a->chunk = logits_chunk(&m->cfg, batch * seq);
-    a->layer = mb_xcalloc((size_t)m->cfg.num_layers, sizeof(*a->layer));
+    a = acts_new(m, batch, seq);
     struct carve count = { NULL, 0 };
     carve_all(&count, m, a);
     a->block = m->ops->alloc(count.used);
@@ -161,14 +184,106 @@ int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq)
     return 0;
 }
 
-void mb_acts_free(struct mb_model *m)
+static void acts_free(const struct mb_model *m, struct mb_acts *a)
 {
-    struct mb_acts *a = m->acts;
     if (!a)
         return;
+    mb_model_batch_end(&a->aux);
     m->ops->free(a->block);
     free(a->vocab_ids);
     free(a->layer);
     free(a);
+}
+
+void mb_acts_free(struct mb_model *m)
+{
+    acts_free(m, m->acts);
     m->acts = NULL;
+}
+
+/* A pipeline slot: the saved activations of one micro-batch in one model chunk of at
+ * most LAYERS layers (the layer pointers are set by mb_acts_slot_place), its own copy of
+ * the head's gradient, and the scratch of SCRATCH (shared by every slot). */
+static struct mb_acts *slot_new(const struct mb_model *m, const struct mb_acts *scratch,
+                                int64_t layers)
+{
+    struct mb_acts *a = acts_new(m, scratch->batch, scratch->seq);
+    struct carve count = { NULL, 0 };
+    carve_saved(&count, m, a, 0, layers);
+    take(&count, a->res_rows * m->cfg.hidden_size, true); /* dhead */
+    a->block = m->ops->alloc(count.used);
+    if (!a->block) {
+        acts_free(m, a);
+        mb_err_wrap("activations of a pipeline slot (%.2f GiB)", (double)count.used / (1 << 30));
+        return NULL;
+    }
+    a->slot_bytes = (int64_t)count.used;
+    memset(a->layer, 0, (size_t)MB_MAX(m->stage.layers, 1) * sizeof(*a->layer));
+    return a;
+}
+
+void mb_acts_slot_place(const struct mb_model *m, struct mb_acts *a, int chunk)
+{
+    const struct mb_acts *s = m->pipe_scratch;
+    memset(a->layer, 0, (size_t)MB_MAX(m->stage.layers, 1) * sizeof(*a->layer));
+    struct carve place = { a->block, 0 };
+    carve_saved(&place, m, a, m->stage.chunk_first[chunk], m->stage.chunk_layers[chunk]);
+    a->dhead = take(&place, a->res_rows * m->cfg.hidden_size, true);
+    /* the scratch is the shared one */
+    a->qkv = s->qkv, a->tmp = s->tmp, a->dres = s->dres, a->dtmp = s->dtmp, a->dhf = s->dhf;
+    a->dwide = s->dwide, a->dact = s->dact, a->dq = s->dq, a->dk = s->dk, a->dv = s->dv;
+    a->dq_pre = s->dq_pre, a->dk_pre = s->dk_pre, a->logits = s->logits, a->loss = s->loss;
+    a->gathered = s->gathered, a->hf_full = s->hf_full, a->dhf_full = s->dhf_full;
+    a->xent_max = s->xent_max, a->xent_target = s->xent_target, a->xent_sum = s->xent_sum;
+    a->chunk = s->chunk;
+    if (!a->vocab_ids && s->vocab_ids)
+        a->vocab_ids = mb_xmalloc((size_t)(a->batch * a->seq) * sizeof(int32_t));
+}
+
+/* The shared scratch of the pipeline slots: an mb_acts with scratch only. */
+static struct mb_acts *scratch_new(const struct mb_model *m, int64_t batch, int64_t seq)
+{
+    struct mb_acts *a = acts_new(m, batch, seq);
+    struct carve count = { NULL, 0 };
+    carve_scratch(&count, m, a);
+    a->block = m->ops->alloc(count.used);
+    if (!a->block) {
+        acts_free(m, a);
+        mb_err_wrap("pipeline scratch for %lld x %lld tokens", (long long)batch, (long long)seq);
+        return NULL;
+    }
+    a->slot_bytes = (int64_t)count.used;
+    struct carve place = { a->block, 0 };
+    carve_scratch(&place, m, a);
+    if (m->tp->size > 1)
+        a->vocab_ids = mb_xmalloc((size_t)(batch * seq) * sizeof(int32_t));
+    return a;
+}
+
+void mb_acts_slots_free(struct mb_model *m)
+{
+    for (int i = 0; i < m->pipe_nslots; i++)
+        acts_free(m, m->pipe_slots[i]);
+    free(m->pipe_slots);
+    acts_free(m, m->pipe_scratch);
+    m->pipe_slots = NULL;
+    m->pipe_scratch = NULL;
+    m->pipe_nslots = 0;
+}
+
+int mb_acts_slots_reserve(struct mb_model *m, int nslots, int64_t batch, int64_t seq)
+{
+    mb_acts_slots_free(m);
+    int64_t most = 0; /* layers of the largest chunk */
+    for (int j = 0; j < m->stage.chunks; j++)
+        most = MB_MAX(most, m->stage.chunk_layers[j]);
+    if (!(m->pipe_scratch = scratch_new(m, batch, seq)))
+        return -1;
+    m->pipe_slots = mb_xcalloc((size_t)nslots, sizeof(*m->pipe_slots));
+    for (int i = 0; i < nslots; i++, m->pipe_nslots++)
+        if (!(m->pipe_slots[i] = slot_new(m, m->pipe_scratch, most))) {
+            mb_acts_slots_free(m);
+            return -1;
+        }
+    return 0;
 }

@@ -22,6 +22,14 @@ struct mb_layer_acts {
     float *fc2, *pm_rstd;        /* sandwich norm: MLP output before its norm */
 };
 
+/* A micro-batch's positions (its own, or 0 .. T-1 made here) and the document starts of
+ * packed rows (kern/ops.h), after checking it (ids, positions, SP divisibility). */
+struct mb_batch_aux {
+    const int32_t *pos;
+    int32_t *own_pos;
+    int32_t *docs; /* NULL: not packed */
+};
+
 /* Rows: N = B*T token rows. Under sequence parallelism the residual stream and the norms
  * (x_in, ln1, x_mid, ln2, proj, fc2, x_final, hf, their statistics, tmp, dres, dtmp,
  * dhf) hold only this rank's R = N/TP rows; everything between a column-parallel and a
@@ -53,11 +61,31 @@ struct mb_acts {
     float *xent_max, *xent_target; /* [chunk] vocabulary-parallel cross-entropy */
     double *xent_sum;            /* [chunk] */
     int32_t *vocab_ids;          /* [N] host: token id - vocab_start, -1 off this rank */
+    /* pipeline slots (mb_acts_slots_reserve) */
+    float *dhead;                /* [R, H] the head's gradient, kept to the backward pass */
+    struct mb_batch_aux aux;     /* of the micro-batch in this slot */
+    int64_t slot_bytes;          /* of the block */
 };
 
 /* (Re)allocate the activations of M for B x T. -1 with mb_err when out of memory. */
 int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq);
 void mb_acts_free(struct mb_model *m);
+
+/* Pipeline parallelism: NSLOTS sets of saved activations for micro-batches of B x T in
+ * flight, each for one model chunk at a time, and one scratch they share
+ * (m->pipe_slots, m->pipe_scratch). -1 with mb_err when out of memory. */
+int mb_acts_slots_reserve(struct mb_model *m, int nslots, int64_t batch, int64_t seq);
+void mb_acts_slots_free(struct mb_model *m);
+/* Point slot A's layer activations at chunk CHUNK's layers (and its scratch at the
+ * shared one), for a forward pass of that chunk. */
+void mb_acts_slot_place(const struct mb_model *m, struct mb_acts *a, int chunk);
+
+/* Global number of local layer L (nn/stage.h): the sliding-window pattern, rope bases
+ * and adapter dropout sites follow the global layer. */
+static inline int64_t mb_model_global_layer(const struct mb_model *m, int64_t l)
+{
+    return m->stage.pp > 1 ? mb_stage_global_layer(&m->stage, l) : l;
+}
 
 /* What one forward pass of a layer reads and writes: the training step's (the layer's
  * activations, kept for its backward pass) or generation's (one set of activations
@@ -114,6 +142,15 @@ MB_MUST_CHECK int mb_vocab_mask_init(struct mb_model *m);
 void mb_softcap_logits(float *logits, int64_t n, double cap);
 /* Add m->vocab_mask, if any, to ROWS rows of this rank's logits. */
 void mb_vocab_mask_apply(const struct mb_model *m, float *logits, int64_t rows);
+
+MB_MUST_CHECK int mb_model_batch_begin(struct mb_model *m, const struct mb_batch *b,
+                                       struct mb_batch_aux *aux);
+void mb_model_batch_end(struct mb_batch_aux *aux);
+/* The loss sums of B from acts->loss (nn/model.c). */
+void mb_sum_loss(const struct mb_model *m, const struct mb_batch *b, double *loss_sum,
+                 double *mask_sum);
+/* The final norm's backward from acts->dhf into acts->dres (zeroed first). */
+void mb_final_norm_backward(struct mb_model *m);
 
 /* Norm of the configured kind: y from x with weight W and bias B (NULL for RMSNorm). */
 void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rstd,

@@ -85,7 +85,7 @@ static void attach(const struct mb_model *m, struct mb_linear *lin, enum mb_peft
     }
     ad->scratch = m->peft_scratch;
     ad->dropout = m->peft_dropout_on ? &m->peft_dropout : NULL;
-    ad->site = l * MB_PEFT_MODULES + k;
+    ad->site = mb_model_global_layer(m, l) * MB_PEFT_MODULES + k;
     /* a row-parallel layer holds an equal block of the input columns */
     ad->col0 = lin->mode == MB_LINEAR_ROW ? m->tp->rank * lin->in : 0;
 }
@@ -136,7 +136,7 @@ static void all_row_norms(struct mb_model *m, bool with_adapter, bool to_magnitu
         enum mb_param_id id = mb_param_adapter_id(k, MB_ADAPTER_M);
         if (!mb_param_get(&m->params, id))
             continue;
-        for (int64_t l = 0; l < m->cfg.num_layers; l++) {
+        for (int64_t l = 0; l < m->stage.layers; l++) {
             struct mb_linear lin = linear_of[k](m, l);
             struct mb_adapter_base base = { m->ops, m->tp, lin.mode == MB_LINEAR_ROW, lin.in,
                                             lin.out, lin.w };
@@ -201,7 +201,8 @@ struct mb_attn_shape mb_model_attn_shape(const struct mb_model_config *c, int64_
 /* This rank's heads and groups. */
 static struct mb_attn_shape attn_shape(const struct mb_model *m, int64_t l)
 {
-    struct mb_attn_shape s = mb_model_attn_shape(&m->cfg, l, m->acts->batch, m->acts->seq);
+    struct mb_attn_shape s =
+        mb_model_attn_shape(&m->cfg, mb_model_global_layer(m, l), m->acts->batch, m->acts->seq);
     s.heads = m->loc->heads;
     s.kv_heads = m->loc->groups;
     s.doc_start = m->acts->doc_start;
@@ -210,14 +211,16 @@ static struct mb_attn_shape attn_shape(const struct mb_model *m, int64_t l)
 
 static const float *rope_table(const struct mb_model *m, int64_t l)
 {
-    return mb_model_layer_slides(&m->cfg, l) ? m->rope_local : m->rope_global;
+    return mb_model_layer_slides(&m->cfg, mb_model_global_layer(m, l)) ? m->rope_local
+                                                                        : m->rope_global;
 }
 
 /* The shape of layer L's attention for the positions of pass P, with this rank's heads. */
 static struct mb_attn_shape pass_shape(const struct mb_model *m, int64_t l,
                                        const struct mb_layer_pass *p)
 {
-    struct mb_attn_shape s = mb_model_attn_shape(&m->cfg, l, p->batch, p->seq);
+    struct mb_attn_shape s = mb_model_attn_shape(&m->cfg, mb_model_global_layer(m, l), p->batch,
+                                                 p->seq);
     s.heads = m->loc->heads;
     s.kv_heads = m->loc->groups;
     s.doc_start = p->doc_start;

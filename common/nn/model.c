@@ -32,7 +32,7 @@ static int peft_init(struct mb_model *m)
 
 static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
                       const struct mb_ops *ops, bool grads, const struct mb_group *tp, bool sp,
-                      const struct mb_peft_config *pc)
+                      const struct mb_peft_config *pc, const struct mb_stage *stage)
 {
     memset(m, 0, sizeof(*m));
     if (mb_local_sizes_check(cfg, tp->size, "model") < 0)
@@ -41,7 +41,11 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
     m->ops = ops;
     m->tp = tp;
     m->sequence_parallel = sp && tp->size > 1;
-    mb_param_table_build_tp(&m->params, cfg, tp->size, tp->rank);
+    if (stage)
+        m->stage = *stage;
+    else
+        mb_stage_whole(&m->stage, cfg->num_layers);
+    mb_param_table_build_stage(&m->params, cfg, tp->size, tp->rank, &m->stage);
     if (pc) {
         m->peft = *pc;
         mb_param_table_add_adapters(&m->params, cfg, pc);
@@ -83,32 +87,39 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
 
 int mb_model_init(struct mb_model *m, const struct mb_model_config *cfg, const struct mb_ops *ops)
 {
-    return model_init(m, cfg, ops, true, &whole_model, false, NULL);
+    return model_init(m, cfg, ops, true, &whole_model, false, NULL, NULL);
 }
 
 int mb_model_init_tp(struct mb_model *m, const struct mb_model_config *cfg,
                      const struct mb_ops *ops, const struct mb_group *tp, bool sequence_parallel)
 {
-    return model_init(m, cfg, ops, true, tp, sequence_parallel, NULL);
+    return model_init(m, cfg, ops, true, tp, sequence_parallel, NULL, NULL);
 }
 
 int mb_model_init_peft(struct mb_model *m, const struct mb_model_config *cfg,
                        const struct mb_ops *ops, const struct mb_group *tp, bool sequence_parallel,
                        const struct mb_peft_config *pc)
 {
-    return model_init(m, cfg, ops, true, tp, sequence_parallel, pc);
+    return model_init(m, cfg, ops, true, tp, sequence_parallel, pc, NULL);
+}
+
+int mb_model_init_stage(struct mb_model *m, const struct mb_model_config *cfg,
+                        const struct mb_ops *ops, const struct mb_group *tp, bool sequence_parallel,
+                        const struct mb_peft_config *pc, const struct mb_stage *stage)
+{
+    return model_init(m, cfg, ops, true, tp, sequence_parallel, pc, stage);
 }
 
 int mb_model_init_inference(struct mb_model *m, const struct mb_model_config *cfg,
                             const struct mb_ops *ops)
 {
-    return model_init(m, cfg, ops, false, &whole_model, false, NULL);
+    return model_init(m, cfg, ops, false, &whole_model, false, NULL, NULL);
 }
 
 int mb_model_init_inference_peft(struct mb_model *m, const struct mb_model_config *cfg,
                                  const struct mb_ops *ops, const struct mb_peft_config *pc)
 {
-    return model_init(m, cfg, ops, false, &whole_model, false, pc);
+    return model_init(m, cfg, ops, false, &whole_model, false, pc, NULL);
 }
 
 void mb_model_free(struct mb_model *m)
@@ -116,6 +127,7 @@ void mb_model_free(struct mb_model *m)
     if (!m->ops)
         return;
     mb_acts_free(m);
+    mb_acts_slots_free(m);
     if (m->rope_local != m->rope_global)
         m->ops->free(m->rope_local);
     m->ops->free(m->rope_global);
@@ -173,7 +185,7 @@ static int check_batch(const struct mb_model *m, const struct mb_batch *b, const
     return 0;
 }
 
-static void final_norm_backward(struct mb_model *m)
+void mb_final_norm_backward(struct mb_model *m)
 {
     const struct mb_model_config *c = &m->cfg;
     struct mb_acts *a = m->acts;
@@ -186,7 +198,7 @@ static void final_norm_backward(struct mb_model *m)
                      a->hf_mean, a->hf_rstd, a->res_rows);
 }
 
-static void sum_loss(const struct mb_model *m, const struct mb_batch *b, double *loss_sum,
+void mb_sum_loss(const struct mb_model *m, const struct mb_batch *b, double *loss_sum,
                      double *mask_sum)
 {
     int64_t n = b->batch * b->seq;
@@ -286,31 +298,63 @@ static void stage_done(struct mb_model *m, int64_t stage)
     m->grad_ready(m->grad_ready_ctx, stage);
 }
 
-int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale,
-                  double *loss_sum, double *mask_sum, float *logits)
+int mb_model_batch_begin(struct mb_model *m, const struct mb_batch *b,
+                         struct mb_batch_aux *aux)
 {
-    int32_t *own_pos = b->position_ids ? NULL : default_positions(b);
-    const int32_t *pos = own_pos ? own_pos : b->position_ids;
-    int rc = check_batch(m, b, pos);
-    if (rc == 0 && grad_scale != 0.0f && !m->g)
-        rc = mb_err_set(MB_E_INVALID, "model", "a backward pass on a model made for inference");
-    if (rc == 0 && logits && m->tp->size > 1)
-        rc = mb_err_set(MB_E_UNSUPPORTED, "model",
-                        "the logits of a tensor-parallel model are not gathered");
+    aux->own_pos = b->position_ids ? NULL : default_positions(b);
+    aux->pos = aux->own_pos ? aux->own_pos : b->position_ids;
+    aux->docs = NULL;
+    int rc = check_batch(m, b, aux->pos);
     if (rc == 0 && m->sequence_parallel && b->batch * b->seq % m->tp->size != 0)
         rc = mb_err_set(MB_E_INVALID, "batch",
                         "sequence parallelism needs the %lld x %lld tokens of a micro-batch "
                         "to divide by the tensor-parallel size %d",
                         (long long)b->batch, (long long)b->seq, m->tp->size);
     if (rc == 0)
-        rc = mb_acts_reserve(m, b->batch, b->seq);
-    int32_t *docs = NULL;
+        rc = doc_starts(b, &aux->docs);
+    if (rc < 0)
+        mb_model_batch_end(aux);
+    return rc;
+}
+
+int mb_model_check_batch(struct mb_model *m, const struct mb_batch *b)
+{
+    struct mb_batch_aux aux;
+    if (mb_model_batch_begin(m, b, &aux) < 0)
+        return -1;
+    mb_model_batch_end(&aux);
+    return 0;
+}
+
+void mb_model_batch_end(struct mb_batch_aux *aux)
+{
+    free(aux->own_pos);
+    free(aux->docs);
+    aux->own_pos = NULL;
+    aux->docs = NULL;
+}
+
+int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale,
+                  double *loss_sum, double *mask_sum, float *logits)
+{
+    MB_ASSERT(m->stage.pp == 1); /* a pipeline stage runs by chunks */
+    struct mb_batch_aux aux;
+    if (mb_model_batch_begin(m, b, &aux) < 0)
+        return -1;
+    int rc = 0;
+    if (grad_scale != 0.0f && !m->g)
+        rc = mb_err_set(MB_E_INVALID, "model", "a backward pass on a model made for inference");
+    if (rc == 0 && logits && m->tp->size > 1)
+        rc = mb_err_set(MB_E_UNSUPPORTED, "model",
+                        "the logits of a tensor-parallel model are not gathered");
     if (rc == 0)
-        rc = doc_starts(b, &docs);
+        rc = mb_acts_reserve(m, b->batch, b->seq);
     if (rc < 0) {
-        free(own_pos);
+        mb_model_batch_end(&aux);
         return -1;
     }
+    const int32_t *pos = aux.pos;
+    int32_t *docs = aux.docs;
     struct mb_acts *a = m->acts;
     a->doc_start = docs;
     int64_t nl = m->cfg.num_layers;
@@ -318,9 +362,9 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     for (int64_t l = 0; l < nl; l++)
         mb_layer_forward(m, l, pos, l + 1 < nl ? a->layer[l + 1].x_in : a->x_final);
     mb_head(m, b, grad_scale, logits);
-    sum_loss(m, b, loss_sum, mask_sum);
+    mb_sum_loss(m, b, loss_sum, mask_sum);
     if (grad_scale != 0.0f) {
-        final_norm_backward(m);
+        mb_final_norm_backward(m);
         stage_done(m, nl);
         for (int64_t l = nl - 1; l >= 0; l--) {
             mb_layer_backward(m, l, pos);
@@ -329,8 +373,7 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
         mb_embed_backward(m, b, pos);
     }
     a->doc_start = NULL;
-    free(docs);
-    free(own_pos);
+    mb_model_batch_end(&aux);
     return 0;
 }
 
@@ -361,8 +404,11 @@ double mb_model_grad_sumsq(const struct mb_model *m)
 double mb_model_flops_per_token(const struct mb_model *m, int64_t seq)
 {
     const struct mb_model_config *c = &m->cfg;
-    double matmul = (double)mb_param_matmul_count_of(&m->params, c, true);
-    double frozen = (double)mb_param_matmul_count_of(&m->params, c, false); /* no dW */
+    struct mb_param_table whole; /* every stage's parameters, not only this one's */
+    mb_param_table_build(&whole, c);
+    mb_param_table_add_adapters(&whole, c, &m->peft);
+    double matmul = (double)mb_param_matmul_count_of(&whole, c, true);
+    double frozen = (double)mb_param_matmul_count_of(&whole, c, false); /* no dW */
     double attn = 12.0 * (double)c->num_layers * (double)(c->num_attention_heads * c->kv_channels) *
                   (double)seq;
     return 6.0 * matmul + 4.0 * frozen + attn;

@@ -16,6 +16,7 @@
 #include "kern/ops.h"
 #include "nn/config.h"
 #include "nn/params.h"
+#include "nn/stage.h"
 
 /* One micro-batch, B sequences of T tokens, host memory, row-major [B, T]. */
 struct mb_batch {
@@ -44,6 +45,12 @@ struct mb_model {
     float *vocab_mask;           /* [vocab rows here] 0, or -inf on padded rows (config.h
                                   * real_vocab_size), added to the logits; NULL: none here */
     struct mb_acts *acts;
+    /* Pipeline parallelism: the layers held here (the whole model without a pipeline),
+     * and the activations of the micro-batches in flight (mb_model_pipe_reserve). */
+    struct mb_stage stage;
+    struct mb_acts **pipe_slots;
+    int pipe_nslots;
+    struct mb_acts *pipe_scratch;
     /* Tensor parallelism: the group this rank's shards belong to (a group of one for the
      * whole model), this rank's sizes (== &params.loc), and sequence parallelism. */
     const struct mb_group *tp;
@@ -97,7 +104,37 @@ MB_MUST_CHECK int mb_model_init_inference_peft(struct mb_model *m,
 MB_MUST_CHECK int mb_model_init_peft(struct mb_model *m, const struct mb_model_config *cfg,
                                      const struct mb_ops *ops, const struct mb_group *tp,
                                      bool sequence_parallel, const struct mb_peft_config *pc);
+/* mb_model_init_peft for pipeline stage STAGE (nn/stage.h): the model holds that
+ * stage's layers (and the embedding / head where the stage has them), and runs by
+ * chunks (mb_model_chunk_forward) instead of mb_model_step. A whole-model STAGE is
+ * mb_model_init_peft. */
+MB_MUST_CHECK int mb_model_init_stage(struct mb_model *m, const struct mb_model_config *cfg,
+                                      const struct mb_ops *ops, const struct mb_group *tp,
+                                      bool sequence_parallel, const struct mb_peft_config *pc,
+                                      const struct mb_stage *stage);
 void mb_model_free(struct mb_model *m);
+
+/* Pipeline: activations for SLOTS micro-batches of BATCH x SEQ in flight at once (one
+ * slot per (micro-batch, chunk) forward whose backward is pending). -1 with mb_err when
+ * out of memory; *BYTES the activation memory that takes. */
+MB_MUST_CHECK int mb_model_pipe_reserve(struct mb_model *m, int slots, int64_t batch,
+                                        int64_t seq, int64_t *bytes);
+/* Floats of the tensor passed between stages: the residual stream of one micro-batch on
+ * this rank, [B*T, H] (its sequence-parallel rows under SP; parallel.md 4.2). */
+int64_t mb_model_pipe_numel(const struct mb_model *m, int64_t batch, int64_t seq);
+/* Forward of chunk CHUNK (of this stage) on micro-batch B, keeping what its backward
+ * needs in slot SLOT. Its input is the embedding of B in the model's first chunk, else X;
+ * its output goes to Y, except in the model's last chunk, which computes the loss
+ * (*LOSS_SUM, *MASK_SUM as mb_model_step) and, when GRAD_SCALE != 0, the gradient of
+ * GRAD_SCALE * that sum at the head, kept in the slot. -1 with mb_err on a bad batch. */
+MB_MUST_CHECK int mb_model_chunk_forward(struct mb_model *m, int chunk, int slot,
+                                         const struct mb_batch *b, const float *x, float *y,
+                                         float grad_scale, double *loss_sum, double *mask_sum);
+/* Backward of chunk CHUNK for the micro-batch B forwarded in SLOT: from DY, the gradient
+ * of its output (unused in the model's last chunk), adding to m->g, into DX, the gradient
+ * of its input (unused in the model's first chunk: the embedding gradients instead). */
+void mb_model_chunk_backward(struct mb_model *m, int chunk, int slot, const struct mb_batch *b,
+                             const float *dy, float *dx);
 
 /* DoRA: set every magnitude to the row norms of its base weight (summed over TP for a
  * row-parallel layer), so that the adapted layer starts equal to the base
@@ -124,6 +161,11 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed);
  * Returns -1 with mb_err set on a bad batch (ids out of range, T too long). */
 MB_MUST_CHECK int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale,
                                 double *loss_sum, double *mask_sum, float *logits);
+
+/* 0 when mb_model_step would take B, else -1 with its mb_err (ids out of range, a
+ * position too far, rows that do not split over sequence parallelism, packed documents
+ * out of order): a pipeline checks every micro-batch before its stages start. */
+MB_MUST_CHECK int mb_model_check_batch(struct mb_model *m, const struct mb_batch *b);
 
 /* The attention shape of layer LAYER of C for BATCH rows of SEQ new positions: heads,
  * groups, head size, softmax scale, soft-cap and the layer's window. */

@@ -16,6 +16,7 @@
 #include "nn/model.h"
 #include "train/gradsync.h"
 #include "train/optim.h"
+#include "train/pipe_sched.h"
 #include "train/sched.h"
 #include "train/signals.h"
 #include "train/tb.h"
@@ -54,6 +55,8 @@ struct mb_trainer {
     const char *metrics_path;
     struct mb_train_batches batches;
     struct mb_train_stop stop;    /* exit signal and time limit */
+    struct mb_pipe_sched pipe;    /* this rank's pipeline schedule (pp > 1) */
+    int64_t pipe_act_bytes;       /* the activations it keeps in flight */
 
     int64_t train_iters, micro_batch, global_batch, seq;
     int64_t iteration;            /* iterations done */
@@ -78,6 +81,17 @@ struct mb_trainer {
 MB_MUST_CHECK int mb_train_open_sft(struct mb_trainer *t);
 MB_MUST_CHECK int mb_train_sample(struct mb_trainer *t, int split, int64_t k, int64_t at);
 int64_t mb_train_data_size(const struct mb_trainer *t, int split);
+
+/* Micro-batch J of the iteration's batches. */
+struct mb_batch mb_train_micro_batch(const struct mb_trainer *t, int64_t j);
+/* LoRA dropout for training micro-batch J of this rank (J < 0: off, evaluation). */
+void mb_train_adapter_dropout(struct mb_trainer *t, int64_t j);
+/* The iteration's micro-batches through this rank's pipeline stage (train/pipeline.c):
+ * its schedule when TRAINING (backward of GRAD_SCALE times the loss sum), else forwards
+ * only. *LOSS_SUM, *MASK_SUM: the sums of the micro-batches whose loss is computed
+ * here (the last stage's), 0 elsewhere. */
+MB_MUST_CHECK int mb_train_pipeline(struct mb_trainer *t, bool training, float grad_scale,
+                                    double *loss_sum, double *mask_sum);
 
 /* Checkpoint glue (train/state.c). */
 MB_MUST_CHECK int mb_train_save(struct mb_trainer *t);

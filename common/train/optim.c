@@ -72,7 +72,8 @@ int mb_grad_norm_weights(const struct mb_param_table *params, int tp_rank, doubl
     int all_one = 1;
     for (int i = 0; i < params->count; i++) {
         const struct mb_param *p = &params->items[i];
-        weight[i] = !p->trainable || (p->tp_replicated && tp_rank != 0) ? 0.0 : 1.0;
+        bool once = !p->pp_shared && (!p->tp_replicated || tp_rank == 0);
+        weight[i] = p->trainable && once ? 1.0 : 0.0;
         all_one &= weight[i] == 1.0;
     }
     return all_one;

@@ -37,8 +37,8 @@ void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr);
 
 /* How much each parameter's gradient counts in the global norm (WEIGHT, params->count
  * entries): 0 for one the optimizer does not train, 0 on all TP ranks but the first for
- * one replicated across TP (its copies are equal: count it once; parallel.md 2.10), else
- * 1. Returns 1 when every weight is 1. */
+ * one replicated across TP (its copies are equal: count it once; parallel.md 2.10), 0
+ * for the last pipeline stage's copy of a tied embedding (parallel.md 4.6), else 1. Returns 1 when every weight is 1. */
 int mb_grad_norm_weights(const struct mb_param_table *params, int tp_rank, double *weight);
 
 /* The sum of squares of the gradients G of the range [lo, hi) of the flat buffer (G

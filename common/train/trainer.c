@@ -62,12 +62,11 @@ static int check_sizes(struct mb_trainer *t)
                           "train.global_batch_size %lld is not a multiple of "
                           "micro_batch_size %lld x data-parallel size %lld",
                           (long long)t->global_batch, (long long)t->micro_batch, (long long)dp);
-    const char *par[] = { "dist.pipeline_model_parallel_size", "dist.context_parallel_size" };
-    for (int i = 0; i < 2; i++)
-        if (mb_config_i64(cfg, par[i]) != 1)
-            return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, par[i]),
-                              "%s: only 1 is supported so far (tensor and data parallelism)",
-                              par[i]);
+    const char *cp = "dist.context_parallel_size";
+    if (mb_config_i64(cfg, cp) != 1)
+        return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, cp),
+                          "%s: only 1 is supported so far (tensor, pipeline and data "
+                          "parallelism)", cp);
     if (t->ps.tp > 1 && mb_config_bool(cfg, "dist.sequence_parallel") &&
         t->seq % t->ps.tp != 0)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "dist.sequence_parallel"),
@@ -166,14 +165,55 @@ static int model_config(struct mb_trainer *t, struct mb_model_config *mc)
     return 0;
 }
 
-/* The model: this rank's tensor-parallel shards of MC. */
+/* The layers of this rank's pipeline stage (nn/stage.h) from the dist.* keys. */
+static int plan_stage(const struct mb_trainer *t, const struct mb_model_config *mc,
+                      struct mb_stage *stage)
+{
+    const mb_config *cfg = t->cfg;
+    const char *vp_key = "dist.virtual_pipeline_model_parallel_size";
+    const char *first = "dist.num_layers_in_first_pipeline_stage";
+    const char *last = "dist.num_layers_in_last_pipeline_stage";
+    int64_t vp = mb_config_i64(cfg, vp_key);
+    if (vp < 1 || vp > MB_STAGE_MAX_CHUNKS)
+        return mb_err_set(MB_E_INVALID, mb_config_where(cfg, vp_key),
+                          "%s must be between 1 and %d, not %lld", vp_key, MB_STAGE_MAX_CHUNKS,
+                          (long long)vp);
+    bool uneven = mb_config_i64(cfg, first) != 0 || mb_config_i64(cfg, last) != 0;
+    const char *where = mb_config_where(cfg, uneven ? (mb_config_i64(cfg, first) ? first : last)
+                                                    : vp > 1 ? vp_key
+                                                             : "dist.pipeline_model_parallel_size");
+    return mb_stage_plan(stage, mc->num_layers, t->ps.pp, t->ps.pp_rank, (int)vp,
+                         mb_config_i64(cfg, first), mb_config_i64(cfg, last), where);
+}
+
+/* The model: this rank's tensor-parallel shards of its pipeline stage of MC. */
 static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
 {
     const char *key = "dist.tensor_model_parallel_size";
     if (mb_local_sizes_check(mc, t->ps.tp, mb_config_where(t->cfg, key)) < 0)
         return -1;
-    return mb_model_init_peft(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
-                              mb_config_bool(t->cfg, "dist.sequence_parallel"), &t->peft);
+    struct mb_stage stage;
+    if (plan_stage(t, mc, &stage) < 0)
+        return -1;
+    return mb_model_init_stage(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
+                               mb_config_bool(t->cfg, "dist.sequence_parallel"), &t->peft,
+                               &stage);
+}
+
+/* Under pipeline parallelism: this rank's schedule over the iteration's micro-batches,
+ * and the activations of as many as it keeps in flight. */
+static int pipeline_setup(struct mb_trainer *t)
+{
+    if (t->ps.pp == 1)
+        return 0;
+    struct mb_model *m = &t->model;
+    const char *key = m->stage.chunks > 1 ? "dist.virtual_pipeline_model_parallel_size"
+                                           : "train.global_batch_size";
+    if (mb_pipe_sched_build(&t->pipe, t->ps.pp, t->ps.pp_rank, m->stage.chunks,
+                            (int)t->batches.count, mb_config_where(t->cfg, key)) < 0)
+        return -1;
+    return mb_model_pipe_reserve(m, MB_MAX(t->pipe.max_in_flight, 1), t->micro_batch, t->seq,
+                                 &t->pipe_act_bytes);
 }
 
 /* The gradient reduction and the optimizer's range from the ddp.* keys, and the
@@ -237,7 +277,7 @@ static int setup(struct mb_trainer *t)
     if (t->skip_nonfinite < 0)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "train.skip_nonfinite_steps"),
                           "train.skip_nonfinite_steps must be 0 or positive");
-    if (alloc_batches(t) < 0)
+    if (alloc_batches(t) < 0 || agree(t->dist, pipeline_setup(t), "pipeline") < 0)
         return -1;
     mb_train_log_layout(t);
     mb_train_log_memory(t);
@@ -268,7 +308,7 @@ static int fill(struct mb_trainer *t, int split, int64_t first)
     return agree(t->dist, rc, "data");
 }
 
-static struct mb_batch micro_batch(const struct mb_trainer *t, int64_t j)
+struct mb_batch mb_train_micro_batch(const struct mb_trainer *t, int64_t j)
 {
     const struct mb_train_batches *b = &t->batches;
     int64_t at = j * b->micro * b->seq;
@@ -299,7 +339,7 @@ static void grad_ready(void *ctx, int64_t layer)
 
 /* LoRA dropout for training micro-batch J of this rank (its samples start at the
  * global index the data path gives it), or off (J < 0: evaluation). */
-static void adapter_dropout(struct mb_trainer *t, int64_t j)
+void mb_train_adapter_dropout(struct mb_trainer *t, int64_t j)
 {
     struct mb_model *m = &t->model;
     m->peft_dropout_on = j >= 0 && t->peft.dropout > 0;
@@ -314,6 +354,47 @@ static void adapter_dropout(struct mb_trainer *t, int64_t j)
         t->consumed_train + (j * t->ps.dp + t->ps.dp_rank) * t->batches.micro;
 }
 
+/* The micro-batches one after another, each forward and backward (no pipeline):
+ * their loss sum in *SUM. */
+static int run_micro_batches(struct mb_trainer *t, bool training, float grad_scale,
+                             double *sum)
+{
+    int rc = 0;
+    for (int64_t j = 0; j < t->batches.count && rc == 0; j++) {
+        struct mb_batch mb = mb_train_micro_batch(t, j);
+        double ls, ms;
+        bool last = j == t->batches.count - 1;
+        if (training && last && t->gsync.overlap) { /* its gradients are the final ones */
+            t->model.grad_ready = grad_ready;
+            t->model.grad_ready_ctx = &t->gsync;
+        }
+        mb_train_adapter_dropout(t, training ? j : -1);
+        rc = mb_model_step(&t->model, &mb, grad_scale, &ls, &ms, NULL);
+        t->model.grad_ready = NULL;
+        *sum += ls;
+    }
+    mb_train_adapter_dropout(t, -1);
+    return rc;
+}
+
+/* The micro-batches through the pipeline (train/pipeline.c): every rank checks all of
+ * them first, since a stage that stopped mid-schedule would leave its neighbours
+ * waiting; the loss, computed on the last stage, is then summed over the stages. */
+static int run_pipeline(struct mb_trainer *t, bool training, float grad_scale, double *sum)
+{
+    int rc = 0;
+    for (int64_t j = 0; j < t->batches.count && rc == 0; j++) {
+        struct mb_batch mb = mb_train_micro_batch(t, j);
+        rc = mb_model_check_batch(&t->model, &mb);
+    }
+    if (agree(t->dist, rc, "batch") < 0)
+        return -1;
+    double mask;
+    rc = mb_train_pipeline(t, training, grad_scale, sum, &mask);
+    mb_group_sum_f64(mb_pstate_group(&t->ps, MB_GROUP_PP), sum, 1);
+    return rc;
+}
+
 /* Forward (and backward when TRAINING) over this rank's micro-batches; returns the
  * global mean loss in *LOSS and, when SUMS is not NULL, the global sums of the masked
  * token losses and of the mask in SUMS[0], SUMS[1]. */
@@ -324,21 +405,8 @@ static int run_batches(struct mb_trainer *t, bool training, double *loss, double
     mb_group_sum_f64(dp, &totals[1], 1);
     float grad_scale = training && totals[1] > 0 ? (float)(1.0 / totals[1]) : 0.0f;
     double sum = 0;
-    int rc = 0;
-    for (int64_t j = 0; j < t->batches.count && rc == 0; j++) {
-        struct mb_batch mb = micro_batch(t, j);
-        double ls, ms;
-        bool last = j == t->batches.count - 1;
-        if (training && last && t->gsync.overlap) { /* its gradients are the final ones */
-            t->model.grad_ready = grad_ready;
-            t->model.grad_ready_ctx = &t->gsync;
-        }
-        adapter_dropout(t, training ? j : -1);
-        rc = mb_model_step(&t->model, &mb, grad_scale, &ls, &ms, NULL);
-        t->model.grad_ready = NULL;
-        sum += ls;
-    }
-    adapter_dropout(t, -1);
+    int rc = t->ps.pp > 1 ? run_pipeline(t, training, grad_scale, &sum)
+                          : run_micro_batches(t, training, grad_scale, &sum);
     if (agree(t->dist, rc, "batch") < 0)
         return -1;
     totals[0] = sum;
@@ -410,6 +478,18 @@ static double grad_norm(const struct mb_trainer *t, const float *g)
     return sqrt(sq);
 }
 
+/* A word embedding tied to the output layer has a copy on the first and on the last
+ * pipeline stage: their gradients are summed over the two (parallel.md 4.6), before the
+ * DP reduction (the sums are then the same on both, and so are the updates). */
+static void sum_tied_embedding(struct mb_trainer *t)
+{
+    struct mb_model *m = &t->model;
+    const struct mb_param *p = mb_param_get(&m->params, MB_P_WORD_EMB);
+    float *g = mb_model_grad_of(m, p);
+    if (t->ps.pp > 1 && m->cfg.share_embeddings_and_output_weights && g)
+        mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_EMB), g, p->numel);
+}
+
 static int train_iteration(struct mb_trainer *t)
 {
     if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
@@ -427,6 +507,7 @@ static int train_iteration(struct mb_trainer *t)
         return -1;
     }
     mb_model_finish_grads(m); /* TP sums (done per stage already when overlapping) */
+    sum_tied_embedding(t);
     mb_grad_sync_finish(&t->gsync);
     float *g = mb_grad_sync_grads(&t->gsync); /* of the optimizer's range */
     double norm = grad_norm(t, g);
@@ -536,6 +617,7 @@ static void teardown(struct mb_trainer *t)
     mb_grad_sync_free(&t->gsync);
     free(t->norm_weight);
     mb_model_free(&t->model);
+    mb_pipe_sched_free(&t->pipe);
     mb_pstate_free(&t->ps);
     free(t->batches.tokens);
     free(t->batches.labels);
