@@ -57,6 +57,8 @@ struct mb_trainer {
     struct mb_train_stop stop;    /* exit signal and time limit */
     struct mb_pipe_sched pipe;    /* this rank's pipeline schedule (pp > 1) */
     int64_t pipe_act_bytes;       /* the activations it keeps in flight */
+    double pipe_wall_s;           /* in training schedules, from the first event to the */
+    double pipe_busy_s;           /* last send's completion; of it in passes */
 
     int64_t train_iters, micro_batch, global_batch, seq;
     int64_t iteration;            /* iterations done */
@@ -121,6 +123,12 @@ MB_MUST_CHECK int mb_train_check_schedule(const struct mb_trainer *t, const char
 /* Logging (train/report.c). */
 /* World and data-parallel size, micro-batches per step, threads per rank. */
 void mb_train_log_layout(const struct mb_trainer *t);
+/* Under pipeline parallelism, each stage's layers, schedule and activation memory (every
+ * rank calls it). */
+void mb_train_log_pipeline(const struct mb_trainer *t);
+/* At the end: each stage's time in training schedules and in passes, and the bubble
+ * (the idle fraction) against the ideal (p-1)/(m+p-1), (p-1)/(v m+p-1) interleaved. */
+void mb_train_log_pipeline_time(const struct mb_trainer *t);
 void mb_train_log_start(struct mb_trainer *t);
 /* SKIPPED: a non-finite iteration that was not applied (train.skip_nonfinite_steps). */
 void mb_train_log_iteration(struct mb_trainer *t, double loss, double grad_norm, double lr,

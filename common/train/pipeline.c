@@ -15,6 +15,7 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "core/time.h"
 
 enum { TAG_FWD = 1, TAG_BWD = 2 };
 
@@ -38,6 +39,7 @@ struct pipe_run {
     bool training;
     float grad_scale;
     double loss_sum, mask_sum;     /* of the micro-batches whose loss is here */
+    double busy_s;                 /* in forward and backward passes */
 };
 
 /* Free the buffers whose sends have completed; a buffer to use (grown when all busy). */
@@ -159,8 +161,18 @@ static int walk(struct pipe_run *r, const struct mb_pipe_event *ev, int n)
         switch (e->op) {
         case MB_PIPE_RECV_FWD: r->buf_in[k] = receive(r, prev_rank(r), TAG_FWD); break;
         case MB_PIPE_RECV_BWD: r->buf_grad[k] = receive(r, next_rank(r), TAG_BWD); break;
-        case MB_PIPE_FWD: rc = forward(r, e, &pending[k]); break;
-        case MB_PIPE_BWD: pending[k] = backward(r, e); break;
+        case MB_PIPE_FWD: {
+            double t0 = mb_now();
+            rc = forward(r, e, &pending[k]);
+            r->busy_s += mb_now() - t0;
+            break;
+        }
+        case MB_PIPE_BWD: {
+            double t0 = mb_now();
+            pending[k] = backward(r, e);
+            r->busy_s += mb_now() - t0;
+            break;
+        }
         case MB_PIPE_SEND_FWD: send(r, pending[k], next_rank(r), TAG_FWD); break;
         case MB_PIPE_SEND_BWD: send(r, pending[k], prev_rank(r), TAG_BWD); break;
         }
@@ -220,14 +232,19 @@ int mb_train_pipeline(struct mb_trainer *t, bool training, float grad_scale, dou
     r.slot_busy = mb_xcalloc((size_t)m->pipe_nslots, sizeof(bool));
     int nev = t->pipe.n, rc;
     if (training) {
+        double t0 = mb_now();
         rc = walk(&r, t->pipe.ev, nev);
+        finish(&r); /* the sends out, so the wall time is the schedule's own */
+        t->pipe_wall_s += mb_now() - t0;
+        t->pipe_busy_s += r.busy_s;
     } else {
         struct mb_pipe_event *ev = forward_only(t, &nev);
         rc = walk(&r, ev, nev);
         free(ev);
     }
     mb_train_adapter_dropout(t, -1);
-    finish(&r);
+    if (!training)
+        finish(&r);
     *loss_sum = r.loss_sum;
     *mask_sum = r.mask_sum;
     return rc;

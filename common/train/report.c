@@ -5,10 +5,12 @@
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 #include <time.h>
 
 #include "core/log.h"
+#include "core/mem.h"
 #include "core/time.h"
 
 static double peak_rss_gib(void)
@@ -33,6 +35,73 @@ void mb_train_log_layout(const struct mb_trainer *t)
                 (long long)t->batches.count, (long long)t->global_batch,
                 (long long)t->micro_batch, (long long)dp, (long long)t->batches.count,
                 omp_get_max_threads()); /* what the CPU kernels' parallel regions use */
+}
+
+/* What one pipeline stage reports (mb_train_log_pipeline), as doubles so that the
+ * stages' rows can be summed into every rank's table. */
+enum { PIPE_WARMUP, PIPE_IN_FLIGHT, PIPE_ACT_BYTES, PIPE_CHUNKS, PIPE_LAYERS, PIPE_ROW };
+
+static void log_stage(const struct mb_trainer *t, int r, const double *row)
+{
+    char layers[256] = "";
+    size_t used = 0;
+    for (int j = 0; j < (int)row[PIPE_CHUNKS] && used < sizeof layers; j++) {
+        double first = row[PIPE_LAYERS + 2 * j], n = row[PIPE_LAYERS + 2 * j + 1];
+        used += (size_t)snprintf(layers + used, sizeof layers - used, "%s%.0f-%.0f",
+                                 j ? ", " : "", first, first + n - 1);
+    }
+    mb_log_info("pipeline stage %d of %d: layers %s; %s schedule, %.0f warm-up forwards, at "
+                "most %.0f micro-batch chunk%s of activations in flight (%.2f MiB)",
+                r, t->ps.pp, layers, t->pipe.vp > 1 ? "interleaved" : "1F1B", row[PIPE_WARMUP],
+                row[PIPE_IN_FLIGHT], row[PIPE_IN_FLIGHT] == 1 ? "" : "s",
+                row[PIPE_ACT_BYTES] / (1 << 20));
+}
+
+void mb_train_log_pipeline(const struct mb_trainer *t)
+{
+    if (t->ps.pp == 1)
+        return;
+    /* every stage's row, summed over the PP group: each rank fills its own */
+    int width = PIPE_LAYERS + 2 * MB_STAGE_MAX_CHUNKS, p = t->ps.pp;
+    double *rows = mb_xcalloc((size_t)(p * width), sizeof(double));
+    double *mine = rows + t->ps.pp_rank * width;
+    const struct mb_stage *st = &t->model.stage;
+    mine[PIPE_WARMUP] = t->pipe.warmup;
+    mine[PIPE_IN_FLIGHT] = t->pipe.max_in_flight;
+    mine[PIPE_ACT_BYTES] = (double)t->pipe_act_bytes;
+    mine[PIPE_CHUNKS] = st->chunks;
+    for (int j = 0; j < st->chunks; j++) {
+        mine[PIPE_LAYERS + 2 * j] = (double)st->chunk_global[j];
+        mine[PIPE_LAYERS + 2 * j + 1] = (double)st->chunk_layers[j];
+    }
+    mb_group_sum_f64(mb_pstate_group(&t->ps, MB_GROUP_PP), rows, p * width);
+    for (int r = 0; r < p; r++)
+        log_stage(t, r, rows + r * width);
+    free(rows);
+}
+
+void mb_train_log_pipeline_time(const struct mb_trainer *t)
+{
+    if (t->ps.pp == 1)
+        return;
+    int p = t->ps.pp;
+    double *rows = mb_xcalloc((size_t)(2 * p), sizeof(double));
+    rows[2 * t->ps.pp_rank] = t->pipe_wall_s;
+    rows[2 * t->ps.pp_rank + 1] = t->pipe_busy_s;
+    mb_group_sum_f64(mb_pstate_group(&t->ps, MB_GROUP_PP), rows, 2 * p);
+    double m = (double)t->batches.count, v = t->pipe.vp, wall = 0, busy = 0;
+    double ideal = (p - 1) / (v * m + p - 1);
+    for (int r = 0; r < p; r++) {
+        double w = rows[2 * r], b = rows[2 * r + 1];
+        mb_log_info("pipeline stage %d: %.3f s in the training schedules, %.3f s of it in "
+                    "forward and backward passes: bubble %.1f%%", r, w, b,
+                    w > 0 ? 100 * (w - b) / w : 0.0);
+        wall += w, busy += b;
+    }
+    mb_log_info("pipeline bubble %.1f%% over the stages; ideal %.1f%% = (p-1)/(v m+p-1) with p "
+                "%d, v %.0f, m %.0f", wall > 0 ? 100 * (wall - busy) / wall : 0.0, 100 * ideal,
+                p, v, m);
+    free(rows);
 }
 
 /* Seconds since the epoch, for metrics lines. */

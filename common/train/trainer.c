@@ -280,6 +280,7 @@ static int setup(struct mb_trainer *t)
     if (alloc_batches(t) < 0 || agree(t->dist, pipeline_setup(t), "pipeline") < 0)
         return -1;
     mb_train_log_layout(t);
+    mb_train_log_pipeline(t);
     mb_train_log_memory(t);
     if (open_data(t) < 0)
         return -1;
@@ -604,6 +605,7 @@ static int loop(struct mb_trainer *t)
         }
     }
     mb_train_log_finish(t, t->iteration - first);
+    mb_train_log_pipeline_time(t);
     return 0;
 }
 
