@@ -149,6 +149,10 @@ void mb_model_batch_end(struct mb_batch_aux *aux);
 /* The loss sums of B from acts->loss (nn/model.c). */
 void mb_sum_loss(const struct mb_model *m, const struct mb_batch *b, double *loss_sum,
                  double *mask_sum);
+/* The backward of this micro-batch finished STAGE (local layer l, or the head at
+ * stage.layers): when m->grad_ready is set, sum its TP-partial gradients and report it
+ * (struct mb_model). */
+void mb_model_stage_done(struct mb_model *m, int64_t stage);
 /* The final norm's backward from acts->dhf into acts->dres (zeroed first). */
 void mb_final_norm_backward(struct mb_model *m);
 

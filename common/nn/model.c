@@ -274,7 +274,7 @@ static bool partial_over_tp(const struct mb_model *m, const struct mb_param *p)
  * micro-batch of a step (when grad_ready is set): the sums are of the whole step. */
 static void finish_stage(struct mb_model *m, int64_t stage)
 {
-    int64_t nl = m->cfg.num_layers;
+    int64_t nl = m->stage.layers;
     for (int i = 0; m->tp->size > 1 && i < m->params.count; i++) {
         const struct mb_param *p = &m->params.items[i];
         if (!partial_over_tp(m, p))
@@ -288,7 +288,7 @@ static void finish_stage(struct mb_model *m, int64_t stage)
 }
 
 /* The backward of this micro-batch finished STAGE (struct mb_model, grad_ready). */
-static void stage_done(struct mb_model *m, int64_t stage)
+void mb_model_stage_done(struct mb_model *m, int64_t stage)
 {
     if (!m->grad_ready)
         return;
@@ -357,7 +357,7 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     int32_t *docs = aux.docs;
     struct mb_acts *a = m->acts;
     a->doc_start = docs;
-    int64_t nl = m->cfg.num_layers;
+    int64_t nl = m->stage.layers;
     mb_embed_forward(m, b, pos);
     for (int64_t l = 0; l < nl; l++)
         mb_layer_forward(m, l, pos, l + 1 < nl ? a->layer[l + 1].x_in : a->x_final);
@@ -365,10 +365,10 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     mb_sum_loss(m, b, loss_sum, mask_sum);
     if (grad_scale != 0.0f) {
         mb_final_norm_backward(m);
-        stage_done(m, nl);
+        mb_model_stage_done(m, nl);
         for (int64_t l = nl - 1; l >= 0; l--) {
             mb_layer_backward(m, l, pos);
-            stage_done(m, l);
+            mb_model_stage_done(m, l);
         }
         mb_embed_backward(m, b, pos);
     }

@@ -72,11 +72,14 @@ void mb_model_chunk_backward(struct mb_model *m, int chunk, int slot, const stru
     if (mb_stage_has_head(&m->stage, chunk)) {
         m->ops->copy(a->dhf, a->dhead, residual_numel(m));
         mb_final_norm_backward(m);
+        mb_model_stage_done(m, m->stage.layers);
     } else {
         m->ops->copy(a->dres, dy, residual_numel(m));
     }
-    for (int64_t l = end - 1; l >= first; l--)
+    for (int64_t l = end - 1; l >= first; l--) {
         mb_layer_backward(m, l, pos);
+        mb_model_stage_done(m, l);
+    }
     if (mb_stage_has_embedding(&m->stage, chunk))
         mb_embed_backward(m, b, pos);
     else

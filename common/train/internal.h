@@ -84,6 +84,8 @@ MB_MUST_CHECK int mb_train_open_sft(struct mb_trainer *t);
 MB_MUST_CHECK int mb_train_sample(struct mb_trainer *t, int split, int64_t k, int64_t at);
 int64_t mb_train_data_size(const struct mb_trainer *t, int split);
 
+/* The grad_ready of struct mb_model for the DP reduction CTX (struct mb_grad_sync). */
+void mb_train_grad_ready(void *ctx, int64_t layer);
 /* Micro-batch J of the iteration's batches. */
 struct mb_batch mb_train_micro_batch(const struct mb_trainer *t, int64_t j);
 /* LoRA dropout for training micro-batch J of this rank (J < 0: off, evaluation). */

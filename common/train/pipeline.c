@@ -138,8 +138,13 @@ static int backward(struct pipe_run *r, const struct mb_pipe_event *e)
     const float *dy = r->buf_grad[k] >= 0 ? r->bufs[r->buf_grad[k]].data : NULL;
     int out = mb_stage_has_embedding(&m->stage, e->chunk) ? -1 : take_buf(r);
     mb_train_adapter_dropout(t, e->micro);
+    if (e->micro == t->batches.count - 1 && t->gsync.overlap) { /* the chunk's last backward */
+        m->grad_ready = mb_train_grad_ready;
+        m->grad_ready_ctx = &t->gsync;
+    }
     mb_model_chunk_backward(m, e->chunk, r->slot_of[k], &b, dy,
                             out >= 0 ? r->bufs[out].data : NULL);
+    m->grad_ready = NULL;
     r->slot_busy[r->slot_of[k]] = false;
     r->slot_of[k] = -1;
     if (r->buf_grad[k] >= 0)

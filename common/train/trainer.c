@@ -230,7 +230,7 @@ static int grad_sync(struct mb_trainer *t)
     struct mb_model *m = &t->model;
     const char *where = mb_config_where(cfg, "ddp.use_distributed_optimizer");
     if (mb_grad_sync_init(&t->gsync, mb_pstate_group(&t->ps, MB_GROUP_DP), m->ops, &m->params,
-                          m->cfg.num_layers, m->g,
+                          m->stage.layers, m->g,
                           mb_config_bool(cfg, "ddp.use_distributed_optimizer"),
                           mb_config_bool(cfg, "ddp.overlap_grad_reduce"), bucket_size,
                           where) < 0)
@@ -330,9 +330,9 @@ static double local_mask_sum(const struct mb_trainer *t)
     return s;
 }
 
-/* The model finished the backward of LAYER (num_layers: the head) of the last
- * micro-batch: start reducing the buckets that are now final. */
-static void grad_ready(void *ctx, int64_t layer)
+/* The model finished the backward of local LAYER (the layers held: the head) of the
+ * last micro-batch: start reducing the buckets that are now final. */
+void mb_train_grad_ready(void *ctx, int64_t layer)
 {
     struct mb_grad_sync *s = ctx;
     mb_grad_sync_ready(s, mb_grad_stage_of_layer(s->num_layers, layer));
@@ -366,7 +366,7 @@ static int run_micro_batches(struct mb_trainer *t, bool training, float grad_sca
         double ls, ms;
         bool last = j == t->batches.count - 1;
         if (training && last && t->gsync.overlap) { /* its gradients are the final ones */
-            t->model.grad_ready = grad_ready;
+            t->model.grad_ready = mb_train_grad_ready;
             t->model.grad_ready_ctx = &t->gsync;
         }
         mb_train_adapter_dropout(t, training ? j : -1);
