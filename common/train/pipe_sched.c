@@ -13,7 +13,15 @@
  * pass that produced it. That gives Megatron's order of the combined exchanges (after a
  * forward its send, then the receive of the backward's gradient; after a backward its
  * send, then the receive of the next forward's input), and it only posts receives later
- * and sends no later than Megatron does, so it cannot wait where Megatron would not.
+ * and sends no later than Megatron does, so it cannot wait where Megatron would not
+ * (t9010 checks both against Megatron's own run).
+ *
+ * The order needs sends that never block: Megatron posts a combined exchange in one batch,
+ * this list posts the send first. Had a rank to wait for its send to complete before its
+ * next receive (MPI_Ssend, or MPI_Wait right after an MPI_Isend large enough for the
+ * rendezvous protocol), PP2 M4 would deadlock at once: rank 0 in sf1 waits for rank 1's
+ * rf1, rank 1 in sb0 for rank 0's rb0. So the executor keeps the send requests (and their
+ * buffers) pending and completes them at the end of the step, or tests them on the way.
  */
 #include "train/pipe_sched.h"
 
