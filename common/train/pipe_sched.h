@@ -44,7 +44,7 @@ struct mb_pipe_event {
 
 struct mb_pipe_sched {
     int pp, rank, vp, micro;     /* p, this rank's r, v, M */
-    int warmup;                  /* forwards before the first backward */
+    int warmup;                  /* Megatron's W: forwards before the steady phase */
     int n;
     struct mb_pipe_event *ev;    /* [n], in the order the rank runs them */
     int max_in_flight;           /* most (micro, chunk) forwards whose backward is pending */
