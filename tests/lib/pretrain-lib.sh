@@ -6,6 +6,8 @@
 # thread per process (MPI tests oversubscribe two cores).
 # pretrain_mpi N ARGS...: the same over N MPI ranks.
 # losses FILE: the "iter N ... loss X" values of a log, one "N X" per line.
+# gsm8k_rows SRC DST N: the first N GSM8K rows of SRC as {question, answer} with the
+# final "#### N" line as the answer (short rows: a row of 256 tokens packs several).
 # family_keys NAME: the model.* overrides of a test family (tests/data/models/NAME.json),
 # the recipe's vocabulary and positions kept.
 
@@ -48,4 +50,16 @@ same_losses() {
         ($1 in a) { n++; d = a[$1] - $2; if (d < 0) d = -d; r = d / ($2 < 0 ? -$2 : $2);
                     if (r > tol) { printf "# iter %s: %s vs %s (rel %.2e)\n", $1, a[$1], $2, r; bad = 1 } }
         END { if (n == 0) { print "# no common iterations"; exit 1 } exit bad }' "$1.loss" "$2.loss"
+}
+
+gsm8k_rows() { # SRC DST N
+    "$PY" -c "
+import json, sys
+with open(sys.argv[1]) as f, open(sys.argv[2], 'w') as o:
+    for i, line in enumerate(f):
+        if i == int(sys.argv[3]):
+            break
+        r = json.loads(line)
+        o.write(json.dumps({'question': r['question'], 'answer': r['answer'].split('\n')[-1]}) + '\n')
+" "$@"
 }

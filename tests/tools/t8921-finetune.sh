@@ -3,20 +3,6 @@ test_description='mb-finetune: full SFT from a pretrained checkpoint learns; pac
 . "$(dirname "$0")/../lib/test-lib.sh"
 . "$MB_ROOT/tests/lib/pretrain-lib.sh"
 
-# GSM8K questions with the final "#### N" line as the answer (short rows, so that a row
-# of 256 tokens packs more than one)
-gsm8k_rows() { # SRC DST N
-    "$PY" -c "
-import json, sys
-with open(sys.argv[1]) as f, open(sys.argv[2], 'w') as o:
-    for i, line in enumerate(f):
-        if i == int(sys.argv[3]):
-            break
-        r = json.loads(line)
-        o.write(json.dumps({'question': r['question'], 'answer': r['answer'].split('\n')[-1]}) + '\n')
-" "$@"
-}
-
 finetune() {
     mb-finetune --recipe sft_full checkpoint.pretrained_checkpoint=base \
         data.data_path=train.jsonl data.validation_path=valid.jsonl \
