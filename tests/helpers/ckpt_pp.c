@@ -1,7 +1,7 @@
 /* tests/helpers/ckpt_pp.c - checkpoints of pipeline stages' parameter tables under every
  * TP x PP x DP layout, for t9020-ckpt-pp.
  *
- *   ckpt_pp CONFIG.json LAYERS DIR base|lora|dora all|ring|check [BASE_FILE]
+ *   ckpt_pp CONFIG.json LAYERS DIR base|lora|dora all|ring|check|save-skew [BASE_FILE]
  *
  * CONFIG (model.* keys) with model.num_layers = LAYERS. For each layout of the list
  * below that fits in the world (one process: TP1 PP1 DP1 only; VP only when the layers
@@ -18,7 +18,9 @@
  *
  * Then every layout loads files and every rank checks every element of its part of the
  * weights and the moments against the values: all: every file saved; ring: the single
- * process's (TP1 PP1 DP1) and the next layout's; check: no save, DIR is a file to load.
+ * process's (TP1 PP1 DP1) and the next layout's; check: no save, DIR is a file to load;
+ * save-skew: only the PP 2 layouts save, pipeline rank 1 claiming the layer before each
+ * of its own in the weights too, which must fail on every rank (parts that overlap).
  * With BASE_FILE (a base checkpoint of the same model) each layout also loads its frozen
  * base from it, as a pretrained checkpoint (the base of adapters), and checks it. Rank
  * 0 prints one line per layout saved and "checked N loads, E elements" (summed over the
@@ -61,6 +63,7 @@ static const struct layout layouts[] = {
 struct rank_state {
     const struct layout *l;
     int active; /* a rank of the layout */
+    int skew;   /* pipeline rank 1 claims the layer before its own too (save-skew) */
     struct mb_param_table p, whole;
     int first; /* the first tensor saved: 0, or the first adapter */
     int64_t lo, hi; /* the optimizer's run of the flat buffer */
@@ -106,6 +109,7 @@ static int rank_state_make(struct rank_state *s, const struct layout *l,
     s->active = rank < l->tp * l->pp * l->dp;
     int tp_rank = s->active ? rank % l->tp : 0, dp_rank = s->active ? rank / l->tp % l->dp : 0;
     int pp_rank = s->active ? rank / (l->tp * l->dp) : 0;
+    s->skew = pp_rank == 1;
     struct mb_stage st;
     if (stage_of(&st, l, cfg->num_layers, pp_rank) < 0)
         return -1;
@@ -160,6 +164,15 @@ static void tensors(const struct rank_state *s, struct mb_ckpt_tensor *x[3], int
     }
 }
 
+/* Save-skew: the first layer slab of S's per-layer weights begins a layer early. */
+static void skew(const struct rank_state *s, struct mb_ckpt_tensor *x, int n)
+{
+    for (int i = 0; s->active && s->skew && i < n; i++)
+        if (x[i].nlayer_slab > 0)
+            for (int k = 0; k < x[i].nlayer_slab; k++)
+                x[i].layer_slab[k].global_start--;
+}
+
 static void free_tensors(struct mb_ckpt_tensor *x[3])
 {
     for (int k = 0; k < 3; k++)
@@ -167,7 +180,8 @@ static void free_tensors(struct mb_ckpt_tensor *x[3])
 }
 
 static int save_layout(const struct mb_dist *d, const struct rank_state *s, const char *dir,
-                       const struct mb_model_config *cfg, const struct mb_peft_config *pc)
+                       const struct mb_model_config *cfg, const struct mb_peft_config *pc,
+                       int skewed)
 {
     fill(&s->p, s->w, 0);
     fill(&s->p, s->m, 1);
@@ -175,6 +189,8 @@ static int save_layout(const struct mb_dist *d, const struct rank_state *s, cons
     struct mb_ckpt_tensor *x[3];
     int n;
     tensors(s, x, &n);
+    if (skewed)
+        skew(s, x[0], n);
     char *json = mb_model_config_to_json(cfg);
     char *peft = pc->kind != MB_PEFT_NONE ? mb_peft_config_to_json(pc) : NULL;
     struct mb_ckpt_extra extra[1] = { { "peft", peft, peft ? strlen(peft) : 0 } };
@@ -293,24 +309,24 @@ static int run(const struct mb_dist *d, char **argv, const char *base)
         return -1;
     if (peft_of(kind, &pc) < 0)
         return mb_err_set(MB_E_USAGE, kind, "base, lora or dora");
-    int check_only = strcmp(mode, "check") == 0;
-    if (!check_only && strcmp(mode, "all") != 0 && strcmp(mode, "ring") != 0)
-        return mb_err_set(MB_E_USAGE, mode, "all, ring or check");
+    int check_only = strcmp(mode, "check") == 0, skewed = strcmp(mode, "save-skew") == 0;
+    if (!check_only && !skewed && strcmp(mode, "all") != 0 && strcmp(mode, "ring") != 0)
+        return mb_err_set(MB_E_USAGE, mode, "all, ring, check or save-skew");
     int saved[NLAYOUTS] = { 0 }, rc = 0;
     int64_t good = 0, loads = 0;
     for (int i = 0; !check_only && rc == 0 && i < NLAYOUTS; i++) {
         struct rank_state s;
-        if (!fits(&layouts[i], layers, d->size))
+        if (!fits(&layouts[i], layers, d->size) || (skewed && layouts[i].pp != 2))
             continue;
         rc = rank_state_make(&s, &layouts[i], &cfg, &pc, d->rank);
         if (rc == 0)
-            rc = save_layout(d, &s, dir, &cfg, &pc);
+            rc = save_layout(d, &s, dir, &cfg, &pc, skewed);
         saved[i] = rc == 0;
         if (rc == 0 && d->rank == 0)
             printf("saved %s/%s\n", dir, layouts[i].name);
         rank_state_free(&s);
     }
-    for (int j = 0; rc == 0 && j < NLAYOUTS; j++) {
+    for (int j = 0; rc == 0 && !skewed && j < NLAYOUTS; j++) {
         struct rank_state s;
         if (!fits(&layouts[j], layers, d->size))
             continue;
@@ -343,7 +359,7 @@ int main(int argc, char **argv)
         rc = run(&d, argv, argc == 7 ? argv[6] : NULL);
     else
         rc = mb_err_set(MB_E_USAGE, "", "usage: ckpt_pp CONFIG.json LAYERS DIR|FILE "
-                        "base|lora|dora all|ring|check [BASE_FILE]");
+                        "base|lora|dora all|ring|check|save-skew [BASE_FILE]");
     rc = mb_tool_end(rc);
     mb_dist_finalize(&d);
     return rc;

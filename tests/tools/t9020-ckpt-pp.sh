@@ -83,4 +83,10 @@ with h5py.File(\"bad.h5\", \"r+\") as f:
     test $(grep -c "error" err) = 8
 '
 
+test_expect_success 'stages whose layers overlap fail the save on every rank, and leave nothing' '
+    ! $MPIRUN -np 8 ckpt_pp "$models/gemma3.json" 8 skew base save-skew >out 2>err &&
+    test $(grep -c "the parts of ranks 0 and 1 overlap" err) = 8 &&
+    test_no_files "skew/*"
+'
+
 test_done
