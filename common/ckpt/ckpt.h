@@ -38,8 +38,9 @@
  * every piece of metadata carries a checksum and damage is found when it is read.
  *
  * /optim is present only when optimizer state was saved. Each rank passes its part of
- * every tensor (struct mb_ckpt_tensor: the whole tensor, its tensor-parallel slabs, or a
- * run of those, as a distributed optimizer holds the moments) and under MPI writes, with
+ * every tensor (struct mb_ckpt_tensor: the whole tensor, its tensor-parallel slabs, its
+ * pipeline stage's layers of those, a run of them, as a distributed optimizer holds the
+ * moments, or nothing: another stage's tensor) and under MPI writes, with
  * collective MPI-IO, only the logical hyperslabs of that part; ranks holding the same
  * part (data-parallel replicas, tensors every TP rank holds whole) split it evenly, so
  * every element is written once, and the parts must cover each tensor exactly. The file
