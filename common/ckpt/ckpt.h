@@ -38,8 +38,9 @@
  * every piece of metadata carries a checksum and damage is found when it is read.
  *
  * /optim is present only when optimizer state was saved. Each rank passes its part of
- * every tensor (struct mb_ckpt_tensor: the whole tensor, its tensor-parallel slabs, or a
- * run of those, as a distributed optimizer holds the moments) and under MPI writes, with
+ * every tensor (struct mb_ckpt_tensor: the whole tensor, its tensor-parallel slabs, its
+ * pipeline stage's layers of those, a run of them, as a distributed optimizer holds the
+ * moments, or nothing: another stage's tensor) and under MPI writes, with
  * collective MPI-IO, only the logical hyperslabs of that part; ranks holding the same
  * part (data-parallel replicas, tensors every TP rank holds whole) split it evenly, so
  * every element is written once, and the parts must cover each tensor exactly. The file
@@ -78,10 +79,12 @@ enum mb_ckpt_dtype {
 };
 
 /* A logical tensor, or this rank's part of it, in host memory, row-major fp32. NDIM is
- * 1..MB_CKPT_MAX_DIM. With NSLAB 0 DATA is the whole tensor (SHAPE). Otherwise DATA has
- * LOCAL_SHAPE, cut from the logical tensor along AXIS in NSLAB blocks (struct
- * mb_param_slab: local indices [local_start, +count) on AXIS are the logical tensor's
- * [global_start, +count)); every other axis is whole. */
+ * 1..MB_CKPT_MAX_DIM. With NSLAB and NLAYER_SLAB 0 DATA is the whole tensor (SHAPE).
+ * Otherwise DATA has LOCAL_SHAPE, cut from the logical tensor along AXIS in NSLAB blocks
+ * (struct mb_param_slab: local indices [local_start, +count) on AXIS are the logical
+ * tensor's [global_start, +count)) and along axis 0 in NLAYER_SLAB blocks (a pipeline
+ * stage's layers, one block per model chunk; AXIS is then another axis); every other
+ * axis is whole. */
 struct mb_ckpt_tensor {
     const char *name; /* dotted: "decoder.layers.self_attention.linear_qkv.weight" */
     int ndim;
@@ -97,6 +100,13 @@ struct mb_ckpt_tensor {
      * (part_count may be 0: nothing of this tensor). */
     int part;
     int64_t part_start, part_count;
+    /* Pipeline parallelism: the layer slabs on axis 0 (nn/params.h layer_slab). */
+    int nlayer_slab;
+    struct mb_param_slab layer_slab[MB_STAGE_MAX_CHUNKS];
+    /* A copy of a part that another rank holds too, with the same values (the last
+     * pipeline stage's tied word embedding): a load reads it, a save never writes it
+     * (the holder does). */
+    int copy;
     /* The group of the weights: NULL for "/model" (or /optim/master), "/adapter" for
      * the adapters of an adapter-only checkpoint. The moments are always under
      * /optim/exp_avg and /optim/exp_avg_sq. */
@@ -125,16 +135,28 @@ struct mb_ckpt_extra {
 };
 
 /* The parameters of table P (nn/params.h) as tensors over the flat buffer BASE, with
- * their names and shapes: a malloc'd array of P->count, for mb_ckpt_save/load. */
-struct mb_ckpt_tensor *mb_ckpt_tensors_of(const struct mb_param_table *p, float *base);
+ * their names, logical shapes and cuts: a malloc'd array, for mb_ckpt_save/load, in the
+ * order of WHOLE, the table of the whole model with P's tensor-parallel rank and
+ * adapters (mb_ckpt_whole_table), of WHOLE->count tensors. Every rank of a pipeline
+ * then passes the same list: a parameter P's stage does not hold is an empty part
+ * (nothing of it saved or loaded here), the last stage's copy of a tied embedding a
+ * copy (loaded, written by the first stage). WHOLE NULL: P is the whole model (P->count
+ * tensors). */
+struct mb_ckpt_tensor *mb_ckpt_tensors_of(const struct mb_param_table *p,
+                                          const struct mb_param_table *whole, float *base);
 
-/* Cut the tensors T of table P (made by mb_ckpt_tensors_of) to the run [LO, HI) of the
+/* Into WHOLE, the table of the whole model (no pipeline) of configuration CFG with the
+ * tensor-parallel size and rank of P and the adapters of PC (NULL or kind NONE: none). */
+void mb_ckpt_whole_table(struct mb_param_table *whole, const struct mb_param_table *p,
+                         const struct mb_model_config *cfg, const struct mb_peft_config *pc);
+
+/* Cut the N tensors T of table P (made by mb_ckpt_tensors_of) to the run [LO, HI) of the
  * flat buffer in P's layout, whose elements are at SHARD (SHARD[0] is element LO): a
  * distributed optimizer's shard of the moments. Each tensor becomes the part of its
- * local elements inside the run, perhaps none; a save or load then writes or reads just
- * that, and no rank needs the whole moments. */
-void mb_ckpt_tensors_part(struct mb_ckpt_tensor *t, const struct mb_param_table *p, int64_t lo,
-                          int64_t hi, float *shard);
+ * local elements inside the run, perhaps none (always none for a tensor P lacks); a
+ * save or load then writes or reads just that, and no rank needs the whole moments. */
+void mb_ckpt_tensors_part(struct mb_ckpt_tensor *t, int n, const struct mb_param_table *p,
+                          int64_t lo, int64_t hi, float *shard);
 
 /* Everything besides tensors. For a save the pointers are borrowed (NULL strings are
  * stored as ""); after mb_ckpt_load they are malloc'd and freed by

@@ -56,7 +56,7 @@ int mb_ckpt_load_model(const char *file, const char *base, struct mb_model *m)
     for (int i = 0; i < p->count; i++)
         largest = MB_MAX(largest, p->items[i].numel);
     float *host = mb_xmalloc((size_t)largest * sizeof(float));
-    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(p, host);
+    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(p, NULL, host);
     int rc = 0;
     for (int i = 0; rc == 0 && i < p->count; i++) {
         bool frozen_base = base_file && !p->items[i].trainable;

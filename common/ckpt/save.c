@@ -394,8 +394,13 @@ static int plan(struct saver *s, const struct mb_ckpt_tensor *model, int n,
         /* the moments are named after the weights */
         struct mb_ckpt_tensor *t = mb_xmalloc(((size_t)n + 1) * sizeof *t);
         memcpy(t, list[k], (size_t)n * sizeof *t);
-        for (int i = 0; i < n; i++)
+        for (int i = 0; i < n; i++) {
             t[i].name = model[i].name;
+            if (t[i].copy) { /* another rank writes it */
+                t[i].part = 1;
+                t[i].part_start = t[i].part_count = 0;
+            }
+        }
         rc = ckpt_shard_plan(s->d, t, n, s->lo[k], s->hi[k]);
         free(t);
         if (agree(s, rc, "planning the writes of every rank") != 0) {

@@ -2,14 +2,16 @@
  * writes what.
  *
  * A rank's tensor (struct mb_ckpt_tensor) is its local tensor: the logical one cut along
- * AXIS in NSLAB blocks, or the whole of it (NSLAB 0, taken as one block on axis 0), and
- * of that perhaps only the elements [part_start, +part_count) in row-major order. Any
- * run of local elements is a few boxes of the local tensor (at most 2 per dimension),
- * and each box is one box of the logical tensor per slab it crosses. The slabs are in
- * the same order locally and in the logical tensor, so the map from local to logical
- * coordinates is increasing on every axis and keeps row-major order: HDF5 walks the
- * union of the logical boxes in the order of the local elements, and the memory side of
- * a transfer is the run of elements itself, contiguous.
+ * AXIS in NSLAB blocks (tensor parallelism) and along axis 0 in NLAYER_SLAB blocks (the
+ * layers of a pipeline stage, one block per model chunk), or the whole of it, and of
+ * that perhaps only the elements [part_start, +part_count) in row-major order. Any run
+ * of local elements is a few boxes of the local tensor (at most 2 per dimension), and
+ * each box is, on every axis, one piece per slab it crosses there: its logical image is
+ * the product of those pieces. The slabs are in the same order locally and in the
+ * logical tensor, so the map from local to logical coordinates is increasing on every
+ * axis and keeps row-major order: HDF5 walks the union of the logical boxes in the order
+ * of the local elements, and the memory side of a transfer is the run of elements
+ * itself, contiguous.
  *
  * Writing: ranks whose parts are the same (DP replicas, TP-replicated tensors) split
  * that part evenly by elements, so every element is written once; parts that differ
@@ -29,31 +31,46 @@ enum {
     D_NAME, /* a hash of the name */
     D_NDIM,
     D_SHAPE,                                  /* MB_CKPT_MAX_DIM logical dimensions */
-    D_AXIS = D_SHAPE + MB_CKPT_MAX_DIM,
+    D_AXIS = D_SHAPE + MB_CKPT_MAX_DIM,       /* the TP cut's axis, -1 for none */
     D_NSLAB,
     D_SLAB,                                   /* local_start, global_start, count each */
-    D_LO = D_SLAB + 3 * MB_PARAM_MAX_SLABS,   /* held local elements [lo, hi) */
+    D_NLAYER = D_SLAB + 3 * MB_PARAM_MAX_SLABS, /* the layer cut on axis 0 */
+    D_LAYER,
+    D_LO = D_LAYER + 3 * MB_STAGE_MAX_CHUNKS, /* held local elements [lo, hi) */
     D_HI,
     D_LEN
 };
 #define D_PART_FIRST D_AXIS /* from here on: which part; before: the logical tensor */
+#define MAX_PIECES (MB_STAGE_MAX_CHUNKS > MB_PARAM_MAX_SLABS ? MB_STAGE_MAX_CHUNKS \
+                                                             : MB_PARAM_MAX_SLABS)
 
-/* T's slabs, with NSLAB 0 taken as one slab of all of axis 0. */
-static int slabs_of(const struct mb_ckpt_tensor *t, int *axis, struct mb_param_slab *slab)
+/* T is cut (has a local shape of its own): by TP slabs, pipeline layer slabs or both. */
+static int is_cut(const struct mb_ckpt_tensor *t)
 {
-    if (t->nslab == 0) {
-        *axis = 0;
-        slab[0] = (struct mb_param_slab){ 0, 0, t->shape[0] };
-        return 1;
-    }
-    *axis = t->axis;
-    memcpy(slab, t->slab, (size_t)t->nslab * sizeof *slab);
-    return t->nslab;
+    return t->nslab != 0 || t->nlayer_slab != 0;
 }
 
 static int64_t local_dim(const struct mb_ckpt_tensor *t, int d)
 {
-    return t->nslab ? t->local_shape[d] : t->shape[d];
+    return is_cut(t) ? t->local_shape[d] : t->shape[d];
+}
+
+/* The slabs of T on axis D: its TP slabs, its layer slabs (axis 0), or WHOLE, one slab of
+ * the whole axis. */
+static int axis_slabs(const struct mb_ckpt_tensor *t, int d, const struct mb_param_slab **out,
+                      struct mb_param_slab *whole)
+{
+    if (t->nslab != 0 && d == t->axis) {
+        *out = t->slab;
+        return t->nslab;
+    }
+    if (t->nlayer_slab != 0 && d == 0) {
+        *out = t->layer_slab;
+        return t->nlayer_slab;
+    }
+    *whole = (struct mb_param_slab){ 0, 0, local_dim(t, d) };
+    *out = whole;
+    return 1;
 }
 
 int64_t ckpt_local_numel(const struct mb_ckpt_tensor *t)
@@ -71,41 +88,60 @@ void ckpt_held(const struct mb_ckpt_tensor *t, int64_t *lo, int64_t *hi)
     *hi = t->part ? t->part_start + t->part_count : ckpt_local_numel(t);
 }
 
-static int check_slabs(const struct mb_ckpt_tensor *t, const char *what)
+/* The NSLAB slabs SLAB of T on AXIS tile its local axis in order, and keep that order in
+ * the logical tensor. */
+static int check_cut(const struct mb_ckpt_tensor *t, const char *what, int axis,
+                     const struct mb_param_slab *slab, int nslab)
 {
     const char *name = t->name;
     int64_t next_local = 0, next_global = 0;
 
-    if (t->nslab < 0 || t->nslab > MB_PARAM_MAX_SLABS || t->axis < 0 || t->axis >= t->ndim)
-        return mb_err_set(MB_E_INVALID, name, "%s: %d slabs on axis %d (0 to %d slabs, axis "
-                          "0 to %d)", what, t->nslab, t->axis, MB_PARAM_MAX_SLABS, t->ndim - 1);
-    for (int d = 0; d < t->ndim; d++)
-        if (t->local_shape[d] < 0 || (d != t->axis && t->local_shape[d] != t->shape[d]))
-            return mb_err_set(MB_E_INVALID, name, "%s: local dimension %d is %lld, the "
-                              "logical one %lld", what, d, (long long)t->local_shape[d],
-                              (long long)t->shape[d]);
-    for (int k = 0; k < t->nslab; k++) {
-        const struct mb_param_slab *s = &t->slab[k];
-        /* the slabs tile the local axis in order, and keep that order in the tensor */
+    for (int k = 0; k < nslab; k++) {
+        const struct mb_param_slab *s = &slab[k];
         if (s->count < 0 || s->local_start != next_local || s->global_start < next_global ||
-            s->global_start + s->count > t->shape[t->axis])
+            s->global_start + s->count > t->shape[axis])
             return mb_err_set(MB_E_INVALID, name, "%s: slab %d (local %lld, global %lld, %lld "
                               "long) is out of order or outside [0, %lld) on axis %d", what, k,
                               (long long)s->local_start, (long long)s->global_start,
-                              (long long)s->count, (long long)t->shape[t->axis], t->axis);
+                              (long long)s->count, (long long)t->shape[axis], axis);
         next_local = s->local_start + s->count;
         next_global = s->global_start + s->count;
     }
-    if (next_local != t->local_shape[t->axis])
+    if (next_local != t->local_shape[axis])
         return mb_err_set(MB_E_INVALID, name, "%s: the slabs cover %lld of the %lld local "
                           "indices on axis %d", what, (long long)next_local,
-                          (long long)t->local_shape[t->axis], t->axis);
+                          (long long)t->local_shape[axis], axis);
     return 0;
+}
+
+static int check_slabs(const struct mb_ckpt_tensor *t, const char *what)
+{
+    const char *name = t->name;
+
+    if (t->nslab < 0 || t->nslab > MB_PARAM_MAX_SLABS ||
+        (t->nslab && (t->axis < 0 || t->axis >= t->ndim)))
+        return mb_err_set(MB_E_INVALID, name, "%s: %d slabs on axis %d (0 to %d slabs, axis "
+                          "0 to %d)", what, t->nslab, t->axis, MB_PARAM_MAX_SLABS, t->ndim - 1);
+    if (t->nlayer_slab < 0 || t->nlayer_slab > MB_STAGE_MAX_CHUNKS ||
+        (t->nlayer_slab && t->nslab && t->axis == 0))
+        return mb_err_set(MB_E_INVALID, name, "%s: %d layer slabs on axis 0 (0 to %d, and "
+                          "not on the axis of the tensor-parallel slabs)", what,
+                          t->nlayer_slab, MB_STAGE_MAX_CHUNKS);
+    for (int d = 0; d < t->ndim; d++)
+        if (t->local_shape[d] < 0 ||
+            (!(t->nslab && d == t->axis) && !(t->nlayer_slab && d == 0) &&
+             t->local_shape[d] != t->shape[d]))
+            return mb_err_set(MB_E_INVALID, name, "%s: local dimension %d is %lld, the "
+                              "logical one %lld", what, d, (long long)t->local_shape[d],
+                              (long long)t->shape[d]);
+    if (t->nslab && check_cut(t, what, t->axis, t->slab, t->nslab) != 0)
+        return -1;
+    return t->nlayer_slab ? check_cut(t, what, 0, t->layer_slab, t->nlayer_slab) : 0;
 }
 
 int ckpt_shard_check(const struct mb_ckpt_tensor *t, const char *what)
 {
-    if (t->nslab != 0 && check_slabs(t, what) != 0)
+    if (is_cut(t) && check_slabs(t, what) != 0)
         return -1;
     int64_t n = ckpt_local_numel(t);
     if (t->part && (t->part_start < 0 || t->part_count < 0 || t->part_start > n ||
@@ -116,27 +152,45 @@ int ckpt_shard_check(const struct mb_ckpt_tensor *t, const char *what)
     return 0;
 }
 
-/* Add the logical images of the local box START/COUNT to FSPACE (SET for the first). */
+/* Add the logical images of the local box START/COUNT to FSPACE (SET for the first):
+ * on each axis the box meets some slabs, and its image is the product of those pieces. */
 static void add_box(const struct mb_ckpt_tensor *t, const hsize_t *start, const hsize_t *count,
                     hid_t fspace, int *first)
 {
-    struct mb_param_slab slab[MB_PARAM_MAX_SLABS];
-    int axis, nslab = slabs_of(t, &axis, slab);
-    hsize_t gstart[MB_CKPT_MAX_DIM], gcount[MB_CKPT_MAX_DIM];
-    int64_t a0 = (int64_t)start[axis], a1 = a0 + (int64_t)count[axis];
+    int nd = t->ndim, npiece[MB_CKPT_MAX_DIM], at[MB_CKPT_MAX_DIM] = { 0 };
+    hsize_t pstart[MB_CKPT_MAX_DIM][MAX_PIECES], pcount[MB_CKPT_MAX_DIM][MAX_PIECES];
 
-    memcpy(gstart, start, (size_t)t->ndim * sizeof *gstart);
-    memcpy(gcount, count, (size_t)t->ndim * sizeof *gcount);
-    for (int k = 0; k < nslab; k++) {
-        int64_t x0 = a0 > slab[k].local_start ? a0 : slab[k].local_start;
-        int64_t end = slab[k].local_start + slab[k].count, x1 = a1 < end ? a1 : end;
-        if (x1 <= x0)
-            continue;
-        gstart[axis] = (hsize_t)(slab[k].global_start + x0 - slab[k].local_start);
-        gcount[axis] = (hsize_t)(x1 - x0);
+    for (int d = 0; d < nd; d++) {
+        const struct mb_param_slab *slab;
+        struct mb_param_slab whole;
+        int nslab = axis_slabs(t, d, &slab, &whole);
+        int64_t a0 = (int64_t)start[d], a1 = a0 + (int64_t)count[d];
+        npiece[d] = 0;
+        for (int k = 0; k < nslab; k++) {
+            int64_t x0 = a0 > slab[k].local_start ? a0 : slab[k].local_start;
+            int64_t end = slab[k].local_start + slab[k].count, x1 = a1 < end ? a1 : end;
+            if (x1 <= x0)
+                continue;
+            pstart[d][npiece[d]] = (hsize_t)(slab[k].global_start + x0 - slab[k].local_start);
+            pcount[d][npiece[d]++] = (hsize_t)(x1 - x0);
+        }
+        if (npiece[d] == 0)
+            return;
+    }
+    for (;;) { /* every combination of one piece per axis */
+        hsize_t gstart[MB_CKPT_MAX_DIM], gcount[MB_CKPT_MAX_DIM];
+        for (int d = 0; d < nd; d++) {
+            gstart[d] = pstart[d][at[d]];
+            gcount[d] = pcount[d][at[d]];
+        }
         H5Sselect_hyperslab(fspace, *first ? H5S_SELECT_SET : H5S_SELECT_OR, gstart, NULL,
                             gcount, NULL);
         *first = 0;
+        int d = nd - 1;
+        while (d >= 0 && ++at[d] == npiece[d])
+            at[d--] = 0;
+        if (d < 0)
+            return;
     }
 }
 
@@ -169,21 +223,38 @@ int ckpt_shard_select(const struct mb_ckpt_tensor *t, int64_t lo, int64_t hi, hi
     return H5Sselect_valid(fspace) > 0 ? 0 : -1;
 }
 
+/* A cut of N slabs on AXIS of a tensor of SHAPE that is no cut at all: one slab of the
+ * whole axis. */
+static int uncut(const int64_t *shape, int axis, const struct mb_param_slab *slab, int n)
+{
+    return n == 1 && slab[0].global_start == 0 && slab[0].count == shape[axis];
+}
+
+/* T's part, the same for the same part whichever way a rank describes it (a cut of one
+ * whole slab is none). */
 static void describe(const struct mb_ckpt_tensor *t, int64_t *out)
 {
-    struct mb_param_slab slab[MB_PARAM_MAX_SLABS] = { { 0, 0, 0 } };
-    int axis, nslab = slabs_of(t, &axis, slab);
-
     memset(out, 0, D_LEN * sizeof *out);
     out[D_NAME] = (int64_t)mb_hash_bytes(t->name, strlen(t->name));
     out[D_NDIM] = t->ndim;
     memcpy(out + D_SHAPE, t->shape, (size_t)t->ndim * sizeof *out);
-    out[D_AXIS] = axis;
-    out[D_NSLAB] = nslab;
-    for (int k = 0; k < nslab; k++) {
-        out[D_SLAB + 3 * k] = slab[k].local_start;
-        out[D_SLAB + 3 * k + 1] = slab[k].global_start;
-        out[D_SLAB + 3 * k + 2] = slab[k].count;
+    out[D_AXIS] = -1;
+    if (t->nslab && !uncut(t->shape, t->axis, t->slab, t->nslab)) {
+        out[D_AXIS] = t->axis;
+        out[D_NSLAB] = t->nslab;
+        for (int k = 0; k < t->nslab; k++) {
+            out[D_SLAB + 3 * k] = t->slab[k].local_start;
+            out[D_SLAB + 3 * k + 1] = t->slab[k].global_start;
+            out[D_SLAB + 3 * k + 2] = t->slab[k].count;
+        }
+    }
+    if (t->nlayer_slab && !uncut(t->shape, 0, t->layer_slab, t->nlayer_slab)) {
+        out[D_NLAYER] = t->nlayer_slab;
+        for (int k = 0; k < t->nlayer_slab; k++) {
+            out[D_LAYER + 3 * k] = t->layer_slab[k].local_start;
+            out[D_LAYER + 3 * k + 1] = t->layer_slab[k].global_start;
+            out[D_LAYER + 3 * k + 2] = t->layer_slab[k].count;
+        }
     }
     ckpt_held(t, &out[D_LO], &out[D_HI]);
 }
@@ -198,21 +269,43 @@ static int same_part(const int64_t *a, const int64_t *b)
     return memcmp(a + D_PART_FIRST, b + D_PART_FIRST, (D_LEN - D_PART_FIRST) * sizeof *a) == 0;
 }
 
+/* The slabs (local_start, global_start, count triples) of description A on axis D, or
+ * WHOLE (one slab of the whole axis); their number. */
+static int slabs_on(const int64_t *a, int d, const int64_t **out, int64_t *whole)
+{
+    if (a[D_AXIS] == d) {
+        *out = a + D_SLAB;
+        return (int)a[D_NSLAB];
+    }
+    if (d == 0 && a[D_NLAYER]) {
+        *out = a + D_LAYER;
+        return (int)a[D_NLAYER];
+    }
+    whole[0] = whole[1] = 0;
+    whole[2] = a[D_SHAPE + d];
+    *out = whole;
+    return 1;
+}
+
 /* 1 if the logical elements of the parts A and B (both held by some rank) can meet: the
- * same slabs with overlapping runs, or slabs that meet (on different axes, any two do). */
+ * same slabs with overlapping runs, or slabs that meet on every axis. */
 static int parts_meet(const int64_t *a, const int64_t *b)
 {
     if (same_slabs(a, b))
         return a[D_LO] < b[D_HI] && b[D_LO] < a[D_HI];
-    if (a[D_AXIS] != b[D_AXIS])
-        return 1;
-    for (int i = 0; i < a[D_NSLAB]; i++)
-        for (int j = 0; j < b[D_NSLAB]; j++) {
-            const int64_t *x = a + D_SLAB + 3 * i, *y = b + D_SLAB + 3 * j;
-            if (x[2] > 0 && y[2] > 0 && x[1] < y[1] + y[2] && y[1] < x[1] + x[2])
-                return 1;
-        }
-    return 0;
+    for (int d = 0; d < a[D_NDIM]; d++) {
+        const int64_t *sa, *sb;
+        int64_t wa[3], wb[3];
+        int na = slabs_on(a, d, &sa, wa), nb = slabs_on(b, d, &sb, wb), meet = 0;
+        for (int i = 0; i < na && !meet; i++)
+            for (int j = 0; j < nb && !meet; j++) {
+                const int64_t *x = sa + 3 * i, *y = sb + 3 * j;
+                meet = x[2] > 0 && y[2] > 0 && x[1] < y[1] + y[2] && y[1] < x[1] + x[2];
+            }
+        if (!meet)
+            return 0;
+    }
+    return 1;
 }
 
 /* Check the parts of tensor NAME of all NRANKS (ALL: D_LEN each) and set [*LO, *HI),
@@ -297,7 +390,7 @@ void ckpt_shard_collective(const struct mb_dist *d, const struct mb_ckpt_tensor 
     for (int i = 0; i < n; i++) {
         int64_t lo, hi;
         ckpt_held(&t[i], &lo, &hi);
-        partial[i] = t[i].nslab != 0 || lo != 0 || hi != ckpt_local_numel(&t[i]);
+        partial[i] = is_cut(&t[i]) || lo != 0 || hi != ckpt_local_numel(&t[i]);
     }
     mb_dist_sum_f64(d ? d : &single, partial, n); /* ranks holding less than all of it */
     for (int i = 0; i < n; i++)

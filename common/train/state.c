@@ -27,33 +27,43 @@ static int parse_dtype(const mb_config *cfg, enum mb_ckpt_dtype *out)
     return 0;
 }
 
+/* The tensors of a checkpoint of this run, in the whole model's order on every pipeline
+ * stage (ckpt/ckpt.h mb_ckpt_tensors_of): the weights W (all of them, whatever the
+ * stage: the ones of other stages are empty parts), with COUNT of them, of which the
+ * checkpoint holds [FIRST, COUNT): the adapters only, with adapters. */
+struct ckpt_list {
+    struct mb_param_table whole;
+    struct mb_ckpt_tensor *w;
+    int first, count;
+};
+
+static void ckpt_list_make(const struct mb_trainer *t, struct ckpt_list *l)
+{
+    const struct mb_param_table *p = &t->model.params;
+    mb_ckpt_whole_table(&l->whole, p, &t->model.cfg, &t->model.peft);
+    l->w = mb_ckpt_tensors_of(p, &l->whole, t->model.w);
+    l->count = l->whole.count;
+    /* the table lays the frozen base out first */
+    l->first = 0;
+    while (t->peft.kind != MB_PEFT_NONE && l->first < l->count &&
+           !l->whole.items[l->first].trainable)
+        l->first++;
+    /* adapter-only checkpoints keep the adapters under /adapter */
+    for (int i = l->first; t->peft.kind != MB_PEFT_NONE && i < l->count; i++)
+        l->w[i].group = "/adapter";
+}
+
 /* The Adam moment MOMENT (the optimizer's range [lo, hi) of the flat buffer) as the
- * parts of the logical tensors it holds: all of them without the distributed optimizer,
- * this rank's shard with it, which the save writes and the load reads as hyperslabs. */
-static struct mb_ckpt_tensor *moment_tensors(const struct mb_trainer *t, float *moment)
+ * parts of the logical tensors of L it holds: all of this stage's without the
+ * distributed optimizer, this rank's shard with it, which the save writes and the load
+ * reads as hyperslabs. */
+static struct mb_ckpt_tensor *moment_tensors(const struct mb_trainer *t,
+                                             const struct ckpt_list *l, float *moment)
 {
     const struct mb_param_table *p = &t->model.params;
-    struct mb_ckpt_tensor *x = mb_ckpt_tensors_of(p, t->model.w);
-    mb_ckpt_tensors_part(x, p, t->opt.lo, t->opt.hi, moment);
+    struct mb_ckpt_tensor *x = mb_ckpt_tensors_of(p, &l->whole, t->model.w);
+    mb_ckpt_tensors_part(x, l->count, p, t->opt.lo, t->opt.hi, moment);
     return x;
-}
-
-/* The first parameter a checkpoint of this run holds: 0, or with adapters the first
- * adapter (the table lays the frozen base out first). */
-static int first_saved(const struct mb_trainer *t)
-{
-    const struct mb_param_table *p = &t->model.params;
-    int i = 0;
-    while (t->peft.kind != MB_PEFT_NONE && i < p->count && !p->items[i].trainable)
-        i++;
-    return i;
-}
-
-/* Adapter-only checkpoints keep the adapters under /adapter (ckpt/ckpt.h). */
-static void adapter_group(const struct mb_trainer *t, struct mb_ckpt_tensor *w)
-{
-    for (int i = first_saved(t); t->peft.kind != MB_PEFT_NONE && i < t->model.params.count; i++)
-        w[i].group = "/adapter";
 }
 
 /* The extras of a save: the carried HF side, and for adapters the peft and
@@ -109,7 +119,6 @@ static int check_finite(const struct mb_trainer *t)
 
 int mb_train_save(struct mb_trainer *t)
 {
-    const struct mb_param_table *p = &t->model.params;
     int bad = check_finite(t) < 0;
     if (!mb_dist_all_ok(t->dist, !bad))
         return bad ? -1 : mb_err_set(MB_E_INVALID, "checkpoint", "another rank failed");
@@ -119,12 +128,12 @@ int mb_train_save(struct mb_trainer *t)
     if (t->peft.kind != MB_PEFT_NONE) /* adapters are small: always exact */
         dtype = MB_CKPT_F32;
     bool optim = mb_config_bool(t->cfg, "checkpoint.save_optim");
-    struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
-    adapter_group(t, w);
-    int first = first_saved(t), n_extra = 0;
+    struct ckpt_list l;
+    ckpt_list_make(t, &l);
+    int first = l.first, n_extra = 0;
     struct mb_ckpt_extra *extras = save_extras(t, &n_extra);
-    struct mb_ckpt_tensor *m = optim ? moment_tensors(t, t->opt.exp_avg) : NULL;
-    struct mb_ckpt_tensor *v = optim ? moment_tensors(t, t->opt.exp_avg_sq) : NULL;
+    struct mb_ckpt_tensor *m = optim ? moment_tensors(t, &l, t->opt.exp_avg) : NULL;
+    struct mb_ckpt_tensor *v = optim ? moment_tensors(t, &l, t->opt.exp_avg_sq) : NULL;
     char *model_json = mb_model_config_to_json(&t->model.cfg);
     char *recipe_json = mb_config_to_json(t->cfg);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
@@ -156,8 +165,8 @@ int mb_train_save(struct mb_trainer *t)
                                          t->gsync.distributed };
     char *saved = NULL;
     double start = mb_now();
-    int rc = mb_ckpt_save(t->dist, mb_config_str(t->cfg, "checkpoint.save"), w + first,
-                          p->count - first, m ? m + first : NULL, v ? v + first : NULL, dtype,
+    int rc = mb_ckpt_save(t->dist, mb_config_str(t->cfg, "checkpoint.save"), l.w + first,
+                          l.count - first, m ? m + first : NULL, v ? v + first : NULL, dtype,
                           &st, &saved);
     if (rc == 0 && t->dist->rank == 0)
         mb_log_info("saved checkpoint %s at iteration %lld in %.2f s", saved,
@@ -166,7 +175,7 @@ int mb_train_save(struct mb_trainer *t)
     free(model_json);
     free(recipe_json);
     free_save_extras(t, extras, n_extra);
-    free(w);
+    free(l.w);
     free(m);
     free(v);
     return rc;
@@ -202,14 +211,14 @@ int mb_train_pretrained_config(const struct mb_dist *d, const char *file,
 
 int mb_train_load_pretrained(struct mb_trainer *t, const char *file)
 {
-    const struct mb_param_table *p = &t->model.params;
-    struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
-    int n = t->peft.kind != MB_PEFT_NONE ? first_saved(t) : p->count; /* the base only */
-    int rc = mb_ckpt_load(t->dist, file, w, n, NULL, NULL, NULL);
+    struct ckpt_list l;
+    ckpt_list_make(t, &l);
+    int n = t->peft.kind != MB_PEFT_NONE ? l.first : l.count; /* the base only */
+    int rc = mb_ckpt_load(t->dist, file, l.w, n, NULL, NULL, NULL);
     if (rc == 0 && t->dist->rank == 0)
         mb_log_info("loaded the weights of %s; optimizer and counters start fresh%s", file,
-                    n < p->count ? " (the base of the adapters, frozen)" : "");
-    free(w);
+                    n < l.count ? " (the base of the adapters, frozen)" : "");
+    free(l.w);
     return rc;
 }
 
@@ -289,18 +298,18 @@ int mb_train_resolve_base(struct mb_trainer *t)
 
 int mb_train_resume(struct mb_trainer *t, const char *file)
 {
-    const struct mb_param_table *p = &t->model.params;
     if (check_peft(t, file) < 0)
         return -1;
     /* each rank reads its own parts (its shard of the moments with the distributed
      * optimizer): any layout resumes any other */
-    struct mb_ckpt_tensor *w = mb_ckpt_tensors_of(p, t->model.w);
-    struct mb_ckpt_tensor *m = moment_tensors(t, t->opt.exp_avg);
-    struct mb_ckpt_tensor *v = moment_tensors(t, t->opt.exp_avg_sq);
+    struct ckpt_list l;
+    ckpt_list_make(t, &l);
+    struct mb_ckpt_tensor *m = moment_tensors(t, &l, t->opt.exp_avg);
+    struct mb_ckpt_tensor *v = moment_tensors(t, &l, t->opt.exp_avg_sq);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
-    adapter_group(t, w);
-    int first = first_saved(t);
-    int rc = mb_ckpt_load(t->dist, file, w + first, p->count - first, m + first, v + first, &st);
+    int first = l.first;
+    int rc = mb_ckpt_load(t->dist, file, l.w + first, l.count - first, m + first, v + first,
+                          &st);
     if (rc == 0)
         rc = mb_train_check_schedule(t, file, st.recipe_json);
     if (rc == 0) {
@@ -313,7 +322,7 @@ int mb_train_resume(struct mb_trainer *t, const char *file)
                         (long long)t->iteration, (long long)t->consumed_train);
     }
     mb_ckpt_state_release(&st);
-    free(w);
+    free(l.w);
     free(m);
     free(v);
     return rc;

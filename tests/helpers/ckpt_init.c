@@ -66,7 +66,7 @@ static void perturb_norms_and_biases(struct mb_model *m, uint64_t seed)
 static int save(const struct args *a, struct mb_model *m)
 {
     const struct mb_param_table *p = &m->params;
-    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(p, m->w);
+    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(p, NULL, m->w);
     char *json = mb_model_config_to_json(&m->cfg);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
     st.model_config_json = json;

@@ -243,13 +243,13 @@ static void optimizer_runs(const char *root)
     float *w = malloc((size_t)p.total * sizeof *w), *shard = malloc((size_t)p.total * sizeof *w);
     for (int64_t i = 0; i < p.total; i++)
         w[i] = (float)i * 0.5f; /* exact, and different everywhere */
-    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(&p, w);
+    struct mb_ckpt_tensor *t = mb_ckpt_tensors_of(&p, NULL, w);
     struct mb_ckpt_state st = { .iteration = 1 };
     int good = mb_ckpt_save(NULL, "opt", t, p.count, NULL, NULL, MB_CKPT_F32, &st, NULL) == 0;
     for (int q = 0; q < 3 && good; q++) {
         int64_t lo = p.total * q / 3, hi = p.total * (q + 1) / 3;
-        struct mb_ckpt_tensor *x = mb_ckpt_tensors_of(&p, w);
-        mb_ckpt_tensors_part(x, &p, lo, hi, shard);
+        struct mb_ckpt_tensor *x = mb_ckpt_tensors_of(&p, NULL, w);
+        mb_ckpt_tensors_part(x, p.count, &p, lo, hi, shard);
         memset(shard, 0xff, (size_t)p.total * sizeof *shard);
         good = mb_ckpt_load(NULL, "opt/iter_0000001.h5", x, p.count, NULL, NULL, NULL) == 0 &&
                memcmp(shard, w + lo, (size_t)(hi - lo) * sizeof *w) == 0;
