@@ -93,8 +93,9 @@ void mb_train_log_pipeline_time(const struct mb_trainer *t)
     double ideal = (p - 1) / (v * m + p - 1);
     for (int r = 0; r < p; r++) {
         double w = rows[2 * r], b = rows[2 * r + 1];
-        mb_log_info("pipeline stage %d: %.3f s in the training schedules, %.3f s of it in "
-                    "forward and backward passes: bubble %.1f%%", r, w, b,
+        mb_log_info("pipeline stage %d: %.3f s in the training schedules (from a start to an "
+                    "end common to the stages), %.3f s of it in forward and backward passes: "
+                    "bubble %.1f%%", r, w, b,
                     w > 0 ? 100 * (w - b) / w : 0.0);
         wall += w, busy += b;
     }
