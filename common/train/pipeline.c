@@ -19,7 +19,8 @@
 
 enum { TAG_FWD = 1, TAG_BWD = 2 };
 
-/* A tensor buffer with a send in flight from it, or free. */
+/* A tensor buffer: a received tensor waiting for its pass, a pass's output waiting for
+ * its send or in it, or free. */
 struct pipe_buf {
     float *data;
     struct mb_group_request req;
@@ -43,19 +44,28 @@ struct pipe_run {
     double busy_s;                 /* in forward and backward passes */
 };
 
-/* Free the buffers whose sends have completed; a buffer to use (grown when all busy). */
-static int take_buf(struct pipe_run *r)
+/* Let the sends in flight progress (MPI moves a message only inside MPI calls), and free
+ * the buffers whose sends have completed: called after each pass, so that a
+ * neighbour's receive does not wait for our next MPI call. */
+static void progress(struct pipe_run *r)
 {
     for (int i = 0; i < r->nbufs; i++) {
         struct pipe_buf *b = &r->bufs[i];
         if (b->busy && b->sent && mb_group_test(&b->req))
             b->busy = false;
-        if (!b->busy) {
-            b->busy = true;
-            b->sent = false;
+    }
+}
+
+/* A free buffer (a new one when all are busy), now busy. */
+static int take_buf(struct pipe_run *r)
+{
+    progress(r);
+    for (int i = 0; i < r->nbufs; i++)
+        if (!r->bufs[i].busy) {
+            r->bufs[i].busy = true;
+            r->bufs[i].sent = false;
             return i;
         }
-    }
     r->bufs = mb_xrealloc(r->bufs, (size_t)(r->nbufs + 1) * sizeof(*r->bufs));
     struct pipe_buf *b = &r->bufs[r->nbufs];
     memset(b, 0, sizeof *b);
@@ -67,17 +77,6 @@ static int take_buf(struct pipe_run *r)
 static void release_buf(struct pipe_run *r, int i)
 {
     r->bufs[i].busy = false;
-}
-
-/* Let the sends in flight progress (MPI moves a message only inside MPI calls): called
- * after each pass, so a neighbour's receive does not wait for our next one. */
-static void progress(struct pipe_run *r)
-{
-    for (int i = 0; i < r->nbufs; i++) {
-        struct pipe_buf *b = &r->bufs[i];
-        if (b->busy && b->sent && mb_group_test(&b->req))
-            b->busy = false;
-    }
 }
 
 static int next_rank(const struct pipe_run *r)
