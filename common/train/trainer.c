@@ -491,6 +491,21 @@ static void sum_tied_embedding(struct mb_trainer *t)
         mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_EMB), g, p->numel);
 }
 
+/* The two copies of a tied embedding got the same summed gradient, but through DP
+ * reductions of other shapes on the two stages; over more than 2 DP ranks MPI may sum in
+ * another order, so the first stage's updated copy is copied to the last, which keeps
+ * them equal (with 2, a + b == b + a: nothing to do). */
+static void align_tied_embedding(struct mb_trainer *t)
+{
+    struct mb_model *m = &t->model;
+    const struct mb_param *p = mb_param_get(&m->params, MB_P_WORD_EMB);
+    if (t->ps.pp == 1 || t->ps.dp <= 2 || !m->cfg.share_embeddings_and_output_weights || !p ||
+        !p->trainable)
+        return;
+    mb_group_broadcast(mb_pstate_group(&t->ps, MB_GROUP_EMB), m->w + p->offset,
+                       p->numel * (int64_t)sizeof(float), 0);
+}
+
 static int train_iteration(struct mb_trainer *t)
 {
     if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
@@ -520,6 +535,7 @@ static int train_iteration(struct mb_trainer *t)
     if (!bad) {
         mb_adamw_step(&t->opt, m->w, g, (float)lr);
         mb_grad_sync_gather(&t->gsync, m->w + m->params.frozen);
+        align_tied_embedding(t);
     }
     t->dp_traffic += mb_group_traffic(dp) - traffic;
     t->tp_traffic += mb_group_traffic(tp) - tp_traffic;

@@ -6,7 +6,7 @@ the uninterrupted run; a second signal aborts without damaging latest'
 . "$MB_ROOT/tests/lib/pretrain-lib.sh"
 . "$MB_ROOT/tests/lib/signal-lib.sh"
 
-ITERS=30
+ITERS=80 # long enough that a signal sent at iteration 2-10 lands before the end, under load
 run() { pretrain train.train_iters=$ITERS "$@"; }
 
 # check_stop LOG DIR SIG: the run said it stopped on SIG and saved iteration K, latest

@@ -39,6 +39,8 @@ layouts() {
         echo "pp2.vp2 2 $pp2 $V=2"
         echo "pp2.first1 2 $P=2 $F=1"
         echo "pp3.last2 3 $P=3 $L=2"
+        # DP4: the first stage's updated tied embedding is copied to the last (trainer.c)
+        echo "pp2.dp4 8 $pp2"
         echo "tp2.pp2.dp2.vp2.dist 8 $T=2 $pp2 $V=2 dist.sequence_parallel=true ddp.use_distributed_optimizer=true ddp.overlap_grad_reduce=true ddp.bucket_size=5000"
     fi
 }

@@ -58,7 +58,7 @@ test_expect_success 'a divergence (lr 1e6) at PP2 x VP2: every stage stops at it
     "$PY" "$ORACLE/ckpt_latest_check.py" nan 2 --no-tmp
 '
 
-ITERS=30
+ITERS=60
 test_expect_success 'SIGTERM to every rank of PP2 x DP2 at a random moment: saved, exit 0; the resume is the straight run, bitwise' '
     pretrain_mpi 4 model.num_layers=4 $P=2 train.train_iters=$ITERS checkpoint.save=straight \
         2>straight.log &&
