@@ -229,13 +229,8 @@ void mb_acts_slot_place(const struct mb_model *m, struct mb_acts *a, int chunk)
     struct carve place = { a->block, 0 };
     carve_saved(&place, m, a, m->stage.chunk_first[chunk], m->stage.chunk_layers[chunk]);
     a->dhead = take(&place, a->res_rows * m->cfg.hidden_size, true);
-    /* the scratch is the shared one */
-    a->qkv = s->qkv, a->tmp = s->tmp, a->dres = s->dres, a->dtmp = s->dtmp, a->dhf = s->dhf;
-    a->dwide = s->dwide, a->dact = s->dact, a->dq = s->dq, a->dk = s->dk, a->dv = s->dv;
-    a->dq_pre = s->dq_pre, a->dk_pre = s->dk_pre, a->logits = s->logits, a->loss = s->loss;
-    a->gathered = s->gathered, a->hf_full = s->hf_full, a->dhf_full = s->dhf_full;
-    a->xent_max = s->xent_max, a->xent_target = s->xent_target, a->xent_sum = s->xent_sum;
-    a->chunk = s->chunk;
+    struct carve shared = { s->block, 0 }; /* the scratch's own layout (scratch_new) */
+    carve_scratch(&shared, m, a);
     if (!a->vocab_ids && s->vocab_ids)
         a->vocab_ids = mb_xmalloc((size_t)(a->batch * a->seq) * sizeof(int32_t));
 }

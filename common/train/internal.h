@@ -92,10 +92,10 @@ struct mb_batch mb_train_micro_batch(const struct mb_trainer *t, int64_t j);
 void mb_train_adapter_dropout(struct mb_trainer *t, int64_t j);
 /* The iteration's micro-batches through this rank's pipeline stage (train/pipeline.c):
  * its schedule when TRAINING (backward of GRAD_SCALE times the loss sum), else forwards
- * only. *LOSS_SUM, *MASK_SUM: the sums of the micro-batches whose loss is computed
- * here (the last stage's), 0 elsewhere. */
+ * only. *LOSS_SUM: the sum of the masked token losses of the micro-batches whose loss is
+ * computed here (the last stage's), 0 elsewhere. */
 MB_MUST_CHECK int mb_train_pipeline(struct mb_trainer *t, bool training, float grad_scale,
-                                    double *loss_sum, double *mask_sum);
+                                    double *loss_sum);
 
 /* Checkpoint glue (train/state.c). */
 MB_MUST_CHECK int mb_train_save(struct mb_trainer *t);

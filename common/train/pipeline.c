@@ -40,7 +40,7 @@ struct pipe_run {
     bool *slot_busy;
     bool training;
     float grad_scale;
-    double loss_sum, mask_sum;     /* of the micro-batches whose loss is here */
+    double loss_sum;               /* of the micro-batches whose loss is here */
     double busy_s;                 /* in forward and backward passes */
 };
 
@@ -116,7 +116,8 @@ static int free_slot(struct pipe_run *r)
     return -1;
 }
 
-/* The buffer an event's output goes to, kept per (micro, chunk) until its send. */
+/* Forward of event E; *OUT: the buffer its output went to (-1 in the model's last
+ * chunk), which the SEND_FWD of the same (micro, chunk) sends. */
 static int forward(struct pipe_run *r, const struct mb_pipe_event *e, int *out)
 {
     struct mb_trainer *t = r->t;
@@ -126,7 +127,7 @@ static int forward(struct pipe_run *r, const struct mb_pipe_event *e, int *out)
     int slot = r->slot_of[k] = free_slot(r);
     const float *x = r->buf_in[k] >= 0 ? r->bufs[r->buf_in[k]].data : NULL;
     *out = mb_stage_has_head(&m->stage, e->chunk) ? -1 : take_buf(r);
-    double ls = 0, ms = 0;
+    double ls = 0, ms = 0; /* ms: the mask sum, which the trainer counts itself */
     mb_train_adapter_dropout(t, r->training ? e->micro : -1);
     int rc = mb_model_chunk_forward(m, e->chunk, slot, &b, x, *out >= 0 ? r->bufs[*out].data : NULL,
                                     r->grad_scale, &ls, &ms);
@@ -138,7 +139,6 @@ static int forward(struct pipe_run *r, const struct mb_pipe_event *e, int *out)
         r->slot_of[k] = -1;
     }
     r->loss_sum += ls;
-    r->mask_sum += ms;
     return rc;
 }
 
@@ -232,8 +232,7 @@ static void finish(struct pipe_run *r)
     free(r->slot_busy);
 }
 
-int mb_train_pipeline(struct mb_trainer *t, bool training, float grad_scale, double *loss_sum,
-                      double *mask_sum)
+int mb_train_pipeline(struct mb_trainer *t, bool training, float grad_scale, double *loss_sum)
 {
     struct mb_model *m = &t->model;
     int chunks = m->stage.chunks, n = (int)t->batches.count * chunks;
@@ -271,6 +270,5 @@ int mb_train_pipeline(struct mb_trainer *t, bool training, float grad_scale, dou
     if (!training)
         finish(&r);
     *loss_sum = r.loss_sum;
-    *mask_sum = r.mask_sum;
     return rc;
 }

@@ -390,8 +390,7 @@ static int run_pipeline(struct mb_trainer *t, bool training, float grad_scale, d
     }
     if (agree(t->dist, rc, "batch") < 0)
         return -1;
-    double mask;
-    rc = mb_train_pipeline(t, training, grad_scale, sum, &mask);
+    rc = mb_train_pipeline(t, training, grad_scale, sum);
     mb_group_sum_f64(mb_pstate_group(&t->ps, MB_GROUP_PP), sum, 1);
     return rc;
 }
@@ -479,31 +478,37 @@ static double grad_norm(const struct mb_trainer *t, const float *g)
     return sqrt(sq);
 }
 
-/* A word embedding tied to the output layer has a copy on the first and on the last
- * pipeline stage: their gradients are summed over the two (parallel.md 4.6), before the
- * DP reduction (the sums are then the same on both, and so are the updates). */
-static void sum_tied_embedding(struct mb_trainer *t)
+/* This rank's copy of a word embedding tied to the output layer across pipeline stages
+ * (parallel.md 4.6: one on the first stage, one on the last), or NULL. */
+static const struct mb_param *tied_copy(const struct mb_trainer *t)
 {
-    struct mb_model *m = &t->model;
+    const struct mb_model *m = &t->model;
     const struct mb_param *p = mb_param_get(&m->params, MB_P_WORD_EMB);
-    float *g = mb_model_grad_of(m, p);
-    if (t->ps.pp > 1 && m->cfg.share_embeddings_and_output_weights && g)
-        mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_EMB), g, p->numel);
+    if (t->ps.pp == 1 || !m->cfg.share_embeddings_and_output_weights || !p || !p->trainable)
+        return NULL;
+    return p;
 }
 
-/* The two copies of a tied embedding got the same summed gradient, but through DP
- * reductions of other shapes on the two stages; over more than 2 DP ranks MPI may sum in
- * another order, so the first stage's updated copy is copied to the last, which keeps
- * them equal (with 2, a + b == b + a: nothing to do). */
+/* The two copies' gradients are summed over the first and last stage, before the DP
+ * reduction (the sums are then the same on both, and so are the updates). */
+static void sum_tied_embedding(struct mb_trainer *t)
+{
+    const struct mb_param *p = tied_copy(t);
+    if (p)
+        mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_EMB), mb_model_grad_of(&t->model, p),
+                         p->numel);
+}
+
+/* The two copies got the same summed gradient, but through DP reductions of other
+ * shapes on the two stages; over more than 2 DP ranks MPI may sum in another order, so
+ * the first stage's updated copy is copied to the last, which keeps them equal (with 2,
+ * a + b == b + a: nothing to do). */
 static void align_tied_embedding(struct mb_trainer *t)
 {
-    struct mb_model *m = &t->model;
-    const struct mb_param *p = mb_param_get(&m->params, MB_P_WORD_EMB);
-    if (t->ps.pp == 1 || t->ps.dp <= 2 || !m->cfg.share_embeddings_and_output_weights || !p ||
-        !p->trainable)
-        return;
-    mb_group_broadcast(mb_pstate_group(&t->ps, MB_GROUP_EMB), m->w + p->offset,
-                       p->numel * (int64_t)sizeof(float), 0);
+    const struct mb_param *p = tied_copy(t);
+    if (p && t->ps.dp > 2)
+        mb_group_broadcast(mb_pstate_group(&t->ps, MB_GROUP_EMB), t->model.w + p->offset,
+                           p->numel * (int64_t)sizeof(float), 0);
 }
 
 static int train_iteration(struct mb_trainer *t)
