@@ -9,6 +9,7 @@ size_t mb_dtype_size(int code)
         return 1;
     case MB_DTYPE_I16:
     case MB_DTYPE_U16:
+    case MB_DTYPE_BF16:
         return 2;
     case MB_DTYPE_I32:
     case MB_DTYPE_F32:
@@ -40,6 +41,8 @@ const char *mb_dtype_name(int code)
         return "float32";
     case MB_DTYPE_U16:
         return "uint16";
+    case MB_DTYPE_BF16:
+        return "bfloat16";
     default:
         return "unknown";
     }

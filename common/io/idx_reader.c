@@ -60,7 +60,7 @@ static int parse_header(mb_idx_reader *r)
         return mb_err_set(MB_E_UNSUPPORTED, where, "index version %llu (only 1 is known)",
                           (unsigned long long)version);
     r->dtype = r->idx[17];
-    r->itemsize = mb_dtype_size(r->dtype);
+    r->itemsize = mb_dtype_is_megatron(r->dtype) ? mb_dtype_size(r->dtype) : 0;
     if (r->itemsize == 0)
         return mb_err_set(MB_E_PARSE, where, "unknown dtype code %d", r->dtype);
     uint64_t nseq = rd_u64(r->idx + 18), ndoc = rd_u64(r->idx + 26);

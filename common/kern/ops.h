@@ -23,6 +23,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/dtype.h"
+
 /* Shape of one attention call. */
 struct mb_attn_shape {
     int64_t batch;        /* B */
@@ -65,6 +67,18 @@ struct mb_ops {
     void (*matmul)(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                    const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
                    float *c, int64_t ldc);
+
+    /* bf16 (mixed precision, DESIGN.md 5): a bf16 is the top half of an fp32, stored as
+     * uint16_t. convert copies N elements between MB_DTYPE_F32 and MB_DTYPE_BF16 (either
+     * way, or the same type): fp32 -> bf16 rounds to nearest, ties to even, a NaN stays a
+     * (quiet) NaN; bf16 -> fp32 is exact. */
+    void (*convert)(void *dst, enum mb_dtype dst_type, const void *src, enum mb_dtype src_type,
+                    int64_t n);
+    /* matmul with bf16 operands and an fp32 C: the products are exact in fp32 and summed
+     * in fp32 (the order is the backend's). Same arguments as matmul. */
+    void (*matmul_bf16)(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                        const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                        float beta, float *c, int64_t ldc);
 
     /* elementwise */
     void (*add)(float *y, const float *x, int64_t n);                 /* y += x */

@@ -69,6 +69,13 @@ void mb_cpu_matmul(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alph
                    float *c, int64_t ldc);
 void mb_cpu_gemm_init(void);
 
+/* bf16.c */
+void mb_cpu_convert(void *dst, enum mb_dtype dst_type, const void *src, enum mb_dtype src_type,
+                    int64_t n);
+void mb_cpu_matmul_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                        const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                        float beta, float *c, int64_t ldc);
+
 /* threads.c: set the OpenMP thread count once (call from the main thread) */
 void mb_cpu_threads_init(void);
 
