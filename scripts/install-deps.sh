@@ -16,10 +16,12 @@ build-essential pkgconf
 libopenmpi-dev openmpi-bin
 libhdf5-openmpi-dev hdf5-tools
 zlib1g-dev libopenblas-dev libpcre2-dev libutf8proc-dev libjansson-dev libyaml-dev
+libdnnl-dev
 man-db groff-base time
 python3 python3-venv
 fortunes fortunes-min fortunes-zh fortunes-ru
 "
+# libdnnl-dev: oneDNN, the bf16 matmul of mixed precision (kern/cpu).
 # fortunes*: real English, Chinese and Russian text for the test corpora
 # (scripts/fetch-test-data.sh).
 # --fuzz: also clang and its libFuzzer/sanitizer runtimes, for make fuzz and check-long
