@@ -14,14 +14,16 @@ static bool adapted(const struct mb_linear *l)
 /* What the adapter needs of its base layer. */
 static struct mb_adapter_base adapter_base(const struct mb_linear *l)
 {
-    struct mb_adapter_base b = { l->ops, l->tp, l->mode == MB_LINEAR_ROW, l->in, l->out, l->w };
+    struct mb_adapter_base b = { l->ops, l->ex, l->tp, l->mode == MB_LINEAR_ROW,
+                                 l->in, l->out, l->w };
     return b;
 }
 
 /* y[n, out] = x[n, in] W^T */
 static void gemm_fwd(const struct mb_linear *l, float *y, const float *x, int64_t n)
 {
-    l->ops->matmul(false, true, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y, l->out);
+    l->ops->matmul(l->ex, false, true, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
+                   l->out);
 }
 
 void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int64_t n)
@@ -47,13 +49,13 @@ void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int6
         mb_adapter_forward(&l->adapter, &base, y, row0, rows, x, n);
     }
     if (l->b)
-        l->ops->add_bias(y, l->b, rows, l->out);
+        l->ops->add_bias(l->ex, y, l->b, rows, l->out);
 }
 
 /* dx[n, in] = dy W; dW += dy^T x (both n rows) */
 static void gemm_dx(const struct mb_linear *l, float *dx, const float *dy, int64_t n)
 {
-    l->ops->matmul(false, false, n, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, 0.0f, dx,
+    l->ops->matmul(l->ex, false, false, n, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, 0.0f, dx,
                    l->in);
 }
 
@@ -61,7 +63,7 @@ static void gemm_dw(const struct mb_linear *l, const float *dy, const float *x, 
 {
     if (!l->gw) /* frozen */
         return;
-    l->ops->matmul(true, false, l->out, l->in, n, 1.0f, dy, l->out, x, l->in, 1.0f, l->gw,
+    l->ops->matmul(l->ex, true, false, l->out, l->in, n, 1.0f, dy, l->out, x, l->in, 1.0f, l->gw,
                    l->in);
 }
 
@@ -111,7 +113,7 @@ static void column_backward(const struct mb_linear *l, float *dx, const float *d
         }
     }
     if (l->gb)
-        l->ops->bias_grad(l->gb, bias_dy, n, l->out);
+        l->ops->bias_grad(l->ex, l->gb, bias_dy, n, l->out);
 }
 
 static void row_backward(const struct mb_linear *l, float *dx, const float *dy, const float *x,
@@ -124,9 +126,9 @@ static void row_backward(const struct mb_linear *l, float *dx, const float *dy, 
         dy_full = l->gathered;
         /* this rank's tokens only: the bias gradient is summed over TP afterwards */
         if (l->gb)
-            l->ops->bias_grad(l->gb, dy, shard, l->out);
+            l->ops->bias_grad(l->ex, l->gb, dy, shard, l->out);
     } else if (l->gb) {
-        l->ops->bias_grad(l->gb, dy, n, l->out);
+        l->ops->bias_grad(l->ex, l->gb, dy, n, l->out);
     }
     dy_full = adapter_backward(l, dy_full, x, n);
     if (dx) {
