@@ -226,7 +226,8 @@ def train(args):
     print(f"torch {torch.__version__}")
     compiled = "max-autotune" if args.max_autotune else int(args.compile)
     print(f"settings threads={torch.get_num_threads()} compile={compiled} "
-          f"bf16_autocast={int(args.bf16)} fused_adamw={int(fused)} OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}")
+          f"bf16_autocast={int(args.bf16)} fused_adamw={int(fused)} "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}")
     print(f"matmul_params {matmul_params(args.model)}")
     print(f"tok_per_s {B * T * len(times) / sum(times):.1f}")
     print(f"step_s_median {statistics.median(times):.3f}")
