@@ -16,10 +16,12 @@ with the same mathematics as mb's:
 Tokens/s = B*T*S / (wall time of the S steps after W warm-up steps). Peak RSS from
 getrusage. --bf16: torch.autocast("cpu", dtype=torch.bfloat16) around the forward and the
 loss, the parameters, gradients and AdamW in fp32 (the mixed precision of Megatron's
-bf16_mixed): the matmuls run in bf16 (oneDNN), softmax, norms and the loss in fp32 as
-autocast's CPU op lists say. --max-autotune: torch.compile(mode="max-autotune"), where
-Inductor may pick its own C++ GEMM templates (AVX512-BF16/AMX micro-kernels) over
-oneDNN/MKL for each matmul. OMP_WAIT_POLICY and the like must be set in the environment before start
+bf16_mixed): the linear layers and the head in bf16 (oneDNN); the other ops as autocast's
+CPU rules say: the loss in fp32, the rest in the dtype it is given (the residual stream and
+the norms on it stay fp32; attention and the MLP activation take the linears' bf16
+outputs). --max-autotune: torch.compile(mode="max-autotune"), where Inductor may pick its
+own C++ GEMM templates over oneDNN/MKL for each matmul. OMP_WAIT_POLICY and the like must
+be set in the environment before start
 (bench/train_cpu tries the settings). --matmul-rate prints the GFLOP/s of torch.matmul (MKL)
 on the step's GEMMs instead of training, for comparison with bench/sgemm_rate.c (with --bf16:
 on bf16 tensors, for comparison with bench/bf16gemm_rate.c).
