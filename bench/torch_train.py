@@ -1,6 +1,7 @@
 """bench/torch_train.py - train the bench models in plain PyTorch and print tokens/s.
 
-    python bench/torch_train.py MODEL [--threads N] [--steps S] [--warmup W] [--compile]
+    python bench/torch_train.py MODEL [--threads N] [--steps S] [--warmup W]
+                                      [--compile | --max-autotune] [--bf16]
                                       [--no-fused] [--matmul-rate]
 
 MODEL is 'llama' (the small Llama of bench/train_cpu) or 'gpt2' (GPT-2 124M). fp32, AdamW,
@@ -13,14 +14,23 @@ with the same mathematics as mb's:
          QKV and projection with biases), LayerNorm, MLP 768->3072->768 gelu-tanh with
          biases], final LayerNorm, LM head tied to the token embedding, vocab 50257.
 Tokens/s = B*T*S / (wall time of the S steps after W warm-up steps). Peak RSS from
-getrusage. OMP_WAIT_POLICY and the like must be set in the environment before start
+getrusage. --bf16: torch.autocast("cpu", dtype=torch.bfloat16) around the forward and the
+loss, the parameters, gradients and AdamW in fp32 (the mixed precision of Megatron's
+bf16_mixed): the linear layers and the head in bf16 (oneDNN); the other ops as autocast's
+CPU rules say: the loss in fp32, the rest in the dtype it is given (the residual stream and
+the norms on it stay fp32; attention and the MLP activation take the linears' bf16
+outputs). --max-autotune: torch.compile(mode="max-autotune"), where Inductor may pick its
+own C++ GEMM templates over oneDNN/MKL for each matmul. OMP_WAIT_POLICY and the like must
+be set in the environment before start
 (bench/train_cpu tries the settings). --matmul-rate prints the GFLOP/s of torch.matmul (MKL)
-on the step's GEMMs instead of training, for comparison with bench/sgemm_rate.c.
+on the step's GEMMs instead of training, for comparison with bench/sgemm_rate.c (with --bf16:
+on bf16 tensors, for comparison with bench/bf16gemm_rate.c).
 
 Output: 'key value' lines on stdout (tok_per_s, step_s_median, peak_rss_kib, loss_first,
 loss_last, torch, settings).
 """
 import argparse
+import contextlib
 import math
 import os
 import resource
@@ -158,7 +168,7 @@ def matmul_params(model_name):
     return c["L"] * (attn + mlp) + c["D"] * c["V"]
 
 
-def matmul_rate(model_name, repeats=3):
+def matmul_rate(model_name, dtype, repeats=3):
     """GFLOP/s of torch.matmul on the step's GEMMs (fwd, dgrad, wgrad per linear layer)"""
     c, n = CONFIGS[model_name], B * T
     qkv = (c["H"] + 2 * c["HKV"]) * c["E"]
@@ -167,7 +177,7 @@ def matmul_rate(model_name, repeats=3):
               (c["F"], c["D"], c["L"]), (c["D"], c["V"], 1)]
     flops = secs = 0.0
     for fin, fout, count in shapes:
-        x, w, dy = torch.randn(n, fin), torch.randn(fout, fin), torch.randn(n, fout)
+        x, w, dy = (torch.randn(shape).to(dtype) for shape in ((n, fin), (fout, fin), (n, fout)))
         best = [math.inf] * 3
         for r in range(repeats + 1):
             ops = [lambda: x @ w.t(), lambda: dy @ w, lambda: dy.t() @ x]
@@ -190,14 +200,23 @@ def train(args):
     fused = not args.no_fused
     opt = torch.optim.AdamW(model.parameters(), lr=3e-4, betas=(0.9, 0.999), eps=1e-8,
                             weight_decay=0.01, fused=fused)
-    fwd = torch.compile(model) if args.compile else model
+    if args.max_autotune:
+        fwd = torch.compile(model, mode="max-autotune")
+    elif args.compile:
+        fwd = torch.compile(model)
+    else:
+        fwd = model
+    # bf16: autocast's region is the forward and the loss only (PyTorch's AMP recipe)
+    autocast = (lambda: torch.autocast("cpu", dtype=torch.bfloat16)) if args.bf16 \
+        else contextlib.nullcontext
     gen = torch.Generator().manual_seed(1)
     times, losses = [], []
     for step in range(args.warmup + args.steps):
         data = torch.randint(0, c["V"], (B, T + 1), generator=gen)
         t0 = time.perf_counter()
-        logits = fwd(data[:, :-1])
-        loss = F.cross_entropy(logits.view(-1, c["V"]), data[:, 1:].reshape(-1))
+        with autocast():
+            logits = fwd(data[:, :-1])
+            loss = F.cross_entropy(logits.view(-1, c["V"]), data[:, 1:].reshape(-1))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -207,8 +226,10 @@ def train(args):
             times.append(time.perf_counter() - t0)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(f"torch {torch.__version__}")
-    print(f"settings threads={torch.get_num_threads()} compile={int(args.compile)} "
-          f"fused_adamw={int(fused)} OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}")
+    compiled = "max-autotune" if args.max_autotune else int(args.compile)
+    print(f"settings threads={torch.get_num_threads()} compile={compiled} "
+          f"bf16_autocast={int(args.bf16)} fused_adamw={int(fused)} "
+          f"OMP_WAIT_POLICY={os.environ.get('OMP_WAIT_POLICY', '-')}")
     print(f"matmul_params {matmul_params(args.model)}")
     print(f"tok_per_s {B * T * len(times) / sum(times):.1f}")
     print(f"step_s_median {statistics.median(times):.3f}")
@@ -224,12 +245,17 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--compile", action="store_true", help="torch.compile the model")
+    ap.add_argument("--max-autotune", action="store_true",
+                    help='torch.compile the model with mode="max-autotune"')
+    ap.add_argument("--bf16", action="store_true",
+                    help="torch.autocast(cpu, bfloat16) around forward and loss")
     ap.add_argument("--no-fused", action="store_true", help="for-loop AdamW, not fused")
     ap.add_argument("--matmul-rate", action="store_true")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     if args.matmul_rate:
-        print(f"matmul_gflops {matmul_rate(args.model):.1f}")
+        dtype = torch.bfloat16 if args.bf16 else torch.float32
+        print(f"matmul_gflops {matmul_rate(args.model, dtype):.1f}")
         return 0
     train(args)
     return 0
