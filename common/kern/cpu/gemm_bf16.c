@@ -14,6 +14,13 @@
  * ONEDNN_MAX_CPU_ISA=AVX2) or only its reference loops, the key is remembered as not native
  * and the caller takes the portable path instead (bf16.c).
  *
+ * Measured (1 thread, CPU time, the small Llama's and GPT-2 124M's training GEMMs with 1024
+ * token rows): fp32 OpenBLAS 85-100 GFLOP/s, this path 145-190, 1.75-2.1x, except the
+ * head's weight gradient (dy^T x with m = vocab) at 1.4-1.6x. Tried for the transposed-A
+ * (weight gradient) shapes and kept out, because slower: computing C^T = op(B)^T op(A)^T
+ * with a transposed destination (about 0.9x of fp32), and transposing A into a packed
+ * copy first (no gain, sometimes a loss).
+ *
  * Determinism: oneDNN splits the work by the thread count fixed when the primitive is made
  * (part of the key) and reduces any split K in a fixed order, so the same call gives the
  * same bits every time at a fixed thread count (tests/unit/kern_bf16_matmul.c runs each
