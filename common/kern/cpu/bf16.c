@@ -110,6 +110,7 @@ static float *widen(const uint16_t *x, int64_t rows, int64_t cols, int64_t ld)
     float *w = mb_xmalloc_for((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof *w,
                               "a widened bf16 matrix");
 
+#pragma omp parallel for schedule(static) if (rows * cols > MB_CPU_CHUNK)
     for (int64_t r = 0; r < rows; r++)
         mb_cpu_bf16_widen_portable(w + r * cols, x + r * ld, cols);
     return w;
