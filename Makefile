@@ -22,7 +22,7 @@ include mk/detect.mk
 EXT_CFLAGS := $(MPI_CFLAGS) $(HDF5_CFLAGS) $(BLAS_CFLAGS) $(YAML_CFLAGS) $(PCRE2_CFLAGS) \
               $(UTF8_CFLAGS) $(JSON_CFLAGS)
 EXT_LIBS   := $(HDF5_LIBS) $(MPI_LIBS) $(BLAS_LIBS) $(YAML_LIBS) $(PCRE2_LIBS) $(UTF8_LIBS) \
-              $(JSON_LIBS) $(ZLIB_LIBS) -lpthread -lm
+              $(JSON_LIBS) $(ZLIB_LIBS) $(DNNL_LIBS) -lpthread -lm
 # make SANITIZE=1: the tools and tests with AddressSanitizer and UBSan (any UB aborts)
 ifdef SANITIZE
 override CFLAGS  += -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer

@@ -1,34 +1,94 @@
-/* kern/cpu/bf16.c - bf16 conversion and the bf16 matmul, portable versions.
+/* kern/cpu/bf16.c - the op table's bf16 entries: convert and matmul_bf16.
  *
- * The matmul widens its operands to fp32 (exactly: a bf16 is the top half of an fp32) and
- * runs the fp32 matmul, so every product is exact and the sums are fp32 as the op table
- * asks. It is the reference the faster paths are checked against.
+ * convert splits n into fixed MB_CPU_CHUNK pieces over the OpenMP threads and runs the
+ * AVX512-BF16 kernels (bf16_avx512.c) where the CPU has them, else the portable ones
+ * here; both give the same bits on every input (tests/unit/kern_bf16_convert.c checks all
+ * 2^32 floats).
+ *
+ * matmul_bf16 runs oneDNN's matmul primitive (gemm_bf16.c) where oneDNN has a native bf16
+ * implementation for this CPU (AVX512-BF16, AVX512 or AMX), else the portable path:
+ * widen the operands to fp32 (exactly) and run the fp32 OpenBLAS matmul. Both form every
+ * product exactly and sum in fp32, but in different orders (oneDNN blocks K its own way,
+ * OpenBLAS its way), so the two paths agree to fp32 summation error, NOT bitwise; each is
+ * deterministic for a fixed thread count. A run stays on one path: the choice depends
+ * only on the CPU (and the test hook), never on the shape.
  */
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/defs.h"
 #include "core/err.h"
 #include "core/mem.h"
+#include "kern/cpu/bf16.h"
 #include "kern/cpu/internal.h"
 
-static uint16_t bf16_from_f32(float x)
-{
-    uint32_t u;
+static bool forced_portable;
 
-    memcpy(&u, &x, sizeof u);
-    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
-        return (uint16_t)((u >> 16) | 0x0040u); /* NaN: keep the sign, make it quiet */
-    u += 0x7fffu + ((u >> 16) & 1u);               /* ties go to the even neighbour */
-    return (uint16_t)(u >> 16);
+void mb_cpu_bf16_force_portable(bool on)
+{
+    forced_portable = on;
 }
 
-static float f32_from_bf16(uint16_t h)
+bool mb_cpu_bf16_have_avx512(void)
 {
-    uint32_t u = (uint32_t)h << 16;
-    float x;
+    return !forced_portable && __builtin_cpu_supports("avx512bf16") &&
+           __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
+}
 
-    memcpy(&x, &u, sizeof x);
-    return x;
+MB_CPU_CLONES void mb_cpu_bf16_round_portable(uint16_t *restrict dst, const float *restrict src,
+                                              int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u;
+
+        memcpy(&u, &src[i], sizeof u);
+        if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
+            dst[i] = (uint16_t)((u >> 16) | 0x0040u); /* NaN: keep the sign, make it quiet */
+        else
+            dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* ties to even */
+    }
+}
+
+MB_CPU_CLONES void mb_cpu_bf16_widen_portable(float *restrict dst, const uint16_t *restrict src,
+                                              int64_t n)
+{
+#pragma omp simd
+    for (int64_t i = 0; i < n; i++) {
+        uint32_t u = (uint32_t)src[i] << 16;
+
+        memcpy(&dst[i], &u, sizeof u);
+    }
+}
+
+static void to_bf16(uint16_t *dst, const float *src, int64_t n)
+{
+    int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
+    bool avx = mb_cpu_bf16_have_avx512();
+
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (int64_t c = 0; c < nchunk; c++) {
+        int64_t i0 = c * MB_CPU_CHUNK, len = MB_MIN(MB_CPU_CHUNK, n - i0);
+        if (avx)
+            mb_cpu_bf16_round_avx512(dst + i0, src + i0, len);
+        else
+            mb_cpu_bf16_round_portable(dst + i0, src + i0, len);
+    }
+}
+
+static void to_f32(float *dst, const uint16_t *src, int64_t n)
+{
+    int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
+    bool avx = mb_cpu_bf16_have_avx512();
+
+#pragma omp parallel for schedule(static) if (nchunk > 1)
+    for (int64_t c = 0; c < nchunk; c++) {
+        int64_t i0 = c * MB_CPU_CHUNK, len = MB_MIN(MB_CPU_CHUNK, n - i0);
+        if (avx)
+            mb_cpu_bf16_widen_avx512(dst + i0, src + i0, len);
+        else
+            mb_cpu_bf16_widen_portable(dst + i0, src + i0, len);
+    }
 }
 
 void mb_cpu_convert(void *dst, enum mb_dtype dst_type, const void *src, enum mb_dtype src_type,
@@ -36,23 +96,12 @@ void mb_cpu_convert(void *dst, enum mb_dtype dst_type, const void *src, enum mb_
 {
     MB_ASSERT((dst_type == MB_DTYPE_F32 || dst_type == MB_DTYPE_BF16) &&
               (src_type == MB_DTYPE_F32 || src_type == MB_DTYPE_BF16));
-    if (dst_type == src_type) {
+    if (dst_type == src_type)
         memmove(dst, src, (size_t)n * mb_dtype_size(dst_type));
-        return;
-    }
-    if (dst_type == MB_DTYPE_BF16) {
-        uint16_t *out = dst;
-        const float *in = src;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            out[i] = bf16_from_f32(in[i]);
-    } else {
-        float *out = dst;
-        const uint16_t *in = src;
-#pragma omp parallel for schedule(static)
-        for (int64_t i = 0; i < n; i++)
-            out[i] = f32_from_bf16(in[i]);
-    }
+    else if (dst_type == MB_DTYPE_BF16)
+        to_bf16(dst, src, n);
+    else
+        to_f32(dst, src, n);
 }
 
 /* The ROWS x COLS matrix at X (leading dimension LD) widened to a packed fp32 copy. */
@@ -61,15 +110,15 @@ static float *widen(const uint16_t *x, int64_t rows, int64_t cols, int64_t ld)
     float *w = mb_xmalloc_for((size_t)(rows * cols > 0 ? rows * cols : 1) * sizeof *w,
                               "a widened bf16 matrix");
 
+#pragma omp parallel for schedule(static) if (rows * cols > MB_CPU_CHUNK)
     for (int64_t r = 0; r < rows; r++)
-        for (int64_t c = 0; c < cols; c++)
-            w[r * cols + c] = f32_from_bf16(x[r * ld + c]);
+        mb_cpu_bf16_widen_portable(w + r * cols, x + r * ld, cols);
     return w;
 }
 
-void mb_cpu_matmul_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                        const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
-                        float beta, float *c, int64_t ldc)
+void mb_cpu_matmul_bf16_portable(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                                 float alpha, const uint16_t *a, int64_t lda, const uint16_t *b,
+                                 int64_t ldb, float beta, float *c, int64_t ldc)
 {
     if (m == 0 || n == 0)
         return;
@@ -82,4 +131,13 @@ void mb_cpu_matmul_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
     mb_cpu_matmul(ta, tb, m, n, k, alpha, wa, a_cols, wb, b_cols, beta, c, ldc);
     free(wb);
     free(wa);
+}
+
+void mb_cpu_matmul_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                        const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                        float beta, float *c, int64_t ldc)
+{
+    if (forced_portable ||
+        !mb_cpu_matmul_bf16_dnnl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
+        mb_cpu_matmul_bf16_portable(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
