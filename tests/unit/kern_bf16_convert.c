@@ -73,7 +73,7 @@ static void exhaustive_round(void)
             x[i] = f32_of((uint32_t)(at / (uint64_t)per_top) << 16 | low_half((int64_t)at, all));
         }
         mb_cpu_bf16_round_portable(want, x, BLOCK);
-        ops->convert(got, MB_DTYPE_BF16, x, MB_DTYPE_F32, BLOCK);
+        ops->convert(ops->exec, got, MB_DTYPE_BF16, x, MB_DTYPE_F32, BLOCK);
         if (have)
             mb_cpu_bf16_round_avx512(avx, x, BLOCK);
         for (int64_t i = 0; i < BLOCK; i++) {
@@ -102,7 +102,7 @@ static void exhaustive_widen(void)
 
     for (int i = 0; i < 65536; i++)
         h[i] = (uint16_t)i;
-    ops->convert(got, MB_DTYPE_F32, h, MB_DTYPE_BF16, 65536);
+    ops->convert(ops->exec, got, MB_DTYPE_F32, h, MB_DTYPE_BF16, 65536);
     mb_cpu_bf16_widen_portable(port, h, 65536);
     if (mb_cpu_bf16_have_avx512())
         mb_cpu_bf16_widen_avx512(avx, h, 65536);
@@ -139,12 +139,12 @@ static void lengths(void)
         for (int off = 0; off < 4; off++) {
             int64_t n = j < 71 ? j : ns[j - 71];
             memset(got, 0xa5, (size_t)(big + 8) * 2);
-            ops->convert(got + off, MB_DTYPE_BF16, x + off, MB_DTYPE_F32, n);
+            ops->convert(ops->exec, got + off, MB_DTYPE_BF16, x + off, MB_DTYPE_F32, n);
             mb_cpu_bf16_round_portable(want + off, x + off, n);
             bad += memcmp(got + off, want + off, (size_t)n * 2) != 0;
             bad += got[off + n] != 0xa5a5 || (off && got[off - 1] != 0xa5a5);
             memset(back, 0xa5, (size_t)(big + 8) * sizeof *back);
-            ops->convert(back + off, MB_DTYPE_F32, got + off, MB_DTYPE_BF16, n);
+            ops->convert(ops->exec, back + off, MB_DTYPE_F32, got + off, MB_DTYPE_BF16, n);
             for (int64_t i = 0; i < n; i++) {
                 uint32_t u;
                 memcpy(&u, &back[off + i], 4);
@@ -228,7 +228,7 @@ static void against_torch(const char *script)
         uint32_t first = 0;
 
         mb_cpu_bf16_force_portable(portable);
-        ops->convert(got, MB_DTYPE_BF16, (const float *)bits, MB_DTYPE_F32, n);
+        ops->convert(ops->exec, got, MB_DTYPE_BF16, (const float *)bits, MB_DTYPE_F32, n);
         for (int64_t i = 0; i < n; i++) {
             bool nan = bf16_is_nan(want16[i]);
             nans += nan;
@@ -238,7 +238,7 @@ static void against_torch(const char *script)
         ok(bad == 0, "f32 -> bf16 (%s path) = torch .to(bfloat16) on %lld inputs (%lld NaN: "
            "NaN both; %lld differ, first 0x%08x)", path, (long long)n, (long long)nans,
            (long long)bad, first);
-        ops->convert(back, MB_DTYPE_F32, h, MB_DTYPE_BF16, 65536);
+        ops->convert(ops->exec, back, MB_DTYPE_F32, h, MB_DTYPE_BF16, 65536);
         bad = 0;
         for (int i = 0; i < 65536; i++) {
             uint32_t u;

@@ -90,8 +90,8 @@ static float *out_copy(const struct mcase *c)
 
 static void call(const struct mcase *c, float *out)
 {
-    ops->matmul_bf16(c->ta, c->tb, c->m, c->n, c->k, c->alpha, c->a, c->lda, c->b, c->ldb,
-                     c->beta, out, c->ldc);
+    ops->matmul_bf16(ops->exec, c->ta, c->tb, c->m, c->n, c->k, c->alpha, c->a, c->lda, c->b,
+                     c->ldb, c->beta, out, c->ldc);
 }
 
 static int npy_out(const char *name, const char *what, enum mb_npy_dtype dt, int64_t n,
