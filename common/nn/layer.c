@@ -58,8 +58,8 @@ struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id
     };
     if (m->wb && lin.w) {
         lin.wb = m->wb + (lin.w - m->w);
-        lin.xb = m->acts->xb;
-        lin.dyb = m->acts->dyb;
+        lin.xb = m->acts ? m->acts->xb : NULL; /* no acts: not for a GEMM (DoRA's norms) */
+        lin.dyb = m->acts ? m->acts->dyb : NULL;
     }
     return lin;
 }
