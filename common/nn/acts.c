@@ -146,8 +146,9 @@ static void carve_scratch(struct carve *c, const struct mb_model *m, struct mb_a
     int64_t widest_out = max3(qkv, h, m->loc->fc1_rows);
     a->xb = take_bf16(c, n * widest_in, bf);
     a->dyb = take_bf16(c, MB_MAX(n * widest_out, a->chunk * m->loc->vocab_rows), bf);
-    a->ln_f32 = take(c, r * h, kb);
-    a->act_f32 = take(c, n * m->loc->ffn, kb);
+    /* the backward's scratch of the same shapes: no pass needs both */
+    a->ln_f32 = kb ? a->dtmp : NULL;
+    a->act_f32 = kb ? a->dact : NULL;
 }
 
 /* With mb_model_saves_bf16, the fp32 linear inputs of layers [FIRST, FIRST + COUNT) are

@@ -67,7 +67,8 @@ struct mb_acts {
     int32_t *vocab_ids;          /* [N] host: token id - vocab_start, -1 off this rank */
     /* bf16 mixed precision: a linear layer's bf16 x [N, widest input] and dy
      * [N or chunk, widest output] (nn/linear.h xb, dyb); with mb_model_saves_bf16 the
-     * fp32 norm output [R, H] and activation [N, I] that the saved bf16 copies replace */
+     * fp32 norm output [R, H] and activation [N, I] that the saved bf16 copies replace,
+     * passing values of the forward: the backward's dtmp and dact */
     uint16_t *xb, *dyb;
     float *ln_f32, *act_f32;
     /* pipeline slots (mb_acts_slots_reserve) */
