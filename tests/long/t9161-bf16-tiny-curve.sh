@@ -28,8 +28,8 @@ tiny() {
 test_expect_success 'three runs of the tiny recipe: fp32, bf16_mixed, fp32 with another seed' '
     tiny 2>fp32.log & p1=$!
     tiny mixed_precision=bf16_mixed 2>bf16.log & p2=$!
-    wait $p1 && wait $p2 &&
-    tiny train.seed=1235 2>seed.log &&
+    tiny train.seed=1235 2>seed.log & p3=$!
+    wait $p1 && wait $p2 && wait $p3 &&
     grep "mixed_precision bf16_mixed" bf16.log &&
     for r in fp32 bf16 seed; do
         losses $r.log >$r.loss && test $(wc -l <$r.loss) -eq $iters || exit 1

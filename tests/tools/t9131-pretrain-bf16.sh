@@ -82,6 +82,13 @@ test_expect_success 'bf16: TP=2 (with and without sequence parallelism) and PP=2
     same_losses pp2.log b16.log 1e-5
 '
 
+test_expect_success 'bf16, tied embeddings: PP=2 (a copy on each end stage) = 1 rank to 1e-5' '
+    tied=model.share_embeddings_and_output_weights=true &&
+    pretrain $bf16 $tied 2>tied1.log &&
+    pretrain_mpi 2 $bf16 $tied dist.pipeline_model_parallel_size=2 2>tiedpp2.log &&
+    same_losses tiedpp2.log tied1.log 1e-5
+'
+
 test_expect_success 'bf16 LoRA and DoRA: the adapters start as a no-op (first loss = the base bf16 one, bitwise), then train' '
     p="train.eval_iters=0 peft.dim=8 checkpoint.pretrained_checkpoint=f32" &&
     pretrain $bf16 $p train.train_iters=4 peft.peft=lora 2>lora.log &&
