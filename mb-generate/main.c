@@ -230,7 +230,7 @@ static int load_hf_dir(struct gen *g, const char *dir)
     for (int i = 0; rc == 0 && i < p->count; i++) {
         rc = mb_bridge_hf_read_param(&h, i, host);
         if (rc == 0)
-            g->m.ops->from_host(g->m.w + p->items[i].offset, host, p->items[i].numel);
+            g->m.ops->from_host(g->m.ex, g->m.w + p->items[i].offset, host, p->items[i].numel);
     }
     free(host);
     mb_bridge_hf_close(&h);

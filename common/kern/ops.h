@@ -51,106 +51,119 @@ struct mb_adamw_args {
     int64_t step;
 };
 
+/* A backend's execution context, opaque outside the backend: what its ops need besides
+ * their arguments (CPU: the thread count and a scratch arena; CUDA: a stream, the
+ * cuBLASLt handle and a workspace). Every entry of the table takes one first. */
+struct mb_exec;
+
 struct mb_ops {
     const char *name;
+    /* The backend's context for this process. Whoever keeps the table (the model, the
+     * optimizer, the gradient sync) keeps this next to it and passes it to every entry. */
+    struct mb_exec *exec;
 
     /* memory */
-    void *(*alloc)(size_t bytes);            /* zeroed, 64-byte aligned; NULL + mb_err on failure */
-    void (*free)(void *p);
-    void (*zero)(float *x, int64_t n);
-    void (*copy)(float *dst, const float *src, int64_t n);
-    void (*to_host)(float *host, const float *dev, int64_t n);
-    void (*from_host)(float *dev, const float *host, int64_t n);
+    /* zeroed, 64-byte aligned; NULL + mb_err on failure */
+    void *(*alloc)(struct mb_exec *ex, size_t bytes);
+    void (*free)(struct mb_exec *ex, void *p);
+    void (*zero)(struct mb_exec *ex, float *x, int64_t n);
+    void (*copy)(struct mb_exec *ex, float *dst, const float *src, int64_t n);
+    void (*to_host)(struct mb_exec *ex, float *host, const float *dev, int64_t n);
+    void (*from_host)(struct mb_exec *ex, float *dev, const float *host, int64_t n);
 
     /* C[m,n] = alpha * op(A) op(B) + beta * C; op(X) = X^T when tx. Row-major, with
      * leading dimensions (elements between rows of the stored matrix). */
-    void (*matmul)(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                   const float *a, int64_t lda, const float *b, int64_t ldb, float beta,
-                   float *c, int64_t ldc);
+    void (*matmul)(struct mb_exec *ex, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                   float alpha, const float *a, int64_t lda, const float *b, int64_t ldb,
+                   float beta, float *c, int64_t ldc);
 
     /* bf16 (mixed precision, DESIGN.md 5): a bf16 is the top half of an fp32, stored as
      * uint16_t. convert copies N elements between MB_DTYPE_F32 and MB_DTYPE_BF16 (either
      * way, or the same type): fp32 -> bf16 rounds to nearest, ties to even, a NaN stays a
      * (quiet) NaN; bf16 -> fp32 is exact. */
-    void (*convert)(void *dst, enum mb_dtype dst_type, const void *src, enum mb_dtype src_type,
-                    int64_t n);
+    void (*convert)(struct mb_exec *ex, void *dst, enum mb_dtype dst_type, const void *src,
+                    enum mb_dtype src_type, int64_t n);
     /* matmul with bf16 operands and an fp32 C: the products are exact in fp32 and summed
      * in fp32 (the order is the backend's). Same arguments as matmul. */
-    void (*matmul_bf16)(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                        const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+    void (*matmul_bf16)(struct mb_exec *ex, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                        float alpha, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                         float beta, float *c, int64_t ldc);
 
     /* elementwise */
-    void (*add)(float *y, const float *x, int64_t n);                 /* y += x */
-    void (*scale)(float *x, float s, int64_t n);                      /* x *= s */
-    double (*sumsq)(const float *x, int64_t n);                       /* sum x^2, in double */
-    void (*add_bias)(float *y, const float *bias, int64_t rows, int64_t cols); /* y[r,:] += b */
+    void (*add)(struct mb_exec *ex, float *y, const float *x, int64_t n); /* y += x */
+    void (*scale)(struct mb_exec *ex, float *x, float s, int64_t n); /* x *= s */
+    double (*sumsq)(struct mb_exec *ex, const float *x, int64_t n); /* sum x^2, in double */
+    /* y[r,:] += b */
+    void (*add_bias)(struct mb_exec *ex, float *y, const float *bias, int64_t rows, int64_t cols);
     /* db += sum_r dy[r,:] */
-    void (*bias_grad)(float *db, const float *dy, int64_t rows, int64_t cols);
+    void (*bias_grad)(struct mb_exec *ex, float *db, const float *dy, int64_t rows, int64_t cols);
 
     /* RMSNorm: y = x * rstd * w, rstd = 1/sqrt(mean(x^2) + eps); with zero_centered the
      * weight is stored as w - 1 (Gemma) and (1 + w) is used. rstd[rows] is saved for bwd.
      * bwd: dx += ..., dw += ... (dw NULL: none). */
-    void (*rmsnorm_fwd)(float *y, float *rstd, const float *x, const float *w, int64_t rows,
-                        int64_t dim, float eps, bool zero_centered);
-    void (*rmsnorm_bwd)(float *dx, float *dw, const float *dy, const float *x, const float *w,
-                        const float *rstd, int64_t rows, int64_t dim, bool zero_centered);
+    void (*rmsnorm_fwd)(struct mb_exec *ex, float *y, float *rstd, const float *x, const float *w,
+                        int64_t rows, int64_t dim, float eps, bool zero_centered);
+    void (*rmsnorm_bwd)(struct mb_exec *ex, float *dx, float *dw, const float *dy, const float *x,
+                        const float *w, const float *rstd, int64_t rows, int64_t dim,
+                        bool zero_centered);
 
     /* LayerNorm with weight and bias (GPT-2). mean[rows], rstd[rows] saved for bwd.
      * bwd: dx += ..., dw += ..., db += ... (dw and db NULL: none). */
-    void (*layernorm_fwd)(float *y, float *mean, float *rstd, const float *x, const float *w,
-                          const float *b, int64_t rows, int64_t dim, float eps);
-    void (*layernorm_bwd)(float *dx, float *dw, float *db, const float *dy, const float *x,
-                          const float *w, const float *mean, const float *rstd, int64_t rows,
-                          int64_t dim);
+    void (*layernorm_fwd)(struct mb_exec *ex, float *y, float *mean, float *rstd, const float *x,
+                          const float *w, const float *b, int64_t rows, int64_t dim, float eps);
+    void (*layernorm_bwd)(struct mb_exec *ex, float *dx, float *dw, float *db, const float *dy,
+                          const float *x, const float *w, const float *mean, const float *rstd,
+                          int64_t rows, int64_t dim);
 
     /* Embedding: out[r,:] (= or += when accumulate) table[ids[r],:] * scale; a negative id
      * (a row another tensor-parallel rank holds) gives zeros (adds nothing).
      * bwd: dtable[ids[r],:] += dout[r,:] * scale (deterministic for repeated ids; negative
      * ids skipped). */
-    void (*embedding_fwd)(float *out, const float *table, const int32_t *ids, int64_t rows,
-                          int64_t dim, float scale, bool accumulate);
-    void (*embedding_bwd)(float *dtable, const float *dout, const int32_t *ids, int64_t rows,
-                          int64_t dim, float scale);
+    void (*embedding_fwd)(struct mb_exec *ex, float *out, const float *table, const int32_t *ids,
+                          int64_t rows, int64_t dim, float scale, bool accumulate);
+    void (*embedding_bwd)(struct mb_exec *ex, float *dtable, const float *dout, const int32_t *ids,
+                          int64_t rows, int64_t dim, float scale);
 
     /* Fused QKV projection output [rows, (nH + 2 nKV) d] in Megatron's grouped layout
      * (per KV group: its nH/nKV query heads, then k, then v; formats.md 5.2) to q, k, v
      * in the attention layouts above. qkv_merge is the backward (overwrites dqkv). */
-    void (*qkv_split)(float *q, float *k, float *v, const float *qkv,
+    void (*qkv_split)(struct mb_exec *ex, float *q, float *k, float *v, const float *qkv,
                       const struct mb_attn_shape *s);
-    void (*qkv_merge)(float *dqkv, const float *dq, const float *dk, const float *dv,
-                      const struct mb_attn_shape *s);
+    void (*qkv_merge)(struct mb_exec *ex, float *dqkv, const float *dq, const float *dk,
+                      const float *dv, const struct mb_attn_shape *s);
 
     /* Rotary embedding, in place, on x [B, heads, T, d] (rotate-half convention, formats.md
      * 4.3): the first rot_dim dims of each head rotate, pairing j with j + rot_dim/2.
      * cos_sin is [max_pos, rot_dim/2, 2] (cos, sin) and pos[B*T] the position of each token.
      * rope_bwd applies the inverse rotation (gradient of rope_fwd). */
-    void (*rope_fwd)(float *x, const float *cos_sin, const int32_t *pos, int64_t batch,
-                     int64_t heads, int64_t seq, int64_t head_dim, int64_t rot_dim);
-    void (*rope_bwd)(float *dx, const float *cos_sin, const int32_t *pos, int64_t batch,
-                     int64_t heads, int64_t seq, int64_t head_dim, int64_t rot_dim);
+    void (*rope_fwd)(struct mb_exec *ex, float *x, const float *cos_sin, const int32_t *pos,
+                     int64_t batch, int64_t heads, int64_t seq, int64_t head_dim, int64_t rot_dim);
+    void (*rope_bwd)(struct mb_exec *ex, float *dx, const float *cos_sin, const int32_t *pos,
+                     int64_t batch, int64_t heads, int64_t seq, int64_t head_dim, int64_t rot_dim);
 
     /* Causal attention (GQA, sliding window, soft-capping) without a T x T matrix:
      * out [B, T, nH, d], lse [B, nH, T] (log-sum-exp of the scores, saved for bwd).
      * bwd overwrites dq, dk, dv (layouts of q, k, v), recomputing scores from lse. */
-    void (*attention_fwd)(float *out, float *lse, const float *q, const float *k, const float *v,
-                          const struct mb_attn_shape *s);
-    void (*attention_bwd)(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                          const float *k, const float *v, const float *out, const float *lse,
-                          const struct mb_attn_shape *s);
+    void (*attention_fwd)(struct mb_exec *ex, float *out, float *lse, const float *q,
+                          const float *k, const float *v, const struct mb_attn_shape *s);
+    void (*attention_bwd)(struct mb_exec *ex, float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v, const float *out,
+                          const float *lse, const struct mb_attn_shape *s);
 
     /* Gated MLP activations on gate_up [rows, 2*inner] (gate first, then up, the fused
      * linear_fc1 layout): y [rows, inner] = act(gate) * up. swiglu: act = silu;
      * geglu: act = gelu with the tanh approximation. bwd overwrites dgate_up. */
-    void (*swiglu_fwd)(float *y, const float *gate_up, int64_t rows, int64_t inner);
-    void (*swiglu_bwd)(float *dgate_up, const float *dy, const float *gate_up, int64_t rows,
+    void (*swiglu_fwd)(struct mb_exec *ex, float *y, const float *gate_up, int64_t rows,
                        int64_t inner);
-    void (*geglu_fwd)(float *y, const float *gate_up, int64_t rows, int64_t inner);
-    void (*geglu_bwd)(float *dgate_up, const float *dy, const float *gate_up, int64_t rows,
+    void (*swiglu_bwd)(struct mb_exec *ex, float *dgate_up, const float *dy, const float *gate_up,
+                       int64_t rows, int64_t inner);
+    void (*geglu_fwd)(struct mb_exec *ex, float *y, const float *gate_up, int64_t rows,
                       int64_t inner);
+    void (*geglu_bwd)(struct mb_exec *ex, float *dgate_up, const float *dy, const float *gate_up,
+                      int64_t rows, int64_t inner);
     /* gelu (tanh approximation, GPT-2's gelu_new): y = gelu(x); bwd overwrites dx. */
-    void (*gelu_fwd)(float *y, const float *x, int64_t n);
-    void (*gelu_bwd)(float *dx, const float *dy, const float *x, int64_t n);
+    void (*gelu_fwd)(struct mb_exec *ex, float *y, const float *x, int64_t n);
+    void (*gelu_bwd)(struct mb_exec *ex, float *dx, const float *dy, const float *x, int64_t n);
 
     /* Softmax cross-entropy on a chunk of logits [rows, vocab] (the caller computes the
      * logits chunk by chunk, so the full [B*T, V] matrix never exists). With softcap > 0
@@ -161,8 +174,9 @@ struct mb_ops {
      * (rows with mask 0 or target < 0 get zeros); else they are left as they were.
      * Logits of -inf (padded vocabulary rows) stay -inf under the cap and get
      * probability 0 and gradient 0; the target is never one of them. */
-    void (*xent)(float *logits, float *loss, const int32_t *target, const float *loss_mask,
-                 int64_t rows, int64_t vocab, float softcap, float grad_scale);
+    void (*xent)(struct mb_exec *ex, float *logits, float *loss, const int32_t *target,
+                 const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
+                 float grad_scale);
 
     /* The vocabulary-parallel cross-entropy (parallel.md 2.8) in three steps around the
      * caller's all-reduces over the tensor-parallel group. A rank holds the logits of
@@ -173,25 +187,26 @@ struct mb_ops {
      * xent_finish: with the global sums: loss[r] = max + log(sumexp) - ztarget (0 for
      * targets < 0), and, when grad_scale != 0, the logits replaced by the gradient as
      * xent writes it (its local columns). Same values as xent up to the exp-sum's order. */
-    void (*xent_max)(float *logits, float *max, int64_t rows, int64_t vocab, float softcap);
-    void (*xent_sumexp)(const float *logits, const float *max, const int32_t *target,
-                        int64_t start, double *sumexp, float *ztarget, int64_t rows,
-                        int64_t vocab);
-    void (*xent_finish)(float *logits, float *loss, const float *max, const double *sumexp,
-                        const float *ztarget, const int32_t *target, int64_t start,
-                        const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
-                        float grad_scale);
+    void (*xent_max)(struct mb_exec *ex, float *logits, float *max, int64_t rows, int64_t vocab,
+                     float softcap);
+    void (*xent_sumexp)(struct mb_exec *ex, const float *logits, const float *max,
+                        const int32_t *target, int64_t start, double *sumexp, float *ztarget,
+                        int64_t rows, int64_t vocab);
+    void (*xent_finish)(struct mb_exec *ex, float *logits, float *loss, const float *max,
+                        const double *sumexp, const float *ztarget, const int32_t *target,
+                        int64_t start, const float *loss_mask, int64_t rows, int64_t vocab,
+                        float softcap, float grad_scale);
 
     /* AdamW on n elements: m, v updated, p updated with decoupled weight decay. */
-    void (*adamw)(float *p, const float *g, float *m, float *v, int64_t n,
+    void (*adamw)(struct mb_exec *ex, float *p, const float *g, float *m, float *v, int64_t n,
                   const struct mb_adamw_args *a);
 
     /* Attention of s->seq new queries at positions p0 .. p0 + s->seq - 1 over a key/value
      * cache (generation): q [B, nH, Tq, d]; kc, vc [B, nKV, tmax, d] holding the keys and
      * values of positions 0 .. p0 + Tq - 1 (later slots are not read); out [B, Tq, nH, d].
      * Causal, GQA, sliding window and soft-capping as attention_fwd; no lse. */
-    void (*attention_kv)(float *out, const float *q, const float *kc, const float *vc,
-                         const struct mb_attn_shape *s, int64_t p0, int64_t tmax);
+    void (*attention_kv)(struct mb_exec *ex, float *out, const float *q, const float *kc,
+                         const float *vc, const struct mb_attn_shape *s, int64_t p0, int64_t tmax);
 };
 
 /* The CPU backend (OpenBLAS + OpenMP). */

@@ -83,7 +83,7 @@ void *mb_layer_acts_alloc(const struct mb_model *m, int64_t rows, struct mb_laye
 {
     struct carve count = { NULL, 0 };
     carve_pass(&count, m, rows, la, qkv, tmp);
-    void *block = m->ops->alloc(count.used);
+    void *block = m->ops->alloc(m->ex, count.used);
     if (!block) {
         mb_err_wrap("activations of a layer for %lld positions", (long long)rows);
         return NULL;
@@ -198,7 +198,7 @@ int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq)
     a = acts_new(m, batch, seq);
     struct carve count = { NULL, 0 };
     carve_all(&count, m, a);
-    a->block = m->ops->alloc(count.used);
+    a->block = m->ops->alloc(m->ex, count.used);
     if (!a->block) {
         free(a->layer);
         free(a);
@@ -218,7 +218,7 @@ static void acts_free(const struct mb_model *m, struct mb_acts *a)
     if (!a)
         return;
     mb_model_batch_end(&a->aux);
-    m->ops->free(a->block);
+    m->ops->free(m->ex, a->block);
     free(a->vocab_ids);
     free(a->layer);
     free(a);
@@ -240,7 +240,7 @@ static struct mb_acts *slot_new(const struct mb_model *m, const struct mb_acts *
     struct carve count = { NULL, 0 };
     carve_saved(&count, m, a, 0, layers);
     take(&count, a->res_rows * m->cfg.hidden_size, true); /* dhead */
-    a->block = m->ops->alloc(count.used);
+    a->block = m->ops->alloc(m->ex, count.used);
     if (!a->block) {
         acts_free(m, a);
         mb_err_wrap("activations of a pipeline slot (%.2f GiB)", (double)count.used / (1 << 30));
@@ -271,7 +271,7 @@ static struct mb_acts *scratch_new(const struct mb_model *m, int64_t batch, int6
     struct mb_acts *a = acts_new(m, batch, seq);
     struct carve count = { NULL, 0 };
     carve_scratch(&count, m, a);
-    a->block = m->ops->alloc(count.used);
+    a->block = m->ops->alloc(m->ex, count.used);
     if (!a->block) {
         acts_free(m, a);
         mb_err_wrap("pipeline scratch for %lld x %lld tokens", (long long)batch, (long long)seq);

@@ -30,14 +30,14 @@ void mb_embed_forward(struct mb_model *m, const struct mb_batch *b, const int32_
     struct mb_acts *a = m->acts;
     int64_t n = b->batch * b->seq, h = c->hidden_size;
     float *x = m->sequence_parallel ? a->hf_full : a->layer[0].x_in;
-    m->ops->embedding_fwd(x, m->w + mb_param_offset(&m->params, MB_P_WORD_EMB, 0),
+    m->ops->embedding_fwd(m->ex, x, m->w + mb_param_offset(&m->params, MB_P_WORD_EMB, 0),
                           vocab_ids(m, b->tokens, n), n, h, embedding_scale(c), false);
     mb_group_sum_f32(m->tp, x, n * h);
     if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_fwd(x, m->w + mb_param_offset(&m->params, MB_P_POS_EMB, 0), pos, n, h,
-                              1.0f, true);
+        m->ops->embedding_fwd(m->ex, x, m->w + mb_param_offset(&m->params, MB_P_POS_EMB, 0), pos, n,
+                              h, 1.0f, true);
     if (m->sequence_parallel)
-        m->ops->copy(a->layer[0].x_in, x + m->tp->rank * a->res_rows * h, a->res_rows * h);
+        m->ops->copy(m->ex, a->layer[0].x_in, x + m->tp->rank * a->res_rows * h, a->res_rows * h);
 }
 
 void mb_embed_backward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos)
@@ -53,7 +53,7 @@ void mb_embed_backward(struct mb_model *m, const struct mb_batch *b, const int32
     float *gw = mb_model_grad_of(m, mb_param_get(&m->params, MB_P_WORD_EMB));
     float *gp = mb_model_grad_of(m, mb_param_get(&m->params, MB_P_POS_EMB));
     if (gw) /* NULL: frozen */
-        m->ops->embedding_bwd(gw, dx, vocab_ids(m, b->tokens, n), n, h, embedding_scale(c));
+        m->ops->embedding_bwd(m->ex, gw, dx, vocab_ids(m, b->tokens, n), n, h, embedding_scale(c));
     if (gp)
-        m->ops->embedding_bwd(gp, dx, pos, n, h, 1.0f);
+        m->ops->embedding_bwd(m->ex, gp, dx, pos, n, h, 1.0f);
 }

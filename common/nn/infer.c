@@ -28,15 +28,15 @@ struct mb_infer_scratch {
     int32_t *pos;                /* [rows] host: the position of each new token */
 };
 
-static void scratch_free(const struct mb_ops *ops, struct mb_infer_scratch *s)
+static void scratch_free(const struct mb_ops *ops, struct mb_exec *ex, struct mb_infer_scratch *s)
 {
     if (!s)
         return;
     float **bufs[] = { &s->hf, &s->mean, &s->rstd, &s->last, &s->logits };
     for (size_t i = 0; i < MB_ARRAY_LEN(bufs); i++)
-        ops->free(*bufs[i]);
+        ops->free(ex, *bufs[i]);
     if (s->layer_block)
-        ops->free(s->layer_block);
+        ops->free(ex, s->layer_block);
     free(s->pos);
     free(s);
 }
@@ -58,12 +58,12 @@ static struct mb_infer_scratch *scratch_new(const struct mb_model *m, int64_t ba
     s->pos = mb_xmalloc((size_t)rows * sizeof(int32_t));
     s->layer_block = mb_layer_acts_alloc(m, rows, &s->la, &s->qkv, &s->tmp);
     for (size_t i = 0; i < MB_ARRAY_LEN(want) && s->layer_block; i++) {
-        *want[i].p = m->ops->alloc((size_t)want[i].n * sizeof(float));
+        *want[i].p = m->ops->alloc(m->ex, (size_t)want[i].n * sizeof(float));
         if (!*want[i].p)
             break;
     }
     if (!s->layer_block || !s->logits) {
-        scratch_free(m->ops, s);
+        scratch_free(m->ops, m->ex, s);
         mb_err_wrap("generation activations for %lld positions", (long long)rows);
         return NULL;
     }
@@ -88,8 +88,8 @@ int mb_infer_init(struct mb_infer *st, const struct mb_model *m, int64_t batch, 
     st->batch = batch;
     st->max_seq = max_seq;
     size_t bytes = (size_t)(cache_layer_floats(st) * m->cfg.num_layers) * sizeof(float);
-    st->kc = m->ops->alloc(bytes);
-    st->vc = m->ops->alloc(bytes);
+    st->kc = m->ops->alloc(m->ex, bytes);
+    st->vc = m->ops->alloc(m->ex, bytes);
     if (!st->kc || !st->vc) {
         mb_infer_free(st);
         return mb_err_wrap("key/value cache of %zu bytes", 2 * bytes);
@@ -101,9 +101,9 @@ void mb_infer_free(struct mb_infer *st)
 {
     if (!st->m)
         return;
-    scratch_free(st->m->ops, st->s);
-    st->m->ops->free(st->kc);
-    st->m->ops->free(st->vc);
+    scratch_free(st->m->ops, st->m->ex, st->s);
+    st->m->ops->free(st->m->ex, st->kc);
+    st->m->ops->free(st->m->ex, st->vc);
     memset(st, 0, sizeof(*st));
 }
 
@@ -126,8 +126,8 @@ static void cache_append(struct mb_infer *st, int64_t l, const struct mb_layer_a
     float *kc = st->kc + l * cache_layer_floats(st), *vc = st->vc + l * cache_layer_floats(st);
     for (int64_t bg = 0; bg < a->batch * a->kv_heads; bg++) {
         int64_t dst = (bg * st->max_seq + st->len) * d, src = bg * n * d;
-        st->m->ops->copy(kc + dst, la->k + src, n * d);
-        st->m->ops->copy(vc + dst, la->v + src, n * d);
+        st->m->ops->copy(st->m->ex, kc + dst, la->k + src, n * d);
+        st->m->ops->copy(st->m->ex, vc + dst, la->v + src, n * d);
     }
 }
 
@@ -139,7 +139,7 @@ static void attend_cache(void *ctx, int64_t l, const struct mb_layer_acts *la,
     struct mb_infer *st = ctx;
     cache_append(st, l, la, a);
     int64_t off = l * cache_layer_floats(st);
-    st->m->ops->attention_kv(la->attn, la->q, st->kc + off, st->vc + off, a, st->len,
+    st->m->ops->attention_kv(st->m->ex, la->attn, la->q, st->kc + off, st->vc + off, a, st->len,
                              st->max_seq);
 }
 
@@ -166,10 +166,10 @@ static void embed(struct mb_infer *st, const int32_t *tokens, int64_t rows)
     const struct mb_model *m = st->m;
     const struct mb_model_config *c = &m->cfg;
     float scale = c->scale_embeddings ? (float)sqrt((double)c->hidden_size) : 1.0f;
-    m->ops->embedding_fwd(st->s->la.x_in, weight(m, MB_P_WORD_EMB, 0), tokens, rows,
+    m->ops->embedding_fwd(m->ex, st->s->la.x_in, weight(m, MB_P_WORD_EMB, 0), tokens, rows,
                           c->hidden_size, scale, false);
     if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_fwd(st->s->la.x_in, weight(m, MB_P_POS_EMB, 0), st->s->pos, rows,
+        m->ops->embedding_fwd(m->ex, st->s->la.x_in, weight(m, MB_P_POS_EMB, 0), st->s->pos, rows,
                               c->hidden_size, 1.0f, true);
 }
 
@@ -183,7 +183,7 @@ static void head(struct mb_infer *st, int64_t n, bool all, float *logits)
     const float *x = s->la.x_in;
     if (!all) {
         for (int64_t b = 0; b < st->batch; b++)
-            m->ops->copy(s->last + b * h, s->la.x_in + (b * n + n - 1) * h, h);
+            m->ops->copy(m->ex, s->last + b * h, s->la.x_in + (b * n + n - 1) * h, h);
         x = s->last;
         rows = st->batch;
     }
@@ -191,10 +191,10 @@ static void head(struct mb_infer *st, int64_t n, bool all, float *logits)
     mb_norm_forward(m, s->hf, s->mean, s->rstd, x, weight(m, MB_P_FINAL_NORM_W, 0),
                     ln ? weight(m, MB_P_FINAL_NORM_B, 0) : NULL, rows);
     enum mb_param_id out = c->share_embeddings_and_output_weights ? MB_P_WORD_EMB : MB_P_OUTPUT_W;
-    m->ops->matmul(false, true, rows, v, h, 1.0f, s->hf, h, weight(m, out, 0), h, 0.0f, s->logits,
-                   v);
+    m->ops->matmul(m->ex, false, true, rows, v, h, 1.0f, s->hf, h, weight(m, out, 0), h, 0.0f,
+                   s->logits, v);
     mb_vocab_mask_apply(m, s->logits, rows);
-    m->ops->to_host(logits, s->logits, rows * v);
+    m->ops->to_host(m->ex, logits, s->logits, rows * v);
     mb_softcap_logits(logits, rows * v, c->final_logit_softcapping);
 }
 
@@ -220,7 +220,7 @@ int mb_infer_forward(struct mb_infer *st, const int32_t *tokens, int64_t n, bool
         return -1;
     int64_t rows = st->batch * n;
     if (!st->s || st->s->rows < rows) {
-        scratch_free(st->m->ops, st->s);
+        scratch_free(st->m->ops, st->m->ex, st->s);
         st->s = scratch_new(st->m, st->batch, rows);
         if (!st->s)
             return -1;

@@ -53,6 +53,7 @@ struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id
         .gw = m->g ? grad(m, w_id, l) : NULL,
         .gb = m->g ? grad(m, b_id, l) : NULL,
         .ops = m->ops,
+        .ex = m->ex,
         .tp = m->tp,
         .gathered = m->acts ? m->acts->gathered : NULL,
     };
@@ -153,7 +154,7 @@ static void all_row_norms(struct mb_model *m, bool with_adapter, bool to_magnitu
             continue;
         for (int64_t l = 0; l < m->stage.layers; l++) {
             struct mb_linear lin = linear_of[k](m, l);
-            struct mb_adapter_base base = { m->ops, m->tp, lin.mode == MB_LINEAR_ROW, lin.in,
+            struct mb_adapter_base base = { m->ops, m->ex, m->tp, lin.mode == MB_LINEAR_ROW, lin.in,
                                             lin.out, lin.w };
             mb_adapter_row_norms(&lin.adapter, &base, with_adapter,
                                  to_magnitude ? weight(m, id, l) : lin.adapter.norm);
@@ -178,10 +179,10 @@ void mb_norm_forward(const struct mb_model *m, float *y, float *mean, float *rst
 {
     const struct mb_model_config *c = &m->cfg;
     if (c->normalization == MB_NORM_LAYER)
-        m->ops->layernorm_fwd(y, mean, rstd, x, w, b, rows, c->hidden_size,
+        m->ops->layernorm_fwd(m->ex, y, mean, rstd, x, w, b, rows, c->hidden_size,
                               (float)c->layernorm_epsilon);
     else
-        m->ops->rmsnorm_fwd(y, rstd, x, w, rows, c->hidden_size, (float)c->layernorm_epsilon,
+        m->ops->rmsnorm_fwd(m->ex, y, rstd, x, w, rows, c->hidden_size, (float)c->layernorm_epsilon,
                             c->layernorm_zero_centered_gamma);
 }
 
@@ -191,9 +192,9 @@ void mb_norm_backward(const struct mb_model *m, float *dx, float *dw, float *db,
 {
     const struct mb_model_config *c = &m->cfg;
     if (c->normalization == MB_NORM_LAYER)
-        m->ops->layernorm_bwd(dx, dw, db, dy, x, w, mean, rstd, rows, c->hidden_size);
+        m->ops->layernorm_bwd(m->ex, dx, dw, db, dy, x, w, mean, rstd, rows, c->hidden_size);
     else
-        m->ops->rmsnorm_bwd(dx, dw, dy, x, w, rstd, rows, c->hidden_size,
+        m->ops->rmsnorm_bwd(m->ex, dx, dw, dy, x, w, rstd, rows, c->hidden_size,
                             c->layernorm_zero_centered_gamma);
 }
 
@@ -252,16 +253,16 @@ static void qk_forward(const struct mb_model *m, int64_t l, const struct mb_laye
     bool zc = c->layernorm_zero_centered_gamma;
     int64_t bt = s.batch * s.seq;
     if (c->qk_layernorm) {
-        m->ops->rmsnorm_fwd(la->q, la->qn_rstd, la->q_pre, weight(m, MB_P_QNORM_W, l),
+        m->ops->rmsnorm_fwd(m->ex, la->q, la->qn_rstd, la->q_pre, weight(m, MB_P_QNORM_W, l),
                             bt * s.heads, s.head_dim, eps, zc);
-        m->ops->rmsnorm_fwd(la->k, la->kn_rstd, la->k_pre, weight(m, MB_P_KNORM_W, l),
+        m->ops->rmsnorm_fwd(m->ex, la->k, la->kn_rstd, la->k_pre, weight(m, MB_P_KNORM_W, l),
                             bt * s.kv_heads, s.head_dim, eps, zc);
     }
     if (c->position_embedding_type == MB_POS_ROPE) {
         int64_t rot = mb_rope_dims(c);
-        m->ops->rope_fwd(la->q, rope_table(m, l), p->pos, s.batch, s.heads, s.seq, s.head_dim,
-                         rot);
-        m->ops->rope_fwd(la->k, rope_table(m, l), p->pos, s.batch, s.kv_heads, s.seq,
+        m->ops->rope_fwd(m->ex, la->q, rope_table(m, l), p->pos, s.batch, s.heads, s.seq,
+                         s.head_dim, rot);
+        m->ops->rope_fwd(m->ex, la->k, rope_table(m, l), p->pos, s.batch, s.kv_heads, s.seq,
                          s.head_dim, rot);
     }
 }
@@ -279,17 +280,17 @@ static void attention_forward(const struct mb_model *m, int64_t l, const struct 
     mb_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, la->x_in, weight(m, MB_P_LN1_W, l),
                     weight(m, MB_P_LN1_B, l), r);
     mb_linear_forward(&qkv, p->qkv, la->ln1, n);
-    m->ops->qkv_split(c->qk_layernorm ? la->q_pre : la->q, c->qk_layernorm ? la->k_pre : la->k,
-                      la->v, p->qkv, &s);
+    m->ops->qkv_split(m->ex, c->qk_layernorm ? la->q_pre : la->q,
+                      c->qk_layernorm ? la->k_pre : la->k, la->v, p->qkv, &s);
     qk_forward(m, l, p);
     if (p->attend)
         p->attend(p->ctx, l, la, &s);
     else
-        m->ops->attention_fwd(la->attn, la->lse, la->q, la->k, la->v, &s);
+        m->ops->attention_fwd(m->ex, la->attn, la->lse, la->q, la->k, la->v, &s);
     if (c->sandwich_norm) {
         mb_linear_forward(&proj, la->proj, la->attn, n);
-        m->ops->rmsnorm_fwd(out, la->pa_rstd, la->proj, weight(m, MB_P_POST_ATTN_NORM_W, l), r,
-                            h, (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
+        m->ops->rmsnorm_fwd(m->ex, out, la->pa_rstd, la->proj, weight(m, MB_P_POST_ATTN_NORM_W, l),
+                            r, h, (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
     } else {
         mb_linear_forward(&proj, out, la->attn, n);
     }
@@ -299,9 +300,9 @@ static void activation_forward(const struct mb_model *m, float *y, const float *
 {
     int64_t inner = m->loc->ffn;
     switch (m->cfg.activation) {
-    case MB_ACT_SWIGLU: m->ops->swiglu_fwd(y, x, n, inner); break;
-    case MB_ACT_GEGLU: m->ops->geglu_fwd(y, x, n, inner); break;
-    case MB_ACT_GELU: m->ops->gelu_fwd(y, x, n * inner); break;
+    case MB_ACT_SWIGLU: m->ops->swiglu_fwd(m->ex, y, x, n, inner); break;
+    case MB_ACT_GEGLU: m->ops->geglu_fwd(m->ex, y, x, n, inner); break;
+    case MB_ACT_GELU: m->ops->gelu_fwd(m->ex, y, x, n * inner); break;
     }
 }
 
@@ -310,9 +311,9 @@ static void activation_backward(const struct mb_model *m, float *dx, const float
 {
     int64_t inner = m->loc->ffn;
     switch (m->cfg.activation) {
-    case MB_ACT_SWIGLU: m->ops->swiglu_bwd(dx, dy, x, n, inner); break;
-    case MB_ACT_GEGLU: m->ops->geglu_bwd(dx, dy, x, n, inner); break;
-    case MB_ACT_GELU: m->ops->gelu_bwd(dx, dy, x, n * inner); break;
+    case MB_ACT_SWIGLU: m->ops->swiglu_bwd(m->ex, dx, dy, x, n, inner); break;
+    case MB_ACT_GEGLU: m->ops->geglu_bwd(m->ex, dx, dy, x, n, inner); break;
+    case MB_ACT_GELU: m->ops->gelu_bwd(m->ex, dx, dy, x, n * inner); break;
     }
 }
 
@@ -332,8 +333,8 @@ static void mlp_forward(const struct mb_model *m, int64_t l, const struct mb_lay
     activation_forward(m, la->act, la->fc1, n);
     if (c->sandwich_norm) {
         mb_linear_forward(&fc2, la->fc2, la->act, n);
-        m->ops->rmsnorm_fwd(out, la->pm_rstd, la->fc2, weight(m, MB_P_POST_MLP_NORM_W, l), r, h,
-                            (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
+        m->ops->rmsnorm_fwd(m->ex, out, la->pm_rstd, la->fc2, weight(m, MB_P_POST_MLP_NORM_W, l), r,
+                            h, (float)c->layernorm_epsilon, c->layernorm_zero_centered_gamma);
     } else {
         mb_linear_forward(&fc2, out, la->act, n);
     }
@@ -346,11 +347,11 @@ void mb_layer_forward_pass(const struct mb_model *m, int64_t l, const struct mb_
     int64_t nh = p->res_rows * m->cfg.hidden_size;
 
     attention_forward(m, l, p, p->tmp);
-    m->ops->copy(la->x_mid, la->x_in, nh);
-    m->ops->add(la->x_mid, p->tmp, nh);
+    m->ops->copy(m->ex, la->x_mid, la->x_in, nh);
+    m->ops->add(m->ex, la->x_mid, p->tmp, nh);
     mlp_forward(m, l, p, p->tmp);
-    m->ops->copy(out, la->x_mid, nh);
-    m->ops->add(out, p->tmp, nh);
+    m->ops->copy(m->ex, out, la->x_mid, nh);
+    m->ops->add(m->ex, out, p->tmp, nh);
 }
 
 void mb_layer_forward(struct mb_model *m, int64_t l, const int32_t *pos, float *out)
@@ -377,8 +378,8 @@ static const float *through_post_norm(struct mb_model *m, int64_t l, enum mb_par
     if (!m->cfg.sandwich_norm)
         return a->dres;
     int64_t n = res_rows(m), h = m->cfg.hidden_size;
-    m->ops->zero(a->dtmp, n * h);
-    m->ops->rmsnorm_bwd(a->dtmp, grad(m, id, l), a->dres, x, weight(m, id, l), rstd, n, h,
+    m->ops->zero(m->ex, a->dtmp, n * h);
+    m->ops->rmsnorm_bwd(m->ex, a->dtmp, grad(m, id, l), a->dres, x, weight(m, id, l), rstd, n, h,
                         m->cfg.layernorm_zero_centered_gamma);
     return a->dtmp;
 }
@@ -413,18 +414,19 @@ static void qk_backward(struct mb_model *m, int64_t l, const int32_t *pos, float
     *dk = a->dk;
     if (c->position_embedding_type == MB_POS_ROPE) {
         int64_t rot = mb_rope_dims(c);
-        m->ops->rope_bwd(a->dq, rope_table(m, l), pos, s.batch, s.heads, s.seq, s.head_dim, rot);
-        m->ops->rope_bwd(a->dk, rope_table(m, l), pos, s.batch, s.kv_heads, s.seq, s.head_dim,
+        m->ops->rope_bwd(m->ex, a->dq, rope_table(m, l), pos, s.batch, s.heads, s.seq, s.head_dim,
                          rot);
+        m->ops->rope_bwd(m->ex, a->dk, rope_table(m, l), pos, s.batch, s.kv_heads, s.seq,
+                         s.head_dim, rot);
     }
     if (!c->qk_layernorm)
         return;
     bool zc = c->layernorm_zero_centered_gamma;
-    m->ops->zero(a->dq_pre, bt * s.heads * s.head_dim);
-    m->ops->zero(a->dk_pre, bt * s.kv_heads * s.head_dim);
-    m->ops->rmsnorm_bwd(a->dq_pre, grad(m, MB_P_QNORM_W, l), a->dq, la->q_pre,
+    m->ops->zero(m->ex, a->dq_pre, bt * s.heads * s.head_dim);
+    m->ops->zero(m->ex, a->dk_pre, bt * s.kv_heads * s.head_dim);
+    m->ops->rmsnorm_bwd(m->ex, a->dq_pre, grad(m, MB_P_QNORM_W, l), a->dq, la->q_pre,
                         weight(m, MB_P_QNORM_W, l), la->qn_rstd, bt * s.heads, s.head_dim, zc);
-    m->ops->rmsnorm_bwd(a->dk_pre, grad(m, MB_P_KNORM_W, l), a->dk, la->k_pre,
+    m->ops->rmsnorm_bwd(m->ex, a->dk_pre, grad(m, MB_P_KNORM_W, l), a->dk, la->k_pre,
                         weight(m, MB_P_KNORM_W, l), la->kn_rstd, bt * s.kv_heads, s.head_dim, zc);
     *dq = a->dq_pre;
     *dk = a->dk_pre;
@@ -442,10 +444,11 @@ static void attention_backward(struct mb_model *m, int64_t l, const int32_t *pos
     const float *dy = through_post_norm(m, l, MB_P_POST_ATTN_NORM_W, la->proj, la->pa_rstd);
     float *dattn = a->dwide;
     mb_linear_backward(&proj, dattn, dy, la->attn, n);
-    m->ops->attention_bwd(a->dq, a->dk, a->dv, dattn, la->q, la->k, la->v, la->attn, la->lse, &s);
+    m->ops->attention_bwd(m->ex, a->dq, a->dk, a->dv, dattn, la->q, la->k, la->v, la->attn, la->lse,
+                          &s);
     float *dq, *dk;
     qk_backward(m, l, pos, &dq, &dk);
-    m->ops->qkv_merge(a->dwide, dq, dk, a->dv, &s);
+    m->ops->qkv_merge(m->ex, a->dwide, dq, dk, a->dv, &s);
     mb_linear_backward(&qkv, a->dhf, a->dwide, la->ln1, n);
     mb_norm_backward(m, a->dres, grad(m, MB_P_LN1_W, l), grad(m, MB_P_LN1_B, l), a->dhf,
                      la->x_in, weight(m, MB_P_LN1_W, l), la->ln1_mean, la->ln1_rstd, r);

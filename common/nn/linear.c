@@ -14,7 +14,8 @@ static bool adapted(const struct mb_linear *l)
 /* What the adapter needs of its base layer. */
 static struct mb_adapter_base adapter_base(const struct mb_linear *l)
 {
-    struct mb_adapter_base b = { l->ops, l->tp, l->mode == MB_LINEAR_ROW, l->in, l->out, l->w };
+    struct mb_adapter_base b = { l->ops, l->ex, l->tp, l->mode == MB_LINEAR_ROW,
+                                 l->in, l->out, l->w };
     return b;
 }
 
@@ -22,12 +23,12 @@ static struct mb_adapter_base adapter_base(const struct mb_linear *l)
 static void gemm_fwd(const struct mb_linear *l, float *y, const float *x, int64_t n)
 {
     if (!l->wb) {
-        l->ops->matmul(false, true, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
+        l->ops->matmul(l->ex, false, true, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
                        l->out);
         return;
     }
-    l->ops->convert(l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
-    l->ops->matmul_bf16(false, true, n, l->out, l->in, 1.0f, l->xb, l->in, l->wb, l->in, 0.0f,
+    l->ops->convert(l->ex, l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
+    l->ops->matmul_bf16(l->ex, false, true, n, l->out, l->in, 1.0f, l->xb, l->in, l->wb, l->in, 0.0f,
                         y, l->out);
 }
 
@@ -54,7 +55,7 @@ void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int6
         mb_adapter_forward(&l->adapter, &base, y, row0, rows, x, n);
     }
     if (l->b)
-        l->ops->add_bias(y, l->b, rows, l->out);
+        l->ops->add_bias(l->ex, y, l->b, rows, l->out);
 }
 
 /* The gradient of y as the backward GEMMs take it: fp32, and in bf16 its converted copy
@@ -68,7 +69,7 @@ static struct dy_pair dy_of(const struct mb_linear *l, const float *dy, int64_t 
 {
     struct dy_pair d = { dy, NULL };
     if (l->wb) {
-        l->ops->convert(l->dyb, MB_DTYPE_BF16, dy, MB_DTYPE_F32, n * l->out);
+        l->ops->convert(l->ex, l->dyb, MB_DTYPE_BF16, dy, MB_DTYPE_F32, n * l->out);
         d.bf16 = l->dyb;
     }
     return d;
@@ -78,10 +79,10 @@ static struct dy_pair dy_of(const struct mb_linear *l, const float *dy, int64_t 
 static void gemm_dx(const struct mb_linear *l, float *dx, struct dy_pair dy, int64_t n)
 {
     if (!l->wb)
-        l->ops->matmul(false, false, n, l->in, l->out, 1.0f, dy.f32, l->out, l->w, l->in, 0.0f,
+        l->ops->matmul(l->ex, false, false, n, l->in, l->out, 1.0f, dy.f32, l->out, l->w, l->in, 0.0f,
                        dx, l->in);
     else
-        l->ops->matmul_bf16(false, false, n, l->in, l->out, 1.0f, dy.bf16, l->out, l->wb, l->in,
+        l->ops->matmul_bf16(l->ex, false, false, n, l->in, l->out, 1.0f, dy.bf16, l->out, l->wb, l->in,
                             0.0f, dx, l->in);
 }
 
@@ -90,13 +91,13 @@ static void gemm_dw(const struct mb_linear *l, struct dy_pair dy, const float *x
     if (!l->gw) /* frozen */
         return;
     if (!l->wb) {
-        l->ops->matmul(true, false, l->out, l->in, n, 1.0f, dy.f32, l->out, x, l->in, 1.0f,
+        l->ops->matmul(l->ex, true, false, l->out, l->in, n, 1.0f, dy.f32, l->out, x, l->in, 1.0f,
                        l->gw, l->in);
         return;
     }
     if (!l->xb_kept) /* the forward's copy is gone: convert x again (the same bits) */
-        l->ops->convert(l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
-    l->ops->matmul_bf16(true, false, l->out, l->in, n, 1.0f, dy.bf16, l->out, l->xb, l->in, 1.0f,
+        l->ops->convert(l->ex, l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
+    l->ops->matmul_bf16(l->ex, true, false, l->out, l->in, n, 1.0f, dy.bf16, l->out, l->xb, l->in, 1.0f,
                         l->gw, l->in);
 }
 
@@ -146,7 +147,7 @@ static void column_backward(const struct mb_linear *l, float *dx, const float *d
         }
     }
     if (l->gb)
-        l->ops->bias_grad(l->gb, bias_dy, n, l->out);
+        l->ops->bias_grad(l->ex, l->gb, bias_dy, n, l->out);
 }
 
 static void row_backward(const struct mb_linear *l, float *dx, const float *dy, const float *x,
@@ -159,9 +160,9 @@ static void row_backward(const struct mb_linear *l, float *dx, const float *dy, 
         dy_full = l->gathered;
         /* this rank's tokens only: the bias gradient is summed over TP afterwards */
         if (l->gb)
-            l->ops->bias_grad(l->gb, dy, shard, l->out);
+            l->ops->bias_grad(l->ex, l->gb, dy, shard, l->out);
     } else if (l->gb) {
-        l->ops->bias_grad(l->gb, dy, n, l->out);
+        l->ops->bias_grad(l->ex, l->gb, dy, n, l->out);
     }
     struct dy_pair d = dy_of(l, adapter_backward(l, dy_full, x, n), n);
     if (dx) {

@@ -40,6 +40,7 @@ struct mb_linear {
     const float *w, *b;     /* b NULL: no bias */
     float *gw, *gb;         /* accumulated gradients (NULL: forward only) */
     const struct mb_ops *ops;
+    struct mb_exec *ex;     /* the context its ops run in (kern/ops.h) */
     const struct mb_group *tp;
     /* Sequence parallelism: a scratch of N x max(in, out) floats (N the full token
      * rows) for the gathered x or dy; NULL without it. */

@@ -28,9 +28,9 @@ int mb_vocab_mask_init(struct mb_model *m)
     float *host = mb_xmalloc((size_t)rows * sizeof(float));
     for (int64_t i = 0; i < rows; i++)
         host[i] = start + i < real ? 0.0f : -INFINITY;
-    m->vocab_mask = m->ops->alloc((size_t)rows * sizeof(float));
+    m->vocab_mask = m->ops->alloc(m->ex, (size_t)rows * sizeof(float));
     if (m->vocab_mask)
-        m->ops->from_host(m->vocab_mask, host, rows);
+        m->ops->from_host(m->ex, m->vocab_mask, host, rows);
     free(host);
     return m->vocab_mask ? 0 : mb_err_wrap("the padded-vocabulary mask");
 }
@@ -40,7 +40,7 @@ int mb_vocab_mask_init(struct mb_model *m)
 void mb_vocab_mask_apply(const struct mb_model *m, float *logits, int64_t rows)
 {
     if (m->vocab_mask)
-        m->ops->add_bias(logits, m->vocab_mask, rows, m->loc->vocab_rows);
+        m->ops->add_bias(m->ex, logits, m->vocab_mask, rows, m->loc->vocab_rows);
 }
 
 /* Vocabulary-parallel cross-entropy of ROWS rows of this rank's logits (parallel.md 2.8):
@@ -51,15 +51,16 @@ static void xent_parallel(struct mb_model *m, const struct mb_batch *b, int64_t 
 {
     struct mb_acts *a = m->acts;
     const struct mb_ops *o = m->ops;
+    struct mb_exec *ex = m->ex;
     int64_t v = m->loc->vocab_rows, start = m->loc->vocab_start;
     float cap = (float)m->cfg.final_logit_softcapping;
-    o->xent_max(a->logits, a->xent_max, rows, v, cap);
+    o->xent_max(ex, a->logits, a->xent_max, rows, v, cap);
     mb_group_max_f32(m->tp, a->xent_max, rows);
-    o->xent_sumexp(a->logits, a->xent_max, b->labels + r0, start, a->xent_sum, a->xent_target,
+    o->xent_sumexp(ex, a->logits, a->xent_max, b->labels + r0, start, a->xent_sum, a->xent_target,
                    rows, v);
     mb_group_sum_f32(m->tp, a->xent_target, rows);
     mb_group_sum_f64(m->tp, a->xent_sum, rows);
-    o->xent_finish(a->logits, a->loss + r0, a->xent_max, a->xent_sum, a->xent_target,
+    o->xent_finish(ex, a->logits, a->loss + r0, a->xent_max, a->xent_sum, a->xent_target,
                    b->labels + r0, start, b->loss_mask + r0, rows, v, cap, grad_scale);
 }
 
@@ -97,11 +98,11 @@ void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, flo
         mb_linear_forward(&out, a->logits, hf, rows);
         mb_vocab_mask_apply(m, a->logits, rows);
         if (logits) {
-            m->ops->to_host(logits + r0 * v, a->logits, rows * v);
+            m->ops->to_host(m->ex, logits + r0 * v, a->logits, rows * v);
             mb_softcap_logits(logits + r0 * v, rows * v, c->final_logit_softcapping);
         }
         if (m->tp->size == 1)
-            m->ops->xent(a->logits, a->loss + r0, b->labels + r0, b->loss_mask + r0, rows, v,
+            m->ops->xent(m->ex, a->logits, a->loss + r0, b->labels + r0, b->loss_mask + r0, rows, v,
                          (float)c->final_logit_softcapping, grad_scale);
         else
             xent_parallel(m, b, r0, rows, grad_scale);

@@ -21,10 +21,11 @@ static int peft_init(struct mb_model *m)
         return 0;
     m->peft_scratch = mb_xcalloc(1, sizeof(*m->peft_scratch));
     m->peft_scratch->ops = m->ops;
+    m->peft_scratch->ex = m->ex;
     for (int k = 0; k < MB_PEFT_MODULES && m->peft.kind == MB_PEFT_DORA; k++) {
         const struct mb_param *p =
             mb_param_get(&m->params, mb_param_adapter_id(k, MB_ADAPTER_M));
-        if (p && !(m->peft_norm[k] = m->ops->alloc((size_t)p->numel * sizeof(float))))
+        if (p && !(m->peft_norm[k] = m->ops->alloc(m->ex, (size_t)p->numel * sizeof(float))))
             return mb_err_wrap("DoRA norms");
     }
     return 0;
@@ -39,6 +40,7 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
         return -1;
     m->cfg = *cfg;
     m->ops = ops;
+    m->ex = ops->exec;
     m->tp = tp;
     m->sequence_parallel = sp && tp->size > 1;
     if (stage)
@@ -52,8 +54,8 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
     }
     m->loc = &m->params.loc;
     size_t bytes = (size_t)m->params.total * sizeof(float);
-    m->w = ops->alloc(bytes);
-    m->g = grads ? ops->alloc((size_t)(m->params.total - m->params.frozen) * sizeof(float))
+    m->w = ops->alloc(m->ex, bytes);
+    m->g = grads ? ops->alloc(m->ex, (size_t)(m->params.total - m->params.frozen) * sizeof(float))
                  : NULL;
     if (!m->w || (grads && !m->g) || peft_init(m) < 0) {
         mb_model_free(m);
@@ -67,19 +69,19 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
         return 0;
     int64_t table = cfg->max_position_embeddings * mb_rope_dims(cfg);
     float *host = mb_xmalloc((size_t)table * sizeof(float));
-    m->rope_global = ops->alloc((size_t)table * sizeof(float));
+    m->rope_global = ops->alloc(m->ex, (size_t)table * sizeof(float));
     bool local = cfg->rotary_base_local > 0 && cfg->rotary_base_local != cfg->rotary_base;
-    m->rope_local = local ? ops->alloc((size_t)table * sizeof(float)) : m->rope_global;
+    m->rope_local = local ? ops->alloc(m->ex, (size_t)table * sizeof(float)) : m->rope_global;
     if (!m->rope_global || !m->rope_local) {
         free(host);
         mb_model_free(m);
         return mb_err_wrap("RoPE tables");
     }
     mb_rope_table(host, cfg, false);
-    ops->from_host(m->rope_global, host, table);
+    ops->from_host(m->ex, m->rope_global, host, table);
     if (local) {
         mb_rope_table(host, cfg, true);
-        ops->from_host(m->rope_local, host, table);
+        ops->from_host(m->ex, m->rope_local, host, table);
     }
     free(host);
     return 0;
@@ -129,19 +131,19 @@ void mb_model_free(struct mb_model *m)
     mb_acts_free(m);
     mb_acts_slots_free(m);
     if (m->rope_local != m->rope_global)
-        m->ops->free(m->rope_local);
-    m->ops->free(m->rope_global);
-    m->ops->free(m->vocab_mask);
-    m->ops->free(m->w);
+        m->ops->free(m->ex, m->rope_local);
+    m->ops->free(m->ex, m->rope_global);
+    m->ops->free(m->ex, m->vocab_mask);
+    m->ops->free(m->ex, m->w);
     if (m->wb)
-        m->ops->free(m->wb);
+        m->ops->free(m->ex, m->wb);
     if (m->g)
-        m->ops->free(m->g);
+        m->ops->free(m->ex, m->g);
     mb_adapter_scratch_release(m->peft_scratch);
     free(m->peft_scratch);
     for (int k = 0; k < MB_PEFT_MODULES; k++)
         if (m->peft_norm[k])
-            m->ops->free(m->peft_norm[k]);
+            m->ops->free(m->ex, m->peft_norm[k]);
     memset(m, 0, sizeof(*m));
 }
 
@@ -149,7 +151,7 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed)
 {
     float *host = mb_xmalloc((size_t)m->params.total * sizeof(float));
     mb_param_init_all(&m->params, &m->cfg, seed, host);
-    m->ops->from_host(m->w, host, m->params.total);
+    m->ops->from_host(m->ex, m->w, host, m->params.total);
     free(host);
     mb_model_weights_changed(m);
 }
@@ -159,7 +161,7 @@ int mb_model_set_bf16(struct mb_model *m)
     MB_ASSERT(!m->acts && !m->pipe_slots); /* their layout depends on it */
     if (m->wb)
         return 0;
-    m->wb = m->ops->alloc((size_t)m->params.total * sizeof(uint16_t));
+    m->wb = m->ops->alloc(m->ex, (size_t)m->params.total * sizeof(uint16_t));
     if (!m->wb)
         return mb_err_wrap("bf16 copy of %lld parameters", (long long)m->params.total);
     mb_model_weights_changed(m);
@@ -169,7 +171,7 @@ int mb_model_set_bf16(struct mb_model *m)
 void mb_model_weights_changed(struct mb_model *m)
 {
     if (m->wb)
-        m->ops->convert(m->wb, MB_DTYPE_BF16, m->w, MB_DTYPE_F32, m->params.total);
+        m->ops->convert(m->ex, m->wb, MB_DTYPE_BF16, m->w, MB_DTYPE_F32, m->params.total);
 }
 
 float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p)
@@ -181,7 +183,7 @@ float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p)
 
 void mb_model_zero_grad(struct mb_model *m)
 {
-    m->ops->zero(m->g, m->params.total - m->params.frozen);
+    m->ops->zero(m->ex, m->g, m->params.total - m->params.frozen);
     m->tp_grads_summed = false;
 }
 
@@ -211,7 +213,7 @@ void mb_final_norm_backward(struct mb_model *m)
     const struct mb_model_config *c = &m->cfg;
     struct mb_acts *a = m->acts;
     bool ln = c->normalization == MB_NORM_LAYER;
-    m->ops->zero(a->dres, a->res_rows * c->hidden_size);
+    m->ops->zero(m->ex, a->dres, a->res_rows * c->hidden_size);
     const struct mb_param_table *t = &m->params;
     mb_norm_backward(m, a->dres, mb_model_grad_of(m, mb_param_get(t, MB_P_FINAL_NORM_W)),
                      ln ? mb_model_grad_of(m, mb_param_get(t, MB_P_FINAL_NORM_B)) : NULL,
@@ -224,7 +226,7 @@ void mb_sum_loss(const struct mb_model *m, const struct mb_batch *b, double *los
 {
     int64_t n = b->batch * b->seq;
     float *loss = mb_xmalloc((size_t)n * sizeof(float));
-    m->ops->to_host(loss, m->acts->loss, n);
+    m->ops->to_host(m->ex, loss, m->acts->loss, n);
     double ls = 0, ms = 0;
     for (int64_t i = 0; i < n; i++) {
         if (b->labels[i] < 0)
@@ -412,12 +414,12 @@ void mb_model_finish_grads(struct mb_model *m)
 double mb_model_grad_sumsq(const struct mb_model *m)
 {
     if (m->tp->size == 1)
-        return m->ops->sumsq(m->g, m->params.total - m->params.frozen);
+        return m->ops->sumsq(m->ex, m->g, m->params.total - m->params.frozen);
     double sq = 0;
     for (int i = 0; i < m->params.count; i++) {
         const struct mb_param *p = &m->params.items[i];
         if (p->trainable && (!p->tp_replicated || m->tp->rank == 0))
-            sq += m->ops->sumsq(mb_model_grad_of(m, p), p->numel);
+            sq += m->ops->sumsq(m->ex, mb_model_grad_of(m, p), p->numel);
     }
     return sq;
 }

@@ -37,6 +37,7 @@ struct mb_acts; /* activations saved for the backward pass (nn/model.c) */
 struct mb_model {
     struct mb_model_config cfg;
     const struct mb_ops *ops;
+    struct mb_exec *ex;          /* the context its ops run in (kern/ops.h) */
     struct mb_param_table params;
     float *w;                    /* flat parameters, params.total floats */
     float *g;                    /* flat gradients, same layout */

@@ -48,14 +48,14 @@ int mb_model_chunk_forward(struct mb_model *m, int chunk, int slot, const struct
     if (mb_stage_has_embedding(&m->stage, chunk))
         mb_embed_forward(m, b, pos);
     else
-        m->ops->copy(a->layer[first].x_in, x, residual_numel(m));
+        m->ops->copy(m->ex, a->layer[first].x_in, x, residual_numel(m));
     for (int64_t l = first; l < end; l++)
         mb_layer_forward(m, l, pos, l + 1 < end ? a->layer[l + 1].x_in : head ? a->x_final : y);
     if (head) {
         mb_head(m, b, grad_scale, NULL);
         mb_sum_loss(m, b, loss_sum, mask_sum);
         if (grad_scale != 0.0f) /* the scratch is the next pass's: keep it */
-            m->ops->copy(a->dhead, a->dhf, residual_numel(m));
+            m->ops->copy(m->ex, a->dhead, a->dhf, residual_numel(m));
     }
     m->acts = NULL;
     return 0;
@@ -70,11 +70,11 @@ void mb_model_chunk_backward(struct mb_model *m, int chunk, int slot, const stru
     const int32_t *pos = a->aux.pos;
     int64_t first = m->stage.chunk_first[chunk], end = first + m->stage.chunk_layers[chunk];
     if (mb_stage_has_head(&m->stage, chunk)) {
-        m->ops->copy(a->dhf, a->dhead, residual_numel(m));
+        m->ops->copy(m->ex, a->dhf, a->dhead, residual_numel(m));
         mb_final_norm_backward(m);
         mb_model_stage_done(m, m->stage.layers);
     } else {
-        m->ops->copy(a->dres, dy, residual_numel(m));
+        m->ops->copy(m->ex, a->dres, dy, residual_numel(m));
     }
     for (int64_t l = end - 1; l >= first; l--) {
         mb_layer_backward(m, l, pos);
@@ -83,7 +83,7 @@ void mb_model_chunk_backward(struct mb_model *m, int chunk, int slot, const stru
     if (mb_stage_has_embedding(&m->stage, chunk))
         mb_embed_backward(m, b, pos);
     else
-        m->ops->copy(dx, a->dres, residual_numel(m));
+        m->ops->copy(m->ex, dx, a->dres, residual_numel(m));
     a->doc_start = NULL;
     mb_model_batch_end(&a->aux);
     m->acts = NULL;

@@ -25,11 +25,11 @@ void mb_adapter_scratch_release(struct mb_adapter_scratch *s)
 {
     if (!s || !s->ops)
         return;
-    s->ops->free(s->ax);
-    s->ops->free(s->dax);
-    s->ops->free(s->wide);
-    s->ops->free(s->ba);
-    s->ops->free(s->xd);
+    s->ops->free(s->ex, s->ax);
+    s->ops->free(s->ex, s->dax);
+    s->ops->free(s->ex, s->wide);
+    s->ops->free(s->ex, s->ba);
+    s->ops->free(s->ex, s->xd);
     s->ax = s->dax = s->wide = s->ba = s->xd = NULL;
     s->cap_ax = s->cap_dax = s->cap_wide = s->cap_ba = s->cap_xd = 0;
 }
@@ -39,8 +39,8 @@ static float *room(struct mb_adapter_scratch *s, float **buf, int64_t *cap, int6
 {
     if (n <= *cap)
         return *buf;
-    s->ops->free(*buf);
-    *buf = s->ops->alloc((size_t)n * sizeof(float));
+    s->ops->free(s->ex, *buf);
+    *buf = s->ops->alloc(s->ex, (size_t)n * sizeof(float));
     MB_ASSERT(*buf != NULL);
     *cap = n;
     return *buf;
@@ -101,8 +101,8 @@ static float *project_in(const struct mb_adapter *ad, const struct mb_adapter_ba
     struct mb_adapter_scratch *s = ad->scratch;
     int64_t r = ad->rank;
     float *ax = room(s, &s->ax, &s->cap_ax, n * r);
-    base->ops->matmul(false, true, n, r, base->in, 1.0f, x, base->in, ad->a, base->in, 0.0f, ax,
-                      r);
+    base->ops->matmul(base->ex, false, true, n, r, base->in, 1.0f, x, base->in, ad->a, base->in,
+                      0.0f, ax, r);
     if (base->row)
         mb_group_sum_f32(base->tp, ax, n * r);
     return ax;
@@ -114,10 +114,10 @@ void mb_adapter_row_norms(const struct mb_adapter *ad, const struct mb_adapter_b
     struct mb_adapter_scratch *s = ad->scratch;
     int64_t out = base->out, in = base->in;
     float *wp = room(s, &s->ba, &s->cap_ba, out * in);
-    base->ops->copy(wp, base->w, out * in);
+    base->ops->copy(base->ex, wp, base->w, out * in);
     if (with_adapter)
-        base->ops->matmul(false, false, out, in, ad->rank, ad->scale, ad->b, ad->rank, ad->a, in,
-                          1.0f, wp, in);
+        base->ops->matmul(base->ex, false, false, out, in, ad->rank, ad->scale, ad->b, ad->rank,
+                          ad->a, in, 1.0f, wp, in);
     double *sq = mb_xmalloc((size_t)out * sizeof(double));
     for (int64_t o = 0; o < out; o++) {
         double acc = 0;
@@ -145,8 +145,8 @@ void mb_adapter_forward(const struct mb_adapter *ad, const struct mb_adapter_bas
     const float *ax = project_in(ad, base, drop_input(ad, base, x, n), n);
     if (ad->dora && !ad->norm_fixed) /* of the weights as they are now; for the backward */
         mb_adapter_row_norms(ad, base, true, ad->norm);
-    base->ops->matmul(false, true, rows, out, r, ad->scale, ax + row0 * r, r, ad->b, r, 1.0f, y,
-                      out);
+    base->ops->matmul(base->ex, false, true, rows, out, r, ad->scale, ax + row0 * r, r, ad->b, r,
+                      1.0f, y, out);
     if (!ad->dora)
         return;
     for (int64_t t = 0; t < rows; t++)
@@ -162,10 +162,10 @@ static const float *dora_backward(const struct mb_adapter *ad, const struct mb_a
     struct mb_adapter_scratch *s = ad->scratch;
     int64_t out = base->out, in = base->in, r = ad->rank;
     float *z = room(s, &s->wide, &s->cap_wide, n * out);
-    base->ops->matmul(false, true, n, out, in, 1.0f, x, in, base->w, in, 0.0f, z, out);
+    base->ops->matmul(base->ex, false, true, n, out, in, 1.0f, x, in, base->w, in, 0.0f, z, out);
     if (base->row)
         mb_group_sum_f32(base->tp, z, n * out);
-    base->ops->matmul(false, true, n, out, r, ad->scale, ax, r, ad->b, r, 1.0f, z, out);
+    base->ops->matmul(base->ex, false, true, n, out, r, ad->scale, ax, r, ad->b, r, 1.0f, z, out);
     if (ad->gmag) {
         double *acc = mb_xcalloc((size_t)out, sizeof(double));
         for (int64_t t = 0; t < n; t++)
@@ -190,12 +190,13 @@ const float *mb_adapter_backward(const struct mb_adapter *ad, const struct mb_ad
     const float *ax = project_in(ad, base, xd, n);
     const float *dz = ad->dora ? dora_backward(ad, base, dy, x, ax, n) : dy;
     const struct mb_ops *ops = base->ops;
+    struct mb_exec *ex = base->ex;
     if (ad->gb)
-        ops->matmul(true, false, out, r, n, ad->scale, dz, out, ax, r, 1.0f, ad->gb, r);
+        ops->matmul(ex, true, false, out, r, n, ad->scale, dz, out, ax, r, 1.0f, ad->gb, r);
     float *dax = room(s, &s->dax, &s->cap_dax, n * r);
-    ops->matmul(false, false, n, r, out, ad->scale, dz, out, ad->b, r, 0.0f, dax, r);
+    ops->matmul(ex, false, false, n, r, out, ad->scale, dz, out, ad->b, r, 0.0f, dax, r);
     if (ad->ga)
-        ops->matmul(true, false, r, in, n, 1.0f, dax, r, xd, in, 1.0f, ad->ga, in);
+        ops->matmul(ex, true, false, r, in, n, 1.0f, dax, r, xd, in, 1.0f, ad->ga, in);
     return dz;
 }
 
@@ -205,12 +206,12 @@ void mb_adapter_backward_dx(const struct mb_adapter *ad, const struct mb_adapter
     struct mb_adapter_scratch *s = ad->scratch;
     int64_t in = base->in;
     if (!ad->dropout) {
-        base->ops->matmul(false, false, n, in, ad->rank, 1.0f, s->dax, ad->rank, ad->a, in, 1.0f,
-                          dx, in);
+        base->ops->matmul(base->ex, false, false, n, in, ad->rank, 1.0f, s->dax, ad->rank, ad->a,
+                          in, 1.0f, dx, in);
         return;
     }
     float *t = room(s, &s->xd, &s->cap_xd, n * in); /* d(x) is no longer needed */
-    base->ops->matmul(false, false, n, in, ad->rank, 1.0f, s->dax, ad->rank, ad->a, in, 0.0f, t,
-                      in);
+    base->ops->matmul(base->ex, false, false, n, in, ad->rank, 1.0f, s->dax, ad->rank, ad->a, in,
+                      0.0f, t, in);
     apply_mask(ad, in, dx, t, n, true);
 }

@@ -82,6 +82,7 @@ bool mb_peft_config_same(const struct mb_peft_config *a, const struct mb_peft_co
 /* Scratch shared by the adapters of one model (grown as needed, backend memory). */
 struct mb_adapter_scratch {
     const struct mb_ops *ops;
+    struct mb_exec *ex; /* the context its ops run in (kern/ops.h) */
     float *ax, *dax;  /* [N, r] */
     float *xd;        /* [N, in]: the input after dropout, then d(A x) A */
     float *wide;      /* [N, out]: DoRA's W x + s B A x, then its gradient */
@@ -124,6 +125,7 @@ struct mb_adapter {
 /* The linear layer an adapter is attached to. */
 struct mb_adapter_base {
     const struct mb_ops *ops;
+    struct mb_exec *ex;   /* the context its ops run in (kern/ops.h) */
     const struct mb_group *tp;
     bool row;             /* row-parallel: x, W and A cut on the input dimension */
     int64_t in, out;      /* this rank's W is [out, in] */

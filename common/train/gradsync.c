@@ -71,7 +71,7 @@ int mb_grad_sync_init(struct mb_grad_sync *s, const struct mb_group *dp, const s
                       bool distributed, bool overlap, int64_t bucket_size, const char *where)
 {
     memset(s, 0, sizeof *s);
-    s->dp = dp, s->ops = ops, s->g = g;
+    s->dp = dp, s->ops = ops, s->ex = ops->exec, s->g = g;
     s->distributed = distributed, s->overlap = overlap;
     s->total = params->total - params->frozen;
     s->num_layers = num_layers;

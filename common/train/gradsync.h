@@ -51,6 +51,7 @@ struct mb_grad_bucket {
 struct mb_grad_sync {
     const struct mb_group *dp;
     const struct mb_ops *ops;
+    struct mb_exec *ex;   /* the context its ops run in (kern/ops.h) */
     float *g;             /* the model's flat gradients */
     bool distributed;     /* ddp.use_distributed_optimizer */
     bool overlap;         /* ddp.overlap_grad_reduce */

@@ -12,6 +12,7 @@ int mb_adamw_init(struct mb_adamw *o, const struct mb_ops *ops,
 {
     memset(o, 0, sizeof(*o));
     o->ops = ops;
+    o->ex = ops->exec;
     o->params = params;
     o->lo = lo;
     o->hi = hi;
@@ -20,8 +21,8 @@ int mb_adamw_init(struct mb_adamw *o, const struct mb_ops *ops,
     o->eps = eps;
     o->weight_decay = weight_decay;
     size_t bytes = (size_t)(hi > lo ? hi - lo : 1) * sizeof(float);
-    o->exp_avg = ops->alloc(bytes);
-    o->exp_avg_sq = ops->alloc(bytes);
+    o->exp_avg = ops->alloc(o->ex, bytes);
+    o->exp_avg_sq = ops->alloc(o->ex, bytes);
     if (!o->exp_avg || !o->exp_avg_sq) {
         mb_adamw_free(o);
         return mb_err_wrap("optimizer state");
@@ -33,8 +34,8 @@ void mb_adamw_free(struct mb_adamw *o)
 {
     if (!o->ops)
         return;
-    o->ops->free(o->exp_avg);
-    o->ops->free(o->exp_avg_sq);
+    o->ops->free(o->ex, o->exp_avg);
+    o->ops->free(o->ex, o->exp_avg_sq);
     o->exp_avg = o->exp_avg_sq = NULL;
 }
 
@@ -63,7 +64,7 @@ void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr)
             .step = o->step,
         };
         int64_t at = s - o->lo;
-        o->ops->adamw(w + s, g + at, o->exp_avg + at, o->exp_avg_sq + at, e - s, &a);
+        o->ops->adamw(o->ex, w + s, g + at, o->exp_avg + at, o->exp_avg_sq + at, e - s, &a);
     }
 }
 
@@ -79,23 +80,25 @@ int mb_grad_norm_weights(const struct mb_param_table *params, int tp_rank, doubl
     return all_one;
 }
 
-double mb_grad_sumsq(const struct mb_ops *ops, const struct mb_param_table *params,
-                     const float *g, int64_t lo, int64_t hi, const double *weight)
+double mb_grad_sumsq(const struct mb_ops *ops, struct mb_exec *ex,
+                     const struct mb_param_table *params, const float *g, int64_t lo, int64_t hi,
+                     const double *weight)
 {
     if (!weight)
-        return hi > lo ? ops->sumsq(g, hi - lo) : 0.0;
+        return hi > lo ? ops->sumsq(ex, g, hi - lo) : 0.0;
     double sum = 0;
     for (int i = 0; i < params->count; i++) {
         int64_t s, e;
         if (weight[i] != 0 && piece(&params->items[i], lo, hi, &s, &e))
-            sum += weight[i] * ops->sumsq(g + (s - lo), e - s);
+            sum += weight[i] * ops->sumsq(ex, g + (s - lo), e - s);
     }
     return sum;
 }
 
-void mb_clip_grads(const struct mb_ops *ops, float *g, int64_t n, double norm, double clip)
+void mb_clip_grads(const struct mb_ops *ops, struct mb_exec *ex, float *g, int64_t n, double norm,
+                   double clip)
 {
     double coeff = clip > 0 ? clip / (norm + 1e-6) : 1.0;
     if (coeff < 1.0)
-        ops->scale(g, (float)coeff, n);
+        ops->scale(ex, g, (float)coeff, n);
 }

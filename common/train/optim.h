@@ -18,6 +18,7 @@
 
 struct mb_adamw {
     const struct mb_ops *ops;
+    struct mb_exec *ex;  /* the context its ops run in (kern/ops.h) */
     const struct mb_param_table *params;
     int64_t lo, hi;      /* the range of the flat buffer it updates */
     float *exp_avg;      /* backend memory, hi - lo floats */
@@ -46,11 +47,13 @@ int mb_grad_norm_weights(const struct mb_param_table *params, int tp_rank, doubl
  * summed in one pass over the range (bitwise the sum of the whole-buffer norm before
  * ranges existed). The caller sums it over the ranks holding the other ranges and
  * takes the square root. */
-double mb_grad_sumsq(const struct mb_ops *ops, const struct mb_param_table *params,
-                     const float *g, int64_t lo, int64_t hi, const double *weight);
+double mb_grad_sumsq(const struct mb_ops *ops, struct mb_exec *ex,
+                     const struct mb_param_table *params, const float *g, int64_t lo, int64_t hi,
+                     const double *weight);
 
 /* Clip G (N floats) for the global norm NORM: if CLIP > 0 and NORM exceeds it, scale G
  * by clip / (norm + 1e-6), as Megatron's clip_grad_norm does. */
-void mb_clip_grads(const struct mb_ops *ops, float *g, int64_t n, double norm, double clip);
+void mb_clip_grads(const struct mb_ops *ops, struct mb_exec *ex, float *g, int64_t n, double norm,
+                   double clip);
 
 #endif /* MB_TRAIN_OPTIM_H */

@@ -484,7 +484,7 @@ static int skip_or_stop(struct mb_trainer *t, int bad, double loss, double norm)
 static double grad_norm(const struct mb_trainer *t, const float *g)
 {
     const struct mb_model *m = &t->model;
-    double sq = mb_grad_sumsq(m->ops, &m->params, g, t->opt.lo, t->opt.hi, t->norm_weight);
+    double sq = mb_grad_sumsq(m->ops, m->ex, &m->params, g, t->opt.lo, t->opt.hi, t->norm_weight);
     /* parallel.md 2.10: the shards of the distributed optimizer summed over DP, then the
      * tensor-parallel shards over the model-parallel group (TP-replicated gradients are
      * weighted 0 on TP ranks other than 0, so they count once) */
@@ -548,7 +548,7 @@ static int train_iteration(struct mb_trainer *t)
     mb_grad_sync_finish(&t->gsync);
     float *g = mb_grad_sync_grads(&t->gsync); /* of the optimizer's range */
     double norm = grad_norm(t, g);
-    mb_clip_grads(m->ops, g, t->opt.hi - t->opt.lo, norm, t->clip_grad);
+    mb_clip_grads(m->ops, m->ex, g, t->opt.hi - t->opt.lo, norm, t->clip_grad);
     double lr = mb_lr_at(&t->sched, t->iteration);
     int bad = t->check_nonfinite ? nonfinite(t, loss, norm) : 0;
     if (bad && skip_or_stop(t, bad, loss, norm) < 0)

@@ -141,8 +141,8 @@ static void whole_linear(struct linear_case *k, const struct mb_ops *ops)
 {
     memset(k->dw, 0, sizeof k->dw);
     memset(k->db, 0, sizeof k->db);
-    struct mb_linear l = { MB_LINEAR_NONE, false, IN, OUT, k->w, k->b, k->dw, k->db, ops, &one,
-                           NULL, { 0 }, NULL, NULL, NULL, false };
+    struct mb_linear l = { MB_LINEAR_NONE, false, IN, OUT, k->w, k->b, k->dw, k->db, ops,
+                           ops->exec, &one, NULL, { 0 }, NULL, NULL, NULL, false };
     mb_linear_forward(&l, k->y, k->x, N);
     mb_linear_backward(&l, k->dx, k->dy, k->x, N);
 }
@@ -159,8 +159,9 @@ static bool column_case(const struct linear_case *k, const struct mb_pstate *ps,
     float *gathered = mb_xmalloc(sizeof(float) * N * (IN > OUT ? IN : OUT));
     float *y = mb_xmalloc(sizeof(float) * N * (size_t)o), *dx = mb_xmalloc(sizeof(float) * N * IN);
     const float *x = k->x + (sp ? r * rows * IN : 0);
-    struct mb_linear l = { MB_LINEAR_COLUMN, sp, IN, o, w, b, gw, gb, mb_ops_cpu(), tp,
-                           sp ? gathered : NULL, { 0 }, NULL, NULL, NULL, false };
+    struct mb_linear l = { MB_LINEAR_COLUMN, sp, IN, o, w, b, gw, gb, mb_ops_cpu(),
+                           mb_ops_cpu()->exec, tp, sp ? gathered : NULL, { 0 }, NULL, NULL, NULL,
+                           false };
     mb_linear_forward(&l, y, x, N);
     float *dy = columns(k->dy, N, OUT, c0, o), *want_y = columns(k->y, N, OUT, c0, o);
     mb_linear_backward(&l, dx, dy, x, N);
@@ -183,8 +184,9 @@ static bool row_case(const struct linear_case *k, const struct mb_pstate *ps, bo
     float *gw = mb_xcalloc((size_t)(OUT * i), sizeof(float)), *gb = mb_xcalloc(OUT, sizeof(float));
     float *gathered = mb_xmalloc(sizeof(float) * N * (IN > OUT ? IN : OUT));
     float *y = mb_xmalloc(sizeof(float) * N * OUT), *dx = mb_xmalloc(sizeof(float) * N * (size_t)i);
-    struct mb_linear l = { MB_LINEAR_ROW, sp, i, OUT, w, k->b, gw, gb, mb_ops_cpu(), tp,
-                           sp ? gathered : NULL, { 0 }, NULL, NULL, NULL, false };
+    struct mb_linear l = { MB_LINEAR_ROW, sp, i, OUT, w, k->b, gw, gb, mb_ops_cpu(),
+                           mb_ops_cpu()->exec, tp, sp ? gathered : NULL, { 0 }, NULL, NULL, NULL,
+                           false };
     mb_linear_forward(&l, y, x, N);
     mb_linear_backward(&l, dx, k->dy + (sp ? r * rows * OUT : 0), x, N);
     if (sp)
@@ -231,6 +233,7 @@ static void vocab_block(const struct mb_group *tp, int64_t *start, int64_t *coun
 static bool xent_case(const struct mb_pstate *ps, float softcap)
 {
     const struct mb_ops *o = mb_ops_cpu();
+    struct mb_exec *ex = o->exec;
     const struct mb_group *tp = mb_pstate_group(ps, MB_GROUP_TP);
     int32_t target[ROWS] = { 3, 10, -1, 0, 7, 5 };
     float mask[ROWS] = { 1, 1, 1, 0, 1, 0.5f };
@@ -238,15 +241,15 @@ static bool xent_case(const struct mb_pstate *ps, float softcap)
     int64_t start, v;
     vocab_block(tp, &start, &v);
     float *z = columns(whole, ROWS, VOCAB, start, v);
-    o->xent(whole, want_loss, target, mask, ROWS, VOCAB, softcap, 0.25f);
+    o->xent(ex, whole, want_loss, target, mask, ROWS, VOCAB, softcap, 0.25f);
     float max[ROWS], zt[ROWS];
     double sum[ROWS];
-    o->xent_max(z, max, ROWS, v, softcap);
+    o->xent_max(ex, z, max, ROWS, v, softcap);
     mb_group_max_f32(tp, max, ROWS);
-    o->xent_sumexp(z, max, target, start, sum, zt, ROWS, v);
+    o->xent_sumexp(ex, z, max, target, start, sum, zt, ROWS, v);
     mb_group_sum_f32(tp, zt, ROWS);
     mb_group_sum_f64(tp, sum, ROWS);
-    o->xent_finish(z, loss, max, sum, zt, target, start, mask, ROWS, v, softcap, 0.25f);
+    o->xent_finish(ex, z, loss, max, sum, zt, target, start, mask, ROWS, v, softcap, 0.25f);
     float *want = columns(whole, ROWS, VOCAB, start, v);
     bool ok = close_enough("cross-entropy loss", rel_err(loss, want_loss, ROWS));
     ok &= close_enough("cross-entropy dlogits", rel_err(z, want, ROWS * v));
@@ -257,20 +260,21 @@ static bool xent_case(const struct mb_pstate *ps, float softcap)
 static bool embedding_case(const struct mb_pstate *ps)
 {
     const struct mb_ops *o = mb_ops_cpu();
+    struct mb_exec *ex = o->exec;
     const struct mb_group *tp = mb_pstate_group(ps, MB_GROUP_TP);
     int32_t ids[ROWS] = { 0, 10, 4, 4, 9, 5 }, local[ROWS];
     float *table = random_buf(VOCAB * DIM, 6, 1.0f), *dout = random_buf(ROWS * DIM, 7, 1.0f);
     float y[ROWS * DIM], want_y[ROWS * DIM], want_dt[VOCAB * DIM] = { 0 };
-    o->embedding_fwd(want_y, table, ids, ROWS, DIM, 1.5f, false);
-    o->embedding_bwd(want_dt, dout, ids, ROWS, DIM, 1.5f);
+    o->embedding_fwd(ex, want_y, table, ids, ROWS, DIM, 1.5f, false);
+    o->embedding_bwd(ex, want_dt, dout, ids, ROWS, DIM, 1.5f);
     int64_t start, v;
     vocab_block(tp, &start, &v);
     for (int i = 0; i < ROWS; i++)
         local[i] = ids[i] >= start && ids[i] < start + v ? (int32_t)(ids[i] - start) : -1;
     float *dt = mb_xcalloc((size_t)(v * DIM), sizeof(float));
-    o->embedding_fwd(y, table + start * DIM, local, ROWS, DIM, 1.5f, false);
+    o->embedding_fwd(ex, y, table + start * DIM, local, ROWS, DIM, 1.5f, false);
     mb_group_sum_f32(tp, y, ROWS * DIM);
-    o->embedding_bwd(dt, dout, local, ROWS, DIM, 1.5f);
+    o->embedding_bwd(ex, dt, dout, local, ROWS, DIM, 1.5f);
     bool ok = close_enough("embedding y", rel_err(y, want_y, ROWS * DIM));
     ok &= close_enough("embedding dtable", rel_err(dt, want_dt + start * DIM, v * DIM));
     free(table), free(dout), free(dt);
@@ -300,7 +304,7 @@ struct model_run {
 static void perturb(struct mb_model *m)
 {
     float *w = mb_xmalloc((size_t)m->params.total * sizeof(float));
-    m->ops->to_host(w, m->w, m->params.total);
+    m->ops->to_host(m->ex, w, m->w, m->params.total);
     for (int i = 0; i < m->params.count; i++) {
         const struct mb_param *p = &m->params.items[i];
         uint64_t key = mb_hash_bytes(p->name, strlen(p->name));
@@ -308,7 +312,7 @@ static void perturb(struct mb_model *m)
             for (int64_t e = 0; e < p->numel; e++)
                 w[p->offset + e] += 0.3f * uniform(key + (uint64_t)mb_param_global_index(p, e));
     }
-    m->ops->from_host(m->w, w, m->params.total);
+    m->ops->from_host(m->ex, m->w, w, m->params.total);
     free(w);
 }
 
@@ -417,7 +421,8 @@ static int check_model(struct checker *c, const char *path, int64_t groups, bool
                 model_step(runs[k], &batch, mask_sum, &norm);
             else
                 norm = k ? sn : wn;
-            mb_clip_grads(runs[k]->m.ops, runs[k]->m.g, runs[k]->m.params.total, norm, 0.5);
+            mb_clip_grads(runs[k]->m.ops, runs[k]->m.ex, runs[k]->m.g, runs[k]->m.params.total,
+                          norm, 0.5);
             mb_adamw_step(&runs[k]->opt, runs[k]->m.w, runs[k]->m.g, 1e-2f);
         }
     }

@@ -13,6 +13,7 @@
 #include "tests/lib/tap.h"
 
 static const struct mb_ops *ops;
+static struct mb_exec *ex;
 static uint64_t rng_state = 0x9e3779b97f4a7c15ull;
 
 static float urand(void)
@@ -119,7 +120,7 @@ static double naive(const struct mb_attn_shape *s, const double *q, const double
 
 static float *fill(int64_t n, double **d64, float amp)
 {
-    float *x = ops->alloc((size_t)n * sizeof *x);
+    float *x = ops->alloc(ex, (size_t)n * sizeof *x);
     if (d64)
         *d64 = malloc((size_t)n * sizeof **d64);
     for (int64_t i = 0; i < n; i++) {
@@ -160,15 +161,15 @@ static void att_release(struct att *a)
     float *f[] = {a->q, a->k, a->v, a->dout, a->out, a->lse, a->dq, a->dk, a->dv};
     double *d[] = {a->q64, a->k64, a->v64, a->out64, a->lse64, a->dq64, a->dk64, a->dv64};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++)
-        ops->free(f[i]);
+        ops->free(ex, f[i]);
     for (size_t i = 0; i < sizeof d / sizeof *d; i++)
         free(d[i]);
 }
 
 static void att_run(struct att *a)
 {
-    ops->attention_fwd(a->out, a->lse, a->q, a->k, a->v, &a->s);
-    ops->attention_bwd(a->dq, a->dk, a->dv, a->dout, a->q, a->k, a->v, a->out, a->lse, &a->s);
+    ops->attention_fwd(ex, a->out, a->lse, a->q, a->k, a->v, &a->s);
+    ops->attention_bwd(ex, a->dq, a->dk, a->dv, a->dout, a->q, a->k, a->v, a->out, a->lse, &a->s);
 }
 
 /* Central differences of the naive probe loss at a few elements of x (one of q64/k64/v64)
@@ -249,6 +250,7 @@ int main(void)
 {
     omp_set_num_threads(2);
     ops = mb_ops_cpu();
+    ex = ops->exec;
     att_case("MHA T=5 d=4", 1, 5, 2, 2, 4, 0, 0, true, NULL);
     att_case("GQA 4/2 T=130 d=16", 2, 130, 4, 2, 16, 0, 0, true, NULL);
     att_case("window 20 T=97 d=8", 1, 97, 4, 4, 8, 20, 0, true, NULL);

@@ -10,6 +10,7 @@
 #include "tests/lib/tap.h"
 
 static const struct mb_ops *ops;
+static struct mb_exec *ex;
 static uint64_t rng_state = 88172645463325252ull;
 
 static float urand(void)
@@ -22,7 +23,7 @@ static float urand(void)
 
 static float *rand_buf(int64_t n)
 {
-    float *x = ops->alloc((size_t)n * sizeof *x);
+    float *x = ops->alloc(ex, (size_t)n * sizeof *x);
     for (int64_t i = 0; i < n; i++)
         x[i] = urand();
     return x;
@@ -30,7 +31,7 @@ static float *rand_buf(int64_t n)
 
 static void test_memory(void)
 {
-    float *x = ops->alloc(13 * sizeof *x);
+    float *x = ops->alloc(ex, 13 * sizeof *x);
     int zeroed = 1;
     for (int i = 0; i < 13; i++)
         zeroed &= x[i] == 0.0f;
@@ -38,13 +39,13 @@ static void test_memory(void)
     float h[13], back[13];
     for (int i = 0; i < 13; i++)
         h[i] = (float)i + 0.5f;
-    ops->from_host(x, h, 13);
-    ops->to_host(back, x, 13);
+    ops->from_host(ex, x, h, 13);
+    ops->to_host(ex, back, x, 13);
     ok(memcmp(h, back, sizeof h) == 0, "from_host/to_host round trip");
-    ops->zero(x, 7);
+    ops->zero(ex, x, 7);
     ok(x[6] == 0.0f && x[7] == 7.5f, "zero clears exactly n elements");
-    ops->free(x);
-    ops->free(NULL);
+    ops->free(ex, x);
+    ops->free(ex, NULL);
 }
 
 static void matmul_case(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
@@ -65,14 +66,14 @@ static void matmul_case(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
                      (tb ? b[j * ldb + p] : b[p * ldb + j]);
             want[i * ldc + j] = alpha * s + beta * c[i * ldc + j];
         }
-    ops->matmul(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    ops->matmul(ex, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     char what[96];
     snprintf(what, sizeof what, "matmul ta=%d tb=%d %lldx%lldx%lld alpha=%g beta=%g", ta, tb,
              (long long)m, (long long)n, (long long)k, alpha, beta);
     tap_close_to(what, c, want, m * ldc, 1e-5, 1e-5);
-    ops->free(a);
-    ops->free(b);
-    ops->free(c);
+    ops->free(ex, a);
+    ops->free(ex, b);
+    ops->free(ex, c);
     free(want);
 }
 
@@ -89,19 +90,19 @@ static void test_matmul(void)
 static void matmul_split_case(bool ta, bool tb, int64_t m, int64_t n, int64_t k)
 {
     float *a = rand_buf(m * k), *b = rand_buf(n * k);
-    float *one = ops->alloc((size_t)(m * n) * sizeof(float));
-    float *two = ops->alloc((size_t)(m * n) * sizeof(float));
+    float *one = ops->alloc(ex, (size_t)(m * n) * sizeof(float));
+    float *two = ops->alloc(ex, (size_t)(m * n) * sizeof(float));
     omp_set_num_threads(1);
-    ops->matmul(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, one, n);
+    ops->matmul(ex, ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, one, n);
     omp_set_num_threads(2);
-    ops->matmul(ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, two, n);
+    ops->matmul(ex, ta, tb, m, n, k, 1.0f, a, ta ? m : k, b, tb ? k : n, 0.0f, two, n);
     ok(memcmp(one, two, (size_t)(m * n) * sizeof(float)) == 0,
        "matmul ta=%d tb=%d %lldx%lldx%lld: same bits with 1 and 2 threads", ta, tb,
        (long long)m, (long long)n, (long long)k);
-    ops->free(a);
-    ops->free(b);
-    ops->free(one);
-    ops->free(two);
+    ops->free(ex, a);
+    ops->free(ex, b);
+    ops->free(ex, one);
+    ops->free(ex, two);
 }
 
 static void test_matmul_split(void)
@@ -120,23 +121,23 @@ static void test_elementwise(void)
 
     for (int64_t i = 0; i < n; i++)
         want[i] = (double)y[i] + x[i];
-    ops->add(y, x, n);
+    ops->add(ex, y, x, n);
     tap_close_to("add", y, want, n, 1e-7, 1e-7);
     for (int64_t i = 0; i < n; i++)
         want[i] = (double)y[i] * 0.37f;
-    ops->scale(y, 0.37f, n);
+    ops->scale(ex, y, 0.37f, n);
     tap_close_to("scale", y, want, n, 1e-7, 1e-7);
     for (int64_t i = 0; i < n; i++)
         ss += (double)x[i] * x[i];
-    double got = ops->sumsq(x, n);
+    double got = ops->sumsq(ex, x, n);
     ok(fabs(got - ss) <= 1e-12 * ss, "sumsq in double (%.17g vs %.17g)", got, ss);
     omp_set_num_threads(1);
-    double one = ops->sumsq(x, n);
+    double one = ops->sumsq(ex, x, n);
     omp_set_num_threads(2);
     ok(one == got, "sumsq: same bits with 1 and 2 threads");
     free(want);
-    ops->free(x);
-    ops->free(y);
+    ops->free(ex, x);
+    ops->free(ex, y);
 }
 
 static void test_bias(void)
@@ -148,7 +149,7 @@ static void test_bias(void)
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < cols; c++)
             want[r * cols + c] = (double)y[r * cols + c] + b[c];
-    ops->add_bias(y, b, rows, cols);
+    ops->add_bias(ex, y, b, rows, cols);
     tap_close_to("add_bias", y, want, rows * cols, 1e-7, 1e-7);
     for (int64_t c = 0; c < cols; c++) {
         want[c] = db[c];
@@ -157,24 +158,24 @@ static void test_bias(void)
     }
     float *db1 = malloc((size_t)cols * sizeof *db1);
     memcpy(db1, db, (size_t)cols * sizeof *db);
-    ops->bias_grad(db, y, rows, cols);
+    ops->bias_grad(ex, db, y, rows, cols);
     tap_close_to("bias_grad accumulates the column sums", db, want, cols, 1e-5, 1e-5);
     omp_set_num_threads(1);
-    ops->bias_grad(db1, y, rows, cols);
+    ops->bias_grad(ex, db1, y, rows, cols);
     omp_set_num_threads(2);
     ok(memcmp(db, db1, (size_t)cols * sizeof *db) == 0, "bias_grad: same bits with 1 and 2 threads");
     free(db1);
     free(want);
-    ops->free(y);
-    ops->free(b);
-    ops->free(db);
+    ops->free(ex, y);
+    ops->free(ex, b);
+    ops->free(ex, db);
 }
 
 static void test_embedding(void)
 {
     int64_t vocab = 11, dim = 150, rows = 257;
     float *table = rand_buf(vocab * dim), *out = rand_buf(rows * dim), *dout = rand_buf(rows * dim);
-    float *dt = rand_buf(vocab * dim), *dt1 = ops->alloc((size_t)vocab * dim * sizeof *dt1);
+    float *dt = rand_buf(vocab * dim), *dt1 = ops->alloc(ex, (size_t)vocab * dim * sizeof *dt1);
     int32_t *ids = malloc((size_t)rows * sizeof *ids);
     double *want = malloc((size_t)rows * dim * sizeof *want);
     float sc = 1.5f;
@@ -183,32 +184,32 @@ static void test_embedding(void)
         ids[r] = (int32_t)((r * 7 + r / 3) % vocab); /* every id repeats */
     for (int64_t i = 0; i < rows * dim; i++)
         want[i] = (double)table[ids[i / dim] * dim + i % dim] * sc;
-    ops->embedding_fwd(out, table, ids, rows, dim, sc, false);
+    ops->embedding_fwd(ex, out, table, ids, rows, dim, sc, false);
     tap_close_to("embedding_fwd", out, want, rows * dim, 1e-7, 0);
     for (int64_t i = 0; i < rows * dim; i++)
         want[i] += (double)table[ids[i / dim] * dim + i % dim] * sc;
-    ops->embedding_fwd(out, table, ids, rows, dim, sc, true);
+    ops->embedding_fwd(ex, out, table, ids, rows, dim, sc, true);
     tap_close_to("embedding_fwd accumulate", out, want, rows * dim, 1e-7, 0);
-    ops->copy(dt1, dt, vocab * dim);
+    ops->copy(ex, dt1, dt, vocab * dim);
     for (int64_t i = 0; i < vocab * dim; i++)
         want[i] = dt[i];
     for (int64_t r = 0; r < rows; r++)
         for (int64_t c = 0; c < dim; c++)
             want[ids[r] * dim + c] += (double)dout[r * dim + c] * sc;
-    ops->embedding_bwd(dt, dout, ids, rows, dim, sc);
+    ops->embedding_bwd(ex, dt, dout, ids, rows, dim, sc);
     tap_close_to("embedding_bwd accumulates repeated ids", dt, want, vocab * dim, 1e-5, 1e-5);
     omp_set_num_threads(1);
-    ops->embedding_bwd(dt1, dout, ids, rows, dim, sc);
+    ops->embedding_bwd(ex, dt1, dout, ids, rows, dim, sc);
     omp_set_num_threads(2);
     ok(memcmp(dt, dt1, (size_t)vocab * dim * sizeof *dt) == 0,
        "embedding_bwd: same bits with 1 and 2 threads");
     free(ids);
     free(want);
-    ops->free(table);
-    ops->free(out);
-    ops->free(dout);
-    ops->free(dt);
-    ops->free(dt1);
+    ops->free(ex, table);
+    ops->free(ex, out);
+    ops->free(ex, dout);
+    ops->free(ex, dt);
+    ops->free(ex, dt1);
 }
 
 /* formats.md 5.2 by hand: nH=4, nKV=2 (g=2), d=2, B=1, T=2. Each fused value encodes
@@ -223,7 +224,7 @@ static void test_qkv_layout(void)
     for (int t = 0; t < 2; t++)
         for (int i = 0; i < 16; i++)
             qkv[t * 16 + i] = (float)(100 * t + 10 * (i / 2) + i % 2);
-    ops->qkv_split(q, k, v, qkv, &s);
+    ops->qkv_split(ex, q, k, v, qkv, &s);
     for (int t = 0; t < 2; t++)
         for (int e = 0; e < 2; e++) {
             for (int h = 0; h < 4; h++) /* q [B, nH, T, d] */
@@ -235,7 +236,7 @@ static void test_qkv_layout(void)
         }
     is_int(bad, 0, "qkv_split: grouped layout q0 q1 k0 v0 q2 q3 k1 v1 per token");
     memset(back, 0xff, sizeof back);
-    ops->qkv_merge(back, q, k, v, &s);
+    ops->qkv_merge(ex, back, q, k, v, &s);
     ok(memcmp(back, qkv, sizeof qkv) == 0, "qkv_merge inverts qkv_split");
 }
 
@@ -246,25 +247,26 @@ static void test_qkv_gqa_round_trip(void)
     float *qkv = rand_buf(rows * width), *back = rand_buf(rows * width);
     float *q = rand_buf(rows * 24), *k = rand_buf(rows * 12), *v = rand_buf(rows * 12);
 
-    ops->qkv_split(q, k, v, qkv, &s);
+    ops->qkv_split(ex, q, k, v, qkv, &s);
     /* head 3 of batch 2 at t=4 is group 1, slot 1: fused offset (1*4 + 1)*4 */
     ok(memcmp(q + ((2 * 6 + 3) * 5 + 4) * 4, qkv + (2 * 5 + 4) * width + 5 * 4, 16) == 0 &&
        memcmp(v + ((2 * 3 + 2) * 5 + 1) * 4, qkv + (2 * 5 + 1) * width + 11 * 4, 16) == 0,
        "qkv_split: B=3, nH=6, nKV=3 spot checks");
-    ops->qkv_merge(back, q, k, v, &s);
+    ops->qkv_merge(ex, back, q, k, v, &s);
     ok(memcmp(back, qkv, (size_t)rows * width * sizeof *qkv) == 0,
        "qkv_merge(qkv_split(x)) == x for B=3, nH=6, nKV=3");
-    ops->free(qkv);
-    ops->free(back);
-    ops->free(q);
-    ops->free(k);
-    ops->free(v);
+    ops->free(ex, qkv);
+    ops->free(ex, back);
+    ops->free(ex, q);
+    ops->free(ex, k);
+    ops->free(ex, v);
 }
 
 int main(void)
 {
     omp_set_num_threads(2);
     ops = mb_ops_cpu();
+    ex = ops->exec;
     is_str(ops->name, "cpu", "backend name");
     test_memory();
     test_matmul();

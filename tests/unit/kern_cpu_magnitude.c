@@ -39,6 +39,7 @@
 #define MAX_OUT 5
 
 static const struct mb_ops *ops;
+static struct mb_exec *ex;
 static FILE *manifest;
 static uint64_t rng = 0x9e3779b97f4a7c15ull;
 
@@ -252,8 +253,8 @@ static void case_gelu(void)
     struct kcase *c = new_case("gelu", "", "gelu (tanh) fwd/bwd, |x| 1e-4..1e4 and to FLT_MAX");
     input_f(c, 0, 1, shape, x);
     input_f(c, 1, 1, shape, dy);
-    ops->gelu_fwd(y, x, n);
-    ops->gelu_bwd(dx, dy, x, n);
+    ops->gelu_fwd(ex, y, x, n);
+    ops->gelu_bwd(ex, dx, dy, x, n);
     /* rtol: exp's condition, |2u| eps with |2u| <= 87.3 where e^(2u) is not flushed;
      * atol: the flushed tail (|y| < 1e-37) */
     output(c, "y", y, n, 8e-6, 1e-35);
@@ -276,8 +277,8 @@ static void case_gelu_core(void)
     struct kcase *c = new_case("gelu", "", "gelu (tanh) fwd/bwd, x in [-3, 1e4]");
     input_f(c, 0, 1, shape, x);
     input_f(c, 1, 1, shape, dy);
-    ops->gelu_fwd(y, x, n);
-    ops->gelu_bwd(dx, dy, x, n);
+    ops->gelu_fwd(ex, y, x, n);
+    ops->gelu_bwd(ex, dx, dy, x, n);
     output(c, "y", y, n, 8 * EPS, 0);
     struct out *o = output(c, "dx", dx, n, 8 * EPS, 0);
     o->atolv = dbuf(n);
@@ -306,11 +307,11 @@ static void case_gated(const char *act, bool geglu)
     input_f(c, 0, 2, shape, gu);
     input_f(c, 1, 2, yshape, dy);
     if (geglu) {
-        ops->geglu_fwd(y, gu, rows, inner);
-        ops->geglu_bwd(dgu, dy, gu, rows, inner);
+        ops->geglu_fwd(ex, y, gu, rows, inner);
+        ops->geglu_bwd(ex, dgu, dy, gu, rows, inner);
     } else {
-        ops->swiglu_fwd(y, gu, rows, inner);
-        ops->swiglu_bwd(dgu, dy, gu, rows, inner);
+        ops->swiglu_fwd(ex, y, gu, rows, inner);
+        ops->swiglu_bwd(ex, dgu, dy, gu, rows, inner);
     }
     output(c, "y", y, rows * inner, 8e-6, 1e-34);
     struct out *o = output(c, "dgate_up", dgu, rows * 2 * inner, 8e-6, 0);
@@ -350,8 +351,8 @@ static void case_rmsnorm(bool zc)
     input_f(c, 0, 2, shape, x);
     input_f(c, 1, 1, wshape, w);
     input_f(c, 2, 2, shape, dy);
-    ops->rmsnorm_fwd(y, rstd, x, w, NROWS, dim, eps, zc);
-    ops->rmsnorm_bwd(dx, dw, dy, x, w, rstd, NROWS, dim, zc);
+    ops->rmsnorm_fwd(ex, y, rstd, x, w, NROWS, dim, eps, zc);
+    ops->rmsnorm_bwd(ex, dx, dw, dy, x, w, rstd, NROWS, dim, zc);
     output(c, "y", y, n, 1e-5, 0);
     /* dx = r w' dy - x r^3 mean(dy w' x): bound from the two terms' magnitudes; dw: from the
      * sum over rows of |dy x r| */
@@ -400,8 +401,8 @@ static void case_layernorm(void)
     input_f(c, 1, 1, wshape, w);
     input_f(c, 2, 1, wshape, b);
     input_f(c, 3, 2, shape, dy);
-    ops->layernorm_fwd(y, mean, rstd, x, w, b, rows, dim, eps);
-    ops->layernorm_bwd(dx, dw, db, dy, x, w, mean, rstd, rows, dim);
+    ops->layernorm_fwd(ex, y, mean, rstd, x, w, b, rows, dim, eps);
+    ops->layernorm_bwd(ex, dx, dw, db, dy, x, w, mean, rstd, rows, dim);
     struct out *oy = output(c, "y", y, n, 1e-5, 0);
     struct out *odx = output(c, "dx", dx, n, 1e-5, 0);
     struct out *odw = output(c, "dw", dw, dim, 1e-5, 0);
@@ -511,8 +512,8 @@ static void case_rope(void)
         input_f(c, 3, 4, shape, dy);
         memcpy(y, x, (size_t)n * sizeof *y);
         memcpy(dx, dy, (size_t)n * sizeof *dx);
-        ops->rope_fwd(y, tab, pos, B, H, T, d, r);
-        ops->rope_bwd(dx, tab, pos, B, H, T, d, r);
+        ops->rope_fwd(ex, y, tab, pos, B, H, T, d, r);
+        ops->rope_bwd(ex, dx, tab, pos, B, H, T, d, r);
         struct out *oy = output(c, "y", y, n, 2 * EPS, 0);
         struct out *odx = output(c, "dx", dx, n, 2 * EPS, 0);
         oy->atolv = dbuf(n), odx->atolv = dbuf(n);
@@ -589,8 +590,8 @@ static void case_attention(const struct attn_case *ac)
     input_f(c, 1, 4, kshape, k);
     input_f(c, 2, 4, kshape, v);
     input_f(c, 3, 4, oshape, dout);
-    ops->attention_fwd(out, lse, q, k, v, &s);
-    ops->attention_bwd(dq, dk, dv, dout, q, k, v, out, lse, &s);
+    ops->attention_fwd(ex, out, lse, q, k, v, &s);
+    ops->attention_bwd(ex, dq, dk, dv, dout, q, k, v, out, lse, &s);
     /* exp's condition: a score known to eps S (S the largest |score|, or the cap, which
      * bounds the error after tanh) moves a probability by eps S relative; each output is a
      * mix of values (|v|); the gradients are held normwise (to that times their largest) */
@@ -630,7 +631,7 @@ static void case_attention_kv(const struct attn_case *ac)
     input_f(c, 0, 4, qshape, q);
     input_f(c, 1, 4, kshape, k);
     input_f(c, 2, 4, kshape, v);
-    ops->attention_kv(out, q, k, v, &s, p0, tmax);
+    ops->attention_kv(ex, out, q, k, v, &s, p0, tmax);
     double S = s.softcap > 0 ? s.softcap : sqrt(16.0) * ac->qk_amp * ac->qk_amp * 4 * s.scale;
     output(c, "out", out, nq, 1e-5, 16 * EPS * (1 + S) * max_abs(v, nk));
     free(q), free(k), free(v), free(out);
@@ -660,7 +661,7 @@ static void case_xent(float cap)
     input(c, 1, MB_NPY_I4, 1, rshape, tgt);
     input_f(c, 2, 1, rshape, mask);
     memcpy(g, z, (size_t)n * sizeof *g);
-    ops->xent(g, loss, tgt, mask, rows, V, cap, gs);
+    ops->xent(ex, g, loss, tgt, mask, rows, V, cap, gs);
     struct out *ol = output(c, "loss", loss, rows, 1e-6, 0);
     struct out *og = output(c, "dlogits", g, n, 1e-6, 0);
     ol->atolv = dbuf(rows), og->atolv = dbuf(n);
@@ -694,8 +695,8 @@ static void case_embedding(void)
     input_f(c, 0, 2, shape, table);
     input(c, 1, MB_NPY_I4, 1, ishape, ids);
     input_f(c, 2, 2, oshape, dout);
-    ops->embedding_fwd(out, table, ids, rows, dim, scale, false);
-    ops->embedding_bwd(dtable, dout, ids, rows, dim, scale);
+    ops->embedding_fwd(ex, out, table, ids, rows, dim, scale, false);
+    ops->embedding_bwd(ex, dtable, dout, ids, rows, dim, scale);
     output(c, "out", out, rows * dim, 0.5 * EPS, 0);
     struct out *od = output(c, "dtable", dtable, vocab * dim, 0.5 * EPS, 0);
     od->atolv = dbuf(vocab * dim);
@@ -721,8 +722,8 @@ static void case_bias(void)
     input_f(c, 1, 1, bshape, b);
     input_f(c, 2, 2, shape, dy);
     memcpy(out, y, (size_t)n * sizeof *out);
-    ops->add_bias(out, b, rows, cols);
-    ops->bias_grad(db, dy, rows, cols);
+    ops->add_bias(ex, out, b, rows, cols);
+    ops->bias_grad(ex, db, dy, rows, cols);
     output(c, "y + b", out, n, 0.5 * EPS, 0);
     struct out *od = output(c, "db", db, cols, 0.5 * EPS, 0);
     od->atolv = dbuf(cols);
@@ -744,8 +745,8 @@ static void case_elementwise(void)
     input_f(c, 1, 1, shape, x);
     memcpy(sum, y, (size_t)n * sizeof *sum);
     memcpy(sc, x, (size_t)n * sizeof *sc);
-    ops->add(sum, x, n);
-    ops->scale(sc, 7.5f, n);
+    ops->add(ex, sum, x, n);
+    ops->scale(ex, sc, 7.5f, n);
     output(c, "y + x", sum, n, 0.5 * EPS, 1e-45);
     output(c, "x * s", sc, n, 0.5 * EPS, 1e-45);
     free(y), free(x), free(sum), free(sc);
@@ -759,7 +760,7 @@ static void case_sumsq(void)
         x[i] = i < N_SPECIAL ? act_special[i] : logu(-40, 30);
     struct kcase *c = new_case("sumsq", "", "sumsq, |x| 1e-40..FLT_MAX");
     input_f(c, 0, 1, shape, x);
-    double got = ops->sumsq(x, n);
+    double got = ops->sumsq(ex, x, n);
     struct out *o = output(c, "sum x^2", (float[]){0}, 1, 1e-12, 0);
     o->mb[0] = got;
     free(x);
@@ -776,7 +777,7 @@ static void case_matmul(void)
     struct kcase *c = new_case("matmul", "", "matmul, |a|, |b| 1e-4..1e4");
     input_f(c, 0, 2, ashape, a);
     input_f(c, 1, 2, bshape, b);
-    ops->matmul(false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, cc, n);
+    ops->matmul(ex, false, false, m, n, k, 1.0f, a, k, b, n, 0.0f, cc, n);
     struct out *o = output(c, "c", cc, m * n, 0, 0);
     o->atolv = dbuf(m * n);
     for (int64_t i = 0; i < m; i++)
@@ -801,7 +802,7 @@ static void case_adamw(void)
     input_f(c, 1, 2, gshape, g);
     for (int s = 1; s <= steps; s++) {
         a.step = s;
-        ops->adamw(p, g + (s - 1) * n, m, v, n, &a);
+        ops->adamw(ex, p, g + (s - 1) * n, m, v, n, &a);
     }
     /* m and v sum steps of either sign: a few ulp of the sum of |terms| */
     output(c, "p", p, n, 4 * EPS, 4 * EPS * a.lr);
@@ -843,6 +844,7 @@ int main(void)
     char script[PATH_MAX];
     omp_set_num_threads(2);
     ops = mb_ops_cpu();
+    ex = ops->exec;
     if (!realpath("tests/oracle/kern_torch.py", script)) {
         ok(0, "tests/oracle/kern_torch.py found (run from the repository root)");
         return tap_done();

@@ -14,6 +14,7 @@
 #include "tests/lib/tap.h"
 
 static const struct mb_ops *ops;
+static struct mb_exec *ex;
 static uint64_t rng_state = 0x2545f4914f6cdd1dull;
 
 static float urand(void)
@@ -26,7 +27,7 @@ static float urand(void)
 
 static float *rand_buf(int64_t n, float amp)
 {
-    float *x = ops->alloc((size_t)n * sizeof *x);
+    float *x = ops->alloc(ex, (size_t)n * sizeof *x);
     for (int64_t i = 0; i < n; i++)
         x[i] = urand() * amp;
     return x;
@@ -106,20 +107,20 @@ static void test_norm(bool layer, bool zc)
     const char *name = layer ? "layernorm" : zc ? "rmsnorm (zero-centered)" : "rmsnorm";
     char what[128];
 
-    ops->copy(dx0, dx, n);
-    ops->copy(dw0, dw, dim);
-    ops->copy(db0, db, dim);
+    ops->copy(ex, dx0, dx, n);
+    ops->copy(ex, dw0, dw, dim);
+    ops->copy(ex, db0, db, dim);
     norm_ref(want, &c);
     if (layer)
-        ops->layernorm_fwd(y, mean, rstd, x, w, b, rows, dim, 1e-5f);
+        ops->layernorm_fwd(ex, y, mean, rstd, x, w, b, rows, dim, 1e-5f);
     else
-        ops->rmsnorm_fwd(y, rstd, x, w, rows, dim, 1e-5f, zc);
+        ops->rmsnorm_fwd(ex, y, rstd, x, w, rows, dim, 1e-5f, zc);
     snprintf(what, sizeof what, "%s fwd", name);
     tap_close_to(what, y, want, n, 1e-5, 1e-6);
     if (layer)
-        ops->layernorm_bwd(dx, dw, db, dy, x, w, mean, rstd, rows, dim);
+        ops->layernorm_bwd(ex, dx, dw, db, dy, x, w, mean, rstd, rows, dim);
     else
-        ops->rmsnorm_bwd(dx, dw, dy, x, w, rstd, rows, dim, zc);
+        ops->rmsnorm_bwd(ex, dx, dw, dy, x, w, rstd, rows, dim, zc);
     double *gx = fd_grad(norm_ref, &c, c.x, n, dy, n, dx0);
     double *gw = fd_grad(norm_ref, &c, c.w, dim, dy, n, dw0);
     snprintf(what, sizeof what, "%s bwd dx (accumulated) vs finite differences", name);
@@ -140,7 +141,7 @@ static void test_norm(bool layer, bool zc)
     free(c.b);
     float *bufs[] = {x, w, b, y, mean, rstd, dy, dx, dw, db, dx0, dw0, db0};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        ops->free(bufs[i]);
+        ops->free(ex, bufs[i]);
 }
 
 /* ---- activations ---- */
@@ -183,14 +184,14 @@ static void test_act(int kind)
 
     act_ref(want, &c);
     if (kind == 0) {
-        ops->swiglu_fwd(y, x, rows, inner);
-        ops->swiglu_bwd(dx, dy, x, rows, inner);
+        ops->swiglu_fwd(ex, y, x, rows, inner);
+        ops->swiglu_bwd(ex, dx, dy, x, rows, inner);
     } else if (kind == 1) {
-        ops->geglu_fwd(y, x, rows, inner);
-        ops->geglu_bwd(dx, dy, x, rows, inner);
+        ops->geglu_fwd(ex, y, x, rows, inner);
+        ops->geglu_bwd(ex, dx, dy, x, rows, inner);
     } else {
-        ops->gelu_fwd(y, x, ny);
-        ops->gelu_bwd(dx, dy, x, ny);
+        ops->gelu_fwd(ex, y, x, ny);
+        ops->gelu_bwd(ex, dx, dy, x, ny);
     }
     snprintf(what, sizeof what, "%s fwd", names[kind]);
     tap_close_to(what, y, want, ny, 1e-5, 1e-6);
@@ -200,10 +201,10 @@ static void test_act(int kind)
     free(g);
     free(want);
     free(c.x);
-    ops->free(x);
-    ops->free(y);
-    ops->free(dy);
-    ops->free(dx);
+    ops->free(ex, x);
+    ops->free(ex, y);
+    ops->free(ex, dy);
+    ops->free(ex, dx);
 }
 
 /* ---- RoPE ---- */
@@ -249,17 +250,17 @@ static void test_rope(void)
     double *want = malloc((size_t)n * sizeof *want);
 
     rope_ref(want, &c);
-    ops->rope_fwd(x, cs, pos, B, H, T, E, R);
+    ops->rope_fwd(ex, x, cs, pos, B, H, T, E, R);
     tap_close_to("rope_fwd (partial rotary 6 of 10)", x, want, n, 1e-6, 1e-7);
     double *g = fd_grad(rope_ref, &c, c.x, n, dy, n, NULL);
-    ops->rope_bwd(dy, cs, pos, B, H, T, E, R);
+    ops->rope_bwd(ex, dy, cs, pos, B, H, T, E, R);
     tap_close_to("rope_bwd vs finite differences", dy, g, n, 1e-5, 1e-7);
     free(g);
     free(want);
     free(c.x);
-    ops->free(cs);
-    ops->free(x);
-    ops->free(dy);
+    ops->free(ex, cs);
+    ops->free(ex, x);
+    ops->free(ex, dy);
 }
 
 /* ---- cross-entropy ---- */
@@ -302,15 +303,15 @@ static void test_xent(float cap)
     double want[7];
     char what[96];
 
-    ops->copy(z0, z, n);
+    ops->copy(ex, z0, z, n);
     xent_ref(want, &c);
-    ops->xent(z, loss, target, mask, rows, vocab, cap, 0.0f);
+    ops->xent(ex, z, loss, target, mask, rows, vocab, cap, 0.0f);
     snprintf(what, sizeof what, "xent loss (cap %g; target -1 row is 0)", cap);
     tap_close_to(what, loss, want, rows, 2e-6, 1e-6);
     ok(memcmp(z, z0, (size_t)n * sizeof *z) == 0, "xent with grad_scale 0 leaves the logits");
     c.scale = 0.25;
     double *g = fd_grad(xent_ref, &c, c.z, n, ones, rows, NULL);
-    ops->xent(z, loss, target, mask, rows, vocab, cap, 0.25f);
+    ops->xent(ex, z, loss, target, mask, rows, vocab, cap, 0.25f);
     snprintf(what, sizeof what, "xent gradient in place (cap %g, mask, grad_scale) vs FD", cap);
     tap_close_to(what, z, g, n, 1e-4, 1e-7);
     int zero = 1;
@@ -319,9 +320,9 @@ static void test_xent(float cap)
     ok(zero, "xent: rows with target -1 or mask 0 get exactly zero gradient");
     free(g);
     free(c.z);
-    ops->free(z);
-    ops->free(z0);
-    ops->free(loss);
+    ops->free(ex, z);
+    ops->free(ex, z0);
+    ops->free(ex, loss);
 }
 
 /* ---- AdamW ---- */
@@ -338,7 +339,7 @@ static void test_adamw(void)
         a.step = step;
         for (int64_t i = 0; i < n; i++)
             g[i] = urand();
-        ops->adamw(p, g, m, v, n, &a);
+        ops->adamw(ex, p, g, m, v, n, &a);
         double bc1 = 1 - pow(a.beta1, step), bc2 = 1 - pow(a.beta2, step);
         for (int64_t i = 0; i < n; i++) {
             p64[i] *= 1 - (double)a.lr * a.weight_decay;
@@ -353,10 +354,10 @@ static void test_adamw(void)
     free(p64);
     free(m64);
     free(v64);
-    ops->free(p);
-    ops->free(g);
-    ops->free(m);
-    ops->free(v);
+    ops->free(ex, p);
+    ops->free(ex, g);
+    ops->free(ex, m);
+    ops->free(ex, v);
 }
 
 /* AdamW against torch.optim.AdamW(foreach=False) itself, when the oracle venv exists:
@@ -422,7 +423,7 @@ static void test_adamw_torch(void)
     } else {
         for (int s = 1; s <= 3; s++) {
             a.step = s;
-            ops->adamw(d, d + s * n, m, v, n, &a);
+            ops->adamw(ex, d, d + s * n, m, v, n, &a);
         }
         const float *moments[2] = {m, v};
         const char *names[2] = {"exp_avg", "exp_avg_sq"};
@@ -444,15 +445,16 @@ static void test_adamw_torch(void)
     if (f)
         fclose(f);
     free(got);
-    ops->free(d);
-    ops->free(m);
-    ops->free(v);
+    ops->free(ex, d);
+    ops->free(ex, m);
+    ops->free(ex, v);
 }
 
 int main(void)
 {
     omp_set_num_threads(2);
     ops = mb_ops_cpu();
+    ex = ops->exec;
     test_norm(false, false);
     test_norm(false, true);
     test_norm(true, false);

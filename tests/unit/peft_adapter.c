@@ -140,9 +140,9 @@ static void check(int dora, const struct mb_adapter_dropout *drop)
     float *dy = f32(k.c, N * OUT);
     float ga[R * IN] = { 0 }, gb[OUT * R] = { 0 }, gm[OUT] = { 0 }, nrm[OUT];
     float y[N * OUT], dx[N * IN];
-    struct mb_adapter_scratch scratch = { .ops = mb_ops_cpu() };
+    struct mb_adapter_scratch scratch = { .ops = mb_ops_cpu(), .ex = mb_ops_cpu()->exec };
     struct mb_linear l = { .mode = MB_LINEAR_NONE, .in = IN, .out = OUT, .w = w, .b = b,
-                           .ops = mb_ops_cpu(), .tp = &one };
+                           .ops = mb_ops_cpu(), .ex = mb_ops_cpu()->exec, .tp = &one };
     l.adapter = (struct mb_adapter){ .rank = R, .dora = dora, .scale = (float)k.scale, .a = a,
                                      .b = bb, .mag = dora ? m : NULL, .ga = ga, .gb = gb,
                                      .gmag = dora ? gm : NULL, .norm = nrm,

@@ -209,6 +209,7 @@ static void check_optimizer(const char *root)
     if (!ok(load_model(&m, root, "gpt2") == 0, "gpt2: model builds"))
         return;
     const struct mb_ops *ops = m.ops;
+    struct mb_exec *ex = m.ex;
     int64_t n = m.params.total;
     float *g = mb_xmalloc((size_t)n * sizeof(float));
     float *w0 = mb_xmalloc((size_t)n * sizeof(float));
@@ -220,8 +221,8 @@ static void check_optimizer(const char *root)
         return;
     for (int step = 0; step < 3; step++)
         mb_adamw_step(&whole, m.w, g, 1e-2f);
-    double sq_whole = ops->sumsq(g, n);
-    ok(mb_grad_sumsq(ops, &m.params, g, 0, n, NULL) == sq_whole,
+    double sq_whole = ops->sumsq(ex, g, n);
+    ok(mb_grad_sumsq(ops, ex, &m.params, g, 0, n, NULL) == sq_whole,
        "sum of squares without weights is the one-pass whole-buffer sum, bitwise");
     for (int d = 2; d <= 4; d++) {
         float *w = mb_xmalloc((size_t)n * sizeof(float));
@@ -242,8 +243,8 @@ static void check_optimizer(const char *root)
             size_t bytes = (size_t)(hi - lo) * sizeof(float);
             same &= memcmp(o.exp_avg, whole.exp_avg + lo, bytes) == 0;
             same &= memcmp(o.exp_avg_sq, whole.exp_avg_sq + lo, bytes) == 0;
-            sq += mb_grad_sumsq(ops, &m.params, g + lo, lo, hi, NULL);
-            sq_weighted += mb_grad_sumsq(ops, &m.params, g + lo, lo, hi, ones);
+            sq += mb_grad_sumsq(ops, ex, &m.params, g + lo, lo, hi, NULL);
+            sq_weighted += mb_grad_sumsq(ops, ex, &m.params, g + lo, lo, hi, ones);
             mb_adamw_free(&o);
         }
         same &= memcmp(w, m.w, (size_t)n * sizeof(float)) == 0;
@@ -261,8 +262,8 @@ static void check_optimizer(const char *root)
     ok(mb_grad_norm_weights(&m.params, 0, weight) == 1, "TP rank 0, all trainable: all weights 1");
     ok(mb_grad_norm_weights(&t, 0, weight) == 0 && weight[0] == 0 && weight[1] == 1,
        "a non-trainable parameter weighs 0");
-    double skip = ops->sumsq(g + t.items[0].offset, t.items[0].numel);
-    double got = mb_grad_sumsq(ops, &t, g, 0, n, weight);
+    double skip = ops->sumsq(ex, g + t.items[0].offset, t.items[0].numel);
+    double got = mb_grad_sumsq(ops, ex, &t, g, 0, n, weight);
     ok(fabs(got - (sq_whole - skip)) <= 1e-12 * sq_whole, "its gradient is left out of the norm");
     mb_grad_norm_weights(&m.params, 1, weight);
     int replicated_zero = 1;

@@ -46,6 +46,12 @@ static inline float mb_cpu_expf(float x)
     return x0 < -87.3f ? 0.0f : p * s.f;
 }
 
+/* The CPU's execution context (kern/ops.h), one per process: the threads each op runs on
+ * (OpenMP's, set once by threads.c). */
+struct mb_exec {
+    int threads;
+};
+
 /* memory and elementwise (ops_cpu.c, elem.c) */
 void mb_cpu_zero(float *x, int64_t n);
 void mb_cpu_copy(float *dst, const float *src, int64_t n);
