@@ -28,6 +28,11 @@ static float *take(struct carve *c, int64_t floats, bool wanted)
     return p;
 }
 
+static uint16_t *take_bf16(struct carve *c, int64_t elems, bool wanted)
+{
+    return (uint16_t *)take(c, (elems + 1) / 2, wanted);
+}
+
 /* N token rows, R of them in the residual stream here (internal.h). */
 static void carve_layer(struct carve *c, const struct mb_model *m, int64_t n, int64_t r,
                         struct mb_layer_acts *la)
@@ -36,9 +41,10 @@ static void carve_layer(struct carve *c, const struct mb_model *m, int64_t n, in
     int64_t h = cfg->hidden_size, d = cfg->kv_channels;
     int64_t qh = m->loc->heads, kvh = m->loc->groups;
     bool ln = cfg->normalization == MB_NORM_LAYER, qkn = cfg->qk_layernorm;
-    bool sw = cfg->sandwich_norm;
+    bool sw = cfg->sandwich_norm, kb = mb_model_saves_bf16(m);
     la->x_in = take(c, r * h, true);
-    la->ln1 = take(c, r * h, true);
+    la->ln1 = take(c, r * h, !kb);
+    la->ln1_b = take_bf16(c, n * h, kb);
     la->ln1_mean = take(c, r, ln);
     la->ln1_rstd = take(c, r, true);
     la->q_pre = take(c, n * qh * d, qkn);
@@ -53,11 +59,13 @@ static void carve_layer(struct carve *c, const struct mb_model *m, int64_t n, in
     la->proj = take(c, r * h, sw);
     la->pa_rstd = take(c, r, sw);
     la->x_mid = take(c, r * h, true);
-    la->ln2 = take(c, r * h, true);
+    la->ln2 = take(c, r * h, !kb);
+    la->ln2_b = take_bf16(c, n * h, kb);
     la->ln2_mean = take(c, r, ln);
     la->ln2_rstd = take(c, r, true);
     la->fc1 = take(c, n * m->loc->fc1_rows, true);
-    la->act = take(c, n * m->loc->ffn, true);
+    la->act = take(c, n * m->loc->ffn, !kb);
+    la->act_b = take_bf16(c, n * m->loc->ffn, kb);
     la->fc2 = take(c, r * h, sw);
     la->pm_rstd = take(c, r, sw);
 }
@@ -133,12 +141,33 @@ static void carve_scratch(struct carve *c, const struct mb_model *m, struct mb_a
     a->xent_max = take(c, a->chunk, tp);
     a->xent_target = take(c, a->chunk, tp);
     a->xent_sum = (double *)take(c, 2 * a->chunk, tp);
+    bool bf = m->wb != NULL, kb = mb_model_saves_bf16(m);
+    int64_t widest_in = max3(h, qh * d, m->loc->ffn);
+    int64_t widest_out = max3(qkv, h, m->loc->fc1_rows);
+    a->xb = take_bf16(c, n * widest_in, bf);
+    a->dyb = take_bf16(c, MB_MAX(n * widest_out, a->chunk * m->loc->vocab_rows), bf);
+    /* the backward's scratch of the same shapes: no pass needs both */
+    a->ln_f32 = kb ? a->dtmp : NULL;
+    a->act_f32 = kb ? a->dact : NULL;
+}
+
+/* With mb_model_saves_bf16, the fp32 linear inputs of layers [FIRST, FIRST + COUNT) are
+ * passing values: point them at the scratch. */
+static void place_linear_inputs(const struct mb_model *m, struct mb_acts *a, int64_t first,
+                                int64_t count)
+{
+    for (int64_t l = first; l < first + count && mb_model_saves_bf16(m); l++) {
+        a->layer[l].ln1 = a->ln_f32;
+        a->layer[l].ln2 = a->ln_f32;
+        a->layer[l].act = a->act_f32;
+    }
 }
 
 static void carve_all(struct carve *c, const struct mb_model *m, struct mb_acts *a)
 {
     carve_saved(c, m, a, 0, m->stage.layers);
     carve_scratch(c, m, a);
+    place_linear_inputs(m, a, 0, m->stage.layers);
 }
 
 /* Rows of logits computed at once: about 16M floats, at least one row. */
@@ -231,6 +260,7 @@ void mb_acts_slot_place(const struct mb_model *m, struct mb_acts *a, int chunk)
     a->dhead = take(&place, a->res_rows * m->cfg.hidden_size, true);
     struct carve shared = { s->block, 0 }; /* the scratch's own layout (scratch_new) */
     carve_scratch(&shared, m, a);
+    place_linear_inputs(m, a, m->stage.chunk_first[chunk], m->stage.chunk_layers[chunk]);
     if (!a->vocab_ids && s->vocab_ids)
         a->vocab_ids = mb_xmalloc((size_t)(a->batch * a->seq) * sizeof(int32_t));
 }

@@ -20,6 +20,10 @@ struct mb_layer_acts {
     float *fc1;                  /* [N, fc1 rows] */
     float *act;                  /* [N, I] */
     float *fc2, *pm_rstd;        /* sandwich norm: MLP output before its norm */
+    /* bf16 (mb_model_saves_bf16): the bf16 inputs of linear_qkv, linear_fc1 and
+     * linear_fc2 [N, H], [N, H], [N, I], kept instead of ln1, ln2 and act, which then
+     * point at the scratch (mb_acts ln_f32, act_f32); else NULL. */
+    uint16_t *ln1_b, *ln2_b, *act_b;
 };
 
 /* A micro-batch's positions (its own, or 0 .. T-1 made here) and the document starts of
@@ -61,6 +65,12 @@ struct mb_acts {
     float *xent_max, *xent_target; /* [chunk] vocabulary-parallel cross-entropy */
     double *xent_sum;            /* [chunk] */
     int32_t *vocab_ids;          /* [N] host: token id - vocab_start, -1 off this rank */
+    /* bf16 mixed precision: a linear layer's bf16 x [N, widest input] and dy
+     * [N or chunk, widest output] (nn/linear.h xb, dyb); with mb_model_saves_bf16 the
+     * fp32 norm output [R, H] and activation [N, I] that the saved bf16 copies replace,
+     * passing values of the forward: the backward's dtmp and dact */
+    uint16_t *xb, *dyb;
+    float *ln_f32, *act_f32;
     /* pipeline slots (mb_acts_slots_reserve) */
     float *dhead;                /* [R, H] the head's gradient, kept to the backward pass */
     struct mb_batch_aux aux;     /* of the micro-batch in this slot */
@@ -79,6 +89,14 @@ void mb_acts_slots_free(struct mb_model *m);
 /* Point slot A's layer activations at chunk CHUNK's layers (and its scratch at the
  * shared one), for a forward pass of that chunk. */
 void mb_acts_slot_place(const struct mb_model *m, struct mb_acts *a, int chunk);
+
+/* Whether the layers keep the bf16 copies of their linear inputs instead of the fp32
+ * ones (mb_layer_acts ln1_b ...): in bf16, where the fp32 input is not needed again
+ * (sequence parallelism gathers it in fp32, adapters read it). */
+static inline bool mb_model_saves_bf16(const struct mb_model *m)
+{
+    return m->wb && !m->sequence_parallel && m->peft.kind == MB_PEFT_NONE;
+}
 
 /* Global number of local layer L (nn/stage.h): the sliding-window pattern, rope bases
  * and adapter dropout sites follow the global layer. */

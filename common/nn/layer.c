@@ -57,7 +57,22 @@ struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id
         .tp = m->tp,
         .gathered = m->acts ? m->acts->gathered : NULL,
     };
+    if (m->wb && lin.w) {
+        lin.wb = m->wb + (lin.w - m->w);
+        lin.xb = m->acts ? m->acts->xb : NULL; /* no acts: not for a GEMM (DoRA's norms) */
+        lin.dyb = m->acts ? m->acts->dyb : NULL;
+    }
     return lin;
+}
+
+/* With mb_model_saves_bf16: LIN's bf16 input goes to (or, in the backward, is read
+ * from) SAVED, kept from the forward to the backward. */
+static void keep_input(struct mb_linear *lin, uint16_t *saved)
+{
+    if (saved && lin->wb) {
+        lin->xb = saved;
+        lin->xb_kept = true;
+    }
 }
 
 /* Attach layer L's adapter of module K, if the model has one, to LIN (peft/peft.h). */
@@ -261,6 +276,7 @@ static void attention_forward(const struct mb_model *m, int64_t l, const struct 
     int64_t n = p->batch * p->seq, r = p->res_rows, h = c->hidden_size;
     struct mb_linear qkv = qkv_linear(m, l), proj = proj_linear(m, l);
 
+    keep_input(&qkv, la->ln1_b);
     mb_norm_forward(m, la->ln1, la->ln1_mean, la->ln1_rstd, la->x_in, weight(m, MB_P_LN1_W, l),
                     weight(m, MB_P_LN1_B, l), r);
     mb_linear_forward(&qkv, p->qkv, la->ln1, n);
@@ -309,6 +325,8 @@ static void mlp_forward(const struct mb_model *m, int64_t l, const struct mb_lay
     int64_t n = p->batch * p->seq, r = p->res_rows, h = c->hidden_size;
     struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
 
+    keep_input(&fc1, la->ln2_b);
+    keep_input(&fc2, la->act_b);
     mb_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->x_mid, weight(m, MB_P_LN2_W, l),
                     weight(m, MB_P_LN2_B, l), r);
     mb_linear_forward(&fc1, la->fc1, la->ln2, n);
@@ -372,6 +390,8 @@ static void mlp_backward(struct mb_model *m, int64_t l)
     struct mb_layer_acts *la = &a->layer[l];
     int64_t n = rows_of(m), r = res_rows(m);
     struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
+    keep_input(&fc1, la->ln2_b);
+    keep_input(&fc2, la->act_b);
 
     const float *dy = through_post_norm(m, l, MB_P_POST_MLP_NORM_W, la->fc2, la->pm_rstd);
     mb_linear_backward(&fc2, a->dact, dy, la->act, n);
@@ -419,6 +439,7 @@ static void attention_backward(struct mb_model *m, int64_t l, const int32_t *pos
     const struct mb_attn_shape s = attn_shape(m, l);
     int64_t n = rows_of(m), r = res_rows(m);
     struct mb_linear qkv = qkv_linear(m, l), proj = proj_linear(m, l);
+    keep_input(&qkv, la->ln1_b);
 
     const float *dy = through_post_norm(m, l, MB_P_POST_ATTN_NORM_W, la->proj, la->pa_rstd);
     float *dattn = a->dwide;

@@ -19,11 +19,17 @@ static struct mb_adapter_base adapter_base(const struct mb_linear *l)
     return b;
 }
 
-/* y[n, out] = x[n, in] W^T */
+/* y[n, out] = x[n, in] W^T; in bf16, x goes to l->xb first */
 static void gemm_fwd(const struct mb_linear *l, float *y, const float *x, int64_t n)
 {
-    l->ops->matmul(l->ex, false, true, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
-                   l->out);
+    if (!l->wb) {
+        l->ops->matmul(l->ex, false, true, n, l->out, l->in, 1.0f, x, l->in, l->w, l->in, 0.0f, y,
+                       l->out);
+        return;
+    }
+    l->ops->convert(l->ex, l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
+    l->ops->matmul_bf16(l->ex, false, true, n, l->out, l->in, 1.0f, l->xb, l->in, l->wb, l->in, 0.0f,
+                        y, l->out);
 }
 
 void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int64_t n)
@@ -52,19 +58,47 @@ void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int6
         l->ops->add_bias(l->ex, y, l->b, rows, l->out);
 }
 
-/* dx[n, in] = dy W; dW += dy^T x (both n rows) */
-static void gemm_dx(const struct mb_linear *l, float *dx, const float *dy, int64_t n)
+/* The gradient of y as the backward GEMMs take it: fp32, and in bf16 its converted copy
+ * (made once for both GEMMs). */
+struct dy_pair {
+    const float *f32;
+    const uint16_t *bf16;
+};
+
+static struct dy_pair dy_of(const struct mb_linear *l, const float *dy, int64_t n)
 {
-    l->ops->matmul(l->ex, false, false, n, l->in, l->out, 1.0f, dy, l->out, l->w, l->in, 0.0f, dx,
-                   l->in);
+    struct dy_pair d = { dy, NULL };
+    if (l->wb) {
+        l->ops->convert(l->ex, l->dyb, MB_DTYPE_BF16, dy, MB_DTYPE_F32, n * l->out);
+        d.bf16 = l->dyb;
+    }
+    return d;
 }
 
-static void gemm_dw(const struct mb_linear *l, const float *dy, const float *x, int64_t n)
+/* dx[n, in] = dy W; dW += dy^T x (both n rows) */
+static void gemm_dx(const struct mb_linear *l, float *dx, struct dy_pair dy, int64_t n)
+{
+    if (!l->wb)
+        l->ops->matmul(l->ex, false, false, n, l->in, l->out, 1.0f, dy.f32, l->out, l->w, l->in, 0.0f,
+                       dx, l->in);
+    else
+        l->ops->matmul_bf16(l->ex, false, false, n, l->in, l->out, 1.0f, dy.bf16, l->out, l->wb, l->in,
+                            0.0f, dx, l->in);
+}
+
+static void gemm_dw(const struct mb_linear *l, struct dy_pair dy, const float *x, int64_t n)
 {
     if (!l->gw) /* frozen */
         return;
-    l->ops->matmul(l->ex, true, false, l->out, l->in, n, 1.0f, dy, l->out, x, l->in, 1.0f, l->gw,
-                   l->in);
+    if (!l->wb) {
+        l->ops->matmul(l->ex, true, false, l->out, l->in, n, 1.0f, dy.f32, l->out, x, l->in, 1.0f,
+                       l->gw, l->in);
+        return;
+    }
+    if (!l->xb_kept) /* the forward's copy is gone: convert x again (the same bits) */
+        l->ops->convert(l->ex, l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
+    l->ops->matmul_bf16(l->ex, true, false, l->out, l->in, n, 1.0f, dy.bf16, l->out, l->xb, l->in, 1.0f,
+                        l->gw, l->in);
 }
 
 /* The adapter's gradients from DY and X (all N rows); returns the gradient the base's
@@ -92,22 +126,22 @@ static void column_backward(const struct mb_linear *l, float *dx, const float *d
 {
     const float *bias_dy = dy; /* the bias is outside DoRA's scaling */
     if (!sp(l)) {
-        dy = adapter_backward(l, dy, x, n);
+        struct dy_pair d = dy_of(l, adapter_backward(l, dy, x, n), n);
         if (dx) {
-            gemm_dx(l, dx, dy, n);
+            gemm_dx(l, dx, d, n);
             adapter_dx(l, dx, n);
             if (l->mode == MB_LINEAR_COLUMN)
                 mb_group_sum_f32(l->tp, dx, n * l->in);
         }
-        gemm_dw(l, dy, x, n);
+        gemm_dw(l, d, x, n);
     } else {
         /* only the shard of x was kept: gather it again, then reduce-scatter dx */
         int64_t shard = n / l->tp->size;
         mb_group_all_gather_f32(l->tp, x, l->gathered, shard * l->in);
-        dy = adapter_backward(l, dy, l->gathered, n);
-        gemm_dw(l, dy, l->gathered, n);
+        struct dy_pair d = dy_of(l, adapter_backward(l, dy, l->gathered, n), n);
+        gemm_dw(l, d, l->gathered, n);
         if (dx) {
-            gemm_dx(l, l->gathered, dy, n);
+            gemm_dx(l, l->gathered, d, n);
             adapter_dx(l, l->gathered, n);
             mb_group_reduce_scatter_f32(l->tp, l->gathered, dx, shard * l->in);
         }
@@ -130,12 +164,12 @@ static void row_backward(const struct mb_linear *l, float *dx, const float *dy, 
     } else if (l->gb) {
         l->ops->bias_grad(l->ex, l->gb, dy, n, l->out);
     }
-    dy_full = adapter_backward(l, dy_full, x, n);
+    struct dy_pair d = dy_of(l, adapter_backward(l, dy_full, x, n), n);
     if (dx) {
-        gemm_dx(l, dx, dy_full, n);
+        gemm_dx(l, dx, d, n);
         adapter_dx(l, dx, n);
     }
-    gemm_dw(l, dy_full, x, n);
+    gemm_dw(l, d, x, n);
 }
 
 void mb_linear_backward(const struct mb_linear *l, float *dx, const float *dy, const float *x,

@@ -16,6 +16,10 @@
  * GEMM (and reduce-scatters dx), a row layer reduce-scatters y (and all-gathers dy).
  * Weights are [out, in] as Megatron keeps them. Groups of one communicate nothing, so a
  * single process runs exactly the GEMMs it always ran.
+ *
+ * bf16 mixed precision (DESIGN.md 5): with wb set, the three GEMMs take x, dy and W in
+ * bf16 and give fp32 (ops->matmul_bf16); communication, bias, adapters and every
+ * gradient stay fp32.
  */
 #ifndef MB_NN_LINEAR_H
 #define MB_NN_LINEAR_H
@@ -44,6 +48,14 @@ struct mb_linear {
     /* A LoRA or DoRA adapter attached to the layer (peft/peft.h); adapter.rank 0: none.
      * With one, gw and gb are NULL (the base is frozen) but dx still flows. */
     struct mb_adapter adapter;
+    /* bf16 GEMMs: wb is the bf16 shadow of w (NULL: fp32 GEMMs, none of the below used).
+     * The forward converts x (gathered, under sequence parallelism) into xb [n, in]; with
+     * xb_kept that copy is what the caller keeps for the backward, which then reads it
+     * and not x (x may be NULL), else the backward converts x again. dyb: [n, out]
+     * scratch for the bf16 dy. */
+    const uint16_t *wb;
+    uint16_t *xb, *dyb;
+    bool xb_kept;
 };
 
 /* Y [n, out] from X [n, in], where n is the full token rows (the rows of x and y outside

@@ -77,6 +77,7 @@ void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, flo
      * around the chunks, so the chunks' projection communicates nothing */
     struct mb_linear out = mb_model_linear(m, output_id(m), MB_P_COUNT, 0,
                                            sp ? MB_LINEAR_NONE : MB_LINEAR_COLUMN, h, v);
+    out.xb_kept = out.wb != NULL; /* each chunk's backward follows its forward: xb holds */
 
     mb_norm_forward(m, a->hf, a->hf_mean, a->hf_rstd, a->x_final,
                     m->w + mb_param_offset(&m->params, MB_P_FINAL_NORM_W, 0),

@@ -135,6 +135,8 @@ void mb_model_free(struct mb_model *m)
     m->ops->free(m->ex, m->rope_global);
     m->ops->free(m->ex, m->vocab_mask);
     m->ops->free(m->ex, m->w);
+    if (m->wb)
+        m->ops->free(m->ex, m->wb);
     if (m->g)
         m->ops->free(m->ex, m->g);
     mb_adapter_scratch_release(m->peft_scratch);
@@ -151,6 +153,25 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed)
     mb_param_init_all(&m->params, &m->cfg, seed, host);
     m->ops->from_host(m->ex, m->w, host, m->params.total);
     free(host);
+    mb_model_weights_changed(m);
+}
+
+int mb_model_set_bf16(struct mb_model *m)
+{
+    MB_ASSERT(!m->acts && !m->pipe_slots); /* their layout depends on it */
+    if (m->wb)
+        return 0;
+    m->wb = m->ops->alloc(m->ex, (size_t)m->params.total * sizeof(uint16_t));
+    if (!m->wb)
+        return mb_err_wrap("bf16 copy of %lld parameters", (long long)m->params.total);
+    mb_model_weights_changed(m);
+    return 0;
+}
+
+void mb_model_weights_changed(struct mb_model *m)
+{
+    if (m->wb)
+        m->ops->convert(m->ex, m->wb, MB_DTYPE_BF16, m->w, MB_DTYPE_F32, m->params.total);
 }
 
 float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p)

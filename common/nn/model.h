@@ -76,6 +76,9 @@ struct mb_model {
     struct mb_adapter_dropout peft_dropout;
     bool peft_dropout_on;
     bool peft_norms_fixed;       /* mb_model_fix_norms was called */
+    /* bf16 mixed precision (mb_model_set_bf16; DESIGN.md 5): the bf16 shadow of w, same
+     * offsets, that the linear layers' GEMMs read; NULL: fp32. */
+    uint16_t *wb;
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
@@ -149,6 +152,19 @@ void mb_model_fix_norms(struct mb_model *m);
 /* The gradient of parameter P (its first element) in m->g, or NULL when P is frozen or
  * the model has no gradients. */
 float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p);
+
+/* bf16 mixed precision (DESIGN.md 5): from now on every linear layer and the output
+ * layer run their GEMMs on bf16 inputs and weights with fp32 results, and keep the bf16
+ * copy of their input for the backward where nothing else needs the fp32 one (without
+ * sequence parallelism and adapters); weights, gradients, norms, attention, activations,
+ * the residual stream and the loss stay fp32. Allocates the bf16 shadow of the weights
+ * (filled from them). Call after init, before the first step. -1 with mb_err when out
+ * of memory. */
+MB_MUST_CHECK int mb_model_set_bf16(struct mb_model *m);
+
+/* The weights changed (initialisation, load, optimizer step): refresh the bf16 shadow
+ * from them. Nothing in fp32. */
+void mb_model_weights_changed(struct mb_model *m);
 
 /* Initialise the weights from SEED (nn/params.h: same weights for any layout). */
 void mb_model_init_weights(struct mb_model *m, uint64_t seed);

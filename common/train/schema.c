@@ -212,6 +212,9 @@ static const struct mb_config_key pretrain_keys[] = {
     { "ddp.bucket_size", INT, "0",
       "floats per gradient bucket with overlap_grad_reduce; 0 = max(40000000, 1000000 x DP)",
       NULL },
+    { "mixed_precision", STRING, "fp32",
+      "bf16_mixed: the linear layers' GEMMs on bf16 weights and inputs, fp32 results, master "
+      "weights, gradients and the rest (Megatron Bridge's recipe name)", "fp32|bf16_mixed" },
 };
 
 /* Megatron Bridge's ConfigContainer names (dataset: GPTDatasetConfig, rng: RNGConfig,

@@ -186,6 +186,20 @@ static int plan_stage(const struct mb_trainer *t, const struct mb_model_config *
                          mb_config_i64(cfg, first), mb_config_i64(cfg, last), where);
 }
 
+/* mixed_precision (the schema allows fp32 and bf16_mixed): the model's GEMMs in bf16
+ * (mb_model_set_bf16), said once at the start. */
+static int precision(struct mb_trainer *t)
+{
+    bool bf16 = strcmp(mb_config_str(t->cfg, "mixed_precision"), "bf16_mixed") == 0;
+    if (t->dist->rank == 0)
+        mb_log_info("mixed_precision %s: %s", bf16 ? "bf16_mixed" : "fp32",
+                    bf16 ? "GEMMs of the linear layers and the output layer on bf16 weights "
+                           "and inputs with fp32 results; fp32 master weights, gradients, "
+                           "norms, attention, loss and optimizer"
+                         : "everything in fp32");
+    return bf16 ? mb_model_set_bf16(&t->model) : 0;
+}
+
 /* The model: this rank's tensor-parallel shards of its pipeline stage of MC. */
 static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
 {
@@ -195,9 +209,11 @@ static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
     struct mb_stage stage;
     if (plan_stage(t, mc, &stage) < 0)
         return -1;
-    return mb_model_init_stage(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
-                               mb_config_bool(t->cfg, "dist.sequence_parallel"), &t->peft,
-                               &stage);
+    if (mb_model_init_stage(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
+                            mb_config_bool(t->cfg, "dist.sequence_parallel"), &t->peft,
+                            &stage) < 0)
+        return -1;
+    return precision(t);
 }
 
 /* Under pipeline parallelism: this rank's schedule over the iteration's micro-batches,
@@ -541,6 +557,7 @@ static int train_iteration(struct mb_trainer *t)
         mb_adamw_step(&t->opt, m->w, g, (float)lr);
         mb_grad_sync_gather(&t->gsync, m->w + m->params.frozen);
         align_tied_embedding(t);
+        mb_model_weights_changed(m); /* every rank, all its weights: after the gather */
     }
     t->dp_traffic += mb_group_traffic(dp) - traffic;
     t->tp_traffic += mb_group_traffic(tp) - tp_traffic;
@@ -711,6 +728,8 @@ static int maybe_resume(struct mb_trainer *t)
                     "is the seeded initialisation", mb_peft_kind_name(t->peft.kind));
     if (rc == 0 && (file || t->pretrained))
         rc = mb_train_keep_extras(t, file ? file : t->pretrained);
+    if (rc == 0) /* the loaded weights (and DoRA's magnitudes) */
+        mb_model_weights_changed(&t->model);
     free(file);
     return rc;
 }

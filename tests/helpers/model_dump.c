@@ -2,7 +2,7 @@
  * the transformers oracle (tests/oracle/hf_model.py) and the finite-difference check.
  *
  *   model_dump CONFIG.json OUT_DIR [--batch B] [--seq T] [--seed S]
- *              [--peft lora|dora --dim R --alpha A [--targets linear_qkv,...]]
+ *              [--peft lora|dora --dim R --alpha A [--targets linear_qkv,...]] [--bf16]
  *
  * Writes OUT_DIR/{config.json, tokens.npy, labels.npy, loss_mask.npy, logits.npy,
  * loss.npy, params/NAME.npy, grads/NAME.npy}. The loss is the mask-weighted mean token
@@ -11,7 +11,8 @@
  * base and adapters, grads the adapters only, and OUT_DIR/peft.json the adapter
  * configuration (the checkpoint attribute's JSON) for tests/oracle/peft_model.py. B
  * (zero at initialisation) and DoRA's magnitudes are moved off their start so that the
- * adapters change the output.
+ * adapters change the output. --bf16: the step in bf16 mixed precision (mb_model_set_bf16;
+ * params are the fp32 master weights).
  */
 #include <errno.h>
 #include <stdio.h>
@@ -101,6 +102,7 @@ struct args {
     const char *peft, *targets;
     int64_t dim;
     double alpha;
+    bool bf16;
 };
 
 /* The adapters of A (kind NONE without --peft). */
@@ -120,9 +122,11 @@ static void peft_config(const struct args *a, struct mb_peft_config *pc)
 
 static int parse_args(int argc, char **argv, struct args *a)
 {
-    *a = (struct args){ NULL, NULL, 2, 16, 7, NULL, NULL, 8, 16.0 };
+    *a = (struct args){ NULL, NULL, 2, 16, 7, NULL, NULL, 8, 16.0, false };
     for (int i = 1; i < argc; i++) {
-        if (i + 1 < argc && strcmp(argv[i], "--peft") == 0)
+        if (strcmp(argv[i], "--bf16") == 0)
+            a->bf16 = true;
+        else if (i + 1 < argc && strcmp(argv[i], "--peft") == 0)
             a->peft = argv[++i];
         else if (i + 1 < argc && strcmp(argv[i], "--targets") == 0)
             a->targets = argv[++i];
@@ -154,7 +158,7 @@ int main(int argc, char **argv)
     struct args a;
     if (parse_args(argc, argv, &a) < 0) {
         fprintf(stderr, "usage: model_dump CONFIG.json OUT_DIR [--batch B] [--seq T] [--seed S] "
-                        "[--peft lora|dora --dim R --alpha A [--targets M,...]]\n");
+                        "[--peft lora|dora --dim R --alpha A [--targets M,...]] [--bf16]\n");
         return 2;
     }
     mb_json *j = mb_json_parse_file(a.config);
@@ -171,6 +175,8 @@ int main(int argc, char **argv)
     mb_model_init_weights(&m, a.seed);
     perturb_norms_and_biases(&m, a.seed);
     perturb_magnitudes(&m, a.seed);
+    if (a.bf16 && mb_model_set_bf16(&m) < 0) /* after the weights are final */
+        return fail();
     mb_model_zero_grad(&m);
 
     int64_t n = a.batch * a.seq, v = cfg.vocab_size;
