@@ -31,7 +31,8 @@ endif
 # OpenMP threads the CPU kernels (common/kern/cpu); -pthread for the tools' own threads
 ALL_CFLAGS  = -std=c17 -D_GNU_SOURCE -pthread -fopenmp $(WARN) $(CFLAGS) -Icommon -I$(BUILD) \
               $(EXT_CFLAGS)
-LDFLAGS_ALL = -pthread -fopenmp $(LDFLAGS)
+# -rdynamic: backtraces (the cpu-guarded backend's) name the functions
+LDFLAGS_ALL = -pthread -fopenmp -rdynamic $(LDFLAGS)
 
 ifndef V
 QUIET_CC   = @echo '   CC  ' $@;

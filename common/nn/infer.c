@@ -194,7 +194,7 @@ static void head(struct mb_infer *st, int64_t n, bool all, float *logits)
     m->ops->matmul(m->ex, false, true, rows, v, h, 1.0f, s->hf, h, weight(m, out, 0), h, 0.0f,
                    s->logits, v);
     mb_vocab_mask_apply(m, s->logits, rows);
-    m->ops->to_host(m->ex, logits, s->logits, rows * v);
+    mb_to_host_f32(m->ops, m->ex, logits, s->logits, rows * v);
     mb_softcap_logits(logits, rows * v, c->final_logit_softcapping);
 }
 

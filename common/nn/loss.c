@@ -30,7 +30,7 @@ int mb_vocab_mask_init(struct mb_model *m)
         host[i] = start + i < real ? 0.0f : -INFINITY;
     m->vocab_mask = m->ops->alloc(m->ex, (size_t)rows * sizeof(float));
     if (m->vocab_mask)
-        m->ops->from_host(m->ex, m->vocab_mask, host, rows);
+        mb_from_host_f32(m->ops, m->ex, m->vocab_mask, host, rows);
     free(host);
     return m->vocab_mask ? 0 : mb_err_wrap("the padded-vocabulary mask");
 }
@@ -97,7 +97,7 @@ void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, flo
         mb_linear_forward(&out, a->logits, hf, rows);
         mb_vocab_mask_apply(m, a->logits, rows);
         if (logits) {
-            m->ops->to_host(m->ex, logits + r0 * v, a->logits, rows * v);
+            mb_to_host_f32(m->ops, m->ex, logits + r0 * v, a->logits, rows * v);
             mb_softcap_logits(logits + r0 * v, rows * v, c->final_logit_softcapping);
         }
         if (m->tp->size == 1)

@@ -78,10 +78,10 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
         return mb_err_wrap("RoPE tables");
     }
     mb_rope_table(host, cfg, false);
-    ops->from_host(m->ex, m->rope_global, host, table);
+    mb_from_host_f32(ops, m->ex, m->rope_global, host, table);
     if (local) {
         mb_rope_table(host, cfg, true);
-        ops->from_host(m->ex, m->rope_local, host, table);
+        mb_from_host_f32(ops, m->ex, m->rope_local, host, table);
     }
     free(host);
     return 0;
@@ -149,7 +149,7 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed)
 {
     float *host = mb_xmalloc((size_t)m->params.total * sizeof(float));
     mb_param_init_all(&m->params, &m->cfg, seed, host);
-    m->ops->from_host(m->ex, m->w, host, m->params.total);
+    mb_from_host_f32(m->ops, m->ex, m->w, host, m->params.total);
     free(host);
 }
 
@@ -205,7 +205,7 @@ void mb_sum_loss(const struct mb_model *m, const struct mb_batch *b, double *los
 {
     int64_t n = b->batch * b->seq;
     float *loss = mb_xmalloc((size_t)n * sizeof(float));
-    m->ops->to_host(m->ex, loss, m->acts->loss, n);
+    mb_to_host_f32(m->ops, m->ex, loss, m->acts->loss, n);
     double ls = 0, ms = 0;
     for (int64_t i = 0; i < n; i++) {
         if (b->labels[i] < 0)

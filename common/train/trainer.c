@@ -43,6 +43,17 @@ static int parallel_state(struct mb_trainer *t)
                           mb_config_where(cfg, key[0]));
 }
 
+/* The backend of dist.device; when the key is not given, of $MB_DEVICE (else auto). NULL
+ * with mb_err naming the key or the variable. */
+static const struct mb_ops *backend(const mb_config *cfg)
+{
+    const char *key = "dist.device", *where = mb_config_where(cfg, key);
+    if (strcmp(where, "default") != 0)
+        return mb_ops_find(mb_config_str(cfg, key), where);
+    const char *env = getenv("MB_DEVICE");
+    return mb_ops_find(mb_ops_default_name(), env && *env ? "MB_DEVICE" : key);
+}
+
 static int check_sizes(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -72,11 +83,7 @@ static int check_sizes(struct mb_trainer *t)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "dist.sequence_parallel"),
                           "dist.sequence_parallel: data.seq_length %lld is not a multiple of "
                           "dist.tensor_model_parallel_size %d", (long long)t->seq, t->ps.tp);
-    const char *device = mb_config_str(cfg, "dist.device");
-    if (strcmp(device, "cuda") == 0)
-        return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, "dist.device"),
-                          "dist.device=cuda: this build has no CUDA backend; use cpu or auto");
-    return 0;
+    return backend(cfg) ? 0 : -1;
 }
 
 static int64_t eval_samples(const struct mb_trainer *t)
@@ -195,7 +202,10 @@ static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
     struct mb_stage stage;
     if (plan_stage(t, mc, &stage) < 0)
         return -1;
-    return mb_model_init_stage(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
+    const struct mb_ops *ops = backend(t->cfg);
+    if (!ops)
+        return -1;
+    return mb_model_init_stage(&t->model, mc, ops, mb_pstate_group(&t->ps, MB_GROUP_TP),
                                mb_config_bool(t->cfg, "dist.sequence_parallel"), &t->peft,
                                &stage);
 }

@@ -39,8 +39,8 @@ static void test_memory(void)
     float h[13], back[13];
     for (int i = 0; i < 13; i++)
         h[i] = (float)i + 0.5f;
-    ops->from_host(ex, x, h, 13);
-    ops->to_host(ex, back, x, 13);
+    mb_from_host_f32(ops, ex, x, h, 13);
+    mb_to_host_f32(ops, ex, back, x, 13);
     ok(memcmp(h, back, sizeof h) == 0, "from_host/to_host round trip");
     ops->zero(ex, x, 7);
     ok(x[6] == 0.0f && x[7] == 7.5f, "zero clears exactly n elements");
