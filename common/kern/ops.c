@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "core/err.h"
+#include "core/mem.h"
 #include "kern/ops.h"
 
 const struct mb_ops *mb_ops_find(const char *name, const char *where)
@@ -26,4 +27,23 @@ const char *mb_ops_default_name(void)
 {
     const char *env = getenv("MB_DEVICE");
     return env && *env ? env : "auto";
+}
+
+void *mb_host_view(const struct mb_ops *o, struct mb_exec *ex, const void *dev, size_t bytes)
+{
+    if (o->host_memory || !dev)
+        return (void *)dev;
+    void *h = mb_xmalloc(bytes ? bytes : 1);
+    o->to_host(ex, h, dev, bytes);
+    return h;
+}
+
+void mb_host_view_end(const struct mb_ops *o, struct mb_exec *ex, void *dev, void *host,
+                      size_t bytes, bool write)
+{
+    if (o->host_memory || !dev)
+        return;
+    if (write)
+        o->from_host(ex, dev, host, bytes);
+    free(host);
 }

@@ -64,7 +64,7 @@ struct mb_ops {
 
     /* true: the backend's memory is host memory, which host code (MPI, HDF5, loops) may
      * read and write in place; false: only ops and the copies below may touch it, and
-     * host code stages through host buffers (nn/devcomm.h). */
+     * host code stages through host buffers (dist/devcomm.h). */
     bool host_memory;
 
     /* memory */
@@ -250,6 +250,14 @@ static inline void mb_from_host_i32(const struct mb_ops *o, struct mb_exec *ex, 
 {
     o->from_host(ex, dev, host, (size_t)n * sizeof(int32_t));
 }
+
+/* Host code's access to BYTES of backend memory at DEV (kern/ops.c): DEV itself when the
+ * backend's memory is host memory, else a host copy of it. mb_host_view_end ends it: with
+ * WRITE the host copy goes back to DEV; the copy is freed. So a host loop over backend
+ * memory costs nothing on the CPU and stages through the host elsewhere. */
+void *mb_host_view(const struct mb_ops *o, struct mb_exec *ex, const void *dev, size_t bytes);
+void mb_host_view_end(const struct mb_ops *o, struct mb_exec *ex, void *dev, void *host,
+                      size_t bytes, bool write);
 
 /* The backend called NAME (kern/ops.c): "cpu"; "cpu-guarded", the CPU kernels on a
  * guarded arena that host code cannot touch (for tests: kern/guarded/); "auto", the
