@@ -11,6 +11,7 @@
 #include "core/mem.h"
 #include "core/time.h"
 #include "ckpt/ckpt.h"
+#include "dist/devcomm.h"
 #include "ckpt/stale.h"
 #include "kern/ops.h"
 #include "train/limits.h"
@@ -505,8 +506,8 @@ static void sum_tied_embedding(struct mb_trainer *t)
 {
     const struct mb_param *p = tied_copy(t);
     if (p)
-        mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_EMB), mb_model_grad_of(&t->model, p),
-                         p->numel);
+        mb_dev_sum_f32(t->model.ops, t->model.ex, mb_pstate_group(&t->ps, MB_GROUP_EMB),
+                       mb_model_grad_of(&t->model, p), p->numel);
 }
 
 /* The two copies got the same summed gradient, but through DP reductions of other
@@ -517,8 +518,8 @@ static void align_tied_embedding(struct mb_trainer *t)
 {
     const struct mb_param *p = tied_copy(t);
     if (p && t->ps.dp > 2)
-        mb_group_broadcast(mb_pstate_group(&t->ps, MB_GROUP_EMB), t->model.w + p->offset,
-                           p->numel * (int64_t)sizeof(float), 0);
+        mb_dev_broadcast(t->model.ops, t->model.ex, mb_pstate_group(&t->ps, MB_GROUP_EMB),
+                         t->model.w + p->offset, p->numel * (int64_t)sizeof(float), 0);
 }
 
 static int train_iteration(struct mb_trainer *t)
