@@ -6,10 +6,11 @@
 
 #include "core/mem.h"
 
-/* Whether a collective of G on O's memory needs a host copy. */
+/* Whether a collective of G on O's memory needs a host copy: off host memory, when G
+ * communicates (a group of one leaves a sum, a maximum or a broadcast as it is). */
 static bool staged(const struct mb_ops *o, const struct mb_group *g)
 {
-    return !o->host_memory && g->size > 1;
+    return !o->host_memory && g->comm;
 }
 
 static void *host_copy(const struct mb_ops *o, struct mb_exec *ex, const void *dev, size_t bytes)
@@ -69,8 +70,11 @@ void mb_dev_max_f32(const struct mb_ops *o, struct mb_exec *ex, const struct mb_
 void mb_dev_all_gather_f32(const struct mb_ops *o, struct mb_exec *ex, const struct mb_group *g,
                            const float *mine, float *all, int64_t n)
 {
-    if (!staged(o, g)) {
-        mb_group_all_gather_f32(g, mine, all, n);
+    if (!staged(o, g)) { /* a group of one copies MINE to ALL: the backend's copy then */
+        if (o->host_memory)
+            mb_group_all_gather_f32(g, mine, all, n);
+        else if (all != mine)
+            o->copy(ex, all, mine, n);
         return;
     }
     float *h_mine = host_copy(o, ex, mine, (size_t)n * sizeof(float));
@@ -83,8 +87,11 @@ void mb_dev_all_gather_f32(const struct mb_ops *o, struct mb_exec *ex, const str
 void mb_dev_reduce_scatter_f32(const struct mb_ops *o, struct mb_exec *ex,
                                const struct mb_group *g, const float *in, float *out, int64_t n)
 {
-    if (!staged(o, g)) {
-        mb_group_reduce_scatter_f32(g, in, out, n);
+    if (!staged(o, g)) { /* a group of one copies IN to OUT: the backend's copy then */
+        if (o->host_memory)
+            mb_group_reduce_scatter_f32(g, in, out, n);
+        else if (out != in)
+            o->copy(ex, out, in, n);
         return;
     }
     float *h_in = host_copy(o, ex, in, (size_t)(n * g->size) * sizeof(float));

@@ -1,9 +1,10 @@
 /* dist/devcomm.h - the group collectives (dist/pstate.h) on backend memory.
  *
  * MPI and host loops may touch backend memory only when it is host memory (the CPU's:
- * kern/ops.h host_memory). These take the op table and its context: on host memory, or
- * in a group of one (which never communicates), they are the dist/ call itself, so the
- * CPU path costs nothing; otherwise the data goes through a host buffer (to_host, the
+ * kern/ops.h host_memory). These take the op table and its context: on host memory they
+ * are the dist/ call itself, so the CPU path costs nothing; in a group of one (which never
+ * communicates) a sum, maximum or broadcast does nothing and a gather or scatter is the
+ * backend's copy; otherwise the data goes through a host buffer (to_host, the
  * collective, from_host). Same arguments as the dist/ functions otherwise.
  */
 #ifndef MB_DIST_DEVCOMM_H

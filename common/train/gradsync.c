@@ -69,7 +69,7 @@ static void bucket_counts(struct mb_grad_sync *s)
 /* Whether the collectives need a host copy of the gradients (dist/devcomm.h's rule). */
 static bool staged(const struct mb_grad_sync *s)
 {
-    return !s->ops->host_memory && s->dp->size > 1;
+    return !s->ops->host_memory && s->dp->comm;
 }
 
 int mb_grad_sync_init(struct mb_grad_sync *s, const struct mb_group *dp, const struct mb_ops *ops,
@@ -136,6 +136,9 @@ void mb_grad_sync_begin(struct mb_grad_sync *s)
 static void start_bucket(struct mb_grad_sync *s, int k)
 {
     struct mb_grad_bucket *b = &s->buckets[k];
+    b->started = true;
+    if (!s->dp->comm) /* a group of one: the sum is the buffer, in place */
+        return;
     float *in = s->gh + b->start;
     if (s->gh != s->g)
         mb_to_host_f32(s->ops, s->ex, in, s->g + b->start, b->end - b->start);
@@ -147,7 +150,6 @@ static void start_bucket(struct mb_grad_sync *s, int k)
         mb_group_isum_f32(s->dp, in, b->end - b->start, &s->reqs[k]);
     else
         mb_group_ireduce_scatter_v_f32(s->dp, in, in, b->counts, &s->reqs[k]);
-    b->started = true;
 }
 
 /* After the reduce-scatters: each bucket's part of this rank's shard from the bucket's
