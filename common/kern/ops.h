@@ -274,7 +274,7 @@ const struct mb_ops *mb_ops_cpu(void);
 /* The CPU kernels on a guarded arena (kern/guarded/): its memory is mapped PROT_NONE
  * where host code sees it, each op checks that every pointer and extent it gets lies in
  * a live allocation of the arena (a host pointer is an error naming the op and the
- * argument, exit 2) and runs the CPU kernel on a second mapping of the same pages; host
+ * argument, exit 2) and runs the CPU kernel on a read-write twin of the arena; host
  * code touching the arena faults, and the fault is reported (address, backtrace, exit 2).
  * For tests: it proves that only backend pointers reach the ops and that host code
  * reaches backend memory only through the copies. */

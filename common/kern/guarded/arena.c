@@ -1,5 +1,6 @@
-/* kern/guarded/arena.c - the guarded arena: two mappings of one memfd, a bump allocator
- * with a table of live allocations, the pointer check, and the fault handler. */
+/* kern/guarded/arena.c - the guarded arena: a PROT_NONE reservation and its read-write
+ * twin, a bump allocator with a table of live allocations, the pointer check, and the
+ * fault handler. */
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
@@ -16,9 +17,11 @@
 #include "core/mem.h"
 #include "kern/guarded/internal.h"
 
-/* Addresses reserved (twice); pages exist only once written, and freed ones are punched
- * out, so this bounds the addresses a run may ever allocate, not its memory. */
-#define ARENA_BYTES ((size_t)1 << 40)
+/* Addresses reserved (twice; fewer when the system refuses so many): pages exist only
+ * once written, and freed ones are given back, so this bounds the addresses a run may
+ * ever allocate, not its memory. */
+#define ARENA_MAX ((size_t)1 << 40)
+#define ARENA_MIN ((size_t)1 << 30)
 #define PAGE        ((size_t)4096)
 
 struct span {
@@ -29,13 +32,13 @@ struct span {
 static struct {
     pthread_once_t once;
     pthread_mutex_t lock;
-    int fd;
+    size_t size;
     char *dev, *work;
     size_t top;           /* next free offset */
     struct span *live;    /* sorted by offset */
     size_t nlive, cap;
     struct sigaction old_segv;
-} arena = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER, .fd = -1 };
+} arena = { .once = PTHREAD_ONCE_INIT, .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static void trace(void)
 {
@@ -90,7 +93,7 @@ static ptrdiff_t span_of(size_t off)
 static void on_segv(int sig, siginfo_t *si, void *uc)
 {
     char *a = si->si_addr;
-    if (arena.dev && a >= arena.dev && a < arena.dev + ARENA_BYTES) {
+    if (arena.dev && a >= arena.dev && a < arena.dev + arena.size) {
         put(mb_log_tool());
         put(": error: cpu-guarded: host code touched device memory at ");
         put_hex((uintptr_t)a);
@@ -120,18 +123,24 @@ static void die(const char *what)
     exit(2);
 }
 
+/* The two reservations: DEV, the addresses handed out, never accessible; WORK, where the
+ * kernels run (anonymous memory, not a file: a ulimit -f must not limit the arena). */
 static void arena_map(void)
 {
-    arena.fd = memfd_create("mb-cpu-guarded", MFD_CLOEXEC);
-    if (arena.fd < 0)
-        die("memfd_create");
-    if (ftruncate(arena.fd, (off_t)ARENA_BYTES) < 0)
-        die("sizing the arena's memfd");
-    void *dev = mmap(NULL, ARENA_BYTES, PROT_NONE, MAP_SHARED | MAP_NORESERVE, arena.fd, 0);
-    void *work = mmap(NULL, ARENA_BYTES, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
-                      arena.fd, 0);
+    void *dev = MAP_FAILED, *work = MAP_FAILED;
+    int flags = MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE;
+    for (arena.size = ARENA_MAX; arena.size >= ARENA_MIN; arena.size /= 2) {
+        dev = mmap(NULL, arena.size, PROT_NONE, flags, -1, 0);
+        work = mmap(NULL, arena.size, PROT_READ | PROT_WRITE, flags, -1, 0);
+        if (dev != MAP_FAILED && work != MAP_FAILED)
+            break;
+        if (dev != MAP_FAILED)
+            munmap(dev, arena.size);
+        if (work != MAP_FAILED)
+            munmap(work, arena.size);
+    }
     if (dev == MAP_FAILED || work == MAP_FAILED)
-        die("mapping the arena");
+        die("reserving the arena's addresses");
     arena.dev = dev, arena.work = work;
     arena.top = PAGE; /* offset 0 unused: no allocation starts at the arena's base */
     void *frame;
@@ -154,7 +163,7 @@ void *mb_guarded_alloc(size_t bytes)
 {
     size_t run = (bytes + PAGE - 1) / PAGE * PAGE + PAGE; /* and a page of gap */
     pthread_mutex_lock(&arena.lock);
-    if (run > ARENA_BYTES - arena.top) {
+    if (run > arena.size - arena.top) {
         pthread_mutex_unlock(&arena.lock);
         mb_err_set(MB_E_IO, "cpu-guarded backend", "out of arena addresses allocating %zu bytes",
                    bytes);
@@ -186,7 +195,7 @@ void mb_guarded_free(const char *op, void *p)
         return;
     char *d = p;
     pthread_mutex_lock(&arena.lock);
-    ptrdiff_t i = d >= arena.dev && d < arena.dev + ARENA_BYTES ? span_of((size_t)(d - arena.dev))
+    ptrdiff_t i = d >= arena.dev && d < arena.dev + arena.size ? span_of((size_t)(d - arena.dev))
                                                                 : -1;
     if (i < 0 || arena.dev + arena.live[i].off != d) {
         pthread_mutex_unlock(&arena.lock);
@@ -198,8 +207,7 @@ void mb_guarded_free(const char *op, void *p)
     pthread_mutex_unlock(&arena.lock);
     /* give the pages back; the addresses are never handed out again */
     size_t run = (s.bytes + PAGE - 1) / PAGE * PAGE;
-    if (run && fallocate(arena.fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)s.off,
-                         (off_t)run) < 0)
+    if (run && madvise(arena.work + s.off, run, MADV_DONTNEED) < 0)
         die("freeing arena pages");
 }
 
@@ -212,7 +220,7 @@ void *mb_guarded_work(const char *op, const char *arg, const void *p, size_t byt
         fail(op, arg, p, bytes, "is NULL");
     }
     const char *d = p;
-    if (d < arena.dev || d >= arena.dev + ARENA_BYTES)
+    if (d < arena.dev || d >= arena.dev + arena.size)
         fail(op, arg, p, bytes, "is host memory, not the device arena's");
     size_t off = (size_t)(d - arena.dev);
     pthread_mutex_lock(&arena.lock);

@@ -1,13 +1,14 @@
 /* kern/guarded/internal.h - the guarded arena the cpu-guarded backend allocates from.
  *
- * One memfd mapped twice: the DEVICE mapping is PROT_NONE, and its addresses are what
- * alloc hands out; the WORK mapping is read-write, and the CPU kernels run on it. A
- * device address D and its work address are the same page of the memfd, so translating
- * is D - device + work. Host code given a device address faults on its first touch;
- * the SIGSEGV handler (arena.c) names the address and prints a backtrace.
+ * Two reservations of the same size: the DEVICE one is PROT_NONE, and its addresses are
+ * what alloc hands out; the WORK one is read-write, and the CPU kernels run on it, at the
+ * same offset, so translating is D - device + work. Host code given a device address
+ * faults on its first touch; the SIGSEGV handler (arena.c) names the address and prints
+ * a backtrace.
  *
- * Allocations are page-aligned and never reuse addresses (freed pages are punched out of
- * the memfd), so a pointer into a freed allocation is caught like a host pointer.
+ * Allocations are page-aligned, with a page of gap, and never reuse addresses (freed
+ * pages are given back), so a pointer into a freed allocation is caught like a host
+ * pointer.
  */
 #ifndef MB_KERN_GUARDED_INTERNAL_H
 #define MB_KERN_GUARDED_INTERNAL_H
