@@ -31,7 +31,8 @@ endif
 # OpenMP threads the CPU kernels (common/kern/cpu); -pthread for the tools' own threads
 ALL_CFLAGS  = -std=c17 -D_GNU_SOURCE -pthread -fopenmp $(WARN) $(CFLAGS) -Icommon -I$(BUILD) \
               $(EXT_CFLAGS)
-LDFLAGS_ALL = -pthread -fopenmp $(LDFLAGS)
+# -rdynamic: backtraces (the cpu-guarded backend's) name the functions
+LDFLAGS_ALL = -pthread -fopenmp -rdynamic $(LDFLAGS)
 
 ifndef V
 QUIET_CC   = @echo '   CC  ' $@;
@@ -154,9 +155,12 @@ $(BUILD)/fuzz/%: $(BUILD)/fuzz/%.o $(BUILD)/fuzz/fuzz_common.o $(LIB)
 check: deps
 	@$(MAKE) --no-print-directory check-run
 
+# The tools' tests run once, on the cpu-guarded backend (kern/ops.h): a host pointer given
+# to an op, or host code touching backend memory, fails them. MB_DEVICE=cpu: on the CPU's.
+MB_DEVICE ?= cpu-guarded
 check-run: tests-build check-layers
 	@scripts/fetch-test-data.sh
-	prove --exec tests/run-test.sh -j2 $(UNIT_BINS) $(SHELL_TESTS)
+	MB_DEVICE=$(MB_DEVICE) prove --exec tests/run-test.sh -j2 $(UNIT_BINS) $(SHELL_TESTS)
 
 check-long: deps-fuzz
 	@$(MAKE) --no-print-directory check-long-run

@@ -36,7 +36,7 @@
 #define MAX_EOS 16
 
 struct gen_opts {
-    const char *tokenizer, *prompt, *prompt_ids, *eos_ids;
+    const char *tokenizer, *prompt, *prompt_ids, *eos_ids, *device;
     int64_t max_new_tokens, top_k, seed;
     double temperature, top_p;
     int greedy, ids, ignore_eos;
@@ -67,6 +67,8 @@ static const struct mb_opt gen_options[] = {
     { "eos-id", 0, MB_OPT_STR, OPT(eos_ids), "IDS",
       "stop at any of these ids, comma-separated (default: the tokenizer's EOS)", 0, 0 },
     { "ignore-eos", 0, MB_OPT_FLAG, OPT(ignore_eos), NULL, "never stop before N tokens", 0, 0 },
+    { "device", 0, MB_OPT_STR, OPT(device), "NAME",
+      "cpu, cpu-guarded (tests), cuda or auto (default: $MB_DEVICE, else auto)", 0, 0 },
 };
 
 static const struct mb_cli gen_cli = {
@@ -88,6 +90,7 @@ struct gen {
     char *file;                  /* the resolved checkpoint file */
     char *tok_spec;              /* from the checkpoint when --tokenizer is absent */
     char *tok_tmpdir;            /* where the checkpoint's HF tokenizer files were put */
+    const struct mb_ops *ops;    /* the backend of --device */
     struct mb_model m;
     mb_tokenizer *tok;
     struct mb_ids prompt, out;   /* prompt ids; generated ids */
@@ -200,7 +203,7 @@ static int read_header(struct gen *g)
     mb_json_free(j);
     free(json_text);
     if (rc == 0)
-        rc = mb_model_init_inference_peft(&g->m, &cfg, mb_ops_cpu(), &pc);
+        rc = mb_model_init_inference_peft(&g->m, &cfg, g->ops, &pc);
     return rc;
 }
 
@@ -219,7 +222,7 @@ static int load_hf_dir(struct gen *g, const char *dir)
     if (mb_bridge_hf_open(&h, dir) < 0)
         return -1;
     g->file = mb_xstrdup(dir);
-    int rc = mb_model_init_inference(&g->m, &h.cfg, mb_ops_cpu());
+    int rc = mb_model_init_inference(&g->m, &h.cfg, g->ops);
     const struct mb_param_table *p = &g->m.params;
     int64_t largest = 0;
     for (int i = 0; rc == 0 && i < p->count; i++) {
@@ -230,7 +233,8 @@ static int load_hf_dir(struct gen *g, const char *dir)
     for (int i = 0; rc == 0 && i < p->count; i++) {
         rc = mb_bridge_hf_read_param(&h, i, host);
         if (rc == 0)
-            g->m.ops->from_host(g->m.ex, g->m.w + p->items[i].offset, host, p->items[i].numel);
+            mb_from_host_f32(g->m.ops, g->m.ex, g->m.w + p->items[i].offset, host,
+                             p->items[i].numel);
     }
     free(host);
     mb_bridge_hf_close(&h);
@@ -463,12 +467,23 @@ static int generate(struct gen *g)
     return rc;
 }
 
+/* The backend of --device, else of $MB_DEVICE, else auto; NULL with mb_err. */
+static const struct mb_ops *backend(const struct gen_opts *o)
+{
+    const char *env = getenv("MB_DEVICE");
+    if (o->device)
+        return mb_ops_find(o->device, "--device");
+    return mb_ops_find(mb_ops_default_name(), env && *env ? "MB_DEVICE" : "--device");
+}
+
 static int run(const struct gen_opts *o)
 {
     struct gen g;
     memset(&g, 0, sizeof(g));
     g.o = o;
     int rc = check_options(o, &g.sample);
+    if (rc == 0)
+        rc = (g.ops = backend(o)) ? 0 : -1;
     if (rc == 0)
         rc = load_checkpoint(&g);
     if (rc == 0)

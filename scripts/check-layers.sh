@@ -10,7 +10,7 @@ allowed() {
     core) echo "core" ;;
     io) echo "core io" ;;
     tok) echo "core io tok" ;;
-    dist) echo "core dist" ;;
+    dist) echo "core kern dist" ;; # dist/devcomm stages collectives of backend memory
     kern) echo "core kern" ;;
     peft) echo "core kern dist peft" ;;
     nn) echo "core kern dist peft nn" ;;

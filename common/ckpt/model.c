@@ -64,7 +64,7 @@ int mb_ckpt_load_model(const char *file, const char *base, struct mb_model *m)
         t[i].group = base_file && !frozen_base ? "/adapter" : NULL;
         rc = mb_ckpt_load(NULL, frozen_base ? base_file : file, &t[i], 1, NULL, NULL, NULL);
         if (rc == 0)
-            m->ops->from_host(m->ex, m->w + p->items[i].offset, host, p->items[i].numel);
+            mb_from_host_f32(m->ops, m->ex, m->w + p->items[i].offset, host, p->items[i].numel);
     }
     free(t);
     free(host);

@@ -52,8 +52,8 @@ struct mb_adamw_args {
 };
 
 /* A backend's execution context, opaque outside the backend: what its ops need besides
- * their arguments (CPU: the thread count and a scratch arena; CUDA: a stream, the
- * cuBLASLt handle and a workspace). Every entry of the table takes one first. */
+ * their arguments (CPU: its thread count; CUDA, later: a stream, the cuBLASLt handle
+ * and a workspace). Every entry of the table takes one first. */
 struct mb_exec;
 
 struct mb_ops {
@@ -62,14 +62,25 @@ struct mb_ops {
      * optimizer, the gradient sync) keeps this next to it and passes it to every entry. */
     struct mb_exec *exec;
 
+    /* true: the backend's memory is host memory, which host code (MPI, HDF5, loops) may
+     * read and write in place; false: only ops and the copies below may touch it, and
+     * host code stages through host buffers (dist/devcomm.h). */
+    bool host_memory;
+
     /* memory */
     /* zeroed, 64-byte aligned; NULL + mb_err on failure */
     void *(*alloc)(struct mb_exec *ex, size_t bytes);
     void (*free)(struct mb_exec *ex, void *p);
     void (*zero)(struct mb_exec *ex, float *x, int64_t n);
     void (*copy)(struct mb_exec *ex, float *dst, const float *src, int64_t n);
-    void (*to_host)(struct mb_exec *ex, float *host, const float *dev, int64_t n);
-    void (*from_host)(struct mb_exec *ex, float *dev, const float *host, int64_t n);
+    /* Copies of BYTES bytes between host memory and the backend's (the typed helpers
+     * below count elements). They return once the host side may be used: to_host's
+     * data has arrived, from_host's source may be reused. */
+    void (*to_host)(struct mb_exec *ex, void *host, const void *dev, size_t bytes);
+    void (*from_host)(struct mb_exec *ex, void *dev, const void *host, size_t bytes);
+    /* Wait until every op queued on EX is done (a no-op for a backend that runs them as
+     * they are called, like the CPU's). */
+    void (*sync)(struct mb_exec *ex);
 
     /* C[m,n] = alpha * op(A) op(B) + beta * C; op(X) = X^T when tx. Row-major, with
      * leading dimensions (elements between rows of the stored matrix). */
@@ -209,8 +220,65 @@ struct mb_ops {
                          const float *vc, const struct mb_attn_shape *s, int64_t p0, int64_t tmax);
 };
 
+/* Typed copies: N elements of TYPE (or of floats, int32s) between host and backend. */
+static inline void mb_to_host_typed(const struct mb_ops *o, struct mb_exec *ex, void *host,
+                                    const void *dev, int64_t n, enum mb_dtype type)
+{
+    o->to_host(ex, host, dev, (size_t)n * mb_dtype_size(type));
+}
+
+static inline void mb_from_host_typed(const struct mb_ops *o, struct mb_exec *ex, void *dev,
+                                      const void *host, int64_t n, enum mb_dtype type)
+{
+    o->from_host(ex, dev, host, (size_t)n * mb_dtype_size(type));
+}
+
+static inline void mb_to_host_f32(const struct mb_ops *o, struct mb_exec *ex, float *host,
+                                  const float *dev, int64_t n)
+{
+    o->to_host(ex, host, dev, (size_t)n * sizeof(float));
+}
+
+static inline void mb_from_host_f32(const struct mb_ops *o, struct mb_exec *ex, float *dev,
+                                    const float *host, int64_t n)
+{
+    o->from_host(ex, dev, host, (size_t)n * sizeof(float));
+}
+
+static inline void mb_from_host_i32(const struct mb_ops *o, struct mb_exec *ex, int32_t *dev,
+                                    const int32_t *host, int64_t n)
+{
+    o->from_host(ex, dev, host, (size_t)n * sizeof(int32_t));
+}
+
+/* Host code's access to BYTES of backend memory at DEV (kern/ops.c): DEV itself when the
+ * backend's memory is host memory, else a host copy of it. mb_host_view_end ends it: with
+ * WRITE the host copy goes back to DEV; the copy is freed. So a host loop over backend
+ * memory costs nothing on the CPU and stages through the host elsewhere. */
+void *mb_host_view(const struct mb_ops *o, struct mb_exec *ex, const void *dev, size_t bytes);
+void mb_host_view_end(const struct mb_ops *o, struct mb_exec *ex, void *dev, void *host,
+                      size_t bytes, bool write);
+
+/* The backend called NAME (kern/ops.c): "cpu"; "cpu-guarded", the CPU kernels on a
+ * guarded arena that host code cannot touch (for tests: kern/guarded/); "auto", the
+ * best one built ("cpu" until a CUDA backend exists); "cuda" is refused, this mb having
+ * been built without it. NULL with mb_err naming WHERE (the key, option or variable that
+ * asked) otherwise: MB_E_UNSUPPORTED for cuda, MB_E_USAGE for an unknown name. */
+const struct mb_ops *mb_ops_find(const char *name, const char *where);
+/* The backend a run uses when its key or option is not given: $MB_DEVICE when set and
+ * not empty (so that a test suite can run everything on one backend), else "auto". */
+const char *mb_ops_default_name(void);
+
 /* The CPU backend (OpenBLAS + OpenMP). */
 const struct mb_ops *mb_ops_cpu(void);
+/* The CPU kernels on a guarded arena (kern/guarded/): its memory is mapped PROT_NONE
+ * where host code sees it, each op checks that every pointer and extent it gets lies in
+ * a live allocation of the arena (a host pointer is an error naming the op and the
+ * argument, exit 2) and runs the CPU kernel on a read-write twin of the arena; host
+ * code touching the arena faults, and the fault is reported (address, backtrace, exit 2).
+ * For tests: it proves that only backend pointers reach the ops and that host code
+ * reaches backend memory only through the copies. */
+const struct mb_ops *mb_ops_cpu_guarded(void);
 /* Threads each CPU op runs on (per process, i.e. per rank): OMP_NUM_THREADS when set,
  * else the CPUs this process may use (kern/cpu/threads.c). */
 int mb_ops_cpu_threads(void);

@@ -207,8 +207,6 @@ int mb_acts_reserve(struct mb_model *m, int64_t batch, int64_t seq)
     }
     struct carve place = { a->block, 0 };
     carve_all(&place, m, a);
-    if (m->tp->size > 1)
-        a->vocab_ids = mb_xmalloc((size_t)(batch * seq) * sizeof(int32_t));
     m->acts = a;
     return 0;
 }
@@ -217,9 +215,8 @@ static void acts_free(const struct mb_model *m, struct mb_acts *a)
 {
     if (!a)
         return;
-    mb_model_batch_end(&a->aux);
+    mb_model_batch_end(m, &a->aux);
     m->ops->free(m->ex, a->block);
-    free(a->vocab_ids);
     free(a->layer);
     free(a);
 }
@@ -261,8 +258,6 @@ void mb_acts_slot_place(const struct mb_model *m, struct mb_acts *a, int chunk)
     struct carve shared = { s->block, 0 }; /* the scratch's own layout (scratch_new) */
     carve_scratch(&shared, m, a);
     place_linear_inputs(m, a, m->stage.chunk_first[chunk], m->stage.chunk_layers[chunk]);
-    if (!a->vocab_ids && s->vocab_ids)
-        a->vocab_ids = mb_xmalloc((size_t)(a->batch * a->seq) * sizeof(int32_t));
 }
 
 /* The shared scratch of the pipeline slots: an mb_acts with scratch only. */
@@ -280,8 +275,6 @@ static struct mb_acts *scratch_new(const struct mb_model *m, int64_t batch, int6
     a->slot_bytes = (int64_t)count.used;
     struct carve place = { a->block, 0 };
     carve_scratch(&place, m, a);
-    if (m->tp->size > 1)
-        a->vocab_ids = mb_xmalloc((size_t)(batch * seq) * sizeof(int32_t));
     return a;
 }
 

@@ -26,6 +26,7 @@ struct mb_infer_scratch {
     void *layer_block;           /* where la, qkv and tmp live */
     float *hf, *mean, *rstd, *last, *logits;
     int32_t *pos;                /* [rows] host: the position of each new token */
+    int32_t *ids_dev, *pos_dev;  /* [rows] the new tokens and their positions, uploaded */
 };
 
 static void scratch_free(const struct mb_ops *ops, struct mb_exec *ex, struct mb_infer_scratch *s)
@@ -37,6 +38,8 @@ static void scratch_free(const struct mb_ops *ops, struct mb_exec *ex, struct mb
         ops->free(ex, *bufs[i]);
     if (s->layer_block)
         ops->free(ex, s->layer_block);
+    ops->free(ex, s->ids_dev);
+    ops->free(ex, s->pos_dev);
     free(s->pos);
     free(s);
 }
@@ -62,7 +65,11 @@ static struct mb_infer_scratch *scratch_new(const struct mb_model *m, int64_t ba
         if (!*want[i].p)
             break;
     }
-    if (!s->layer_block || !s->logits) {
+    if (s->logits) {
+        s->ids_dev = m->ops->alloc(m->ex, (size_t)rows * sizeof(int32_t));
+        s->pos_dev = m->ops->alloc(m->ex, (size_t)rows * sizeof(int32_t));
+    }
+    if (!s->layer_block || !s->logits || !s->ids_dev || !s->pos_dev) {
         scratch_free(m->ops, m->ex, s);
         mb_err_wrap("generation activations for %lld positions", (long long)rows);
         return NULL;
@@ -154,23 +161,24 @@ static void layer(struct mb_infer *st, int64_t l, int64_t n)
         .batch = st->batch,
         .seq = n,
         .res_rows = st->batch * n,
-        .pos = s->pos,
+        .pos = s->pos_dev,
         .attend = attend_cache,
         .ctx = st,
     };
     mb_layer_forward_pass(st->m, l, &p, s->la.x_in);
 }
 
-static void embed(struct mb_infer *st, const int32_t *tokens, int64_t rows)
+static void embed(struct mb_infer *st, int64_t rows)
 {
+    const int32_t *tokens = st->s->ids_dev;
     const struct mb_model *m = st->m;
     const struct mb_model_config *c = &m->cfg;
     float scale = c->scale_embeddings ? (float)sqrt((double)c->hidden_size) : 1.0f;
     m->ops->embedding_fwd(m->ex, st->s->la.x_in, weight(m, MB_P_WORD_EMB, 0), tokens, rows,
                           c->hidden_size, scale, false);
     if (c->position_embedding_type == MB_POS_LEARNED)
-        m->ops->embedding_fwd(m->ex, st->s->la.x_in, weight(m, MB_P_POS_EMB, 0), st->s->pos, rows,
-                              c->hidden_size, 1.0f, true);
+        m->ops->embedding_fwd(m->ex, st->s->la.x_in, weight(m, MB_P_POS_EMB, 0), st->s->pos_dev,
+                              rows, c->hidden_size, 1.0f, true);
 }
 
 /* Final norm and vocabulary projection of the rows wanted, into LOGITS (host). */
@@ -194,7 +202,7 @@ static void head(struct mb_infer *st, int64_t n, bool all, float *logits)
     m->ops->matmul(m->ex, false, true, rows, v, h, 1.0f, s->hf, h, weight(m, out, 0), h, 0.0f,
                    s->logits, v);
     mb_vocab_mask_apply(m, s->logits, rows);
-    m->ops->to_host(m->ex, logits, s->logits, rows * v);
+    mb_to_host_f32(m->ops, m->ex, logits, s->logits, rows * v);
     mb_softcap_logits(logits, rows * v, c->final_logit_softcapping);
 }
 
@@ -227,7 +235,9 @@ int mb_infer_forward(struct mb_infer *st, const int32_t *tokens, int64_t n, bool
     }
     for (int64_t i = 0; i < rows; i++)
         st->s->pos[i] = (int32_t)(st->len + i % n);
-    embed(st, tokens, rows);
+    mb_from_host_i32(st->m->ops, st->m->ex, st->s->ids_dev, tokens, rows);
+    mb_from_host_i32(st->m->ops, st->m->ex, st->s->pos_dev, st->s->pos, rows);
+    embed(st, rows);
     for (int64_t l = 0; l < st->m->cfg.num_layers; l++)
         layer(st, l, n);
     head(st, n, all, logits);

@@ -27,11 +27,19 @@ struct mb_layer_acts {
 };
 
 /* A micro-batch's positions (its own, or 0 .. T-1 made here) and the document starts of
- * packed rows (kern/ops.h), after checking it (ids, positions, SP divisibility). */
+ * packed rows (kern/ops.h), after checking it (ids, positions, SP divisibility); and the
+ * micro-batch uploaded to backend memory once (one allocation, DEV), which is all the
+ * ops ever read of it. */
 struct mb_batch_aux {
     const int32_t *pos;
     int32_t *own_pos;
-    int32_t *docs; /* NULL: not packed */
+    int32_t *docs;         /* NULL: not packed */
+    void *dev;
+    const int32_t *d_ids;  /* [N] the tokens, as rows of this rank's vocabulary block under
+                            * TP (-1: another rank's; parallel.md 2.7) */
+    const int32_t *d_pos, *d_labels;
+    const float *d_mask;   /* the loss mask */
+    const int32_t *d_docs; /* NULL: not packed */
 };
 
 /* Rows: N = B*T token rows. Under sequence parallelism the residual stream and the norms
@@ -64,7 +72,6 @@ struct mb_acts {
     float *hf_full, *dhf_full;   /* [N, H] final norm output and its gradient, gathered (SP) */
     float *xent_max, *xent_target; /* [chunk] vocabulary-parallel cross-entropy */
     double *xent_sum;            /* [chunk] */
-    int32_t *vocab_ids;          /* [N] host: token id - vocab_start, -1 off this rank */
     /* bf16 mixed precision: a linear layer's bf16 x [N, widest input] and dy
      * [N or chunk, widest output] (nn/linear.h xb, dyb); with mb_model_saves_bf16 the
      * fp32 norm output [R, H] and activation [N, I] that the saved bf16 copies replace,
@@ -143,15 +150,18 @@ struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id
                                  enum mb_param_id b_id, int64_t l, enum mb_linear_mode mode,
                                  int64_t in, int64_t out);
 
-/* Vocabulary-parallel embedding of B's tokens (and learned positions POS) into the first
- * layer's input; its backward from acts->dres into the embedding gradients (nn/embed.c). */
-void mb_embed_forward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos);
-void mb_embed_backward(struct mb_model *m, const struct mb_batch *b, const int32_t *pos);
+/* Vocabulary-parallel embedding of the micro-batch's tokens (and learned positions) of
+ * AUX into the first layer's input; its backward from acts->dres into the embedding
+ * gradients (nn/embed.c). */
+void mb_embed_forward(struct mb_model *m, const struct mb_batch *b, const struct mb_batch_aux *aux);
+void mb_embed_backward(struct mb_model *m, const struct mb_batch *b,
+                       const struct mb_batch_aux *aux);
 
 /* Final norm, output layer and loss of B into acts->loss; with GRAD_SCALE != 0 the
  * gradient of the final norm's output in acts->dhf; LOGITS (host, TP 1) when not NULL
  * (nn/loss.c). */
-void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, float *logits);
+void mb_head(struct mb_model *m, const struct mb_batch *b, const struct mb_batch_aux *aux,
+             float grad_scale, float *logits);
 /* m->vocab_mask for the padded vocabulary rows this rank holds (nn/loss.c); -1 with
  * mb_err when it cannot be allocated. */
 MB_MUST_CHECK int mb_vocab_mask_init(struct mb_model *m);
@@ -163,7 +173,7 @@ void mb_vocab_mask_apply(const struct mb_model *m, float *logits, int64_t rows);
 
 MB_MUST_CHECK int mb_model_batch_begin(struct mb_model *m, const struct mb_batch *b,
                                        struct mb_batch_aux *aux);
-void mb_model_batch_end(struct mb_batch_aux *aux);
+void mb_model_batch_end(const struct mb_model *m, struct mb_batch_aux *aux);
 /* The loss sums of B from acts->loss (nn/model.c). */
 void mb_sum_loss(const struct mb_model *m, const struct mb_batch *b, double *loss_sum,
                  double *mask_sum);

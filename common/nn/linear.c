@@ -1,6 +1,8 @@
 /* nn/linear.c - the linear layer and its TP communication (nn/linear.h). */
 #include "nn/linear.h"
 
+#include "dist/devcomm.h"
+
 static bool sp(const struct mb_linear *l)
 {
     return l->sequence_parallel && l->tp->size > 1 && l->mode != MB_LINEAR_NONE;
@@ -37,18 +39,18 @@ void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int6
     int64_t shard = n / l->tp->size; /* token rows per rank under sequence parallelism */
     int64_t rows = n, row0 = 0;
     if (l->mode == MB_LINEAR_COLUMN && sp(l)) {
-        mb_group_all_gather_f32(l->tp, x, l->gathered, shard * l->in);
+        mb_dev_all_gather_f32(l->ops, l->ex, l->tp, x, l->gathered, shard * l->in);
         x = l->gathered;
     }
     if (l->mode == MB_LINEAR_ROW && sp(l)) {
         gemm_fwd(l, l->gathered, x, n);
-        mb_group_reduce_scatter_f32(l->tp, l->gathered, y, shard * l->out);
+        mb_dev_reduce_scatter_f32(l->ops, l->ex, l->tp, l->gathered, y, shard * l->out);
         rows = shard;
         row0 = l->tp->rank * shard;
     } else {
         gemm_fwd(l, y, x, n);
         if (l->mode == MB_LINEAR_ROW)
-            mb_group_sum_f32(l->tp, y, n * l->out);
+            mb_dev_sum_f32(l->ops, l->ex, l->tp, y, n * l->out);
     }
     if (adapted(l)) {
         struct mb_adapter_base base = adapter_base(l);
@@ -131,19 +133,19 @@ static void column_backward(const struct mb_linear *l, float *dx, const float *d
             gemm_dx(l, dx, d, n);
             adapter_dx(l, dx, n);
             if (l->mode == MB_LINEAR_COLUMN)
-                mb_group_sum_f32(l->tp, dx, n * l->in);
+                mb_dev_sum_f32(l->ops, l->ex, l->tp, dx, n * l->in);
         }
         gemm_dw(l, d, x, n);
     } else {
         /* only the shard of x was kept: gather it again, then reduce-scatter dx */
         int64_t shard = n / l->tp->size;
-        mb_group_all_gather_f32(l->tp, x, l->gathered, shard * l->in);
+        mb_dev_all_gather_f32(l->ops, l->ex, l->tp, x, l->gathered, shard * l->in);
         struct dy_pair d = dy_of(l, adapter_backward(l, dy, l->gathered, n), n);
         gemm_dw(l, d, l->gathered, n);
         if (dx) {
             gemm_dx(l, l->gathered, d, n);
             adapter_dx(l, l->gathered, n);
-            mb_group_reduce_scatter_f32(l->tp, l->gathered, dx, shard * l->in);
+            mb_dev_reduce_scatter_f32(l->ops, l->ex, l->tp, l->gathered, dx, shard * l->in);
         }
     }
     if (l->gb)
@@ -156,7 +158,7 @@ static void row_backward(const struct mb_linear *l, float *dx, const float *dy, 
     const float *dy_full = dy;
     if (sp(l)) {
         int64_t shard = n / l->tp->size;
-        mb_group_all_gather_f32(l->tp, dy, l->gathered, shard * l->out);
+        mb_dev_all_gather_f32(l->ops, l->ex, l->tp, dy, l->gathered, shard * l->out);
         dy_full = l->gathered;
         /* this rank's tokens only: the bias gradient is summed over TP afterwards */
         if (l->gb)

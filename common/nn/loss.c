@@ -5,6 +5,7 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "dist/devcomm.h"
 #include "nn/internal.h"
 
 static enum mb_param_id output_id(const struct mb_model *m)
@@ -30,7 +31,7 @@ int mb_vocab_mask_init(struct mb_model *m)
         host[i] = start + i < real ? 0.0f : -INFINITY;
     m->vocab_mask = m->ops->alloc(m->ex, (size_t)rows * sizeof(float));
     if (m->vocab_mask)
-        m->ops->from_host(m->ex, m->vocab_mask, host, rows);
+        mb_from_host_f32(m->ops, m->ex, m->vocab_mask, host, rows);
     free(host);
     return m->vocab_mask ? 0 : mb_err_wrap("the padded-vocabulary mask");
 }
@@ -46,8 +47,8 @@ void mb_vocab_mask_apply(const struct mb_model *m, float *logits, int64_t rows)
 /* Vocabulary-parallel cross-entropy of ROWS rows of this rank's logits (parallel.md 2.8):
  * all-reduces of the row maxima, the target logits and the exp-sums over TP; the logits
  * are never gathered. Same outputs as ops->xent. */
-static void xent_parallel(struct mb_model *m, const struct mb_batch *b, int64_t r0, int64_t rows,
-                          float grad_scale)
+static void xent_parallel(struct mb_model *m, const struct mb_batch_aux *aux, int64_t r0,
+                          int64_t rows, float grad_scale)
 {
     struct mb_acts *a = m->acts;
     const struct mb_ops *o = m->ops;
@@ -55,19 +56,20 @@ static void xent_parallel(struct mb_model *m, const struct mb_batch *b, int64_t 
     int64_t v = m->loc->vocab_rows, start = m->loc->vocab_start;
     float cap = (float)m->cfg.final_logit_softcapping;
     o->xent_max(ex, a->logits, a->xent_max, rows, v, cap);
-    mb_group_max_f32(m->tp, a->xent_max, rows);
-    o->xent_sumexp(ex, a->logits, a->xent_max, b->labels + r0, start, a->xent_sum, a->xent_target,
-                   rows, v);
-    mb_group_sum_f32(m->tp, a->xent_target, rows);
-    mb_group_sum_f64(m->tp, a->xent_sum, rows);
+    mb_dev_max_f32(m->ops, m->ex, m->tp, a->xent_max, rows);
+    o->xent_sumexp(ex, a->logits, a->xent_max, aux->d_labels + r0, start, a->xent_sum,
+                   a->xent_target, rows, v);
+    mb_dev_sum_f32(m->ops, m->ex, m->tp, a->xent_target, rows);
+    mb_dev_sum_f64(m->ops, m->ex, m->tp, a->xent_sum, rows);
     o->xent_finish(ex, a->logits, a->loss + r0, a->xent_max, a->xent_sum, a->xent_target,
-                   b->labels + r0, start, b->loss_mask + r0, rows, v, cap, grad_scale);
+                   aux->d_labels + r0, start, aux->d_mask + r0, rows, v, cap, grad_scale);
 }
 
 /* Final norm, vocabulary projection (column-parallel: this rank's vocabulary rows) and
  * loss, chunk by chunk; with GRAD_SCALE != 0 the gradient of the final hidden state is
  * left in acts->dhf. */
-void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, float *logits)
+void mb_head(struct mb_model *m, const struct mb_batch *b, const struct mb_batch_aux *aux,
+             float grad_scale, float *logits)
 {
     const struct mb_model_config *c = &m->cfg;
     struct mb_acts *a = m->acts;
@@ -88,7 +90,7 @@ void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, flo
     const float *hf_all = a->hf;
     float *dhf_all = a->dhf;
     if (sp) {
-        mb_group_all_gather_f32(m->tp, a->hf, a->hf_full, a->res_rows * h);
+        mb_dev_all_gather_f32(m->ops, m->ex, m->tp, a->hf, a->hf_full, a->res_rows * h);
         hf_all = a->hf_full;
         dhf_all = a->dhf_full;
     }
@@ -98,17 +100,17 @@ void mb_head(struct mb_model *m, const struct mb_batch *b, float grad_scale, flo
         mb_linear_forward(&out, a->logits, hf, rows);
         mb_vocab_mask_apply(m, a->logits, rows);
         if (logits) {
-            m->ops->to_host(m->ex, logits + r0 * v, a->logits, rows * v);
+            mb_to_host_f32(m->ops, m->ex, logits + r0 * v, a->logits, rows * v);
             mb_softcap_logits(logits + r0 * v, rows * v, c->final_logit_softcapping);
         }
         if (m->tp->size == 1)
-            m->ops->xent(m->ex, a->logits, a->loss + r0, b->labels + r0, b->loss_mask + r0, rows, v,
-                         (float)c->final_logit_softcapping, grad_scale);
+            m->ops->xent(m->ex, a->logits, a->loss + r0, aux->d_labels + r0, aux->d_mask + r0, rows,
+                         v, (float)c->final_logit_softcapping, grad_scale);
         else
-            xent_parallel(m, b, r0, rows, grad_scale);
+            xent_parallel(m, aux, r0, rows, grad_scale);
         if (grad_scale != 0.0f)
             mb_linear_backward(&out, dhf_all + r0 * h, a->logits, hf, rows);
     }
     if (sp && grad_scale != 0.0f)
-        mb_group_reduce_scatter_f32(m->tp, a->dhf_full, a->dhf, a->res_rows * h);
+        mb_dev_reduce_scatter_f32(m->ops, m->ex, m->tp, a->dhf_full, a->dhf, a->res_rows * h);
 }

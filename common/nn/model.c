@@ -7,6 +7,7 @@
 
 #include "core/err.h"
 #include "core/mem.h"
+#include "dist/devcomm.h"
 #include "nn/internal.h"
 #include "nn/rope.h"
 
@@ -78,10 +79,10 @@ static int model_init(struct mb_model *m, const struct mb_model_config *cfg,
         return mb_err_wrap("RoPE tables");
     }
     mb_rope_table(host, cfg, false);
-    ops->from_host(m->ex, m->rope_global, host, table);
+    mb_from_host_f32(ops, m->ex, m->rope_global, host, table);
     if (local) {
         mb_rope_table(host, cfg, true);
-        ops->from_host(m->ex, m->rope_local, host, table);
+        mb_from_host_f32(ops, m->ex, m->rope_local, host, table);
     }
     free(host);
     return 0;
@@ -151,7 +152,7 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed)
 {
     float *host = mb_xmalloc((size_t)m->params.total * sizeof(float));
     mb_param_init_all(&m->params, &m->cfg, seed, host);
-    m->ops->from_host(m->ex, m->w, host, m->params.total);
+    mb_from_host_f32(m->ops, m->ex, m->w, host, m->params.total);
     free(host);
     mb_model_weights_changed(m);
 }
@@ -226,7 +227,7 @@ void mb_sum_loss(const struct mb_model *m, const struct mb_batch *b, double *los
 {
     int64_t n = b->batch * b->seq;
     float *loss = mb_xmalloc((size_t)n * sizeof(float));
-    m->ops->to_host(m->ex, loss, m->acts->loss, n);
+    mb_to_host_f32(m->ops, m->ex, loss, m->acts->loss, n);
     double ls = 0, ms = 0;
     for (int64_t i = 0; i < n; i++) {
         if (b->labels[i] < 0)
@@ -304,9 +305,9 @@ static void finish_stage(struct mb_model *m, int64_t stage)
             continue;
         int64_t slice = p->per_layer ? p->numel / p->shape[0] : p->numel;
         if (p->per_layer && stage < nl)
-            mb_group_sum_f32(m->tp, mb_model_grad_of(m, p) + stage * slice, slice);
+            mb_dev_sum_f32(m->ops, m->ex, m->tp, mb_model_grad_of(m, p) + stage * slice, slice);
         else if (!p->per_layer && stage == nl)
-            mb_group_sum_f32(m->tp, mb_model_grad_of(m, p), slice);
+            mb_dev_sum_f32(m->ops, m->ex, m->tp, mb_model_grad_of(m, p), slice);
     }
 }
 
@@ -321,12 +322,48 @@ void mb_model_stage_done(struct mb_model *m, int64_t stage)
     m->grad_ready(m->grad_ready_ctx, stage);
 }
 
-int mb_model_batch_begin(struct mb_model *m, const struct mb_batch *b,
-                         struct mb_batch_aux *aux)
+/* B's ids (as this rank's vocabulary rows under TP), positions, labels, loss mask and
+ * document starts into one backend allocation (struct mb_batch_aux). */
+static int upload_batch(const struct mb_model *m, const struct mb_batch *b,
+                        struct mb_batch_aux *aux)
 {
+    int64_t n = b->batch * b->seq, start = m->loc->vocab_start, rows = m->loc->vocab_rows;
+    size_t part = (size_t)n * sizeof(int32_t); /* == n floats */
+    int parts = aux->docs ? 5 : 4;
+    char *host = mb_xmalloc((size_t)parts * part);
+    int32_t *ids = (int32_t *)host;
+    for (int64_t i = 0; i < n; i++)
+        ids[i] = m->tp->size == 1 ? b->tokens[i]
+                 : b->tokens[i] >= start && b->tokens[i] < start + rows
+                     ? (int32_t)(b->tokens[i] - start)
+                     : -1;
+    memcpy(host + part, aux->pos, part);
+    memcpy(host + 2 * part, b->labels, part);
+    memcpy(host + 3 * part, b->loss_mask, part);
+    if (aux->docs)
+        memcpy(host + 4 * part, aux->docs, part);
+    char *dev = m->ops->alloc(m->ex, (size_t)parts * part);
+    if (dev)
+        m->ops->from_host(m->ex, dev, host, (size_t)parts * part);
+    free(host);
+    if (!dev)
+        return mb_err_wrap("the micro-batch in backend memory");
+    aux->dev = dev;
+    aux->d_ids = (const int32_t *)dev;
+    aux->d_pos = (const int32_t *)(dev + part);
+    aux->d_labels = (const int32_t *)(dev + 2 * part);
+    aux->d_mask = (const float *)(dev + 3 * part);
+    aux->d_docs = aux->docs ? (const int32_t *)(dev + 4 * part) : NULL;
+    return 0;
+}
+
+/* AUX's host part for B, after checking B (mb_model_batch_begin without the upload). */
+static int check_aux(const struct mb_model *m, const struct mb_batch *b,
+                     struct mb_batch_aux *aux)
+{
+    memset(aux, 0, sizeof(*aux));
     aux->own_pos = b->position_ids ? NULL : default_positions(b);
     aux->pos = aux->own_pos ? aux->own_pos : b->position_ids;
-    aux->docs = NULL;
     int rc = check_batch(m, b, aux->pos);
     if (rc == 0 && m->sequence_parallel && b->batch * b->seq % m->tp->size != 0)
         rc = mb_err_set(MB_E_INVALID, "batch",
@@ -336,25 +373,38 @@ int mb_model_batch_begin(struct mb_model *m, const struct mb_batch *b,
     if (rc == 0)
         rc = doc_starts(b, &aux->docs);
     if (rc < 0)
-        mb_model_batch_end(aux);
+        mb_model_batch_end(m, aux);
     return rc;
+}
+
+int mb_model_batch_begin(struct mb_model *m, const struct mb_batch *b,
+                         struct mb_batch_aux *aux)
+{
+    if (check_aux(m, b, aux) < 0)
+        return -1;
+    if (upload_batch(m, b, aux) < 0) {
+        mb_model_batch_end(m, aux);
+        return -1;
+    }
+    return 0;
 }
 
 int mb_model_check_batch(struct mb_model *m, const struct mb_batch *b)
 {
     struct mb_batch_aux aux;
-    if (mb_model_batch_begin(m, b, &aux) < 0)
+    if (check_aux(m, b, &aux) < 0)
         return -1;
-    mb_model_batch_end(&aux);
+    mb_model_batch_end(m, &aux);
     return 0;
 }
 
-void mb_model_batch_end(struct mb_batch_aux *aux)
+void mb_model_batch_end(const struct mb_model *m, struct mb_batch_aux *aux)
 {
     free(aux->own_pos);
     free(aux->docs);
-    aux->own_pos = NULL;
-    aux->docs = NULL;
+    if (aux->dev)
+        m->ops->free(m->ex, aux->dev);
+    memset(aux, 0, sizeof(*aux));
 }
 
 int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale,
@@ -373,18 +423,17 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
     if (rc == 0)
         rc = mb_acts_reserve(m, b->batch, b->seq);
     if (rc < 0) {
-        mb_model_batch_end(&aux);
+        mb_model_batch_end(m, &aux);
         return -1;
     }
-    const int32_t *pos = aux.pos;
-    int32_t *docs = aux.docs;
+    const int32_t *pos = aux.d_pos;
     struct mb_acts *a = m->acts;
-    a->doc_start = docs;
+    a->doc_start = aux.d_docs;
     int64_t nl = m->stage.layers;
-    mb_embed_forward(m, b, pos);
+    mb_embed_forward(m, b, &aux);
     for (int64_t l = 0; l < nl; l++)
         mb_layer_forward(m, l, pos, l + 1 < nl ? a->layer[l + 1].x_in : a->x_final);
-    mb_head(m, b, grad_scale, logits);
+    mb_head(m, b, &aux, grad_scale, logits);
     mb_sum_loss(m, b, loss_sum, mask_sum);
     if (grad_scale != 0.0f) {
         mb_final_norm_backward(m);
@@ -393,10 +442,10 @@ int mb_model_step(struct mb_model *m, const struct mb_batch *b, float grad_scale
             mb_layer_backward(m, l, pos);
             mb_model_stage_done(m, l);
         }
-        mb_embed_backward(m, b, pos);
+        mb_embed_backward(m, b, &aux);
     }
     a->doc_start = NULL;
-    mb_model_batch_end(&aux);
+    mb_model_batch_end(m, &aux);
     return 0;
 }
 
@@ -407,7 +456,7 @@ void mb_model_finish_grads(struct mb_model *m)
     for (int i = 0; i < m->params.count; i++) {
         const struct mb_param *p = &m->params.items[i];
         if (partial_over_tp(m, p))
-            mb_group_sum_f32(m->tp, mb_model_grad_of(m, p), p->numel);
+            mb_dev_sum_f32(m->ops, m->ex, m->tp, mb_model_grad_of(m, p), p->numel);
     }
 }
 

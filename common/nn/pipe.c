@@ -36,23 +36,23 @@ int mb_model_chunk_forward(struct mb_model *m, int chunk, int slot, const struct
     MB_ASSERT(slot >= 0 && slot < m->pipe_nslots && chunk >= 0 && chunk < m->stage.chunks);
     struct mb_acts *a = m->pipe_slots[slot];
     MB_ASSERT(b->batch == a->batch && b->seq == a->seq);
-    mb_model_batch_end(&a->aux); /* of a forward-only pass before */
+    mb_model_batch_end(m, &a->aux); /* of a forward-only pass before */
     if (mb_model_batch_begin(m, b, &a->aux) < 0)
         return -1;
     mb_acts_slot_place(m, a, chunk);
     m->acts = a;
-    a->doc_start = a->aux.docs;
-    const int32_t *pos = a->aux.pos;
+    a->doc_start = a->aux.d_docs;
+    const int32_t *pos = a->aux.d_pos;
     int64_t first = m->stage.chunk_first[chunk], end = first + m->stage.chunk_layers[chunk];
     bool head = mb_stage_has_head(&m->stage, chunk);
     if (mb_stage_has_embedding(&m->stage, chunk))
-        mb_embed_forward(m, b, pos);
+        mb_embed_forward(m, b, &a->aux);
     else
         m->ops->copy(m->ex, a->layer[first].x_in, x, residual_numel(m));
     for (int64_t l = first; l < end; l++)
         mb_layer_forward(m, l, pos, l + 1 < end ? a->layer[l + 1].x_in : head ? a->x_final : y);
     if (head) {
-        mb_head(m, b, grad_scale, NULL);
+        mb_head(m, b, &a->aux, grad_scale, NULL);
         mb_sum_loss(m, b, loss_sum, mask_sum);
         if (grad_scale != 0.0f) /* the scratch is the next pass's: keep it */
             m->ops->copy(m->ex, a->dhead, a->dhf, residual_numel(m));
@@ -67,7 +67,7 @@ void mb_model_chunk_backward(struct mb_model *m, int chunk, int slot, const stru
     MB_ASSERT(slot >= 0 && slot < m->pipe_nslots && chunk >= 0 && chunk < m->stage.chunks);
     struct mb_acts *a = m->pipe_slots[slot];
     m->acts = a;
-    const int32_t *pos = a->aux.pos;
+    const int32_t *pos = a->aux.d_pos;
     int64_t first = m->stage.chunk_first[chunk], end = first + m->stage.chunk_layers[chunk];
     if (mb_stage_has_head(&m->stage, chunk)) {
         m->ops->copy(m->ex, a->dhf, a->dhead, residual_numel(m));
@@ -81,10 +81,10 @@ void mb_model_chunk_backward(struct mb_model *m, int chunk, int slot, const stru
         mb_model_stage_done(m, l);
     }
     if (mb_stage_has_embedding(&m->stage, chunk))
-        mb_embed_backward(m, b, pos);
+        mb_embed_backward(m, b, &a->aux);
     else
         m->ops->copy(m->ex, dx, a->dres, residual_numel(m));
     a->doc_start = NULL;
-    mb_model_batch_end(&a->aux);
+    mb_model_batch_end(m, &a->aux);
     m->acts = NULL;
 }

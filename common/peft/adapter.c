@@ -20,6 +20,7 @@
 #include "core/err.h"
 #include "core/hash.h"
 #include "core/mem.h"
+#include "dist/devcomm.h"
 
 void mb_adapter_scratch_release(struct mb_adapter_scratch *s)
 {
@@ -67,12 +68,18 @@ int mb_adapter_dropout_keep(const struct mb_adapter_dropout *d, int64_t sample, 
     return keep_at(d, row_key(d, sample, pos, site), col);
 }
 
-/* DST[n, in] += or = SRC * keep / (1 - p), the mask of this adapter's elements. */
-static void apply_mask(const struct mb_adapter *ad, int64_t in, float *dst, const float *src,
-                       int64_t n, bool accumulate)
+/* DST[n, in] += or = SRC * keep / (1 - p), the mask of this adapter's elements (backend
+ * memory, looped over on the host: kern/ops.h mb_host_view). */
+static void apply_mask(const struct mb_adapter *ad, const struct mb_adapter_base *base,
+                       int64_t in, float *dev_dst, const float *dev_src, int64_t n,
+                       bool accumulate)
 {
     const struct mb_adapter_dropout *d = ad->dropout;
     float scale = 1.0f / (1.0f - d->p);
+    size_t bytes = (size_t)(n * in) * sizeof(float);
+    float *dst = accumulate ? mb_host_view(base->ops, base->ex, dev_dst, bytes)
+                            : base->ops->host_memory ? dev_dst : mb_xmalloc(bytes + 1);
+    const float *src = mb_host_view(base->ops, base->ex, dev_src, bytes);
     for (int64_t t = 0; t < n; t++) {
         uint64_t row = row_key(d, d->sample0 + t / d->seq, t % d->seq, ad->site);
         for (int64_t i = 0; i < in; i++) {
@@ -80,6 +87,8 @@ static void apply_mask(const struct mb_adapter *ad, int64_t in, float *dst, cons
             dst[t * in + i] = accumulate ? dst[t * in + i] + v : v;
         }
     }
+    mb_host_view_end(base->ops, base->ex, (float *)dev_src, (float *)src, bytes, false);
+    mb_host_view_end(base->ops, base->ex, dev_dst, dst, bytes, true);
 }
 
 /* The adapter's input: X, or d(X) with dropout (in the scratch). */
@@ -90,7 +99,7 @@ static const float *drop_input(const struct mb_adapter *ad, const struct mb_adap
         return x;
     struct mb_adapter_scratch *s = ad->scratch;
     float *xd = room(s, &s->xd, &s->cap_xd, n * base->in);
-    apply_mask(ad, base->in, xd, x, n, false);
+    apply_mask(ad, base, base->in, xd, x, n, false);
     return xd;
 }
 
@@ -104,7 +113,7 @@ static float *project_in(const struct mb_adapter *ad, const struct mb_adapter_ba
     base->ops->matmul(base->ex, false, true, n, r, base->in, 1.0f, x, base->in, ad->a, base->in,
                       0.0f, ax, r);
     if (base->row)
-        mb_group_sum_f32(base->tp, ax, n * r);
+        mb_dev_sum_f32(base->ops, base->ex, base->tp, ax, n * r);
     return ax;
 }
 
@@ -118,24 +127,39 @@ void mb_adapter_row_norms(const struct mb_adapter *ad, const struct mb_adapter_b
     if (with_adapter)
         base->ops->matmul(base->ex, false, false, out, in, ad->rank, ad->scale, ad->b, ad->rank,
                           ad->a, in, 1.0f, wp, in);
+    const struct mb_ops *ops = base->ops;
+    size_t w_bytes = (size_t)(out * in) * sizeof(float), n_bytes = (size_t)out * sizeof(float);
+    const float *hw = mb_host_view(ops, base->ex, wp, w_bytes);
     double *sq = mb_xmalloc((size_t)out * sizeof(double));
     for (int64_t o = 0; o < out; o++) {
         double acc = 0;
         for (int64_t i = 0; i < in; i++)
-            acc += (double)wp[o * in + i] * wp[o * in + i];
+            acc += (double)hw[o * in + i] * hw[o * in + i];
         sq[o] = acc;
     }
-    if (base->row) /* this rank holds a block of every row's columns */
+    mb_host_view_end(ops, base->ex, wp, (float *)hw, w_bytes, false);
+    if (base->row) /* this rank holds a block of every row's columns (host memory) */
         mb_group_sum_f64(base->tp, sq, out);
+    float *hn = mb_host_view(ops, base->ex, norms, n_bytes);
     for (int64_t o = 0; o < out; o++)
-        norms[o] = (float)sqrt(sq[o]);
+        hn[o] = (float)sqrt(sq[o]);
+    mb_host_view_end(ops, base->ex, norms, hn, n_bytes, true);
     free(sq);
 }
 
-/* DoRA's per-row factor g = m / norm of output O. */
-static float dora_gain(const struct mb_adapter *ad, int64_t o)
+/* DoRA's per-row factors g = m / norm of the OUT outputs, on the host (free them). */
+static float *dora_gains(const struct mb_adapter *ad, const struct mb_adapter_base *base,
+                         int64_t out)
 {
-    return ad->mag[o] / ad->norm[o];
+    size_t bytes = (size_t)out * sizeof(float);
+    float *g = mb_xmalloc(bytes + 1);
+    const float *mag = mb_host_view(base->ops, base->ex, ad->mag, bytes);
+    const float *norm = mb_host_view(base->ops, base->ex, ad->norm, bytes);
+    for (int64_t o = 0; o < out; o++)
+        g[o] = mag[o] / norm[o];
+    mb_host_view_end(base->ops, base->ex, (float *)ad->mag, (float *)mag, bytes, false);
+    mb_host_view_end(base->ops, base->ex, ad->norm, (float *)norm, bytes, false);
+    return g;
 }
 
 void mb_adapter_forward(const struct mb_adapter *ad, const struct mb_adapter_base *base,
@@ -149,9 +173,13 @@ void mb_adapter_forward(const struct mb_adapter *ad, const struct mb_adapter_bas
                       1.0f, y, out);
     if (!ad->dora)
         return;
+    size_t bytes = (size_t)(rows * out) * sizeof(float);
+    float *g = dora_gains(ad, base, out), *hy = mb_host_view(base->ops, base->ex, y, bytes);
     for (int64_t t = 0; t < rows; t++)
         for (int64_t o = 0; o < out; o++)
-            y[t * out + o] *= dora_gain(ad, o);
+            hy[t * out + o] *= g[o];
+    mb_host_view_end(base->ops, base->ex, y, hy, bytes, true);
+    free(g);
 }
 
 /* DoRA: z = x W^T + s ax B^T into the wide scratch (the base's reduction included);
@@ -164,20 +192,32 @@ static const float *dora_backward(const struct mb_adapter *ad, const struct mb_a
     float *z = room(s, &s->wide, &s->cap_wide, n * out);
     base->ops->matmul(base->ex, false, true, n, out, in, 1.0f, x, in, base->w, in, 0.0f, z, out);
     if (base->row)
-        mb_group_sum_f32(base->tp, z, n * out);
+        mb_dev_sum_f32(base->ops, base->ex, base->tp, z, n * out);
     base->ops->matmul(base->ex, false, true, n, out, r, ad->scale, ax, r, ad->b, r, 1.0f, z, out);
+    const struct mb_ops *ops = base->ops;
+    size_t bytes = (size_t)(n * out) * sizeof(float), o_bytes = (size_t)out * sizeof(float);
+    const float *hdy = mb_host_view(ops, base->ex, dy, bytes);
+    float *hz = mb_host_view(ops, base->ex, z, bytes);
     if (ad->gmag) {
         double *acc = mb_xcalloc((size_t)out, sizeof(double));
         for (int64_t t = 0; t < n; t++)
             for (int64_t o = 0; o < out; o++)
-                acc[o] += (double)dy[t * out + o] * z[t * out + o];
+                acc[o] += (double)hdy[t * out + o] * hz[t * out + o];
+        float *gmag = mb_host_view(ops, base->ex, ad->gmag, o_bytes);
+        const float *norm = mb_host_view(ops, base->ex, ad->norm, o_bytes);
         for (int64_t o = 0; o < out; o++)
-            ad->gmag[o] += (float)(acc[o] / ad->norm[o]);
+            gmag[o] += (float)(acc[o] / norm[o]);
+        mb_host_view_end(ops, base->ex, ad->norm, (float *)norm, o_bytes, false);
+        mb_host_view_end(ops, base->ex, ad->gmag, gmag, o_bytes, true);
         free(acc);
     }
+    float *g = dora_gains(ad, base, out);
     for (int64_t t = 0; t < n; t++)
         for (int64_t o = 0; o < out; o++)
-            z[t * out + o] = dy[t * out + o] * dora_gain(ad, o);
+            hz[t * out + o] = hdy[t * out + o] * g[o];
+    free(g);
+    mb_host_view_end(ops, base->ex, (float *)dy, (float *)hdy, bytes, false);
+    mb_host_view_end(ops, base->ex, z, hz, bytes, true);
     return z;
 }
 
@@ -213,5 +253,5 @@ void mb_adapter_backward_dx(const struct mb_adapter *ad, const struct mb_adapter
     float *t = room(s, &s->xd, &s->cap_xd, n * in); /* d(x) is no longer needed */
     base->ops->matmul(base->ex, false, false, n, in, ad->rank, 1.0f, s->dax, ad->rank, ad->a, in,
                       0.0f, t, in);
-    apply_mask(ad, in, dx, t, n, true);
+    apply_mask(ad, base, in, dx, t, n, true);
 }

@@ -66,6 +66,12 @@ static void bucket_counts(struct mb_grad_sync *s)
     }
 }
 
+/* Whether the collectives need a host copy of the gradients (dist/devcomm.h's rule). */
+static bool staged(const struct mb_grad_sync *s)
+{
+    return !s->ops->host_memory && s->dp->comm;
+}
+
 int mb_grad_sync_init(struct mb_grad_sync *s, const struct mb_group *dp, const struct mb_ops *ops,
                       const struct mb_param_table *params, int64_t num_layers, float *g,
                       bool distributed, bool overlap, int64_t bucket_size, const char *where)
@@ -90,6 +96,7 @@ int mb_grad_sync_init(struct mb_grad_sync *s, const struct mb_group *dp, const s
     else
         make_buckets(s, params, bucket_size);
     s->reqs = mb_xcalloc((size_t)s->nbuckets, sizeof(*s->reqs));
+    s->gh = staged(s) ? mb_xmalloc((size_t)s->total * sizeof(float) + 1) : g;
     if (!distributed)
         return 0;
     bucket_counts(s);
@@ -113,6 +120,8 @@ void mb_grad_sync_free(struct mb_grad_sync *s)
     free(s->reqs);
     free(s->shard_counts);
     free(s->shard_displs);
+    if (s->gh != s->g)
+        free(s->gh);
     memset(s, 0, sizeof *s);
 }
 
@@ -127,7 +136,12 @@ void mb_grad_sync_begin(struct mb_grad_sync *s)
 static void start_bucket(struct mb_grad_sync *s, int k)
 {
     struct mb_grad_bucket *b = &s->buckets[k];
-    float *in = s->g + b->start;
+    b->started = true;
+    if (!s->dp->comm) /* a group of one: the sum is the buffer, in place */
+        return;
+    float *in = s->gh + b->start;
+    if (s->gh != s->g)
+        mb_to_host_f32(s->ops, s->ex, in, s->g + b->start, b->end - b->start);
     if (!s->overlap && !s->distributed)
         mb_group_sum_f32(s->dp, in, b->end - b->start);
     else if (!s->overlap)
@@ -136,7 +150,6 @@ static void start_bucket(struct mb_grad_sync *s, int k)
         mb_group_isum_f32(s->dp, in, b->end - b->start, &s->reqs[k]);
     else
         mb_group_ireduce_scatter_v_f32(s->dp, in, in, b->counts, &s->reqs[k]);
-    b->started = true;
 }
 
 /* After the reduce-scatters: each bucket's part of this rank's shard from the bucket's
@@ -148,7 +161,7 @@ static void place_parts(const struct mb_grad_sync *s)
         int n = b->counts[s->dp->rank];
         int64_t to = MB_MAX(b->start, s->lo);
         if (n > 0 && to != b->start)
-            memmove(s->g + to, s->g + b->start, (size_t)n * sizeof(float));
+            memmove(s->gh + to, s->gh + b->start, (size_t)n * sizeof(float));
     }
 }
 
@@ -171,10 +184,20 @@ void mb_grad_sync_finish(struct mb_grad_sync *s)
     mb_group_wait(s->dp, s->reqs, s->nbuckets);
     if (s->distributed && s->dp->comm) /* a group of one reduces nothing, in place */
         place_parts(s);
+    if (s->gh != s->g)
+        mb_from_host_f32(s->ops, s->ex, s->g, s->gh, s->total);
 }
 
 void mb_grad_sync_gather(const struct mb_grad_sync *s, float *w)
 {
-    if (s->distributed)
+    if (!s->distributed)
+        return;
+    if (!staged(s)) {
         mb_group_all_gather_v_f32(s->dp, w, s->shard_counts, s->shard_displs);
+        return;
+    }
+    size_t bytes = (size_t)s->total * sizeof(float);
+    float *hw = mb_host_view(s->ops, s->ex, w, bytes);
+    mb_group_all_gather_v_f32(s->dp, hw, s->shard_counts, s->shard_displs);
+    mb_host_view_end(s->ops, s->ex, w, hw, bytes, true);
 }

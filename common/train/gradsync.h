@@ -53,6 +53,10 @@ struct mb_grad_sync {
     const struct mb_ops *ops;
     struct mb_exec *ex;   /* the context its ops run in (kern/ops.h) */
     float *g;             /* the model's flat gradients */
+    /* What the DP collectives run on: G itself on host memory (kern/ops.h host_memory),
+     * else a host copy of it (each bucket copied in before its reduction starts, the
+     * whole buffer copied back once they are done). */
+    float *gh;
     bool distributed;     /* ddp.use_distributed_optimizer */
     bool overlap;         /* ddp.overlap_grad_reduce */
     int64_t total;        /* P: floats in the gradient buffer (the trainable range) */

@@ -22,7 +22,9 @@ enum { TAG_FWD = 1, TAG_BWD = 2 };
 /* A tensor buffer: a received tensor waiting for its pass, a pass's output waiting for
  * its send or in it, or free. */
 struct pipe_buf {
-    float *data;
+    float *data;  /* backend memory: what the passes read and write */
+    float *host;  /* what MPI sends from and receives into: DATA itself on host memory,
+                   * else a host copy (kern/ops.h host_memory) */
     struct mb_group_request req;
     bool busy;
     bool sent; /* its tensor went out: free once the send completes */
@@ -69,7 +71,10 @@ static int take_buf(struct pipe_run *r)
     r->bufs = mb_xrealloc(r->bufs, (size_t)(r->nbufs + 1) * sizeof(*r->bufs));
     struct pipe_buf *b = &r->bufs[r->nbufs];
     memset(b, 0, sizeof *b);
-    b->data = mb_xmalloc((size_t)r->numel * sizeof(float));
+    const struct mb_model *m = &r->t->model;
+    b->data = m->ops->alloc(m->ex, (size_t)r->numel * sizeof(float));
+    MB_ASSERT(b->data != NULL);
+    b->host = m->ops->host_memory ? b->data : mb_xmalloc((size_t)r->numel * sizeof(float));
     b->busy = true;
     return r->nbufs++;
 }
@@ -94,15 +99,21 @@ static int receive(struct pipe_run *r, int peer, int tag)
 {
     int i = take_buf(r);
     struct mb_group_request req = { NULL };
-    mb_group_irecv_f32(r->pp, r->bufs[i].data, r->numel, peer, tag, &req);
+    struct pipe_buf *b = &r->bufs[i];
+    mb_group_irecv_f32(r->pp, b->host, r->numel, peer, tag, &req);
     mb_group_wait(r->pp, &req, 1);
+    if (b->host != b->data)
+        mb_from_host_f32(r->t->model.ops, r->t->model.ex, b->data, b->host, r->numel);
     return i;
 }
 
 static void send(struct pipe_run *r, int i, int peer, int tag)
 {
-    mb_group_isend_f32(r->pp, r->bufs[i].data, r->numel, peer, tag, &r->bufs[i].req);
-    r->bufs[i].sent = true;
+    struct pipe_buf *b = &r->bufs[i];
+    if (b->host != b->data)
+        mb_to_host_f32(r->t->model.ops, r->t->model.ex, b->host, b->data, r->numel);
+    mb_group_isend_f32(r->pp, b->host, r->numel, peer, tag, &b->req);
+    b->sent = true;
 }
 
 static int free_slot(struct pipe_run *r)
@@ -222,8 +233,11 @@ static struct mb_pipe_event *forward_only(const struct mb_trainer *t, int *n)
 static void finish(struct pipe_run *r)
 {
     for (int i = 0; i < r->nbufs; i++) {
-        mb_group_wait(r->pp, &r->bufs[i].req, 1);
-        free(r->bufs[i].data);
+        struct pipe_buf *b = &r->bufs[i];
+        mb_group_wait(r->pp, &b->req, 1);
+        if (b->host != b->data)
+            free(b->host);
+        r->t->model.ops->free(r->t->model.ex, b->data);
     }
     free(r->bufs);
     free(r->slot_of);

@@ -197,8 +197,9 @@ static const struct mb_config_key pretrain_keys[] = {
     { "dist.context_parallel_size", INT, "1", "context-parallel ranks", NULL },
     { "dist.sequence_parallel", BOOL, "false",
       "with tensor parallelism, cut norms and the residual stream on the sequence too", NULL },
-    { "dist.device", STRING, "auto", "where to train; auto = cuda when available",
-      "cpu|cuda|auto" },
+    { "dist.device", STRING, "auto", "where to train; auto = cuda when available (cpu in this "
+      "build); cpu-guarded = cpu on a guarded arena, for tests; unset: $MB_DEVICE or auto",
+      "cpu|cpu-guarded|cuda|auto" },
     { "dist.timeout_minutes", FLOAT, "30",
       "a rank that waits this long in a gradient or loss all-reduce, agreement or barrier "
       "aborts the job, naming itself and the operation (Megatron's "

@@ -37,11 +37,39 @@ struct ckpt_list {
     int first, count;
 };
 
-static void ckpt_list_make(const struct mb_trainer *t, struct ckpt_list *l)
+/* The weights and this rank's range of the Adam moments as host code (HDF5) sees them:
+ * the backend's buffers on host memory, else host copies (kern/ops.h mb_host_view). */
+struct host_state {
+    float *w, *m, *v;
+};
+
+static void host_state_begin(const struct mb_trainer *t, struct host_state *h)
+{
+    const struct mb_ops *o = t->model.ops;
+    size_t wb = (size_t)t->model.params.total * sizeof(float);
+    size_t mb = (size_t)(t->opt.hi - t->opt.lo) * sizeof(float);
+    h->w = mb_host_view(o, t->model.ex, t->model.w, wb);
+    h->m = mb_host_view(o, t->model.ex, t->opt.exp_avg, mb);
+    h->v = mb_host_view(o, t->model.ex, t->opt.exp_avg_sq, mb);
+}
+
+/* With LOADED, what was read into the host copies goes to the backend. */
+static void host_state_end(struct mb_trainer *t, struct host_state *h, bool loaded)
+{
+    const struct mb_ops *o = t->model.ops;
+    size_t wb = (size_t)t->model.params.total * sizeof(float);
+    size_t mb = (size_t)(t->opt.hi - t->opt.lo) * sizeof(float);
+    mb_host_view_end(o, t->model.ex, t->model.w, h->w, wb, loaded);
+    mb_host_view_end(o, t->model.ex, t->opt.exp_avg, h->m, mb, loaded);
+    mb_host_view_end(o, t->model.ex, t->opt.exp_avg_sq, h->v, mb, loaded);
+}
+
+static void ckpt_list_make(const struct mb_trainer *t, const struct host_state *h,
+                           struct ckpt_list *l)
 {
     const struct mb_param_table *p = &t->model.params;
     mb_ckpt_whole_table(&l->whole, p, &t->model.cfg, &t->model.peft);
-    l->w = mb_ckpt_tensors_of(p, &l->whole, t->model.w);
+    l->w = mb_ckpt_tensors_of(p, &l->whole, h->w);
     l->count = l->whole.count;
     /* the table lays the frozen base out first */
     l->first = 0;
@@ -58,10 +86,11 @@ static void ckpt_list_make(const struct mb_trainer *t, struct ckpt_list *l)
  * distributed optimizer, this rank's shard with it, which the save writes and the load
  * reads as hyperslabs. */
 static struct mb_ckpt_tensor *moment_tensors(const struct mb_trainer *t,
+                                             const struct host_state *h,
                                              const struct ckpt_list *l, float *moment)
 {
     const struct mb_param_table *p = &t->model.params;
-    struct mb_ckpt_tensor *x = mb_ckpt_tensors_of(p, &l->whole, t->model.w);
+    struct mb_ckpt_tensor *x = mb_ckpt_tensors_of(p, &l->whole, h->w);
     mb_ckpt_tensors_part(x, l->count, p, t->opt.lo, t->opt.hi, moment);
     return x;
 }
@@ -105,21 +134,21 @@ static bool all_finite(const float *x, int64_t n)
 
 /* With train.check_for_nan_in_loss_and_grad, a checkpoint never holds NaN or inf: an
  * update can still overflow the weights or the moments with finite gradients. */
-static int check_finite(const struct mb_trainer *t)
+static int check_finite(const struct mb_trainer *t, const struct host_state *h)
 {
     int64_t n = t->model.params.total, shard = t->opt.hi - t->opt.lo;
     if (!t->check_nonfinite ||
-        (all_finite(t->model.w, n) && all_finite(t->opt.exp_avg, shard) &&
-         all_finite(t->opt.exp_avg_sq, shard)))
+        (all_finite(h->w, n) && all_finite(h->m, shard) && all_finite(h->v, shard)))
         return 0;
     return mb_err_set(MB_E_INVALID, mb_config_str(t->cfg, "checkpoint.save"),
                       "iteration %lld: the weights or Adam moments are not finite; the run "
                       "diverged and is not saved", (long long)t->iteration);
 }
 
-int mb_train_save(struct mb_trainer *t)
+/* The save of mb_train_save from the host state H. */
+static int save(struct mb_trainer *t, const struct host_state *h)
 {
-    int bad = check_finite(t) < 0;
+    int bad = check_finite(t, h) < 0;
     if (!mb_dist_all_ok(t->dist, !bad))
         return bad ? -1 : mb_err_set(MB_E_INVALID, "checkpoint", "another rank failed");
     enum mb_ckpt_dtype dtype = MB_CKPT_F32;
@@ -129,11 +158,11 @@ int mb_train_save(struct mb_trainer *t)
         dtype = MB_CKPT_F32;
     bool optim = mb_config_bool(t->cfg, "checkpoint.save_optim");
     struct ckpt_list l;
-    ckpt_list_make(t, &l);
+    ckpt_list_make(t, h, &l);
     int first = l.first, n_extra = 0;
     struct mb_ckpt_extra *extras = save_extras(t, &n_extra);
-    struct mb_ckpt_tensor *m = optim ? moment_tensors(t, &l, t->opt.exp_avg) : NULL;
-    struct mb_ckpt_tensor *v = optim ? moment_tensors(t, &l, t->opt.exp_avg_sq) : NULL;
+    struct mb_ckpt_tensor *m = optim ? moment_tensors(t, h, &l, h->m) : NULL;
+    struct mb_ckpt_tensor *v = optim ? moment_tensors(t, h, &l, h->v) : NULL;
     char *model_json = mb_model_config_to_json(&t->model.cfg);
     char *recipe_json = mb_config_to_json(t->cfg);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
@@ -181,6 +210,15 @@ int mb_train_save(struct mb_trainer *t)
     return rc;
 }
 
+int mb_train_save(struct mb_trainer *t)
+{
+    struct host_state h;
+    host_state_begin(t, &h);
+    int rc = save(t, &h);
+    host_state_end(t, &h, false);
+    return rc;
+}
+
 int mb_train_keep_extras(struct mb_trainer *t, const char *file)
 {
     mb_ckpt_reader *r = mb_ckpt_reader_open(t->dist, file);
@@ -211,10 +249,13 @@ int mb_train_pretrained_config(const struct mb_dist *d, const char *file,
 
 int mb_train_load_pretrained(struct mb_trainer *t, const char *file)
 {
+    struct host_state h;
     struct ckpt_list l;
-    ckpt_list_make(t, &l);
+    host_state_begin(t, &h);
+    ckpt_list_make(t, &h, &l);
     int n = t->peft.kind != MB_PEFT_NONE ? l.first : l.count; /* the base only */
     int rc = mb_ckpt_load(t->dist, file, l.w, n, NULL, NULL, NULL);
+    host_state_end(t, &h, rc == 0);
     if (rc == 0 && t->dist->rank == 0)
         mb_log_info("loaded the weights of %s; optimizer and counters start fresh%s", file,
                     n < l.count ? " (the base of the adapters, frozen)" : "");
@@ -302,14 +343,17 @@ int mb_train_resume(struct mb_trainer *t, const char *file)
         return -1;
     /* each rank reads its own parts (its shard of the moments with the distributed
      * optimizer): any layout resumes any other */
+    struct host_state h;
     struct ckpt_list l;
-    ckpt_list_make(t, &l);
-    struct mb_ckpt_tensor *m = moment_tensors(t, &l, t->opt.exp_avg);
-    struct mb_ckpt_tensor *v = moment_tensors(t, &l, t->opt.exp_avg_sq);
+    host_state_begin(t, &h);
+    ckpt_list_make(t, &h, &l);
+    struct mb_ckpt_tensor *m = moment_tensors(t, &h, &l, h.m);
+    struct mb_ckpt_tensor *v = moment_tensors(t, &h, &l, h.v);
     struct mb_ckpt_state st = MB_CKPT_STATE_INIT;
     int first = l.first;
     int rc = mb_ckpt_load(t->dist, file, l.w + first, l.count - first, m + first, v + first,
                           &st);
+    host_state_end(t, &h, rc == 0);
     if (rc == 0)
         rc = mb_train_check_schedule(t, file, st.recipe_json);
     if (rc == 0) {

@@ -11,6 +11,7 @@
 #include "core/mem.h"
 #include "core/time.h"
 #include "ckpt/ckpt.h"
+#include "dist/devcomm.h"
 #include "ckpt/stale.h"
 #include "kern/ops.h"
 #include "train/limits.h"
@@ -43,6 +44,17 @@ static int parallel_state(struct mb_trainer *t)
                           mb_config_where(cfg, key[0]));
 }
 
+/* The backend of dist.device; when the key is not given, of $MB_DEVICE (else auto). NULL
+ * with mb_err naming the key or the variable. */
+static const struct mb_ops *backend(const mb_config *cfg)
+{
+    const char *key = "dist.device", *where = mb_config_where(cfg, key);
+    if (strcmp(where, "default") != 0)
+        return mb_ops_find(mb_config_str(cfg, key), where);
+    const char *env = getenv("MB_DEVICE");
+    return mb_ops_find(mb_ops_default_name(), env && *env ? "MB_DEVICE" : key);
+}
+
 static int check_sizes(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -72,11 +84,7 @@ static int check_sizes(struct mb_trainer *t)
         return mb_err_set(MB_E_INVALID, mb_config_where(cfg, "dist.sequence_parallel"),
                           "dist.sequence_parallel: data.seq_length %lld is not a multiple of "
                           "dist.tensor_model_parallel_size %d", (long long)t->seq, t->ps.tp);
-    const char *device = mb_config_str(cfg, "dist.device");
-    if (strcmp(device, "cuda") == 0)
-        return mb_err_set(MB_E_UNSUPPORTED, mb_config_where(cfg, "dist.device"),
-                          "dist.device=cuda: this build has no CUDA backend; use cpu or auto");
-    return 0;
+    return backend(cfg) ? 0 : -1;
 }
 
 static int64_t eval_samples(const struct mb_trainer *t)
@@ -209,7 +217,10 @@ static int build_model(struct mb_trainer *t, const struct mb_model_config *mc)
     struct mb_stage stage;
     if (plan_stage(t, mc, &stage) < 0)
         return -1;
-    if (mb_model_init_stage(&t->model, mc, mb_ops_cpu(), mb_pstate_group(&t->ps, MB_GROUP_TP),
+    const struct mb_ops *ops = backend(t->cfg);
+    if (!ops)
+        return -1;
+    if (mb_model_init_stage(&t->model, mc, ops, mb_pstate_group(&t->ps, MB_GROUP_TP),
                             mb_config_bool(t->cfg, "dist.sequence_parallel"), &t->peft,
                             &stage) < 0)
         return -1;
@@ -511,8 +522,8 @@ static void sum_tied_embedding(struct mb_trainer *t)
 {
     const struct mb_param *p = tied_copy(t);
     if (p)
-        mb_group_sum_f32(mb_pstate_group(&t->ps, MB_GROUP_EMB), mb_model_grad_of(&t->model, p),
-                         p->numel);
+        mb_dev_sum_f32(t->model.ops, t->model.ex, mb_pstate_group(&t->ps, MB_GROUP_EMB),
+                       mb_model_grad_of(&t->model, p), p->numel);
 }
 
 /* The two copies got the same summed gradient, but through DP reductions of other
@@ -523,8 +534,8 @@ static void align_tied_embedding(struct mb_trainer *t)
 {
     const struct mb_param *p = tied_copy(t);
     if (p && t->ps.dp > 2)
-        mb_group_broadcast(mb_pstate_group(&t->ps, MB_GROUP_EMB), t->model.w + p->offset,
-                           p->numel * (int64_t)sizeof(float), 0);
+        mb_dev_broadcast(t->model.ops, t->model.ex, mb_pstate_group(&t->ps, MB_GROUP_EMB),
+                         t->model.w + p->offset, p->numel * (int64_t)sizeof(float), 0);
 }
 
 static int train_iteration(struct mb_trainer *t)

@@ -304,7 +304,7 @@ struct model_run {
 static void perturb(struct mb_model *m)
 {
     float *w = mb_xmalloc((size_t)m->params.total * sizeof(float));
-    m->ops->to_host(m->ex, w, m->w, m->params.total);
+    mb_to_host_f32(m->ops, m->ex, w, m->w, m->params.total);
     for (int i = 0; i < m->params.count; i++) {
         const struct mb_param *p = &m->params.items[i];
         uint64_t key = mb_hash_bytes(p->name, strlen(p->name));
@@ -312,7 +312,7 @@ static void perturb(struct mb_model *m)
             for (int64_t e = 0; e < p->numel; e++)
                 w[p->offset + e] += 0.3f * uniform(key + (uint64_t)mb_param_global_index(p, e));
     }
-    m->ops->from_host(m->ex, m->w, w, m->params.total);
+    mb_from_host_f32(m->ops, m->ex, m->w, w, m->params.total);
     free(w);
 }
 

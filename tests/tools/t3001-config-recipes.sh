@@ -107,7 +107,7 @@ test_expect_success 'a badly typed or out-of-choice override exits 2 naming the 
     test_expect_code 2 cfg_check tiny train.train_iters=1.5 2>err &&
     grep "^cfg_check: error: command line: train.train_iters=1.5: key .train.train_iters. expects an integer, got .1.5.$" err &&
     test_expect_code 2 cfg_check tiny dist.device=tpu 2>err &&
-    grep "key .dist.device. must be one of cpu|cuda|auto, got .tpu.$" err &&
+    grep "key .dist.device. must be one of cpu|cpu-guarded|cuda|auto, got .tpu.$" err &&
     test_expect_code 2 cfg_check tiny model.qk_layernorm=perhaps 2>err &&
     grep "expects a boolean" err
 '

@@ -1,4 +1,5 @@
-/* tests/unit/kern_cpu_attention.c - CPU flash attention against a naive double-precision
+/* tests/unit/kern_cpu_attention.c - flash attention (cpu, then cpu-guarded, through
+ * tests/lib/mirror.h) against a naive double-precision
  * attention with the full T x T scores (whose analytic backward is itself checked by
  * central finite differences): GQA, sliding window, soft-capping, T not a multiple of the
  * block, per-document masks of packed rows, and bitwise determinism across runs and
@@ -10,6 +11,7 @@
 #include <string.h>
 
 #include "kern/ops.h"
+#include "tests/lib/mirror.h"
 #include "tests/lib/tap.h"
 
 static const struct mb_ops *ops;
@@ -120,7 +122,7 @@ static double naive(const struct mb_attn_shape *s, const double *q, const double
 
 static float *fill(int64_t n, double **d64, float amp)
 {
-    float *x = ops->alloc(ex, (size_t)n * sizeof *x);
+    float *x = mirror_alloc((size_t)n * sizeof *x);
     if (d64)
         *d64 = malloc((size_t)n * sizeof **d64);
     for (int64_t i = 0; i < n; i++) {
@@ -161,15 +163,18 @@ static void att_release(struct att *a)
     float *f[] = {a->q, a->k, a->v, a->dout, a->out, a->lse, a->dq, a->dk, a->dv};
     double *d[] = {a->q64, a->k64, a->v64, a->out64, a->lse64, a->dq64, a->dk64, a->dv64};
     for (size_t i = 0; i < sizeof f / sizeof *f; i++)
-        ops->free(ex, f[i]);
+        mirror_free(f[i]);
     for (size_t i = 0; i < sizeof d / sizeof *d; i++)
         free(d[i]);
 }
 
 static void att_run(struct att *a)
 {
-    ops->attention_fwd(ex, a->out, a->lse, a->q, a->k, a->v, &a->s);
-    ops->attention_bwd(ex, a->dq, a->dk, a->dv, a->dout, a->q, a->k, a->v, a->out, a->lse, &a->s);
+    ops->attention_fwd(ex, M(a->out), M(a->lse), M(a->q), M(a->k), M(a->v), MS(&a->s));
+    mirror_back();
+    ops->attention_bwd(ex, M(a->dq), M(a->dk), M(a->dv), M(a->dout), M(a->q), M(a->k), M(a->v),
+                       M(a->out), M(a->lse), MS(&a->s));
+    mirror_back();
 }
 
 /* Central differences of the naive probe loss at a few elements of x (one of q64/k64/v64)
@@ -249,24 +254,31 @@ static void determinism(void)
 int main(void)
 {
     omp_set_num_threads(2);
-    ops = mb_ops_cpu();
-    ex = ops->exec;
-    att_case("MHA T=5 d=4", 1, 5, 2, 2, 4, 0, 0, true, NULL);
-    att_case("GQA 4/2 T=130 d=16", 2, 130, 4, 2, 16, 0, 0, true, NULL);
-    att_case("window 20 T=97 d=8", 1, 97, 4, 4, 8, 20, 0, true, NULL);
-    att_case("softcap 5 MQA 2/1 T=70 d=64", 1, 70, 2, 1, 64, 0, 5.0f, true, NULL);
-    att_case("GQA+window 70+softcap 3 T=150 d=12", 1, 150, 4, 2, 12, 70, 3.0f, false, NULL);
-    att_case("window 1 (self only) T=66", 1, 66, 2, 1, 8, 1, 0, false, NULL);
-    att_case("T=1", 2, 1, 4, 2, 8, 0, 0, false, NULL);
-    /* packed rows: documents [0,40) [40,41) [41,130) [130,150) in row 0, [0,64) [64,150)
-     * in row 1 (document boundaries inside and on the edges of the 64-wide blocks) */
-    int32_t docs[2 * 150];
-    for (int t = 0; t < 150; t++) {
-        docs[t] = t < 40 ? 0 : t < 41 ? 40 : t < 130 ? 41 : 130;
-        docs[150 + t] = t < 64 ? 0 : 64;
+    const char *backends[] = { "cpu", "cpu-guarded" };
+    for (int b = 0; b < 2; b++) {
+        ops = mb_ops_find(backends[b], "test");
+        ex = ops->exec;
+        mirror_use(ops);
+        tap_diag("backend %s", backends[b]);
+        att_case("MHA T=5 d=4", 1, 5, 2, 2, 4, 0, 0, true, NULL);
+        att_case("GQA 4/2 T=130 d=16", 2, 130, 4, 2, 16, 0, 0, true, NULL);
+        att_case("window 20 T=97 d=8", 1, 97, 4, 4, 8, 20, 0, true, NULL);
+        att_case("softcap 5 MQA 2/1 T=70 d=64", 1, 70, 2, 1, 64, 0, 5.0f, true, NULL);
+        att_case("GQA+window 70+softcap 3 T=150 d=12", 1, 150, 4, 2, 12, 70, 3.0f, false, NULL);
+        att_case("window 1 (self only) T=66", 1, 66, 2, 1, 8, 1, 0, false, NULL);
+        att_case("T=1", 2, 1, 4, 2, 8, 0, 0, false, NULL);
+        /* packed rows: documents [0,40) [40,41) [41,130) [130,150) in row 0, [0,64) [64,150)
+         * in row 1 (document boundaries inside and on the edges of the 64-wide blocks) */
+        int32_t *docs = mirror_alloc(2 * 150 * sizeof *docs);
+        for (int t = 0; t < 150; t++) {
+            docs[t] = t < 40 ? 0 : t < 41 ? 40 : t < 130 ? 41 : 130;
+            docs[150 + t] = t < 64 ? 0 : 64;
+        }
+        att_case("documents GQA 4/2 T=150 d=8", 2, 150, 4, 2, 8, 0, 0, true, docs);
+        att_case("documents+window 30+softcap 4 T=150", 2, 150, 4, 1, 16, 30, 4.0f, false,
+                 docs);
+        mirror_free(docs);
+        determinism();
     }
-    att_case("documents GQA 4/2 T=150 d=8", 2, 150, 4, 2, 8, 0, 0, true, docs);
-    att_case("documents+window 30+softcap 4 T=150", 2, 150, 4, 1, 16, 30, 4.0f, false, docs);
-    determinism();
     return tap_done();
 }

@@ -1,5 +1,6 @@
-/* tests/unit/kern_cpu_ops.c - CPU norms, activations, RoPE, cross-entropy and AdamW against
- * plain double-precision references. Every backward is compared with central finite
+/* tests/unit/kern_cpu_ops.c - norms, activations, RoPE, cross-entropy and AdamW on the op
+ * table (cpu, then cpu-guarded, through tests/lib/mirror.h) against plain double-precision
+ * references. Every backward is compared with central finite
  * differences of the double reference forward (loss = sum(dy * f(x))). */
 #include <float.h>
 #include <math.h>
@@ -11,6 +12,7 @@
 
 #include "core/defs.h"
 #include "kern/ops.h"
+#include "tests/lib/mirror.h"
 #include "tests/lib/tap.h"
 
 static const struct mb_ops *ops;
@@ -27,7 +29,7 @@ static float urand(void)
 
 static float *rand_buf(int64_t n, float amp)
 {
-    float *x = ops->alloc(ex, (size_t)n * sizeof *x);
+    float *x = mirror_alloc((size_t)n * sizeof *x);
     for (int64_t i = 0; i < n; i++)
         x[i] = urand() * amp;
     return x;
@@ -107,20 +109,25 @@ static void test_norm(bool layer, bool zc)
     const char *name = layer ? "layernorm" : zc ? "rmsnorm (zero-centered)" : "rmsnorm";
     char what[128];
 
-    ops->copy(ex, dx0, dx, n);
-    ops->copy(ex, dw0, dw, dim);
-    ops->copy(ex, db0, db, dim);
+    ops->copy(ex, M(dx0), M(dx), n);
+    mirror_back();
+    ops->copy(ex, M(dw0), M(dw), dim);
+    mirror_back();
+    ops->copy(ex, M(db0), M(db), dim);
+    mirror_back();
     norm_ref(want, &c);
     if (layer)
-        ops->layernorm_fwd(ex, y, mean, rstd, x, w, b, rows, dim, 1e-5f);
+        ops->layernorm_fwd(ex, M(y), M(mean), M(rstd), M(x), M(w), M(b), rows, dim, 1e-5f);
     else
-        ops->rmsnorm_fwd(ex, y, rstd, x, w, rows, dim, 1e-5f, zc);
+        ops->rmsnorm_fwd(ex, M(y), M(rstd), M(x), M(w), rows, dim, 1e-5f, zc);
+    mirror_back();
     snprintf(what, sizeof what, "%s fwd", name);
     tap_close_to(what, y, want, n, 1e-5, 1e-6);
     if (layer)
-        ops->layernorm_bwd(ex, dx, dw, db, dy, x, w, mean, rstd, rows, dim);
+        ops->layernorm_bwd(ex, M(dx), M(dw), M(db), M(dy), M(x), M(w), M(mean), M(rstd), rows, dim);
     else
-        ops->rmsnorm_bwd(ex, dx, dw, dy, x, w, rstd, rows, dim, zc);
+        ops->rmsnorm_bwd(ex, M(dx), M(dw), M(dy), M(x), M(w), M(rstd), rows, dim, zc);
+    mirror_back();
     double *gx = fd_grad(norm_ref, &c, c.x, n, dy, n, dx0);
     double *gw = fd_grad(norm_ref, &c, c.w, dim, dy, n, dw0);
     snprintf(what, sizeof what, "%s bwd dx (accumulated) vs finite differences", name);
@@ -141,7 +148,7 @@ static void test_norm(bool layer, bool zc)
     free(c.b);
     float *bufs[] = {x, w, b, y, mean, rstd, dy, dx, dw, db, dx0, dw0, db0};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++)
-        ops->free(ex, bufs[i]);
+        mirror_free(bufs[i]);
 }
 
 /* ---- activations ---- */
@@ -184,14 +191,20 @@ static void test_act(int kind)
 
     act_ref(want, &c);
     if (kind == 0) {
-        ops->swiglu_fwd(ex, y, x, rows, inner);
-        ops->swiglu_bwd(ex, dx, dy, x, rows, inner);
+        ops->swiglu_fwd(ex, M(y), M(x), rows, inner);
+        mirror_back();
+        ops->swiglu_bwd(ex, M(dx), M(dy), M(x), rows, inner);
+        mirror_back();
     } else if (kind == 1) {
-        ops->geglu_fwd(ex, y, x, rows, inner);
-        ops->geglu_bwd(ex, dx, dy, x, rows, inner);
+        ops->geglu_fwd(ex, M(y), M(x), rows, inner);
+        mirror_back();
+        ops->geglu_bwd(ex, M(dx), M(dy), M(x), rows, inner);
+        mirror_back();
     } else {
-        ops->gelu_fwd(ex, y, x, ny);
-        ops->gelu_bwd(ex, dx, dy, x, ny);
+        ops->gelu_fwd(ex, M(y), M(x), ny);
+        mirror_back();
+        ops->gelu_bwd(ex, M(dx), M(dy), M(x), ny);
+        mirror_back();
     }
     snprintf(what, sizeof what, "%s fwd", names[kind]);
     tap_close_to(what, y, want, ny, 1e-5, 1e-6);
@@ -201,10 +214,10 @@ static void test_act(int kind)
     free(g);
     free(want);
     free(c.x);
-    ops->free(ex, x);
-    ops->free(ex, y);
-    ops->free(ex, dy);
-    ops->free(ex, dx);
+    mirror_free(x);
+    mirror_free(y);
+    mirror_free(dy);
+    mirror_free(dx);
 }
 
 /* ---- RoPE ---- */
@@ -237,7 +250,7 @@ static void test_rope(void)
 {
     int64_t B = 2, H = 3, T = 7, E = 10, R = 6, maxpos = 40, n = B * H * T * E;
     float *cs = rand_buf(maxpos * R, 0), *x = rand_buf(n, 1), *dy = rand_buf(n, 1);
-    int32_t pos[14];
+    int32_t *pos = mirror_alloc(14 * sizeof *pos);
     for (int64_t p = 0; p < maxpos; p++)
         for (int64_t j = 0; j < R / 2; j++) {
             double ang = p / pow(10000.0, 2.0 * j / R);
@@ -250,17 +263,20 @@ static void test_rope(void)
     double *want = malloc((size_t)n * sizeof *want);
 
     rope_ref(want, &c);
-    ops->rope_fwd(ex, x, cs, pos, B, H, T, E, R);
+    ops->rope_fwd(ex, M(x), M(cs), M(pos), B, H, T, E, R);
+    mirror_back();
     tap_close_to("rope_fwd (partial rotary 6 of 10)", x, want, n, 1e-6, 1e-7);
     double *g = fd_grad(rope_ref, &c, c.x, n, dy, n, NULL);
-    ops->rope_bwd(ex, dy, cs, pos, B, H, T, E, R);
+    ops->rope_bwd(ex, M(dy), M(cs), M(pos), B, H, T, E, R);
+    mirror_back();
     tap_close_to("rope_bwd vs finite differences", dy, g, n, 1e-5, 1e-7);
     free(g);
     free(want);
     free(c.x);
-    ops->free(ex, cs);
-    ops->free(ex, x);
-    ops->free(ex, dy);
+    mirror_free(cs);
+    mirror_free(x);
+    mirror_free(dy);
+    mirror_free(pos);
 }
 
 /* ---- cross-entropy ---- */
@@ -295,23 +311,30 @@ static void xent_ref(double *y, void *p)
 static void test_xent(float cap)
 {
     int64_t rows = 7, vocab = 301, n = rows * vocab;
-    int32_t target[7] = {0, 300, -1, 17, 150, 42, 299};
-    float mask[7] = {1, 0.5f, 1, 0, 1, 2, 1};
+    static const int32_t target0[7] = {0, 300, -1, 17, 150, 42, 299};
+    static const float mask0[7] = {1, 0.5f, 1, 0, 1, 2, 1};
+    int32_t *target = mirror_alloc(sizeof target0);
+    float *mask = mirror_alloc(sizeof mask0);
+    memcpy(target, target0, sizeof target0);
+    memcpy(mask, mask0, sizeof mask0);
     float *z = rand_buf(n, 8.0f), *z0 = rand_buf(n, 0), *loss = rand_buf(rows, 1);
     float ones[7] = {1, 1, 1, 1, 1, 1, 1};
     struct xent_ctx c = {rows, vocab, target, mask, to64(z, n), cap, -1};
     double want[7];
     char what[96];
 
-    ops->copy(ex, z0, z, n);
+    ops->copy(ex, M(z0), M(z), n);
+    mirror_back();
     xent_ref(want, &c);
-    ops->xent(ex, z, loss, target, mask, rows, vocab, cap, 0.0f);
+    ops->xent(ex, M(z), M(loss), M(target), M(mask), rows, vocab, cap, 0.0f);
+    mirror_back();
     snprintf(what, sizeof what, "xent loss (cap %g; target -1 row is 0)", cap);
     tap_close_to(what, loss, want, rows, 2e-6, 1e-6);
     ok(memcmp(z, z0, (size_t)n * sizeof *z) == 0, "xent with grad_scale 0 leaves the logits");
     c.scale = 0.25;
     double *g = fd_grad(xent_ref, &c, c.z, n, ones, rows, NULL);
-    ops->xent(ex, z, loss, target, mask, rows, vocab, cap, 0.25f);
+    ops->xent(ex, M(z), M(loss), M(target), M(mask), rows, vocab, cap, 0.25f);
+    mirror_back();
     snprintf(what, sizeof what, "xent gradient in place (cap %g, mask, grad_scale) vs FD", cap);
     tap_close_to(what, z, g, n, 1e-4, 1e-7);
     int zero = 1;
@@ -320,9 +343,11 @@ static void test_xent(float cap)
     ok(zero, "xent: rows with target -1 or mask 0 get exactly zero gradient");
     free(g);
     free(c.z);
-    ops->free(ex, z);
-    ops->free(ex, z0);
-    ops->free(ex, loss);
+    mirror_free(z);
+    mirror_free(z0);
+    mirror_free(loss);
+    mirror_free(target);
+    mirror_free(mask);
 }
 
 /* ---- AdamW ---- */
@@ -339,7 +364,8 @@ static void test_adamw(void)
         a.step = step;
         for (int64_t i = 0; i < n; i++)
             g[i] = urand();
-        ops->adamw(ex, p, g, m, v, n, &a);
+        ops->adamw(ex, M(p), M(g), M(m), M(v), n, &a);
+        mirror_back();
         double bc1 = 1 - pow(a.beta1, step), bc2 = 1 - pow(a.beta2, step);
         for (int64_t i = 0; i < n; i++) {
             p64[i] *= 1 - (double)a.lr * a.weight_decay;
@@ -354,10 +380,10 @@ static void test_adamw(void)
     free(p64);
     free(m64);
     free(v64);
-    ops->free(ex, p);
-    ops->free(ex, g);
-    ops->free(ex, m);
-    ops->free(ex, v);
+    mirror_free(p);
+    mirror_free(g);
+    mirror_free(m);
+    mirror_free(v);
 }
 
 /* AdamW against torch.optim.AdamW(foreach=False) itself, when the oracle venv exists:
@@ -423,7 +449,8 @@ static void test_adamw_torch(void)
     } else {
         for (int s = 1; s <= 3; s++) {
             a.step = s;
-            ops->adamw(ex, d, d + s * n, m, v, n, &a);
+            ops->adamw(ex, M(d), M(d + s * n), M(m), M(v), n, &a);
+            mirror_back();
         }
         const float *moments[2] = {m, v};
         const char *names[2] = {"exp_avg", "exp_avg_sq"};
@@ -445,26 +472,31 @@ static void test_adamw_torch(void)
     if (f)
         fclose(f);
     free(got);
-    ops->free(ex, d);
-    ops->free(ex, m);
-    ops->free(ex, v);
+    mirror_free(d);
+    mirror_free(m);
+    mirror_free(v);
 }
 
 int main(void)
 {
     omp_set_num_threads(2);
-    ops = mb_ops_cpu();
-    ex = ops->exec;
-    test_norm(false, false);
-    test_norm(false, true);
-    test_norm(true, false);
-    for (int k = 0; k < 3; k++)
-        test_act(k);
-    test_rope();
-    test_xent(0.0f);
-    test_xent(5.0f);
-    test_adamw();
     tap_enter_scratch_dir();
-    test_adamw_torch();
+    const char *backends[] = { "cpu", "cpu-guarded" };
+    for (int b = 0; b < 2; b++) {
+        ops = mb_ops_find(backends[b], "test");
+        ex = ops->exec;
+        mirror_use(ops);
+        tap_diag("backend %s", backends[b]);
+        test_norm(false, false);
+        test_norm(false, true);
+        test_norm(true, false);
+        for (int k = 0; k < 3; k++)
+            test_act(k);
+        test_rope();
+        test_xent(0.0f);
+        test_xent(5.0f);
+        test_adamw();
+        test_adamw_torch();
+    }
     return tap_done();
 }

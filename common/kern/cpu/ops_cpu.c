@@ -38,14 +38,18 @@ static void cpu_copy(struct mb_exec *ex MB_UNUSED, float *dst, const float *src,
     mb_cpu_copy(dst, src, n);
 }
 
-static void cpu_to_host(struct mb_exec *ex MB_UNUSED, float *host, const float *dev, int64_t n)
+static void cpu_to_host(struct mb_exec *ex MB_UNUSED, void *host, const void *dev, size_t bytes)
 {
-    mb_cpu_copy(host, dev, n);
+    memcpy(host, dev, bytes);
 }
 
-static void cpu_from_host(struct mb_exec *ex MB_UNUSED, float *dev, const float *host, int64_t n)
+static void cpu_from_host(struct mb_exec *ex MB_UNUSED, void *dev, const void *host, size_t bytes)
 {
-    mb_cpu_copy(dev, host, n);
+    memcpy(dev, host, bytes);
+}
+
+static void cpu_sync(struct mb_exec *ex MB_UNUSED)
+{
 }
 
 static void cpu_matmul(struct mb_exec *ex MB_UNUSED, bool ta, bool tb, int64_t m, int64_t n,
@@ -255,12 +259,14 @@ static void cpu_attention_kv(struct mb_exec *ex MB_UNUSED, float *out, const flo
 static const struct mb_ops cpu_ops = {
     .name = "cpu",
     .exec = &cpu_exec,
+    .host_memory = true,
     .alloc = cpu_alloc,
     .free = cpu_free,
     .zero = cpu_zero,
     .copy = cpu_copy,
     .to_host = cpu_to_host,
     .from_host = cpu_from_host,
+    .sync = cpu_sync,
     .matmul = cpu_matmul,
     .convert = cpu_convert,
     .matmul_bf16 = cpu_matmul_bf16,
