@@ -28,6 +28,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "core/str.h"
+#include "core/tool.h"
 
 #define TMP_TAG ".mb-convert-tmp."
 
@@ -224,11 +225,13 @@ void cv_hold_signals(sigset_t *saved)
     sigaddset(&block, SIGHUP);
     sigaddset(&block, SIGQUIT);
     sigprocmask(SIG_BLOCK, &block, saved);
+    mb_tool_hold_signals();
 }
 
 void cv_release_signals(const sigset_t *saved)
 {
-    sigprocmask(SIG_SETMASK, saved, NULL);
+    sigprocmask(SIG_SETMASK, saved, NULL); /* a signal blocked meanwhile is only noted */
+    mb_tool_release_signals();
 }
 
 int cv_outdir_commit(struct cv_outdir *od)

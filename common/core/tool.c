@@ -13,11 +13,30 @@
 #include "core/fs.h"
 #include "core/log.h"
 
+/* Set while a tool publishes an output (mb_tool_hold_signals): a fatal signal waits. */
+static volatile sig_atomic_t signals_held, signal_pending;
+
 static void on_fatal_signal(int sig)
 {
+    if (signals_held) {
+        signal_pending = sig;
+        return;
+    }
     mb_fs_remove_temps();
     signal(sig, SIG_DFL);
     raise(sig);
+}
+
+void mb_tool_hold_signals(void)
+{
+    signals_held = 1;
+}
+
+void mb_tool_release_signals(void)
+{
+    signals_held = 0;
+    if (signal_pending)
+        raise(signal_pending);
 }
 
 int mb_tool_signal_ignored(int sig)

@@ -12,6 +12,12 @@
 void mb_tool_start(const char *name);
 /* 1 when SIG is ignored now (e.g. inherited as ignored from the parent), else 0. */
 int mb_tool_signal_ignored(int sig);
+/* Between these a fatal signal (INT, TERM, HUP, QUIT) is only noted, and release raises
+ * it again: for the few calls that publish an output (a rename and the file naming it).
+ * Blocking the signals would not do: the process's other threads (MPI's, OpenMP's) do
+ * not block them, and the kernel may hand a signal to any of them. */
+void mb_tool_hold_signals(void);
+void mb_tool_release_signals(void);
 
 /* RC is 0, -1 (error in mb_err), or MB_CLI_EXIT. Returns the process exit status.
  * Standard output whose reader has gone (EPIPE) gives status 1 without a message. */
