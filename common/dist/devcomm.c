@@ -5,27 +5,13 @@
 #include <stdlib.h>
 
 #include "core/mem.h"
+#include "kern/ops.h"
 
 /* Whether a collective of G on O's memory needs a host copy: off host memory, when G
  * communicates (a group of one leaves a sum, a maximum or a broadcast as it is). */
 static bool staged(const struct mb_ops *o, const struct mb_group *g)
 {
     return !o->host_memory && g->comm;
-}
-
-static void *host_copy(const struct mb_ops *o, struct mb_exec *ex, const void *dev, size_t bytes)
-{
-    void *h = mb_xmalloc(bytes ? bytes : 1);
-    o->to_host(ex, h, dev, bytes);
-    return h;
-}
-
-/* BUF back into DEV, and BUF freed. */
-static void put_back(const struct mb_ops *o, struct mb_exec *ex, void *dev, void *buf,
-                     size_t bytes)
-{
-    o->from_host(ex, dev, buf, bytes);
-    free(buf);
 }
 
 void mb_dev_sum_f32(const struct mb_ops *o, struct mb_exec *ex, const struct mb_group *g,
@@ -36,9 +22,9 @@ void mb_dev_sum_f32(const struct mb_ops *o, struct mb_exec *ex, const struct mb_
         return;
     }
     size_t bytes = (size_t)n * sizeof(float);
-    float *h = host_copy(o, ex, buf, bytes);
+    float *h = mb_host_view(o, ex, buf, bytes);
     mb_group_sum_f32(g, h, n);
-    put_back(o, ex, buf, h, bytes);
+    mb_host_view_end(o, ex, buf, h, bytes, true);
 }
 
 void mb_dev_sum_f64(const struct mb_ops *o, struct mb_exec *ex, const struct mb_group *g,
@@ -49,9 +35,9 @@ void mb_dev_sum_f64(const struct mb_ops *o, struct mb_exec *ex, const struct mb_
         return;
     }
     size_t bytes = (size_t)n * sizeof(double);
-    double *h = host_copy(o, ex, buf, bytes);
+    double *h = mb_host_view(o, ex, buf, bytes);
     mb_group_sum_f64(g, h, n);
-    put_back(o, ex, buf, h, bytes);
+    mb_host_view_end(o, ex, buf, h, bytes, true);
 }
 
 void mb_dev_max_f32(const struct mb_ops *o, struct mb_exec *ex, const struct mb_group *g,
@@ -62,9 +48,9 @@ void mb_dev_max_f32(const struct mb_ops *o, struct mb_exec *ex, const struct mb_
         return;
     }
     size_t bytes = (size_t)n * sizeof(float);
-    float *h = host_copy(o, ex, buf, bytes);
+    float *h = mb_host_view(o, ex, buf, bytes);
     mb_group_max_f32(g, h, n);
-    put_back(o, ex, buf, h, bytes);
+    mb_host_view_end(o, ex, buf, h, bytes, true);
 }
 
 void mb_dev_all_gather_f32(const struct mb_ops *o, struct mb_exec *ex, const struct mb_group *g,
@@ -77,11 +63,11 @@ void mb_dev_all_gather_f32(const struct mb_ops *o, struct mb_exec *ex, const str
             o->copy(ex, all, mine, n);
         return;
     }
-    float *h_mine = host_copy(o, ex, mine, (size_t)n * sizeof(float));
+    float *h_mine = mb_host_view(o, ex, mine, (size_t)n * sizeof(float));
     float *h_all = mb_xmalloc((size_t)(n * g->size) * sizeof(float) + 1);
     mb_group_all_gather_f32(g, h_mine, h_all, n);
     free(h_mine);
-    put_back(o, ex, all, h_all, (size_t)(n * g->size) * sizeof(float));
+    mb_host_view_end(o, ex, all, h_all, (size_t)(n * g->size) * sizeof(float), true);
 }
 
 void mb_dev_reduce_scatter_f32(const struct mb_ops *o, struct mb_exec *ex,
@@ -94,11 +80,11 @@ void mb_dev_reduce_scatter_f32(const struct mb_ops *o, struct mb_exec *ex,
             o->copy(ex, out, in, n);
         return;
     }
-    float *h_in = host_copy(o, ex, in, (size_t)(n * g->size) * sizeof(float));
+    float *h_in = mb_host_view(o, ex, in, (size_t)(n * g->size) * sizeof(float));
     float *h_out = mb_xmalloc((size_t)n * sizeof(float) + 1);
     mb_group_reduce_scatter_f32(g, h_in, h_out, n);
     free(h_in);
-    put_back(o, ex, out, h_out, (size_t)n * sizeof(float));
+    mb_host_view_end(o, ex, out, h_out, (size_t)n * sizeof(float), true);
 }
 
 void mb_dev_broadcast(const struct mb_ops *o, struct mb_exec *ex, const struct mb_group *g,
@@ -108,7 +94,7 @@ void mb_dev_broadcast(const struct mb_ops *o, struct mb_exec *ex, const struct m
         mb_group_broadcast(g, buf, bytes, root);
         return;
     }
-    void *h = host_copy(o, ex, buf, (size_t)bytes);
+    void *h = mb_host_view(o, ex, buf, (size_t)bytes);
     mb_group_broadcast(g, h, bytes, root);
-    put_back(o, ex, buf, h, (size_t)bytes);
+    mb_host_view_end(o, ex, buf, h, (size_t)bytes, true);
 }
