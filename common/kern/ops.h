@@ -91,7 +91,9 @@ struct mb_ops {
     /* bf16 (mixed precision, DESIGN.md 5): a bf16 is the top half of an fp32, stored as
      * uint16_t. convert copies N elements between MB_DTYPE_F32 and MB_DTYPE_BF16 (either
      * way, or the same type): fp32 -> bf16 rounds to nearest, ties to even, a NaN stays a
-     * (quiet) NaN; bf16 -> fp32 is exact. */
+     * (quiet) NaN; bf16 -> fp32 is exact. fp32 -> bf16 may run in place (dst == src): the
+     * N bf16 values then fill the buffer's first 2N bytes. Otherwise dst and src do not
+     * overlap. */
     void (*convert)(struct mb_exec *ex, void *dst, enum mb_dtype dst_type, const void *src,
                     enum mb_dtype src_type, int64_t n);
     /* matmul with bf16 operands and an fp32 C: the products are exact in fp32 and summed

@@ -7,6 +7,8 @@
  *     MB_BF16_EXHAUSTIVE=1 on all 2^32 floats (tests/long/t9129, a minute);
  *   - bf16 -> f32 over all 2^16 bf16: exactly the bits shifted up, both kernels;
  *   - every length 0..70 at unaligned starts, and lengths across the chunk boundary;
+ *   - f32 -> bf16 in place (dst == src) against the portable kernel out of place, on the
+ *     cpu and cpu-guarded backends, lengths around the in-place rounds' edges;
  *   - against PyTorch's `.to(torch.bfloat16)` and `.to(torch.float32)`
  *     (tests/oracle/bf16_ops.py), on both paths: every sign/exponent/top-mantissa pattern
  *     with the low half 0, 1, 0x7fff, 0x8000 (ties), 0x8001, 0xffff, plus 2^20 random bit
@@ -162,6 +164,51 @@ static void lengths(void)
     free(x);
 }
 
+/* In place on backend O: N random floats (of S) converted over themselves give the
+ * portable kernel's bf16 in the first 2N bytes, and nothing past the 4N is written. */
+static bool in_place_ok(const struct mb_ops *o, int64_t n, uint64_t *s)
+{
+    size_t bytes = (size_t)(n + 16) * sizeof(float);
+    float *x = malloc(bytes);
+    uint16_t *want = malloc((size_t)(n + 1) * 2);
+    char *got = malloc(bytes);
+    void *dev = o->alloc(o->exec, bytes);
+    if (!x || !want || !got || !dev)
+        abort();
+    for (int64_t i = 0; i < n + 16; i++) {
+        *s ^= *s << 13, *s ^= *s >> 7, *s ^= *s << 17;
+        x[i] = f32_of((uint32_t)*s);
+    }
+    mb_cpu_bf16_round_portable(want, x, n);
+    o->from_host(o->exec, dev, x, bytes);
+    o->convert(o->exec, dev, MB_DTYPE_BF16, dev, MB_DTYPE_F32, n);
+    o->to_host(o->exec, got, dev, bytes);
+    bool same = !memcmp(got, want, (size_t)n * 2) &&
+                !memcmp(got + 4 * n, (char *)x + 4 * n, 16 * sizeof(float));
+    o->free(o->exec, dev);
+    free(got);
+    free(want);
+    free(x);
+    return same;
+}
+
+static void in_place(void)
+{
+    int64_t ns[] = {0, 1, 2, 3, 4095, 4096, 4097, 8191, 8192, 8193, 16384 * 5 + 7,
+                    (1 << 20) + 3, 3 << 20};
+    const char *names[] = {"cpu", "cpu-guarded"};
+    uint64_t s = 0x13198a2e03707344ull;
+    for (int b = 0; b < 2; b++) {
+        const struct mb_ops *o = mb_ops_find(names[b], "kern_bf16_convert");
+        int bad = 0;
+        for (size_t j = 0; o && j < sizeof ns / sizeof ns[0]; j++)
+            bad += !in_place_ok(o, ns[j], &s);
+        ok(o && bad == 0, "%s: f32 -> bf16 in place, %zu lengths up to 3 x 2^20: the portable "
+           "kernel's bits, nothing written past the floats (%d bad)", names[b],
+           sizeof ns / sizeof ns[0], bad);
+    }
+}
+
 static int run_oracle(const char *script, const char *args)
 {
     const char *cache = getenv("MB_CACHE"), *home = getenv("HOME");
@@ -269,6 +316,7 @@ int main(void)
     exhaustive_round();
     exhaustive_widen();
     lengths();
+    in_place();
     against_torch(script);
     return tap_done();
 }

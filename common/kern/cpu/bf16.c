@@ -3,7 +3,7 @@
  * convert splits n into fixed MB_CPU_CHUNK pieces over the OpenMP threads and runs the
  * AVX512-BF16 kernels (bf16_avx512.c) where the CPU has them, else the portable ones
  * here; both give the same bits on every input (tests/unit/kern_bf16_convert.c checks all
- * 2^32 floats).
+ * 2^32 floats). fp32 -> bf16 also runs in place, in doubling rounds (to_bf16_in_place).
  *
  * matmul_bf16 runs oneDNN's matmul primitive (gemm_bf16.c) where oneDNN has a native bf16
  * implementation for this CPU (AVX512-BF16, AVX512 or AMX), else the portable path:
@@ -91,6 +91,30 @@ static void to_f32(float *dst, const uint16_t *src, int64_t n)
     }
 }
 
+/* Elements converted one by one before the halves start (to_bf16_in_place). */
+#define IN_PLACE_FIRST ((int64_t)4096)
+
+/* fp32 -> bf16 in place: element i's bf16 goes to bytes [2i, 2i + 2), which held part of
+ * element i/2, already read. So once elements [0, s) are done, [s, 2s) can all be done at
+ * once, in parallel: they read bytes [4s, 8s) and write [2s, 4s), which held elements
+ * below s only (and no piece of to_bf16 there overlaps itself: each starts at s or later
+ * and is at most s long). The first few go one by one through memcpy, which may alias. */
+static void to_bf16_in_place(void *buf, int64_t n)
+{
+    char *bytes = buf;
+    int64_t s = MB_MIN(n, IN_PLACE_FIRST);
+
+    for (int64_t i = 0; i < s; i++) {
+        float x;
+        uint16_t b;
+        memcpy(&x, bytes + 4 * i, sizeof x);
+        mb_cpu_bf16_round_portable(&b, &x, 1);
+        memcpy(bytes + 2 * i, &b, sizeof b);
+    }
+    for (; s < n; s *= 2)
+        to_bf16((uint16_t *)buf + s, (const float *)buf + s, MB_MIN(2 * s, n) - s);
+}
+
 void mb_cpu_convert(void *dst, enum mb_dtype dst_type, const void *src, enum mb_dtype src_type,
                     int64_t n)
 {
@@ -98,6 +122,8 @@ void mb_cpu_convert(void *dst, enum mb_dtype dst_type, const void *src, enum mb_
               (src_type == MB_DTYPE_F32 || src_type == MB_DTYPE_BF16));
     if (dst_type == src_type)
         memmove(dst, src, (size_t)n * mb_dtype_size(dst_type));
+    else if (dst_type == MB_DTYPE_BF16 && dst == src)
+        to_bf16_in_place(dst, n);
     else if (dst_type == MB_DTYPE_BF16)
         to_bf16(dst, src, n);
     else
