@@ -41,7 +41,7 @@ static void carve_layer(struct carve *c, const struct mb_model *m, int64_t n, in
     int64_t h = cfg->hidden_size, d = cfg->kv_channels;
     int64_t qh = m->loc->heads, kvh = m->loc->groups;
     bool ln = cfg->normalization == MB_NORM_LAYER, qkn = cfg->qk_layernorm;
-    bool sw = cfg->sandwich_norm, kb = mb_model_saves_bf16(m);
+    bool sw = cfg->sandwich_norm, kb = mb_model_saves_bf16(m), bf = m->wb != NULL;
     la->x_in = take(c, r * h, true);
     la->ln1 = take(c, r * h, !kb);
     la->ln1_b = take_bf16(c, n * h, kb);
@@ -51,10 +51,13 @@ static void carve_layer(struct carve *c, const struct mb_model *m, int64_t n, in
     la->k_pre = take(c, n * kvh * d, qkn);
     la->qn_rstd = take(c, n * qh, qkn);
     la->kn_rstd = take(c, n * kvh, qkn);
-    la->q = take(c, n * qh * d, true);
-    la->k = take(c, n * kvh * d, true);
-    la->v = take(c, n * kvh * d, true);
+    la->q = take(c, n * qh * d, !bf);
+    la->k = take(c, n * kvh * d, !bf);
+    la->v = take(c, n * kvh * d, !bf);
     la->attn = take(c, n * qh * d, true);
+    la->q_b = take_bf16(c, n * qh * d, bf);
+    la->k_b = take_bf16(c, n * kvh * d, bf);
+    la->v_b = take_bf16(c, n * kvh * d, bf);
     la->lse = take(c, n * qh, true);
     la->proj = take(c, r * h, sw);
     la->pa_rstd = take(c, r, sw);
@@ -63,9 +66,9 @@ static void carve_layer(struct carve *c, const struct mb_model *m, int64_t n, in
     la->ln2_b = take_bf16(c, n * h, kb);
     la->ln2_mean = take(c, r, ln);
     la->ln2_rstd = take(c, r, true);
-    la->fc1 = take(c, n * m->loc->fc1_rows, true);
-    la->act = take(c, n * m->loc->ffn, !kb);
-    la->act_b = take_bf16(c, n * m->loc->ffn, kb);
+    la->fc1 = take(c, n * m->loc->fc1_rows, !bf);
+    la->fc1_b = take_bf16(c, n * m->loc->fc1_rows, bf);
+    la->act = take(c, n * m->loc->ffn, !bf);
     la->fc2 = take(c, r * h, sw);
     la->pm_rstd = take(c, r, sw);
 }
@@ -81,6 +84,7 @@ static void carve_pass(struct carve *c, const struct mb_model *m, int64_t rows,
 void *mb_layer_acts_alloc(const struct mb_model *m, int64_t rows, struct mb_layer_acts *la,
                           float **qkv, float **tmp)
 {
+    MB_ASSERT(!m->wb); /* generation runs in fp32: nothing places the bf16 passing values */
     struct carve count = { NULL, 0 };
     carve_pass(&count, m, rows, la, qkv, tmp);
     void *block = m->ops->alloc(m->ex, count.used);
@@ -113,6 +117,15 @@ static void carve_saved(struct carve *c, const struct mb_model *m, struct mb_act
     a->hf_rstd = take(c, r, true);
 }
 
+/* In bf16: the fp32 floats of a layer's q, k and v, or of its fc1 and act, for N rows
+ * (place_passing); else 0. */
+static int64_t layer_scratch(const struct mb_model *m, int64_t n)
+{
+    const struct mb_local_sizes *loc = m->loc;
+    int64_t qkv = (loc->heads + 2 * loc->groups) * m->cfg.kv_channels;
+    return m->wb ? n * MB_MAX(qkv, loc->fc1_rows + loc->ffn) : 0;
+}
+
 /* The buffers any pass may overwrite. */
 static void carve_scratch(struct carve *c, const struct mb_model *m, struct mb_acts *a)
 {
@@ -133,7 +146,7 @@ static void carve_scratch(struct carve *c, const struct mb_model *m, struct mb_a
     a->dv = take(c, n * kvh * d, true);
     a->dq_pre = take(c, n * qh * d, cfg->qk_layernorm);
     a->dk_pre = take(c, n * kvh * d, cfg->qk_layernorm);
-    a->logits = take(c, a->chunk * m->loc->vocab_rows, true);
+    a->logits = take(c, MB_MAX(a->chunk * m->loc->vocab_rows, layer_scratch(m, n)), true);
     a->loss = take(c, n, true);
     a->gathered = take(c, n * MB_MAX(h, max3(qkv, m->loc->fc1_rows, qh * d)), sp);
     a->hf_full = take(c, n * h, sp);
@@ -145,21 +158,30 @@ static void carve_scratch(struct carve *c, const struct mb_model *m, struct mb_a
     int64_t widest_in = max3(h, qh * d, m->loc->ffn);
     int64_t widest_out = max3(qkv, h, m->loc->fc1_rows);
     a->xb = take_bf16(c, n * widest_in, bf);
-    a->dyb = take_bf16(c, MB_MAX(n * widest_out, a->chunk * m->loc->vocab_rows), bf);
+    a->dyb = take_bf16(c, n * widest_out, bf); /* the head's goes over its logits (loss.c) */
     /* the backward's scratch of the same shapes: no pass needs both */
     a->ln_f32 = kb ? a->dtmp : NULL;
-    a->act_f32 = kb ? a->dact : NULL;
 }
 
-/* With mb_model_saves_bf16, the fp32 linear inputs of layers [FIRST, FIRST + COUNT) are
- * passing values: point them at the scratch. */
-static void place_linear_inputs(const struct mb_model *m, struct mb_acts *a, int64_t first,
-                                int64_t count)
+/* In bf16 the fp32 q, k, v, fc1 and act of layers [FIRST, FIRST + COUNT) are passing
+ * values (bf16 copies are kept, or act is computed again), and so are the norm outputs
+ * with mb_model_saves_bf16: point them at the scratch. The logits' buffer is free
+ * outside the head. */
+static void place_passing(const struct mb_model *m, struct mb_acts *a, int64_t first,
+                          int64_t count)
 {
-    for (int64_t l = first; l < first + count && mb_model_saves_bf16(m); l++) {
-        a->layer[l].ln1 = a->ln_f32;
-        a->layer[l].ln2 = a->ln_f32;
-        a->layer[l].act = a->act_f32;
+    int64_t n = a->batch * a->seq, d = m->cfg.kv_channels;
+    for (int64_t l = first; l < first + count && m->wb; l++) {
+        struct mb_layer_acts *la = &a->layer[l];
+        if (mb_model_saves_bf16(m)) {
+            la->ln1 = a->ln_f32;
+            la->ln2 = a->ln_f32;
+        }
+        la->q = a->logits;
+        la->k = la->q + n * m->loc->heads * d;
+        la->v = la->k + n * m->loc->groups * d;
+        la->fc1 = a->logits;
+        la->act = la->fc1 + n * m->loc->fc1_rows;
     }
 }
 
@@ -167,7 +189,7 @@ static void carve_all(struct carve *c, const struct mb_model *m, struct mb_acts 
 {
     carve_saved(c, m, a, 0, m->stage.layers);
     carve_scratch(c, m, a);
-    place_linear_inputs(m, a, 0, m->stage.layers);
+    place_passing(m, a, 0, m->stage.layers);
 }
 
 /* Rows of logits computed at once: about 16M floats, at least one row. */
@@ -257,7 +279,7 @@ void mb_acts_slot_place(const struct mb_model *m, struct mb_acts *a, int chunk)
     a->dhead = take(&place, a->res_rows * m->cfg.hidden_size, true);
     struct carve shared = { s->block, 0 }; /* the scratch's own layout (scratch_new) */
     carve_scratch(&shared, m, a);
-    place_linear_inputs(m, a, m->stage.chunk_first[chunk], m->stage.chunk_layers[chunk]);
+    place_passing(m, a, m->stage.chunk_first[chunk], m->stage.chunk_layers[chunk]);
 }
 
 /* The shared scratch of the pipeline slots: an mb_acts with scratch only. */

@@ -20,10 +20,15 @@ struct mb_layer_acts {
     float *fc1;                  /* [N, fc1 rows] */
     float *act;                  /* [N, I] */
     float *fc2, *pm_rstd;        /* sandwich norm: MLP output before its norm */
-    /* bf16 (mb_model_saves_bf16): the bf16 inputs of linear_qkv, linear_fc1 and
-     * linear_fc2 [N, H], [N, H], [N, I], kept instead of ln1, ln2 and act, which then
-     * point at the scratch (mb_acts ln_f32, act_f32); else NULL. */
-    uint16_t *ln1_b, *ln2_b, *act_b;
+    /* bf16 with mb_model_saves_bf16: the bf16 inputs of linear_qkv and linear_fc1
+     * [N, H], kept instead of ln1 and ln2, which then point at the scratch (mb_acts
+     * ln_f32). In bf16: q, k, v and fc1 kept in bf16 only, rounded to bf16 where they are
+     * made so that the forward computes with the values the backward sees. Their fp32
+     * pointers, and act's, are then the scratch in mb_acts logits, where the backward
+     * widens q, k, v and fc1 again and computes act from fc1 again (the same bits).
+     * Else NULL. */
+    uint16_t *ln1_b, *ln2_b;
+    uint16_t *q_b, *k_b, *v_b, *fc1_b;
 };
 
 /* A micro-batch's positions (its own, or 0 .. T-1 made here) and the document starts of
@@ -64,7 +69,9 @@ struct mb_acts {
     float *dact;                 /* [N, I] */
     float *dq, *dk, *dv;         /* attention layouts */
     float *dq_pre, *dk_pre;      /* QK-norm input gradients */
-    float *logits;               /* [chunk, V local] */
+    float *logits;               /* [chunk, V local]; in bf16 also the fp32 scratch of
+                                  * the layers' q, k and v, or fc1 and act
+                                  * (mb_layer_acts q_b) */
     float *loss;                 /* [N] */
     int64_t chunk;               /* rows per logits chunk */
     /* tensor parallelism */
@@ -73,11 +80,11 @@ struct mb_acts {
     float *xent_max, *xent_target; /* [chunk] vocabulary-parallel cross-entropy */
     double *xent_sum;            /* [chunk] */
     /* bf16 mixed precision: a linear layer's bf16 x [N, widest input] and dy
-     * [N or chunk, widest output] (nn/linear.h xb, dyb); with mb_model_saves_bf16 the
-     * fp32 norm output [R, H] and activation [N, I] that the saved bf16 copies replace,
-     * passing values of the forward: the backward's dtmp and dact */
+     * [N, widest output] (nn/linear.h xb, dyb; the head's dy goes over its logits); with
+     * mb_model_saves_bf16 the fp32 norm output [R, H] that the saved bf16 copies
+     * replace, a passing value of the forward: the backward's dtmp */
     uint16_t *xb, *dyb;
-    float *ln_f32, *act_f32;
+    float *ln_f32;
     /* pipeline slots (mb_acts_slots_reserve) */
     float *dhead;                /* [R, H] the head's gradient, kept to the backward pass */
     struct mb_batch_aux aux;     /* of the micro-batch in this slot */

@@ -57,8 +57,8 @@ struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id
         .tp = m->tp,
         .gathered = m->acts ? m->acts->gathered : NULL,
     };
-    if (m->wb && lin.w) {
-        lin.wb = m->wb + (lin.w - m->w);
+    lin.wb = lin.w ? mb_model_bf16_weight(m, w_id, l) : NULL;
+    if (lin.wb) {
         lin.xb = m->acts ? m->acts->xb : NULL; /* no acts: not for a GEMM (DoRA's norms) */
         lin.dyb = m->acts ? m->acts->dyb : NULL;
     }
@@ -73,6 +73,23 @@ static void keep_input(struct mb_linear *lin, uint16_t *saved)
         lin->xb = saved;
         lin->xb_kept = true;
     }
+}
+
+/* In bf16: the COUNT floats at X rounded to bf16 into their kept copy
+ * SAVED and back, so the forward computes with the values the backward will see. */
+static void round_to_saved(const struct mb_model *m, uint16_t *saved, float *x, int64_t count)
+{
+    if (!saved)
+        return;
+    m->ops->convert(m->ex, saved, MB_DTYPE_BF16, x, MB_DTYPE_F32, count);
+    m->ops->convert(m->ex, x, MB_DTYPE_F32, saved, MB_DTYPE_BF16, count);
+}
+
+/* The backward's fp32 X again from its kept bf16 copy SAVED (none: X was kept). */
+static void widen_saved(const struct mb_model *m, float *x, const uint16_t *saved, int64_t count)
+{
+    if (saved)
+        m->ops->convert(m->ex, x, MB_DTYPE_F32, saved, MB_DTYPE_BF16, count);
 }
 
 /* Attach layer L's adapter of module K, if the model has one, to LIN (peft/peft.h). */
@@ -283,6 +300,9 @@ static void attention_forward(const struct mb_model *m, int64_t l, const struct 
     m->ops->qkv_split(m->ex, c->qk_layernorm ? la->q_pre : la->q,
                       c->qk_layernorm ? la->k_pre : la->k, la->v, p->qkv, &s);
     qk_forward(m, l, p);
+    round_to_saved(m, la->q_b, la->q, n * s.heads * s.head_dim);
+    round_to_saved(m, la->k_b, la->k, n * s.kv_heads * s.head_dim);
+    round_to_saved(m, la->v_b, la->v, n * s.kv_heads * s.head_dim);
     if (p->attend)
         p->attend(p->ctx, l, la, &s);
     else
@@ -326,10 +346,10 @@ static void mlp_forward(const struct mb_model *m, int64_t l, const struct mb_lay
     struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
 
     keep_input(&fc1, la->ln2_b);
-    keep_input(&fc2, la->act_b);
     mb_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->x_mid, weight(m, MB_P_LN2_W, l),
                     weight(m, MB_P_LN2_B, l), r);
     mb_linear_forward(&fc1, la->fc1, la->ln2, n);
+    round_to_saved(m, la->fc1_b, la->fc1, n * m->loc->fc1_rows);
     activation_forward(m, la->act, la->fc1, n);
     if (c->sandwich_norm) {
         mb_linear_forward(&fc2, la->fc2, la->act, n);
@@ -391,9 +411,12 @@ static void mlp_backward(struct mb_model *m, int64_t l)
     int64_t n = rows_of(m), r = res_rows(m);
     struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
     keep_input(&fc1, la->ln2_b);
-    keep_input(&fc2, la->act_b);
 
     const float *dy = through_post_norm(m, l, MB_P_POST_MLP_NORM_W, la->fc2, la->pm_rstd);
+    if (la->fc1_b) { /* act from the kept fc1, as the forward made it */
+        widen_saved(m, la->fc1, la->fc1_b, n * m->loc->fc1_rows);
+        activation_forward(m, la->act, la->fc1, n);
+    }
     mb_linear_backward(&fc2, a->dact, dy, la->act, n);
     activation_backward(m, a->dwide, a->dact, la->fc1, n);
     mb_linear_backward(&fc1, a->dhf, a->dwide, la->ln2, n);
@@ -444,6 +467,9 @@ static void attention_backward(struct mb_model *m, int64_t l, const int32_t *pos
     const float *dy = through_post_norm(m, l, MB_P_POST_ATTN_NORM_W, la->proj, la->pa_rstd);
     float *dattn = a->dwide;
     mb_linear_backward(&proj, dattn, dy, la->attn, n);
+    widen_saved(m, la->q, la->q_b, n * s.heads * s.head_dim);
+    widen_saved(m, la->k, la->k_b, n * s.kv_heads * s.head_dim);
+    widen_saved(m, la->v, la->v_b, n * s.kv_heads * s.head_dim);
     m->ops->attention_bwd(m->ex, a->dq, a->dk, a->dv, dattn, la->q, la->k, la->v, la->attn, la->lse,
                           &s);
     float *dq, *dk;

@@ -1,6 +1,7 @@
 /* nn/linear.c - the linear layer and its TP communication (nn/linear.h). */
 #include "nn/linear.h"
 
+#include "core/err.h"
 #include "dist/devcomm.h"
 
 static bool sp(const struct mb_linear *l)
@@ -70,7 +71,11 @@ struct dy_pair {
 static struct dy_pair dy_of(const struct mb_linear *l, const float *dy, int64_t n)
 {
     struct dy_pair d = { dy, NULL };
-    if (l->wb) {
+    if (l->dyb_given) {
+        MB_ASSERT(l->wb && !l->gb && !adapted(l) && !sp(l));
+        d.f32 = NULL;
+        d.bf16 = l->dyb;
+    } else if (l->wb) {
         l->ops->convert(l->ex, l->dyb, MB_DTYPE_BF16, dy, MB_DTYPE_F32, n * l->out);
         d.bf16 = l->dyb;
     }

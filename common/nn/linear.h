@@ -52,10 +52,12 @@ struct mb_linear {
      * The forward converts x (gathered, under sequence parallelism) into xb [n, in]; with
      * xb_kept that copy is what the caller keeps for the backward, which then reads it
      * and not x (x may be NULL), else the backward converts x again. dyb: [n, out]
-     * scratch for the bf16 dy. */
+     * scratch for the bf16 dy; with dyb_given it already holds the bf16 dy and the
+     * backward reads only that (the head's, converted in place over its fp32 one: no
+     * bias, no adapter, no sequence-parallel gather). */
     const uint16_t *wb;
     uint16_t *xb, *dyb;
-    bool xb_kept;
+    bool xb_kept, dyb_given;
 };
 
 /* Y [n, out] from X [n, in], where n is the full token rows (the rows of x and y outside

@@ -65,6 +65,20 @@ static void xent_parallel(struct mb_model *m, const struct mb_batch_aux *aux, in
                    aux->d_labels + r0, start, aux->d_mask + r0, rows, v, cap, grad_scale);
 }
 
+/* DHF [ROWS, H] of the chunk of HF whose logits' gradient xent left in acts->logits. In
+ * bf16 that gradient is converted in place, so it needs no buffer of its own. */
+static void head_backward(const struct mb_model *m, struct mb_linear *out, float *dhf,
+                          const float *hf, int64_t rows)
+{
+    struct mb_acts *a = m->acts;
+    if (out->wb) {
+        m->ops->convert(m->ex, a->logits, MB_DTYPE_BF16, a->logits, MB_DTYPE_F32, rows * out->out);
+        out->dyb = (uint16_t *)a->logits;
+        out->dyb_given = true;
+    }
+    mb_linear_backward(out, dhf, a->logits, hf, rows);
+}
+
 /* Final norm, vocabulary projection (column-parallel: this rank's vocabulary rows) and
  * loss, chunk by chunk; with GRAD_SCALE != 0 the gradient of the final hidden state is
  * left in acts->dhf. */
@@ -109,7 +123,7 @@ void mb_head(struct mb_model *m, const struct mb_batch *b, const struct mb_batch
         else
             xent_parallel(m, aux, r0, rows, grad_scale);
         if (grad_scale != 0.0f)
-            mb_linear_backward(&out, dhf_all + r0 * h, a->logits, hf, rows);
+            head_backward(m, &out, dhf_all + r0 * h, hf, rows);
     }
     if (sp && grad_scale != 0.0f)
         mb_dev_reduce_scatter_f32(m->ops, m->ex, m->tp, a->dhf_full, a->dhf, a->res_rows * h);

@@ -157,22 +157,59 @@ void mb_model_init_weights(struct mb_model *m, uint64_t seed)
     mb_model_weights_changed(m);
 }
 
+/* Whether a GEMM reads parameter ID: the projections, and the output layer (the word
+ * embedding when tied, on the stage with the head). The rest (embeddings, norms, biases,
+ * adapters) stays fp32 only. */
+static bool gemm_weight(const struct mb_model *m, enum mb_param_id id)
+{
+    switch (id) {
+    case MB_P_QKV_W:
+    case MB_P_PROJ_W:
+    case MB_P_FC1_W:
+    case MB_P_FC2_W:
+    case MB_P_OUTPUT_W:
+        return true;
+    case MB_P_WORD_EMB:
+        return m->cfg.share_embeddings_and_output_weights && m->stage.last;
+    default:
+        return false;
+    }
+}
+
 int mb_model_set_bf16(struct mb_model *m)
 {
     MB_ASSERT(!m->acts && !m->pipe_slots); /* their layout depends on it */
     if (m->wb)
         return 0;
-    m->wb = m->ops->alloc(m->ex, (size_t)m->params.total * sizeof(uint16_t));
+    int64_t total = 0;
+    for (int id = 0; id < MB_P_COUNT; id++) {
+        const struct mb_param *p = mb_param_get(&m->params, (enum mb_param_id)id);
+        m->wb_at[id] = p && gemm_weight(m, (enum mb_param_id)id) ? total : -1;
+        total += m->wb_at[id] < 0 ? 0 : p->numel;
+    }
+    m->wb = m->ops->alloc(m->ex, (size_t)MB_MAX(total, 1) * sizeof(uint16_t));
     if (!m->wb)
-        return mb_err_wrap("bf16 copy of %lld parameters", (long long)m->params.total);
+        return mb_err_wrap("bf16 copy of %lld weights", (long long)total);
     mb_model_weights_changed(m);
     return 0;
 }
 
 void mb_model_weights_changed(struct mb_model *m)
 {
-    if (m->wb)
-        m->ops->convert(m->ex, m->wb, MB_DTYPE_BF16, m->w, MB_DTYPE_F32, m->params.total);
+    for (int id = 0; m->wb && id < MB_P_COUNT; id++) {
+        const struct mb_param *p = mb_param_get(&m->params, (enum mb_param_id)id);
+        if (m->wb_at[id] >= 0)
+            m->ops->convert(m->ex, m->wb + m->wb_at[id], MB_DTYPE_BF16, m->w + p->offset,
+                            MB_DTYPE_F32, p->numel);
+    }
+}
+
+uint16_t *mb_model_bf16_weight(const struct mb_model *m, enum mb_param_id id, int64_t l)
+{
+    const struct mb_param *p = mb_param_get(&m->params, id);
+    if (!m->wb || !p || m->wb_at[id] < 0)
+        return NULL;
+    return m->wb + m->wb_at[id] + (mb_param_offset(&m->params, id, l) - p->offset);
 }
 
 float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p)

@@ -76,9 +76,11 @@ struct mb_model {
     struct mb_adapter_dropout peft_dropout;
     bool peft_dropout_on;
     bool peft_norms_fixed;       /* mb_model_fix_norms was called */
-    /* bf16 mixed precision (mb_model_set_bf16; DESIGN.md 5): the bf16 shadow of w, same
-     * offsets, that the linear layers' GEMMs read; NULL: fp32. */
+    /* bf16 mixed precision (mb_model_set_bf16; DESIGN.md 5): the bf16 copy of the weights
+     * the GEMMs read (the four projections and the output layer, one after the other),
+     * and where each parameter's copy starts in it (-1: none); NULL: fp32. */
     uint16_t *wb;
+    int64_t wb_at[MB_P_COUNT];
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
@@ -154,17 +156,21 @@ void mb_model_fix_norms(struct mb_model *m);
 float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p);
 
 /* bf16 mixed precision (DESIGN.md 5): from now on every linear layer and the output
- * layer run their GEMMs on bf16 inputs and weights with fp32 results, and keep the bf16
- * copy of their input for the backward where nothing else needs the fp32 one (without
- * sequence parallelism and adapters); weights, gradients, norms, attention, activations,
- * the residual stream and the loss stay fp32. Allocates the bf16 shadow of the weights
- * (filled from them). Call after init, before the first step. -1 with mb_err when out
- * of memory. */
+ * layer run their GEMMs on bf16 inputs and weights with fp32 results; without sequence
+ * parallelism and adapters the layers keep their saved activations in bf16 where they
+ * can (nn/internal.h mb_layer_acts). Master weights, gradients, norms, attention's
+ * arithmetic, the residual stream and the loss stay fp32. Allocates the bf16 copy of the
+ * GEMMs' weights (filled from them). Call after init, before the first step. -1 with
+ * mb_err when out of memory. */
 MB_MUST_CHECK int mb_model_set_bf16(struct mb_model *m);
 
 /* The weights changed (initialisation, load, optimizer step): refresh the bf16 shadow
  * from them. Nothing in fp32. */
 void mb_model_weights_changed(struct mb_model *m);
+
+/* The bf16 copy of parameter ID's weights of local layer L (any L for a parameter that
+ * is not per layer), or NULL: fp32, or no GEMM reads it. */
+uint16_t *mb_model_bf16_weight(const struct mb_model *m, enum mb_param_id id, int64_t l);
 
 /* Initialise the weights from SEED (nn/params.h: same weights for any layout). */
 void mb_model_init_weights(struct mb_model *m, uint64_t seed);

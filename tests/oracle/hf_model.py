@@ -519,9 +519,10 @@ def track_activations(model, stats):
             mod.register_forward_hook(layer_hook)
 
 
-def hf_forward_backward(d, dtype, stats=None):
+def hf_forward_backward(d, dtype, stats=None, setup=None):
     """Logits, loss and mb-named grads from the HF model loaded with the dump's params
-    (with STATS, a dict: the largest activations seen, track_activations)."""
+    (with STATS, a dict: the largest activations seen, track_activations; SETUP, a
+    function, is called with the loaded model before the forward: hooks)."""
     cfg = d["cfg"]
     model = hf_model(cfg, dtype)
     mb = {k: torch.from_numpy(v).to(dtype) for k, v in d["params"].items()}
@@ -548,6 +549,8 @@ def hf_forward_backward(d, dtype, stats=None):
             raise DumpError(f"{k}: mb -> HF -> mb round trip changes the tensor")
     if stats is not None:
         track_activations(model, stats)
+    if setup is not None:
+        setup(model)
     tokens = torch.from_numpy(d["tokens"]).long()
     T = tokens.shape[1]
     pos = torch.arange(T).unsqueeze(0).expand_as(tokens)
