@@ -192,11 +192,17 @@ static void carve_all(struct carve *c, const struct mb_model *m, struct mb_acts 
     place_passing(m, a, 0, m->stage.layers);
 }
 
-/* Rows of logits computed at once: about 16M floats, at least one row. */
-static int64_t logits_chunk(const struct mb_model_config *cfg, int64_t n)
+/* Rows of logits computed at once: about 16M floats, at least one row. In bf16, where
+ * the logit gradient no longer needs a bf16 buffer of its own (mb_head converts it in
+ * place), the logits may take what the two took, 24M floats, in equal chunks: each chunk
+ * costs the output layer a pass over its fp32 weight gradient, and a short last one does
+ * so for a few rows (GPT-2 at 1024 rows: 333 + 333 + 333 + 25 becomes 3 x 342). fp32
+ * keeps its chunks, bitwise as before. */
+static int64_t logits_chunk(const struct mb_model *m, int64_t n)
 {
-    int64_t rows = ((int64_t)1 << 24) / cfg->vocab_size;
-    return MB_MAX((int64_t)1, MB_MIN(rows, n));
+    int64_t floats = m->wb ? (int64_t)3 << 23 : (int64_t)1 << 24;
+    int64_t rows = MB_MAX((int64_t)1, MB_MIN(floats / m->cfg.vocab_size, n));
+    return m->wb ? MB_CEIL_DIV(n, MB_CEIL_DIV(n, rows)) : rows;
 }
 
 /* An mb_acts of B x T without any buffer yet. */
@@ -206,7 +212,7 @@ static struct mb_acts *acts_new(const struct mb_model *m, int64_t batch, int64_t
     a->batch = batch;
     a->seq = seq;
     a->res_rows = m->sequence_parallel ? batch * seq / m->tp->size : batch * seq;
-    a->chunk = logits_chunk(&m->cfg, batch * seq);
+    a->chunk = logits_chunk(m, batch * seq);
     a->layer = mb_xcalloc((size_t)MB_MAX(m->stage.layers, 1), sizeof(*a->layer));
     return a;
 }

@@ -39,4 +39,17 @@ test_expect_success 'an fp32 step is not taken for bf16 (the margin check fails)
     grep "^not ok.*see bf16" out
 '
 
+# The output layer in chunks: in bf16 each chunk's logits are 3 x 2^23 floats at most
+# (nn/acts.c), so GPT-2 with a vocabulary of 100000 at 4 x 64 rows takes two of 128 rows,
+# each converting its logit gradient to bf16 in place (nn/loss.c).
+test_expect_success 'bf16 with the logits in two chunks (GPT-2, vocabulary 100000, 256 rows)' '
+    sed "s/\"vocab_size\": [0-9]*/\"vocab_size\": 100000/" "$models/gpt2.json" >bigv.json &&
+    grep -q "\"vocab_size\": 100000" bigv.json &&
+    model_dump bigv.json d_bigv --batch 4 --seq 64 --seed 7 --bf16 >out &&
+    "$PY" "$ORACLE/bf16_autocast.py" d_bigv >out;
+    rc=$?;
+    cat out;
+    test $rc = 0 && test $(grep -c "^ok.*see bf16" out) = 2
+'
+
 test_done
