@@ -75,8 +75,8 @@ static void keep_input(struct mb_linear *lin, uint16_t *saved)
     }
 }
 
-/* In bf16: the COUNT floats at X rounded to bf16 into their kept copy
- * SAVED and back, so the forward computes with the values the backward will see. */
+/* In bf16: the COUNT floats at X rounded to bf16 into their kept copy SAVED and back, so
+ * the forward computes with the values the backward will see. */
 static void round_to_saved(const struct mb_model *m, uint16_t *saved, float *x, int64_t count)
 {
     if (!saved)

@@ -37,8 +37,9 @@ Checks, per tensor (norm-wise relative error ||mb - ref|| / ||ref||, as hf_model
 and, on the logits and on the whole gradient (every tensor together), that the test sees
 bf16: mb's distance to the fp32 model is at least --margin times its distance to the
 policy reference (3: Gemma 2's spread is a quarter of what bf16 does to it, so no
-implementation of the policy gets 5x nearer it than to fp32). --logits-only checks the logits and the loss only (models with scaled
-weights, whose gradients are chaotic: bf16 and fp32 ones differ by 50-100%).
+implementation of the policy gets 5x nearer it than to fp32). --logits-only checks the
+logits and the loss only (models with scaled weights, whose gradients are chaotic: bf16
+and fp32 ones differ by 50-100%).
 Also checks, per dump, that the policy run rounded as many fc1 outputs and q, k, v as the
 model has (the hooks into transformers fire). Prints TAP; exits 1 when a check fails, 2 on
 bad input.

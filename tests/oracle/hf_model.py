@@ -519,10 +519,10 @@ def track_activations(model, stats):
             mod.register_forward_hook(layer_hook)
 
 
-def hf_forward_backward(d, dtype, stats=None, setup=None):
+def hf_forward_backward(d, dtype, setup=None):
     """Logits, loss and mb-named grads from the HF model loaded with the dump's params
-    (with STATS, a dict: the largest activations seen, track_activations; SETUP, a
-    function, is called with the loaded model before the forward: hooks)."""
+    (SETUP, a function, is called with the loaded model before the forward: hooks such
+    as track_activations)."""
     cfg = d["cfg"]
     model = hf_model(cfg, dtype)
     mb = {k: torch.from_numpy(v).to(dtype) for k, v in d["params"].items()}
@@ -547,8 +547,6 @@ def hf_forward_backward(d, dtype, stats=None, setup=None):
     for k, t in mb.items():
         if not torch.equal(back[k], t):
             raise DumpError(f"{k}: mb -> HF -> mb round trip changes the tensor")
-    if stats is not None:
-        track_activations(model, stats)
     if setup is not None:
         setup(model)
     tokens = torch.from_numpy(d["tokens"]).long()
@@ -614,7 +612,7 @@ def compare(path, tol, dtype, tap, min_act=(0.0, 0.0)):
     d = read_dump(path)
     fam = d["cfg"]["family"]
     stats = {"act": 0.0, "hidden": 0.0}
-    logits, loss, grads = hf_forward_backward(d, dtype, stats)
+    logits, loss, grads = hf_forward_backward(d, dtype, lambda m: track_activations(m, stats))
     if max(min_act) > 0:
         tap.check(stats["hidden"] >= min_act[0] and stats["act"] >= min_act[1],
                   f"{fam}: transformers' largest |hidden state| {stats['hidden']:.4g} >= "
