@@ -400,14 +400,16 @@ static int close_writers(const struct pp_run *r, mb_idx_writer **w, int ok)
         if (!w[k])
             continue;
         if (rc == 0) {
-            rc = mb_idx_writer_close(w[k]);
-            if (rc == 0 && r->dist->size > 1) {
+            if (r->dist->size > 1) {
+                /* tracked before the close renames it into place, so that a fatal
+                 * signal in between still removes it */
                 char *name = output_name(r, k);
                 char *part = pp_part_prefix(name, r->dist->rank, r->dist->size);
                 pp_part_track(part, 1);
                 free(part);
                 free(name);
             }
+            rc = mb_idx_writer_close(w[k]);
         } else {
             mb_idx_writer_discard(w[k]);
         }

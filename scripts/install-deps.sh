@@ -17,11 +17,12 @@ libopenmpi-dev openmpi-bin
 libhdf5-openmpi-dev hdf5-tools
 zlib1g-dev libopenblas-dev libpcre2-dev libutf8proc-dev libjansson-dev libyaml-dev
 libdnnl-dev
-man-db groff-base time
+man-db groff-base time strace
 python3 python3-venv
 fortunes fortunes-min fortunes-zh fortunes-ru
 "
 # libdnnl-dev: oneDNN, the bf16 matmul of mixed precision (kern/cpu).
+# strace: tests/tools/t8207 delivers a signal as each open(2) of a tool returns.
 # fortunes*: real English, Chinese and Russian text for the test corpora
 # (scripts/fetch-test-data.sh).
 # --fuzz: also clang and its libFuzzer/sanitizer runtimes, for make fuzz and check-long

@@ -67,15 +67,17 @@ int mb_outfile_open(struct mb_outfile *of, const char *path)
     of->tmp = mb_xmalloc(strlen(path) + strlen(suffix) + 1);
     strcpy(of->tmp, path);
     strcat(of->tmp, suffix);
+    /* registered before it exists: a fatal signal on open's return still removes it */
+    mb_fs_register_temp(of->tmp);
     int fd = open(of->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) {
         mb_err_errno(path, "cannot create output file");
+        mb_fs_forget_temp(of->tmp);
         free(of->path);
         free(of->tmp);
         of->path = of->tmp = NULL;
         return -1;
     }
-    mb_fs_register_temp(of->tmp);
     of->fp = fdopen(fd, "wb");
     setvbuf(of->fp, NULL, _IOFBF, 1 << 20);
     return 0;
