@@ -49,6 +49,9 @@ struct mb_adamw_args {
     float eps;
     float weight_decay; /* decoupled: p -= lr * wd * p */
     int64_t step;
+    /* Gradient clipping folded into the update: g is taken as g * grad_scale when
+     * 0 < grad_scale < 1 (the same float product as scaling g first), as is otherwise. */
+    float grad_scale;
 };
 
 /* A backend's execution context, opaque outside the backend: what its ops need besides

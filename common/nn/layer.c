@@ -61,6 +61,7 @@ struct mb_linear mb_model_linear(const struct mb_model *m, enum mb_param_id w_id
     if (lin.wb) {
         lin.xb = m->acts ? m->acts->xb : NULL; /* no acts: not for a GEMM (DoRA's norms) */
         lin.dyb = m->acts ? m->acts->dyb : NULL;
+        lin.gw_fresh = lin.gw ? mb_model_gw_fresh(m, w_id, l) : NULL;
     }
     return lin;
 }

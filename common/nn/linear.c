@@ -104,7 +104,12 @@ static void gemm_dw(const struct mb_linear *l, struct dy_pair dy, const float *x
     }
     if (!l->xb_kept) /* the forward's copy is gone: convert x again (the same bits) */
         l->ops->convert(l->ex, l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
-    l->ops->matmul_bf16(l->ex, true, false, l->out, l->in, n, 1.0f, dy.bf16, l->out, l->xb, l->in, 1.0f,
+    float beta = 1.0f; /* add to the sum; the step's first product is written */
+    if (l->gw_fresh && *l->gw_fresh) {
+        beta = 0.0f;
+        *l->gw_fresh = false;
+    }
+    l->ops->matmul_bf16(l->ex, true, false, l->out, l->in, n, 1.0f, dy.bf16, l->out, l->xb, l->in, beta,
                         l->gw, l->in);
 }
 

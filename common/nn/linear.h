@@ -58,6 +58,9 @@ struct mb_linear {
     const uint16_t *wb;
     uint16_t *xb, *dyb;
     bool xb_kept, dyb_given;
+    /* When not NULL and true, gw holds nothing of this step yet (it was not zeroed): the
+     * weight-gradient GEMM writes dy^T x (beta 0) and sets it false (nn/model.h). */
+    bool *gw_fresh;
 };
 
 /* Y [n, out] from X [n, in], where n is the full token rows (the rows of x and y outside

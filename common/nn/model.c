@@ -138,6 +138,7 @@ void mb_model_free(struct mb_model *m)
     m->ops->free(m->ex, m->w);
     if (m->wb)
         m->ops->free(m->ex, m->wb);
+    free(m->gw_fresh);
     if (m->g)
         m->ops->free(m->ex, m->g);
     mb_adapter_scratch_release(m->peft_scratch);
@@ -176,6 +177,28 @@ static bool gemm_weight(const struct mb_model *m, enum mb_param_id id)
     }
 }
 
+/* Layers indexed in m->gw_fresh per parameter id. */
+static int64_t fresh_layers(const struct mb_model *m)
+{
+    return MB_MAX(m->stage.layers, 1);
+}
+
+/* Whether the gradient of parameter P is only ever written by its weight-gradient GEMM,
+ * so that the first one of a step can write instead of add: a trainable bf16 GEMM weight,
+ * but not the tied word embedding, whose gradient the embedding's backward adds to. */
+static bool written_fresh(const struct mb_model *m, const struct mb_param *p)
+{
+    return m->gw_fresh && p->trainable && m->wb_at[p->id] >= 0 && p->id != MB_P_WORD_EMB;
+}
+
+bool *mb_model_gw_fresh(const struct mb_model *m, enum mb_param_id id, int64_t l)
+{
+    const struct mb_param *p = mb_param_get(&m->params, id);
+    if (!p || !written_fresh(m, p))
+        return NULL;
+    return &m->gw_fresh[id * fresh_layers(m) + (p->per_layer ? l : 0)];
+}
+
 int mb_model_set_bf16(struct mb_model *m)
 {
     MB_ASSERT(!m->acts && !m->pipe_slots); /* their layout depends on it */
@@ -190,6 +213,8 @@ int mb_model_set_bf16(struct mb_model *m)
     m->wb = m->ops->alloc(m->ex, (size_t)MB_MAX(total, 1) * sizeof(uint16_t));
     if (!m->wb)
         return mb_err_wrap("bf16 copy of %lld weights", (long long)total);
+    if (m->g)
+        m->gw_fresh = mb_xcalloc((size_t)MB_P_COUNT * fresh_layers(m), sizeof *m->gw_fresh);
     mb_model_weights_changed(m);
     return 0;
 }
@@ -221,7 +246,19 @@ float *mb_model_grad_of(const struct mb_model *m, const struct mb_param *p)
 
 void mb_model_zero_grad(struct mb_model *m)
 {
-    m->ops->zero(m->ex, m->g, m->params.total - m->params.frozen);
+    int64_t from = m->params.frozen; /* the next offset to zero from */
+    for (int i = 0; m->gw_fresh && i < m->params.count; i++) {
+        const struct mb_param *p = &m->params.items[i]; /* in offset order */
+        if (!written_fresh(m, p))
+            continue;
+        if (p->offset > from)
+            m->ops->zero(m->ex, m->g + (from - m->params.frozen), p->offset - from);
+        from = p->offset + p->numel;
+        for (int64_t l = 0; l < fresh_layers(m); l++)
+            m->gw_fresh[p->id * fresh_layers(m) + l] = true;
+    }
+    if (m->params.total > from)
+        m->ops->zero(m->ex, m->g + (from - m->params.frozen), m->params.total - from);
     m->tp_grads_summed = false;
 }
 

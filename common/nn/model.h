@@ -81,6 +81,12 @@ struct mb_model {
      * and where each parameter's copy starts in it (-1: none); NULL: fp32. */
     uint16_t *wb;
     int64_t wb_at[MB_P_COUNT];
+    /* With wb and gradients: per parameter id and local layer ([id * layers + l]), true
+     * while that weight's gradient holds nothing of this step yet. mb_model_zero_grad
+     * leaves such gradients as they are and sets these; the first weight-gradient GEMM
+     * then writes its product (beta 0, not read-add onto zeros: the same values) and
+     * clears it. For the four projections and an untied output layer (nn/linear.h). */
+    bool *gw_fresh;
 };
 
 /* Lay out CFG's parameters and allocate weights (zeroed), gradients and RoPE tables. */
@@ -171,6 +177,9 @@ void mb_model_weights_changed(struct mb_model *m);
 /* The bf16 copy of parameter ID's weights of local layer L (any L for a parameter that
  * is not per layer), or NULL: fp32, or no GEMM reads it. */
 uint16_t *mb_model_bf16_weight(const struct mb_model *m, enum mb_param_id id, int64_t l);
+/* The m->gw_fresh flag of parameter ID's layer L, or NULL where the weight's gradient
+ * is zeroed and added to as any other. */
+bool *mb_model_gw_fresh(const struct mb_model *m, enum mb_param_id id, int64_t l);
 
 /* Initialise the weights from SEED (nn/params.h: same weights for any layout). */
 void mb_model_init_weights(struct mb_model *m, uint64_t seed);

@@ -47,7 +47,7 @@ static bool piece(const struct mb_param *p, int64_t lo, int64_t hi, int64_t *s, 
     return *s < *e;
 }
 
-void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr)
+void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float grad_scale, float lr)
 {
     o->step++;
     for (int i = 0; i < o->params->count; i++) {
@@ -62,6 +62,7 @@ void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr)
             .eps = o->eps,
             .weight_decay = p->no_weight_decay ? 0.0f : o->weight_decay,
             .step = o->step,
+            .grad_scale = grad_scale,
         };
         int64_t at = s - o->lo;
         o->ops->adamw(o->ex, w + s, g + at, o->exp_avg + at, o->exp_avg_sq + at, e - s, &a);
@@ -95,10 +96,8 @@ double mb_grad_sumsq(const struct mb_ops *ops, struct mb_exec *ex,
     return sum;
 }
 
-void mb_clip_grads(const struct mb_ops *ops, struct mb_exec *ex, float *g, int64_t n, double norm,
-                   double clip)
+float mb_clip_coeff(double norm, double clip)
 {
     double coeff = clip > 0 ? clip / (norm + 1e-6) : 1.0;
-    if (coeff < 1.0)
-        ops->scale(ex, g, (float)coeff, n);
+    return coeff < 1.0 ? (float)coeff : 1.0f;
 }

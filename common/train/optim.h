@@ -33,8 +33,9 @@ MB_MUST_CHECK int mb_adamw_init(struct mb_adamw *o, const struct mb_ops *ops,
 void mb_adamw_free(struct mb_adamw *o);
 
 /* One update of W[lo, hi) (W: the whole flat buffer) from G (hi - lo floats, the
- * gradients of that range) with learning rate LR. */
-void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float lr);
+ * gradients of that range) times GRAD_SCALE (mb_clip_coeff; G itself is not changed)
+ * with learning rate LR. */
+void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float grad_scale, float lr);
 
 /* How much each parameter's gradient counts in the global norm (WEIGHT, params->count
  * entries): 0 for one the optimizer does not train, 0 on all TP ranks but the first for
@@ -51,9 +52,8 @@ double mb_grad_sumsq(const struct mb_ops *ops, struct mb_exec *ex,
                      const struct mb_param_table *params, const float *g, int64_t lo, int64_t hi,
                      const double *weight);
 
-/* Clip G (N floats) for the global norm NORM: if CLIP > 0 and NORM exceeds it, scale G
- * by clip / (norm + 1e-6), as Megatron's clip_grad_norm does. */
-void mb_clip_grads(const struct mb_ops *ops, struct mb_exec *ex, float *g, int64_t n, double norm,
-                   double clip);
+/* The factor the gradients are scaled by for the global norm NORM: clip / (norm + 1e-6)
+ * if CLIP > 0 and that is below 1, as Megatron's clip_grad_norm does; else 1. */
+float mb_clip_coeff(double norm, double clip);
 
 #endif /* MB_TRAIN_OPTIM_H */

@@ -559,13 +559,12 @@ static int train_iteration(struct mb_trainer *t)
     mb_grad_sync_finish(&t->gsync);
     float *g = mb_grad_sync_grads(&t->gsync); /* of the optimizer's range */
     double norm = grad_norm(t, g);
-    mb_clip_grads(m->ops, m->ex, g, t->opt.hi - t->opt.lo, norm, t->clip_grad);
     double lr = mb_lr_at(&t->sched, t->iteration);
     int bad = t->check_nonfinite ? nonfinite(t, loss, norm) : 0;
     if (bad && skip_or_stop(t, bad, loss, norm) < 0)
         return -1;
     if (!bad) {
-        mb_adamw_step(&t->opt, m->w, g, (float)lr);
+        mb_adamw_step(&t->opt, m->w, g, mb_clip_coeff(norm, t->clip_grad), (float)lr);
         mb_grad_sync_gather(&t->gsync, m->w + m->params.frozen);
         align_tied_embedding(t);
         mb_model_weights_changed(m); /* every rank, all its weights: after the gather */

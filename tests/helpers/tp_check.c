@@ -142,7 +142,7 @@ static void whole_linear(struct linear_case *k, const struct mb_ops *ops)
     memset(k->dw, 0, sizeof k->dw);
     memset(k->db, 0, sizeof k->db);
     struct mb_linear l = { MB_LINEAR_NONE, false, IN, OUT, k->w, k->b, k->dw, k->db, ops,
-                           ops->exec, &one, NULL, { 0 }, NULL, NULL, NULL, false, false };
+                           ops->exec, &one, NULL, { 0 }, NULL, NULL, NULL, false, false, NULL };
     mb_linear_forward(&l, k->y, k->x, N);
     mb_linear_backward(&l, k->dx, k->dy, k->x, N);
 }
@@ -161,7 +161,7 @@ static bool column_case(const struct linear_case *k, const struct mb_pstate *ps,
     const float *x = k->x + (sp ? r * rows * IN : 0);
     struct mb_linear l = { MB_LINEAR_COLUMN, sp, IN, o, w, b, gw, gb, mb_ops_cpu(),
                            mb_ops_cpu()->exec, tp, sp ? gathered : NULL, { 0 }, NULL, NULL, NULL,
-                           false, false };
+                           false, false, NULL };
     mb_linear_forward(&l, y, x, N);
     float *dy = columns(k->dy, N, OUT, c0, o), *want_y = columns(k->y, N, OUT, c0, o);
     mb_linear_backward(&l, dx, dy, x, N);
@@ -186,7 +186,7 @@ static bool row_case(const struct linear_case *k, const struct mb_pstate *ps, bo
     float *y = mb_xmalloc(sizeof(float) * N * OUT), *dx = mb_xmalloc(sizeof(float) * N * (size_t)i);
     struct mb_linear l = { MB_LINEAR_ROW, sp, i, OUT, w, k->b, gw, gb, mb_ops_cpu(),
                            mb_ops_cpu()->exec, tp, sp ? gathered : NULL, { 0 }, NULL, NULL, NULL,
-                           false, false };
+                           false, false, NULL };
     mb_linear_forward(&l, y, x, N);
     mb_linear_backward(&l, dx, k->dy + (sp ? r * rows * OUT : 0), x, N);
     if (sp)
@@ -421,9 +421,8 @@ static int check_model(struct checker *c, const char *path, int64_t groups, bool
                 model_step(runs[k], &batch, mask_sum, &norm);
             else
                 norm = k ? sn : wn;
-            mb_clip_grads(runs[k]->m.ops, runs[k]->m.ex, runs[k]->m.g, runs[k]->m.params.total,
-                          norm, 0.5);
-            mb_adamw_step(&runs[k]->opt, runs[k]->m.w, runs[k]->m.g, 1e-2f);
+            mb_adamw_step(&runs[k]->opt, runs[k]->m.w, runs[k]->m.g, mb_clip_coeff(norm, 0.5),
+                          1e-2f);
         }
     }
     snprintf(what, sizeof what, "%s%s: every weight shard after %d AdamW steps as the whole "

@@ -790,7 +790,7 @@ static void case_matmul(void)
 static void case_adamw(void)
 {
     int64_t n = 3000, steps = 3, shape[1] = {n}, gshape[2] = {steps, n};
-    struct mb_adamw_args a = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0};
+    struct mb_adamw_args a = {1e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0, 1.0f};
     float *p = fbuf(n), *g = fbuf(steps * n), *m = fbuf(n), *v = fbuf(n);
     for (int64_t i = 0; i < n; i++)
         p[i] = logu(-4, 4);

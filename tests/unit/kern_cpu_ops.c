@@ -358,7 +358,7 @@ static void test_adamw(void)
     float *p = rand_buf(n, 1), *g = rand_buf(n, 1), *m = rand_buf(n, 0), *v = rand_buf(n, 0);
     double *p64 = to64(p, n), *m64 = calloc((size_t)n, sizeof *m64);
     double *v64 = calloc((size_t)n, sizeof *v64);
-    struct mb_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0};
+    struct mb_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 0, 1.0f};
 
     for (int step = 1; step <= 3; step++) {
         a.step = step;
@@ -384,6 +384,56 @@ static void test_adamw(void)
     mirror_free(g);
     mirror_free(m);
     mirror_free(v);
+}
+
+/* grad_scale (clipping folded into the update) gives the bits of scaling g first with
+ * the table's scale op and updating with grad_scale 1; 0 and values of 1 and above
+ * leave g as it is. */
+static void test_adamw_grad_scale(void)
+{
+    int64_t n = 20000 + 5;
+    float *g = rand_buf(n, 3), *gs = rand_buf(n, 0), *p[2], *m[2], *v[2];
+    const float coeff = 0.3137f, as_is[] = {0.0f, 1.0f, 1.5f};
+    struct mb_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1.0f};
+
+    for (int k = 0; k < 2; k++) {
+        p[k] = rand_buf(n, 0);
+        m[k] = rand_buf(n, 0);
+        v[k] = rand_buf(n, 0);
+    }
+    for (int64_t i = 0; i < n; i++) {
+        p[0][i] = p[1][i] = urand();
+        m[0][i] = m[1][i] = urand() * 0.1f;
+        v[0][i] = v[1][i] = fabsf(urand()) * 0.01f;
+        gs[i] = g[i];
+    }
+    ops->scale(ex, M(gs), coeff, n);
+    ops->adamw(ex, M(p[0]), M(gs), M(m[0]), M(v[0]), n, &a);
+    a.grad_scale = coeff;
+    ops->adamw(ex, M(p[1]), M(g), M(m[1]), M(v[1]), n, &a);
+    mirror_back();
+    ok(memcmp(p[0], p[1], (size_t)n * sizeof *p[0]) == 0 &&
+       memcmp(m[0], m[1], (size_t)n * sizeof *m[0]) == 0 &&
+       memcmp(v[0], v[1], (size_t)n * sizeof *v[0]) == 0,
+       "adamw: grad_scale %g gives the bits of scale(g) then adamw", coeff);
+    int same = 1;
+    for (int c = 0; c < 3; c++) {
+        a.grad_scale = as_is[c];
+        a.step = 2 + c;
+        ops->adamw(ex, M(p[0]), M(g), M(m[0]), M(v[0]), n, &a);
+        a.grad_scale = 1.0f;
+        ops->adamw(ex, M(p[1]), M(g), M(m[1]), M(v[1]), n, &a);
+        mirror_back();
+        same &= memcmp(p[0], p[1], (size_t)n * sizeof *p[0]) == 0;
+    }
+    ok(same, "adamw: grad_scale 0, 1 and 1.5 leave g as it is");
+    for (int k = 0; k < 2; k++) {
+        mirror_free(p[k]);
+        mirror_free(m[k]);
+        mirror_free(v[k]);
+    }
+    mirror_free(g);
+    mirror_free(gs);
 }
 
 /* AdamW against torch.optim.AdamW(foreach=False) itself, when the oracle venv exists:
@@ -430,7 +480,7 @@ static void test_adamw_torch(void)
     }
     fclose(f);
     int64_t n = 4099;
-    struct mb_adamw_args a = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0};
+    struct mb_adamw_args a = {1e-2f, 0.9f, 0.95f, 1e-8f, 0.1f, 0, 1.0f};
     float *d = rand_buf(4 * n, 1.0f), *m = rand_buf(n, 0), *v = rand_buf(n, 0);
     float *got = malloc(3 * (size_t)n * sizeof *got);
     for (int64_t i = n; i < 4 * n; i++)
@@ -496,6 +546,7 @@ int main(void)
         test_xent(0.0f);
         test_xent(5.0f);
         test_adamw();
+        test_adamw_grad_scale();
         test_adamw_torch();
     }
     return tap_done();

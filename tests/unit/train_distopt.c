@@ -220,7 +220,7 @@ static void check_optimizer(const char *root)
     if (!ok(mb_adamw_init(&whole, ops, &m.params, 0, n, 0.9f, 0.95f, 1e-8f, 0.1f) == 0, "adam"))
         return;
     for (int step = 0; step < 3; step++)
-        mb_adamw_step(&whole, m.w, g, 1e-2f);
+        mb_adamw_step(&whole, m.w, g, 1.0f, 1e-2f);
     double sq_whole = ops->sumsq(ex, g, n);
     ok(mb_grad_sumsq(ops, ex, &m.params, g, 0, n, NULL) == sq_whole,
        "sum of squares without weights is the one-pass whole-buffer sum, bitwise");
@@ -239,7 +239,7 @@ static void check_optimizer(const char *root)
             if (mb_adamw_init(&o, ops, &m.params, lo, hi, 0.9f, 0.95f, 1e-8f, 0.1f) < 0)
                 return (void)ok(0, "adam");
             for (int step = 0; step < 3; step++)
-                mb_adamw_step(&o, w, g + lo, 1e-2f);
+                mb_adamw_step(&o, w, g + lo, 1.0f, 1e-2f);
             size_t bytes = (size_t)(hi - lo) * sizeof(float);
             same &= memcmp(o.exp_avg, whole.exp_avg + lo, bytes) == 0;
             same &= memcmp(o.exp_avg_sq, whole.exp_avg_sq + lo, bytes) == 0;

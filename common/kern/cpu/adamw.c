@@ -5,7 +5,8 @@
  * with the FMAs PyTorch's CPU kernels use in lerp and addcmul: m and v match torch bit for
  * bit, p within 1 ulp (tests/unit/kern_cpu_ops.c runs torch when the oracle venv exists).
  * Scalars that PyTorch computes in Python (double) are computed in double here and rounded
- * to float where PyTorch hands them to a float kernel.
+ * to float where PyTorch hands them to a float kernel. A clipping factor (grad_scale)
+ * multiplies g as it is read: the bits of scaling g in place first, without that pass.
  */
 #include <math.h>
 
@@ -14,7 +15,7 @@
 #include "kern/cpu/internal.h"
 
 struct adamw_k {
-    float decay, w1, w1c, b2, c2, bc2_sqrt, eps, step_size;
+    float decay, w1, w1c, b2, c2, bc2_sqrt, eps, step_size, gscale;
     bool small_w;
 };
 
@@ -28,11 +29,12 @@ adamw_loop(float *restrict p, const float *restrict g, float *restrict m, float 
 {
     const float decay = k->decay, b2 = k->b2, c2 = k->c2;
     const float bc2_sqrt = k->bc2_sqrt, eps = k->eps, step_size = k->step_size;
+    const float gscale = k->gscale; /* 1 when not clipping: g * 1 is g */
     const float lerp_w = small_w ? k->w1 : -k->w1c;
 
 #pragma omp simd
     for (int64_t i = 0; i < n; i++) {
-        float gi = g[i], mo = m[i];
+        float gi = g[i] * gscale, mo = m[i];
         /* torch's lerp, with its FMA: m + w (g - m) for w < 0.5, else g - (g - m) (1 - w) */
         float mi = fmaf(lerp_w, gi - mo, small_w ? mo : gi);
         float vi = fmaf(c2 * gi, gi, v[i] * b2);
@@ -69,6 +71,7 @@ void mb_cpu_adamw(float *p, const float *g, float *m, float *v, int64_t n,
         .bc2_sqrt = (float)sqrt(bc2),
         .eps = a->eps,
         .step_size = (float)(-(double)a->lr / bc1),
+        .gscale = a->grad_scale > 0.0f && a->grad_scale < 1.0f ? a->grad_scale : 1.0f,
     };
     int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
 
