@@ -58,6 +58,19 @@ void mb_fs_remove_temps(void)
             rmdir(temps[i]);
 }
 
+int mb_fs_create_temp(const char *tmp, mode_t mode)
+{
+    /* registered before it exists: a fatal signal as open(2) returns still removes it */
+    mb_fs_register_temp(tmp);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+    if (fd < 0) {
+        int saved = errno;
+        mb_fs_forget_temp(tmp);
+        errno = saved;
+    }
+    return fd;
+}
+
 int mb_outfile_open(struct mb_outfile *of, const char *path)
 {
     char suffix[48];
@@ -67,12 +80,9 @@ int mb_outfile_open(struct mb_outfile *of, const char *path)
     of->tmp = mb_xmalloc(strlen(path) + strlen(suffix) + 1);
     strcpy(of->tmp, path);
     strcat(of->tmp, suffix);
-    /* registered before it exists: a fatal signal on open's return still removes it */
-    mb_fs_register_temp(of->tmp);
-    int fd = open(of->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = mb_fs_create_temp(of->tmp, 0644);
     if (fd < 0) {
         mb_err_errno(path, "cannot create output file");
-        mb_fs_forget_temp(of->tmp);
         free(of->path);
         free(of->tmp);
         of->path = of->tmp = NULL;

@@ -10,6 +10,7 @@
 
 #include <stddef.h>
 #include <stdio.h>
+#include <sys/types.h>
 
 #include "core/defs.h"
 
@@ -36,6 +37,9 @@ void mb_fs_remove_temps(void);
 /* Register or forget a temporary made elsewhere (e.g. per-rank part files). */
 void mb_fs_register_temp(const char *path);
 void mb_fs_forget_temp(const char *path);
+/* Create the file TMP (write-only, truncated) as a registered temporary: registered
+ * before open(2), forgotten again if open fails. Returns the fd, or -1 with errno set. */
+int mb_fs_create_temp(const char *tmp, mode_t mode);
 
 /* Map all of PATH read-only. Returns 0 with *DATA (NULL for an empty file) and *SIZE,
  * or -1 with mb_err set. */

@@ -12,7 +12,6 @@
 #include "io/safetensors.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -249,12 +248,9 @@ static int write_at(int fd, const void *data, size_t len, uint64_t at)
 /* Create the temporary, write the header and give the file its full size. */
 static int start_file(mb_st_writer *w, const struct mb_buf *header)
 {
-    mb_fs_register_temp(w->tmp); /* before it exists: see mb_outfile_open */
-    w->fd = open(w->tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
-    if (w->fd < 0) {
-        mb_fs_forget_temp(w->tmp);
+    w->fd = mb_fs_create_temp(w->tmp, 0666);
+    if (w->fd < 0)
         return mb_err_errno(w->tmp, "cannot create");
-    }
     w->created = 1;
     uint64_t total = header->len;
     for (int i = 0; i < w->n; i++)
