@@ -50,6 +50,16 @@ void *mb_xrealloc_for(void *p, size_t bytes, const char *what)
     return q;
 }
 
+void *mb_xaligned64_for(size_t bytes, const char *what)
+{
+    size_t size = bytes > SIZE_MAX - 63 ? SIZE_MAX : (bytes + 63) / 64 * 64;
+    void *p = size == SIZE_MAX ? NULL : aligned_alloc(64, size ? size : 64);
+
+    if (!p)
+        out_of_memory(bytes, what);
+    return p;
+}
+
 void *mb_xmalloc(size_t bytes)
 {
     return mb_xmalloc_for(bytes, NULL);

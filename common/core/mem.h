@@ -19,6 +19,8 @@ void *mb_xcalloc(size_t n, size_t size);
 void *mb_xrealloc(void *p, size_t bytes);
 void *mb_xmalloc_for(size_t bytes, const char *what);
 void *mb_xrealloc_for(void *p, size_t bytes, const char *what);
+/* BYTES (rounded up to a multiple of 64) at a 64-byte aligned address; free() releases it. */
+void *mb_xaligned64_for(size_t bytes, const char *what);
 char *mb_xstrdup(const char *s);
 char *mb_xstrndup(const char *s, size_t n);
 /* A malloc'd string formatted as printf does. */

@@ -55,8 +55,9 @@ struct mb_adamw_args {
 };
 
 /* A backend's execution context, opaque outside the backend: what its ops need besides
- * their arguments (CPU: its thread count; CUDA, later: a stream, the cuBLASLt handle
- * and a workspace). Every entry of the table takes one first. */
+ * their arguments (CPU: its thread count and a scratch arena, a buffer per thread that
+ * attention and xent work in; CUDA, later: a stream, the cuBLASLt handle and a workspace).
+ * Every entry of the table takes one first. One host thread uses a context at a time. */
 struct mb_exec;
 
 struct mb_ops {
@@ -107,7 +108,6 @@ struct mb_ops {
 
     /* elementwise */
     void (*add)(struct mb_exec *ex, float *y, const float *x, int64_t n); /* y += x */
-    void (*scale)(struct mb_exec *ex, float *x, float s, int64_t n); /* x *= s */
     double (*sumsq)(struct mb_exec *ex, const float *x, int64_t n); /* sum x^2, in double */
     /* y[r,:] += b */
     void (*add_bias)(struct mb_exec *ex, float *y, const float *bias, int64_t rows, int64_t cols);

@@ -735,21 +735,18 @@ static void case_bias(void)
 static void case_elementwise(void)
 {
     int64_t n = 3000, shape[1] = {n};
-    float *y = fbuf(n), *x = fbuf(n), *sum = fbuf(n), *sc = fbuf(n);
+    float *y = fbuf(n), *x = fbuf(n), *sum = fbuf(n);
     for (int64_t i = 0; i < n; i++) {
         y[i] = i < N_SPECIAL ? act_special[i] : logu(-40, 38);
         x[i] = logu(-40, 38);
     }
-    struct kcase *c = new_case("elementwise", "s=7.5", "add / scale, |x| 1e-40..1e38");
+    struct kcase *c = new_case("elementwise", "", "add, |x| 1e-40..1e38");
     input_f(c, 0, 1, shape, y);
     input_f(c, 1, 1, shape, x);
     memcpy(sum, y, (size_t)n * sizeof *sum);
-    memcpy(sc, x, (size_t)n * sizeof *sc);
     ops->add(ex, sum, x, n);
-    ops->scale(ex, sc, 7.5f, n);
     output(c, "y + x", sum, n, 0.5 * EPS, 1e-45);
-    output(c, "x * s", sc, n, 0.5 * EPS, 1e-45);
-    free(y), free(x), free(sum), free(sc);
+    free(y), free(x), free(sum);
 }
 
 static void case_sumsq(void)

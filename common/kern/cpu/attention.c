@@ -12,14 +12,14 @@
  * does not depend on the thread count.
  *
  * Layouts (kern/ops.h): q [B, H, T, E]; k, v [B, Hkv, T, E]; out, dout [B, T, H, E];
- * lse [B, H, T]. Blocks in scratch: S, P [BQ][BK]; Kt, Vt [E][BK] (transposed, zero-padded).
+ * lse [B, H, T]. Blocks in each thread's scratch (the context's arena): S, P [BQ][BK];
+ * Kt, Vt [E][BK] (transposed, zero-padded).
  */
 #include <math.h>
 #include <stdlib.h>
 
 #include "core/defs.h"
 #include "core/err.h"
-#include "core/mem.h"
 #include "kern/cpu/internal.h"
 
 #define BQ 64
@@ -37,10 +37,13 @@ struct attn_scratch {
     float *m, *l; /* [BQ] */
 };
 
-static void scratch_init(struct attn_scratch *w, int64_t E)
+/* The calling thread's blocks, and EXTRA more floats after them at *extra (bwd's D). */
+static void scratch_init(struct mb_exec *ex, struct attn_scratch *w, int64_t E, size_t extra,
+                         float **extra_at)
 {
     size_t blk = (size_t)BQ * BK, e = (size_t)E * BK;
-    float *base = mb_xmalloc((3 * blk + 2 * e + 2 * e + 2 * BQ) * sizeof *base);
+    size_t count = 3 * blk + 2 * e + 2 * e + 2 * BQ;
+    float *base = mb_cpu_scratch(ex, (count + extra) * sizeof *base);
 
     w->s = base;
     w->dp = w->s + blk;
@@ -51,11 +54,8 @@ static void scratch_init(struct attn_scratch *w, int64_t E)
     w->acc2 = w->acc + e;
     w->m = w->acc2 + e;
     w->l = w->m + BQ;
-}
-
-static void scratch_release(struct attn_scratch *w)
-{
-    free(w->s);
+    if (extra_at)
+        *extra_at = base + count;
 }
 
 /* dst[c][j] = src[j][c] for j < n, zero for n <= j < BK. */
@@ -303,16 +303,17 @@ static void fwd_task(float *out, float *lse, const float *q, const float *k, con
     }
 }
 
-void mb_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k,
-                          const float *v, const struct mb_attn_shape *s)
+void mb_cpu_attention_fwd(struct mb_exec *ex, float *out, float *lse, const float *q,
+                          const float *k, const float *v, const struct mb_attn_shape *s)
 {
     int64_t nqb = MB_CEIL_DIV(s->seq, BQ), ntask = s->batch * s->heads * nqb;
 
     MB_ASSERT(s->kv_heads > 0 && s->heads % s->kv_heads == 0);
+    mb_cpu_scratch_ready(ex);
 #pragma omp parallel if (ntask > 1)
     {
         struct attn_scratch w;
-        scratch_init(&w, s->head_dim);
+        scratch_init(ex, &w, s->head_dim, 0, NULL);
         /* A query block sees its own and every earlier key block: the last block of a
          * row costs the most. Handed out last block first, one at a time, the threads
          * end together (a fixed split gave one thread the odd blocks, a third more work
@@ -320,7 +321,6 @@ void mb_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k
 #pragma omp for schedule(dynamic, 1)
         for (int64_t t = 0; t < ntask; t++)
             fwd_task(out, lse, q, k, v, s, t - t % nqb + (nqb - 1 - t % nqb), &w);
-        scratch_release(&w);
     }
 }
 
@@ -440,25 +440,24 @@ static void bwd_task(const struct bwd_ctx *c, struct attn_scratch *w)
     }
 }
 
-void mb_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                          const float *k, const float *v, const float *out, const float *lse,
-                          const struct mb_attn_shape *s)
+void mb_cpu_attention_bwd(struct mb_exec *ex, float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v, const float *out,
+                          const float *lse, const struct mb_attn_shape *s)
 {
     int64_t ntask = s->batch * s->kv_heads, g = s->heads / s->kv_heads;
 
     MB_ASSERT(s->kv_heads > 0 && s->heads % s->kv_heads == 0);
+    mb_cpu_scratch_ready(ex);
 #pragma omp parallel if (ntask > 1)
     {
         struct attn_scratch w;
-        scratch_init(&w, s->head_dim);
-        float *D = mb_xmalloc((size_t)g * s->seq * sizeof *D);
+        float *D;
+        scratch_init(ex, &w, s->head_dim, (size_t)g * s->seq, &D);
 #pragma omp for schedule(static)
         for (int64_t t = 0; t < ntask; t++) {
             struct bwd_ctx c = {s, dout, q, k, v, out, lse, dq, dk, dv, D, t / s->kv_heads,
                                 t % s->kv_heads};
             bwd_task(&c, &w);
         }
-        free(D);
-        scratch_release(&w);
     }
 }

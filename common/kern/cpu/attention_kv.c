@@ -59,14 +59,17 @@ MB_CPU_CLONES static void kv_mix(float *restrict out, float *restrict s,
         out[c] *= inv;
 }
 
-void mb_cpu_attention_kv(float *out, const float *q, const float *kc, const float *vc,
-                         const struct mb_attn_shape *sh, int64_t p0, int64_t tmax)
+void mb_cpu_attention_kv(struct mb_exec *ex, float *out, const float *q, const float *kc,
+                         const float *vc, const struct mb_attn_shape *sh, int64_t p0,
+                         int64_t tmax)
 {
     int64_t B = sh->batch, Tq = sh->seq, H = sh->heads, G = H / sh->kv_heads, d = sh->head_dim;
     int64_t ntask = B * H * Tq;
+
+    mb_cpu_scratch_ready(ex);
 #pragma omp parallel if (ntask > 1 && ntask * (p0 + Tq) * d > MB_CPU_CHUNK)
     {
-        float *s = mb_xmalloc((size_t)(p0 + Tq) * sizeof(float));
+        float *s = mb_cpu_scratch(ex, (size_t)(p0 + Tq) * sizeof(float));
 #pragma omp for schedule(static)
         for (int64_t task = 0; task < ntask; task++) {
             int64_t t = task % Tq, h = (task / Tq) % H, b = task / (Tq * H);
@@ -77,6 +80,5 @@ void mb_cpu_attention_kv(float *out, const float *q, const float *kc, const floa
                       sh->softcap);
             kv_mix(out + ((b * Tq + t) * H + h) * d, s, vc + kv, lo, hi - lo, d);
         }
-        free(s);
     }
 }

@@ -21,13 +21,6 @@ MB_CPU_CLONES static void add_k(float *restrict y, const float *restrict x, int6
         y[i] += x[i];
 }
 
-MB_CPU_CLONES static void scale_k(float *x, float s, int64_t n)
-{
-#pragma omp simd
-    for (int64_t i = 0; i < n; i++)
-        x[i] *= s;
-}
-
 MB_CPU_CLONES static double sumsq_k(const float *x, int64_t n)
 {
     double s = 0;
@@ -57,17 +50,6 @@ void mb_cpu_add(float *y, const float *x, int64_t n)
     for (int64_t c = 0; c < nchunk; c++) {
         int64_t i0 = c * MB_CPU_CHUNK;
         add_k(y + i0, x + i0, MB_MIN(MB_CPU_CHUNK, n - i0));
-    }
-}
-
-void mb_cpu_scale(float *x, float s, int64_t n)
-{
-    int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
-
-#pragma omp parallel for schedule(static) if (nchunk > 1)
-    for (int64_t c = 0; c < nchunk; c++) {
-        int64_t i0 = c * MB_CPU_CHUNK;
-        scale_k(x + i0, s, MB_MIN(MB_CPU_CHUNK, n - i0));
     }
 }
 

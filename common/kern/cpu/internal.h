@@ -47,16 +47,25 @@ static inline float mb_cpu_expf(float x)
 }
 
 /* The CPU's execution context (kern/ops.h), one per process: the threads each op runs on
- * (OpenMP's, set once by threads.c). */
+ * (OpenMP's, set once by threads.c) and their scratch arena (scratch.c). */
 struct mb_exec {
     int threads;
+    int nscratch;                   /* slots in scratch */
+    struct mb_cpu_scratch *scratch; /* one per OpenMP thread */
 };
+
+/* scratch.c: before a parallel region whose threads take scratch, mb_cpu_scratch_ready;
+ * inside it, mb_cpu_scratch gives the calling thread BYTES (64-byte aligned, not zeroed),
+ * its own until that thread asks again. */
+void mb_cpu_scratch_ready(struct mb_exec *ex);
+void *mb_cpu_scratch(struct mb_exec *ex, size_t bytes);
+/* Free every slot (the context stays usable: slots come back on demand). */
+void mb_cpu_scratch_release(struct mb_exec *ex);
 
 /* memory and elementwise (ops_cpu.c, elem.c) */
 void mb_cpu_zero(float *x, int64_t n);
 void mb_cpu_copy(float *dst, const float *src, int64_t n);
 void mb_cpu_add(float *y, const float *x, int64_t n);
-void mb_cpu_scale(float *x, float s, int64_t n);
 double mb_cpu_sumsq(const float *x, int64_t n);
 void mb_cpu_add_bias(float *y, const float *bias, int64_t rows, int64_t cols);
 void mb_cpu_bias_grad(float *db, const float *dy, int64_t rows, int64_t cols);
@@ -103,15 +112,16 @@ void mb_cpu_rope_bwd(float *dx, const float *cos_sin, const int32_t *pos, int64_
                      int64_t heads, int64_t seq, int64_t head_dim, int64_t rot_dim);
 
 /* attention.c */
-void mb_cpu_attention_fwd(float *out, float *lse, const float *q, const float *k,
-                          const float *v, const struct mb_attn_shape *s);
-void mb_cpu_attention_bwd(float *dq, float *dk, float *dv, const float *dout, const float *q,
-                          const float *k, const float *v, const float *out, const float *lse,
-                          const struct mb_attn_shape *s);
+void mb_cpu_attention_fwd(struct mb_exec *ex, float *out, float *lse, const float *q,
+                          const float *k, const float *v, const struct mb_attn_shape *s);
+void mb_cpu_attention_bwd(struct mb_exec *ex, float *dq, float *dk, float *dv, const float *dout,
+                          const float *q, const float *k, const float *v, const float *out,
+                          const float *lse, const struct mb_attn_shape *s);
 
 /* attention_kv.c */
-void mb_cpu_attention_kv(float *out, const float *q, const float *kc, const float *vc,
-                         const struct mb_attn_shape *s, int64_t p0, int64_t tmax);
+void mb_cpu_attention_kv(struct mb_exec *ex, float *out, const float *q, const float *kc,
+                         const float *vc, const struct mb_attn_shape *s, int64_t p0,
+                         int64_t tmax);
 
 /* act.c */
 void mb_cpu_swiglu_fwd(float *y, const float *gate_up, int64_t rows, int64_t inner);
@@ -124,8 +134,9 @@ void mb_cpu_gelu_fwd(float *y, const float *x, int64_t n);
 void mb_cpu_gelu_bwd(float *dx, const float *dy, const float *x, int64_t n);
 
 /* xent.c */
-void mb_cpu_xent(float *logits, float *loss, const int32_t *target, const float *loss_mask,
-                 int64_t rows, int64_t vocab, float softcap, float grad_scale);
+void mb_cpu_xent(struct mb_exec *ex, float *logits, float *loss, const int32_t *target,
+                 const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
+                 float grad_scale);
 void mb_cpu_xent_max(float *logits, float *max, int64_t rows, int64_t vocab, float softcap);
 void mb_cpu_xent_sumexp(const float *logits, const float *max, const int32_t *target,
                         int64_t start, double *sumexp, float *ztarget, int64_t rows,

@@ -1,6 +1,7 @@
 /* kern/cpu/ops_cpu.c - the CPU op table: its execution context, the memory entries and
- * the table instance. The kernels (mb_cpu_*) take no context: their threads are OpenMP's,
- * set once (threads.c), so each entry here drops it and calls its kernel. */
+ * the table instance. Most kernels (mb_cpu_*) take no context: their threads are OpenMP's,
+ * set once (threads.c), so their entries here drop it. Those that need working memory
+ * per thread (attention, attention_kv, xent) take it for its scratch arena (scratch.c). */
 #include <stdlib.h>
 #include <string.h>
 
@@ -75,11 +76,6 @@ static void cpu_matmul_bf16(struct mb_exec *ex MB_UNUSED, bool ta, bool tb, int6
 static void cpu_add(struct mb_exec *ex MB_UNUSED, float *y, const float *x, int64_t n)
 {
     mb_cpu_add(y, x, n);
-}
-
-static void cpu_scale(struct mb_exec *ex MB_UNUSED, float *x, float s, int64_t n)
-{
-    mb_cpu_scale(x, s, n);
 }
 
 static double cpu_sumsq(struct mb_exec *ex MB_UNUSED, const float *x, int64_t n)
@@ -166,17 +162,17 @@ static void cpu_rope_bwd(struct mb_exec *ex MB_UNUSED, float *dx, const float *c
     mb_cpu_rope_bwd(dx, cos_sin, pos, batch, heads, seq, head_dim, rot_dim);
 }
 
-static void cpu_attention_fwd(struct mb_exec *ex MB_UNUSED, float *out, float *lse, const float *q,
+static void cpu_attention_fwd(struct mb_exec *ex, float *out, float *lse, const float *q,
                               const float *k, const float *v, const struct mb_attn_shape *s)
 {
-    mb_cpu_attention_fwd(out, lse, q, k, v, s);
+    mb_cpu_attention_fwd(ex, out, lse, q, k, v, s);
 }
 
-static void cpu_attention_bwd(struct mb_exec *ex MB_UNUSED, float *dq, float *dk, float *dv,
+static void cpu_attention_bwd(struct mb_exec *ex, float *dq, float *dk, float *dv,
                               const float *dout, const float *q, const float *k, const float *v,
                               const float *out, const float *lse, const struct mb_attn_shape *s)
 {
-    mb_cpu_attention_bwd(dq, dk, dv, dout, q, k, v, out, lse, s);
+    mb_cpu_attention_bwd(ex, dq, dk, dv, dout, q, k, v, out, lse, s);
 }
 
 static void cpu_swiglu_fwd(struct mb_exec *ex MB_UNUSED, float *y, const float *gate_up,
@@ -214,11 +210,11 @@ static void cpu_gelu_bwd(struct mb_exec *ex MB_UNUSED, float *dx, const float *d
     mb_cpu_gelu_bwd(dx, dy, x, n);
 }
 
-static void cpu_xent(struct mb_exec *ex MB_UNUSED, float *logits, float *loss,
+static void cpu_xent(struct mb_exec *ex, float *logits, float *loss,
                      const int32_t *target, const float *loss_mask, int64_t rows, int64_t vocab,
                      float softcap, float grad_scale)
 {
-    mb_cpu_xent(logits, loss, target, loss_mask, rows, vocab, softcap, grad_scale);
+    mb_cpu_xent(ex, logits, loss, target, loss_mask, rows, vocab, softcap, grad_scale);
 }
 
 static void cpu_xent_max(struct mb_exec *ex MB_UNUSED, float *logits, float *max, int64_t rows,
@@ -249,11 +245,11 @@ static void cpu_adamw(struct mb_exec *ex MB_UNUSED, float *p, const float *g, fl
     mb_cpu_adamw(p, g, m, v, n, a);
 }
 
-static void cpu_attention_kv(struct mb_exec *ex MB_UNUSED, float *out, const float *q,
+static void cpu_attention_kv(struct mb_exec *ex, float *out, const float *q,
                              const float *kc, const float *vc, const struct mb_attn_shape *s,
                              int64_t p0, int64_t tmax)
 {
-    mb_cpu_attention_kv(out, q, kc, vc, s, p0, tmax);
+    mb_cpu_attention_kv(ex, out, q, kc, vc, s, p0, tmax);
 }
 
 static const struct mb_ops cpu_ops = {
@@ -271,7 +267,6 @@ static const struct mb_ops cpu_ops = {
     .convert = cpu_convert,
     .matmul_bf16 = cpu_matmul_bf16,
     .add = cpu_add,
-    .scale = cpu_scale,
     .sumsq = cpu_sumsq,
     .add_bias = cpu_add_bias,
     .bias_grad = cpu_bias_grad,

@@ -90,18 +90,18 @@ static void xent_row(float *z, float *scratch, float *loss, int32_t target, floa
     }
 }
 
-void mb_cpu_xent(float *logits, float *loss, const int32_t *target, const float *loss_mask,
-                 int64_t rows, int64_t vocab, float softcap, float grad_scale)
+void mb_cpu_xent(struct mb_exec *ex, float *logits, float *loss, const int32_t *target,
+                 const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
+                 float grad_scale)
 {
+    mb_cpu_scratch_ready(ex);
 #pragma omp parallel if (rows * vocab > MB_CPU_CHUNK)
     {
-        float *scratch = softcap > 0 ? malloc((size_t)vocab * sizeof *scratch) : NULL;
-        MB_ASSERT(softcap <= 0 || scratch);
+        float *scratch = softcap > 0 ? mb_cpu_scratch(ex, (size_t)vocab * sizeof *scratch) : NULL;
 #pragma omp for schedule(static)
         for (int64_t r = 0; r < rows; r++)
             xent_row(logits + (size_t)r * vocab, scratch, loss ? loss + r : NULL, target[r],
                      loss_mask ? loss_mask[r] : 1.0f, vocab, softcap, grad_scale);
-        free(scratch);
     }
 }
 

@@ -129,11 +129,6 @@ static void g_add(struct mb_exec *ex MB_UNUSED, float *y, const float *x, int64_
     mb_cpu_add(wf("add", "y", y, n), wf("add", "x", x, n), n);
 }
 
-static void g_scale(struct mb_exec *ex MB_UNUSED, float *x, float s, int64_t n)
-{
-    mb_cpu_scale(wf("scale", "x", x, n), s, n);
-}
-
 static double g_sumsq(struct mb_exec *ex MB_UNUSED, const float *x, int64_t n)
 {
     return mb_cpu_sumsq(wf("sumsq", "x", x, n), n);
@@ -267,24 +262,25 @@ static void g_rope_bwd(struct mb_exec *ex MB_UNUSED, float *dx, const float *cos
                     batch, heads, seq, head_dim, rot_dim);
 }
 
-static void g_attention_fwd(struct mb_exec *ex MB_UNUSED, float *out, float *lse, const float *q,
+static void g_attention_fwd(struct mb_exec *ex, float *out, float *lse, const float *q,
                             const float *k, const float *v, const struct mb_attn_shape *s)
 {
     const char *op = "attention_fwd";
     struct mb_attn_shape w = shape(op, s);
     int64_t nq = q_numel(s, s->seq), nkv = kv_numel(s, s->seq);
-    mb_cpu_attention_fwd(wf(op, "out", out, nq), wf(op, "lse", lse, s->batch * s->heads * s->seq),
-                         wf(op, "q", q, nq), wf(op, "k", k, nkv), wf(op, "v", v, nkv), &w);
+    mb_cpu_attention_fwd(ex, wf(op, "out", out, nq),
+                         wf(op, "lse", lse, s->batch * s->heads * s->seq), wf(op, "q", q, nq),
+                         wf(op, "k", k, nkv), wf(op, "v", v, nkv), &w);
 }
 
-static void g_attention_bwd(struct mb_exec *ex MB_UNUSED, float *dq, float *dk, float *dv,
+static void g_attention_bwd(struct mb_exec *ex, float *dq, float *dk, float *dv,
                             const float *dout, const float *q, const float *k, const float *v,
                             const float *out, const float *lse, const struct mb_attn_shape *s)
 {
     const char *op = "attention_bwd";
     struct mb_attn_shape w = shape(op, s);
     int64_t nq = q_numel(s, s->seq), nkv = kv_numel(s, s->seq);
-    mb_cpu_attention_bwd(wf(op, "dq", dq, nq), wf(op, "dk", dk, nkv), wf(op, "dv", dv, nkv),
+    mb_cpu_attention_bwd(ex, wf(op, "dq", dq, nq), wf(op, "dk", dk, nkv), wf(op, "dv", dv, nkv),
                          wf(op, "dout", dout, nq), wf(op, "q", q, nq), wf(op, "k", k, nkv),
                          wf(op, "v", v, nkv), wf(op, "out", out, nq),
                          wf(op, "lse", lse, s->batch * s->heads * s->seq), &w);
@@ -334,12 +330,12 @@ static void g_gelu_bwd(struct mb_exec *ex MB_UNUSED, float *dx, const float *dy,
                     wf("gelu_bwd", "x", x, n), n);
 }
 
-static void g_xent(struct mb_exec *ex MB_UNUSED, float *logits, float *loss, const int32_t *target,
+static void g_xent(struct mb_exec *ex, float *logits, float *loss, const int32_t *target,
                    const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
                    float grad_scale)
 {
     const char *op = "xent";
-    mb_cpu_xent(wf(op, "logits", logits, rows * vocab), wf_opt(op, "loss", loss, rows),
+    mb_cpu_xent(ex, wf(op, "logits", logits, rows * vocab), wf_opt(op, "loss", loss, rows),
                 wi(op, "target", target, rows), wf_opt(op, "loss_mask", loss_mask, rows), rows,
                 vocab, softcap, grad_scale);
 }
@@ -381,14 +377,14 @@ static void g_adamw(struct mb_exec *ex MB_UNUSED, float *p, const float *g, floa
                  wf("adamw", "v", v, n), n, a);
 }
 
-static void g_attention_kv(struct mb_exec *ex MB_UNUSED, float *out, const float *q,
+static void g_attention_kv(struct mb_exec *ex, float *out, const float *q,
                            const float *kc, const float *vc, const struct mb_attn_shape *s,
                            int64_t p0, int64_t tmax)
 {
     const char *op = "attention_kv";
     struct mb_attn_shape w = shape(op, s);
     int64_t nq = q_numel(s, s->seq), nkv = kv_numel(s, tmax);
-    mb_cpu_attention_kv(wf(op, "out", out, nq), wf(op, "q", q, nq), wf(op, "kc", kc, nkv),
+    mb_cpu_attention_kv(ex, wf(op, "out", out, nq), wf(op, "q", q, nq), wf(op, "kc", kc, nkv),
                         wf(op, "vc", vc, nkv), &w, p0, tmax);
 }
 
@@ -407,7 +403,6 @@ static const struct mb_ops guarded_ops = {
     .convert = g_convert,
     .matmul_bf16 = g_matmul_bf16,
     .add = g_add,
-    .scale = g_scale,
     .sumsq = g_sumsq,
     .add_bias = g_add_bias,
     .bias_grad = g_bias_grad,
