@@ -3,7 +3,6 @@
  * for more, with slots added when the team grows. Then the kernels that use it
  * (attention forward and backward, xent with soft-capping) give the same bits whatever the
  * thread count, the arena having been used and regrown in between. */
-#include <math.h>
 #include <omp.h>
 #include <stdint.h>
 #include <stdlib.h>
