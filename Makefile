@@ -54,7 +54,7 @@ TOOL_OBJS := $(patsubst %.c,$(BUILD)/%.o,$(foreach t,$(TOOLS),$(wildcard $(t)/*.
 
 UNIT_TESTS := $(basename $(notdir $(sort $(wildcard tests/unit/*.c))))
 UNIT_BINS  := $(addprefix $(BUILD)/tests/unit/,$(addsuffix .t,$(UNIT_TESTS)))
-TAP_OBJ    := $(BUILD)/tests/lib/tap.o
+TEST_LIB_OBJS := $(BUILD)/tests/lib/tap.o $(BUILD)/tests/lib/oracle.o
 
 all: $(addprefix bin/,$(TOOLS))
 
@@ -100,8 +100,8 @@ $(BUILD)/tests/%.o: tests/%.c $(BUILD)/FLAGS
 	@mkdir -p $(@D)
 	$(QUIET_CC)$(CC) $(ALL_CFLAGS) -I. $(DEPFLAGS) -c -o $@ $<
 
-$(BUILD)/tests/unit/%.t: $(BUILD)/tests/unit/%.o $(TAP_OBJ) $(LIB)
-	$(QUIET_LINK)$(CC) $(LDFLAGS_ALL) -o $@ $< $(TAP_OBJ) $(LIB) $(EXT_LIBS)
+$(BUILD)/tests/unit/%.t: $(BUILD)/tests/unit/%.o $(TEST_LIB_OBJS) $(LIB)
+	$(QUIET_LINK)$(CC) $(LDFLAGS_ALL) -o $@ $< $(TEST_LIB_OBJS) $(LIB) $(EXT_LIBS)
 
 HELPER_BINS := $(patsubst tests/%.c,$(BUILD)/tests/%,$(sort $(wildcard tests/helpers/*.c)))
 
@@ -227,5 +227,5 @@ FORCE:
 .PHONY: all check check-run check-long check-long-run check-layers clean deps demo bench install test tests-build FORCE \
         fuzz fuzz-bins deps-fuzz
 
--include $(OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:.t=.d) $(HELPER_BINS:=.d) $(TAP_OBJ:.o=.d) \
+-include $(OBJS:.o=.d) $(TOOL_OBJS:.o=.d) $(UNIT_BINS:.t=.d) $(HELPER_BINS:=.d) $(TEST_LIB_OBJS:.o=.d) \
          $(FUZZ_BINS:=.d)

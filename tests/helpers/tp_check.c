@@ -141,8 +141,8 @@ static void whole_linear(struct linear_case *k, const struct mb_ops *ops)
 {
     memset(k->dw, 0, sizeof k->dw);
     memset(k->db, 0, sizeof k->db);
-    struct mb_linear l = { MB_LINEAR_NONE, false, IN, OUT, k->w, k->b, k->dw, k->db, ops,
-                           ops->exec, &one, NULL, { 0 }, NULL, NULL, NULL, false, false, NULL };
+    struct mb_linear l = { .mode = MB_LINEAR_NONE, .in = IN, .out = OUT, .w = k->w, .b = k->b,
+                           .gw = k->dw, .gb = k->db, .ops = ops, .ex = ops->exec, .tp = &one };
     mb_linear_forward(&l, k->y, k->x, N);
     mb_linear_backward(&l, k->dx, k->dy, k->x, N);
 }
@@ -159,9 +159,9 @@ static bool column_case(const struct linear_case *k, const struct mb_pstate *ps,
     float *gathered = mb_xmalloc(sizeof(float) * N * (IN > OUT ? IN : OUT));
     float *y = mb_xmalloc(sizeof(float) * N * (size_t)o), *dx = mb_xmalloc(sizeof(float) * N * IN);
     const float *x = k->x + (sp ? r * rows * IN : 0);
-    struct mb_linear l = { MB_LINEAR_COLUMN, sp, IN, o, w, b, gw, gb, mb_ops_cpu(),
-                           mb_ops_cpu()->exec, tp, sp ? gathered : NULL, { 0 }, NULL, NULL, NULL,
-                           false, false, NULL };
+    struct mb_linear l = { .mode = MB_LINEAR_COLUMN, .sequence_parallel = sp, .in = IN,
+                           .out = o, .w = w, .b = b, .gw = gw, .gb = gb, .ops = mb_ops_cpu(),
+                           .ex = mb_ops_cpu()->exec, .tp = tp, .gathered = sp ? gathered : NULL };
     mb_linear_forward(&l, y, x, N);
     float *dy = columns(k->dy, N, OUT, c0, o), *want_y = columns(k->y, N, OUT, c0, o);
     mb_linear_backward(&l, dx, dy, x, N);
@@ -184,9 +184,9 @@ static bool row_case(const struct linear_case *k, const struct mb_pstate *ps, bo
     float *gw = mb_xcalloc((size_t)(OUT * i), sizeof(float)), *gb = mb_xcalloc(OUT, sizeof(float));
     float *gathered = mb_xmalloc(sizeof(float) * N * (IN > OUT ? IN : OUT));
     float *y = mb_xmalloc(sizeof(float) * N * OUT), *dx = mb_xmalloc(sizeof(float) * N * (size_t)i);
-    struct mb_linear l = { MB_LINEAR_ROW, sp, i, OUT, w, k->b, gw, gb, mb_ops_cpu(),
-                           mb_ops_cpu()->exec, tp, sp ? gathered : NULL, { 0 }, NULL, NULL, NULL,
-                           false, false, NULL };
+    struct mb_linear l = { .mode = MB_LINEAR_ROW, .sequence_parallel = sp, .in = i, .out = OUT,
+                           .w = w, .b = k->b, .gw = gw, .gb = gb, .ops = mb_ops_cpu(),
+                           .ex = mb_ops_cpu()->exec, .tp = tp, .gathered = sp ? gathered : NULL };
     mb_linear_forward(&l, y, x, N);
     mb_linear_backward(&l, dx, k->dy + (sp ? r * rows * OUT : 0), x, N);
     if (sp)

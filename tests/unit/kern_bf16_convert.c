@@ -26,6 +26,7 @@
 #include "io/npy.h"
 #include "kern/cpu/bf16.h"
 #include "kern/ops.h"
+#include "tests/lib/oracle.h"
 #include "tests/lib/tap.h"
 
 #define BLOCK ((int64_t)1 << 20)
@@ -209,18 +210,6 @@ static void in_place(void)
     }
 }
 
-static int run_oracle(const char *script, const char *args)
-{
-    const char *cache = getenv("MB_CACHE"), *home = getenv("HOME");
-    char py[600], cmd[PATH_MAX + 900];
-    if (cache && *cache)
-        snprintf(py, sizeof py, "%s/venv/bin/python", cache);
-    else
-        snprintf(py, sizeof py, "%s/.cache/mb/venv/bin/python", home ? home : "");
-    snprintf(cmd, sizeof cmd, "'%s' '%s' %s", py, script, args);
-    return system(cmd);
-}
-
 /* The sample's bits: every top half with six low halves, then random patterns. */
 static uint32_t *sample(int64_t *n)
 {
@@ -255,7 +244,7 @@ static void against_torch(const char *script)
     int w = mb_npy_write("f32bits.npy", MB_NPY_U4, 1, shape, bits);
     shape[0] = 65536;
     w |= mb_npy_write("bf16bits.npy", MB_NPY_U2, 1, shape, h);
-    int rc = w < 0 ? -1 : run_oracle(script, "convert f32bits.npy bf16bits.npy t16.npy t32.npy");
+    int rc = w < 0 ? -1 : oracle_run(script, "convert f32bits.npy bf16bits.npy t16.npy t32.npy");
     if (!ok(rc == 0, "PyTorch oracle ran (tests/oracle/bf16_ops.py convert, rc %d)", rc) ||
         !ok(mb_npy_read("t16.npy", &t16) == 0 && t16.dtype == MB_NPY_U2 && t16.count == n &&
             mb_npy_read("t32.npy", &t32) == 0 && t32.dtype == MB_NPY_U4 && t32.count == 65536,

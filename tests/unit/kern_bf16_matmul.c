@@ -29,6 +29,7 @@
 #include "io/npy.h"
 #include "kern/cpu/bf16.h"
 #include "kern/ops.h"
+#include "tests/lib/oracle.h"
 #include "tests/lib/tap.h"
 
 #define U 5.9604644775390625e-8 /* 2^-24, fp32's unit roundoff */
@@ -169,18 +170,6 @@ static double worst_ratio(const struct mcase *c, const float *x, const double *r
     return worst;
 }
 
-static int run_oracle(const char *script, const char *args)
-{
-    const char *cache = getenv("MB_CACHE"), *home = getenv("HOME");
-    char py[600], cmd[PATH_MAX + 900];
-    if (cache && *cache)
-        snprintf(py, sizeof py, "%s/venv/bin/python", cache);
-    else
-        snprintf(py, sizeof py, "%s/.cache/mb/venv/bin/python", home ? home : "");
-    snprintf(cmd, sizeof cmd, "'%s' '%s' %s", py, script, args);
-    return system(cmd);
-}
-
 static const int64_t shapes[][3] = {
     {1, 1, 1}, {3, 17, 5}, {17, 3, 1000}, {130, 1030, 67}, {1031, 67, 130},
 };
@@ -260,7 +249,7 @@ int main(void)
         }
     }
     mb_cpu_bf16_force_portable(false);
-    int rc = run_oracle(script, "matmul manifest.txt");
+    int rc = oracle_run(script, "matmul manifest.txt");
     if (!ok(rc == 0, "PyTorch oracle ran (tests/oracle/bf16_ops.py matmul, rc %d)", rc))
         return tap_done();
     for (int t = 0; t < 4; t++) {

@@ -33,6 +33,7 @@
 #include "kern/ops.h"
 #include "nn/config.h"
 #include "nn/rope.h"
+#include "tests/lib/oracle.h"
 #include "tests/lib/tap.h"
 
 #define EPS ((double)FLT_EPSILON)
@@ -824,18 +825,6 @@ static const struct attn_case attn_cases[] = {
     {"attention fwd/bwd, scores to ~1e8 (one-hot), window 9", 3e3, 10, 0, 9},
 };
 
-static int run_oracle(const char *script)
-{
-    const char *cache = getenv("MB_CACHE"), *home = getenv("HOME");
-    char py[600], cmd[PATH_MAX + 700];
-    if (cache && *cache)
-        snprintf(py, sizeof py, "%s/venv/bin/python", cache);
-    else
-        snprintf(py, sizeof py, "%s/.cache/mb/venv/bin/python", home ? home : "");
-    snprintf(cmd, sizeof cmd, "'%s' '%s' manifest.txt", py, script);
-    return system(cmd);
-}
-
 int main(void)
 {
     char script[PATH_MAX];
@@ -869,7 +858,7 @@ int main(void)
     case_matmul();
     case_adamw();
     fclose(manifest);
-    int rc = run_oracle(script);
+    int rc = oracle_run(script, "manifest.txt");
     ok(rc == 0, "PyTorch oracle ran (tests/oracle/kern_torch.py, rc %d)", rc);
     for (int i = 0; i < ncases; i++)
         for (int k = 0; k < cases[i].nout; k++) {

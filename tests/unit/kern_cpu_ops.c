@@ -3,6 +3,7 @@
  * references. Every backward is compared with central finite
  * differences of the double reference forward (loss = sum(dy * f(x))). */
 #include <float.h>
+#include <limits.h>
 #include <math.h>
 #include <stdint.h>
 #include <omp.h>
@@ -13,6 +14,7 @@
 #include "core/defs.h"
 #include "kern/ops.h"
 #include "tests/lib/mirror.h"
+#include "tests/lib/oracle.h"
 #include "tests/lib/tap.h"
 
 static const struct mb_ops *ops;
@@ -467,11 +469,8 @@ static int64_t ulps(float a, float b)
 
 static void test_adamw_torch(void)
 {
-    const char *cache = getenv("MB_CACHE"), *home = getenv("HOME");
-    char py[600], cmd[1400];
-    snprintf(py, sizeof py, "%s/venv/bin/python", cache && *cache ? cache : "");
-    if (!(cache && *cache))
-        snprintf(py, sizeof py, "%s/.cache/mb/venv/bin/python", home ? home : "");
+    const char *py = oracle_python();
+    char cmd[PATH_MAX + 200];
     FILE *f = fopen(py, "r");
     if (!f) {
         tap_skip(3, "no oracle venv (scripts/install-deps.sh)");
