@@ -24,6 +24,7 @@
 #include <stdint.h>
 
 #include "core/dtype.h"
+#include "kern/act_kind.h"
 
 /* Shape of one attention call. */
 struct mb_attn_shape {
@@ -105,6 +106,12 @@ struct mb_ops {
     void (*matmul_bf16)(struct mb_exec *ex, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
                         float alpha, const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                         float beta, float *c, int64_t ldc);
+    /* matmul_bf16 with a bf16 C, for a GEMM whose output only feeds bf16 consumers:
+     * C = bf16(op(A) op(B)), the fp32 sum of matmul_bf16 (alpha 1, beta 0) rounded once
+     * to nearest even, so the same bits as matmul_bf16 into an fp32 C and then convert. */
+    void (*matmul_bf16_rounded)(struct mb_exec *ex, bool ta, bool tb, int64_t m, int64_t n,
+                                int64_t k, const uint16_t *a, int64_t lda, const uint16_t *b,
+                                int64_t ldb, uint16_t *c, int64_t ldc);
 
     /* elementwise */
     void (*add)(struct mb_exec *ex, float *y, const float *x, int64_t n); /* y += x */
@@ -180,6 +187,14 @@ struct mb_ops {
     /* gelu (tanh approximation, GPT-2's gelu_new): y = gelu(x); bwd overwrites dx. */
     void (*gelu_fwd)(struct mb_exec *ex, float *y, const float *x, int64_t n);
     void (*gelu_bwd)(struct mb_exec *ex, float *dx, const float *dy, const float *x, int64_t n);
+    /* The activation KIND above on bf16 storage: x (gate_up for the gated ones, [rows,
+     * inner] for gelu) bf16, y and dx bf16, dy fp32. Each computes what the fp32 op
+     * computes from the widened x and rounds its result once, to nearest even: the same
+     * bits as convert, the fp32 op, convert, without the fp32 tensors. */
+    void (*act_fwd_bf16)(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *y, const uint16_t *x,
+                         int64_t rows, int64_t inner);
+    void (*act_bwd_bf16)(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *dx, const float *dy,
+                         const uint16_t *x, int64_t rows, int64_t inner);
 
     /* Softmax cross-entropy on a chunk of logits [rows, vocab] (the caller computes the
      * logits chunk by chunk, so the full [B*T, V] matrix never exists). With softcap > 0

@@ -13,9 +13,9 @@
 
 #include "core/defs.h"
 #include "core/json.h"
+#include "kern/act_kind.h"
 
 enum mb_norm_kind { MB_NORM_RMS, MB_NORM_LAYER };
-enum mb_act_kind { MB_ACT_SWIGLU, MB_ACT_GEGLU, MB_ACT_GELU };
 enum mb_pos_kind { MB_POS_ROPE, MB_POS_LEARNED };
 enum mb_rope_scaling { MB_ROPE_SCALING_NONE, MB_ROPE_SCALING_LLAMA3, MB_ROPE_SCALING_LINEAR };
 

@@ -338,6 +338,16 @@ static void activation_backward(const struct mb_model *m, float *dx, const float
     }
 }
 
+/* Whether the MLP runs between fc1 and fc2 on bf16 alone: fc1 writes its kept bf16 output,
+ * the activation reads that and writes fc2's bf16 input (and their gradients likewise),
+ * with no fp32 fc1 or act in between. The same bits as the fp32 tensors and their
+ * converts; it needs the kept bf16 copies (so no adapter or sequence parallelism) and an
+ * fc1 without bias (the bias is added in fp32, and its gradient sums the fp32 dy). */
+static bool mlp_in_bf16(const struct mb_model *m, const struct mb_linear *fc1)
+{
+    return mb_model_saves_bf16(m) && !fc1->b;
+}
+
 static void mlp_forward(const struct mb_model *m, int64_t l, const struct mb_layer_pass *p,
                         float *out)
 {
@@ -349,9 +359,15 @@ static void mlp_forward(const struct mb_model *m, int64_t l, const struct mb_lay
     keep_input(&fc1, la->ln2_b);
     mb_norm_forward(m, la->ln2, la->ln2_mean, la->ln2_rstd, la->x_mid, weight(m, MB_P_LN2_W, l),
                     weight(m, MB_P_LN2_B, l), r);
-    mb_linear_forward(&fc1, la->fc1, la->ln2, n);
-    round_to_saved(m, la->fc1_b, la->fc1, n * m->loc->fc1_rows);
-    activation_forward(m, la->act, la->fc1, n);
+    if (mlp_in_bf16(m, &fc1)) {
+        mb_linear_forward_bf16(&fc1, la->fc1_b, la->ln2, n);
+        m->ops->act_fwd_bf16(m->ex, c->activation, fc2.xb, la->fc1_b, n, m->loc->ffn);
+        fc2.xb_given = true;
+    } else {
+        mb_linear_forward(&fc1, la->fc1, la->ln2, n);
+        round_to_saved(m, la->fc1_b, la->fc1, n * m->loc->fc1_rows);
+        activation_forward(m, la->act, la->fc1, n);
+    }
     if (c->sandwich_norm) {
         mb_linear_forward(&fc2, la->fc2, la->act, n);
         m->ops->rmsnorm_fwd(m->ex, out, la->pm_rstd, la->fc2, weight(m, MB_P_POST_MLP_NORM_W, l), r,
@@ -405,24 +421,50 @@ static const float *through_post_norm(struct mb_model *m, int64_t l, enum mb_par
     return a->dtmp;
 }
 
-static void mlp_backward(struct mb_model *m, int64_t l)
+/* dhf from DY through fc2, the activation and fc1, where the forward kept its fp32 path. */
+static void mlp_backward_f32(struct mb_model *m, struct mb_linear *fc1, struct mb_linear *fc2,
+                             struct mb_layer_acts *la, const float *dy)
 {
     struct mb_acts *a = m->acts;
-    struct mb_layer_acts *la = &a->layer[l];
-    int64_t n = rows_of(m), r = res_rows(m);
-    struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
-    keep_input(&fc1, la->ln2_b);
-
-    const float *dy = through_post_norm(m, l, MB_P_POST_MLP_NORM_W, la->fc2, la->pm_rstd);
+    int64_t n = rows_of(m);
     if (la->fc1_b) { /* act from the kept fc1, as the forward made it */
         widen_saved(m, la->fc1, la->fc1_b, n * m->loc->fc1_rows);
         activation_forward(m, la->act, la->fc1, n);
     }
-    mb_linear_backward(&fc2, a->dact, dy, la->act, n);
+    mb_linear_backward(fc2, a->dact, dy, la->act, n);
     activation_backward(m, a->dwide, a->dact, la->fc1, n);
-    mb_linear_backward(&fc1, a->dhf, a->dwide, la->ln2, n);
+    mb_linear_backward(fc1, a->dhf, a->dwide, la->ln2, n);
+}
+
+/* The same where the forward ran in bf16 (mlp_in_bf16): fc2's bf16 input again from the
+ * kept fc1, the activation's gradient straight into fc1's bf16 dy. */
+static void mlp_backward_bf16(struct mb_model *m, struct mb_linear *fc1, struct mb_linear *fc2,
+                              struct mb_layer_acts *la, const float *dy)
+{
+    struct mb_acts *a = m->acts;
+    int64_t n = rows_of(m), ffn = m->loc->ffn;
+    m->ops->act_fwd_bf16(m->ex, m->cfg.activation, fc2->xb, la->fc1_b, n, ffn);
+    fc2->xb_kept = true;
+    mb_linear_backward(fc2, a->dact, dy, NULL, n);
+    m->ops->act_bwd_bf16(m->ex, m->cfg.activation, fc1->dyb, a->dact, la->fc1_b, n, ffn);
+    fc1->dyb_given = true;
+    mb_linear_backward(fc1, a->dhf, NULL, la->ln2, n);
+}
+
+static void mlp_backward(struct mb_model *m, int64_t l)
+{
+    struct mb_acts *a = m->acts;
+    struct mb_layer_acts *la = &a->layer[l];
+    struct mb_linear fc1 = fc1_linear(m, l), fc2 = fc2_linear(m, l);
+    keep_input(&fc1, la->ln2_b);
+
+    const float *dy = through_post_norm(m, l, MB_P_POST_MLP_NORM_W, la->fc2, la->pm_rstd);
+    if (mlp_in_bf16(m, &fc1))
+        mlp_backward_bf16(m, &fc1, &fc2, la, dy);
+    else
+        mlp_backward_f32(m, &fc1, &fc2, la, dy);
     mb_norm_backward(m, a->dres, grad(m, MB_P_LN2_W, l), grad(m, MB_P_LN2_B, l), a->dhf,
-                     la->x_mid, weight(m, MB_P_LN2_W, l), la->ln2_mean, la->ln2_rstd, r);
+                     la->x_mid, weight(m, MB_P_LN2_W, l), la->ln2_mean, la->ln2_rstd, res_rows(m));
 }
 
 /* Gradients of q and k back through RoPE and QK-norm; returns where dq, dk now are. */

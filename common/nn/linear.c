@@ -22,7 +22,7 @@ static struct mb_adapter_base adapter_base(const struct mb_linear *l)
     return b;
 }
 
-/* y[n, out] = x[n, in] W^T; in bf16, x goes to l->xb first */
+/* y[n, out] = x[n, in] W^T; in bf16, x goes to l->xb first (unless it is there) */
 static void gemm_fwd(const struct mb_linear *l, float *y, const float *x, int64_t n)
 {
     if (!l->wb) {
@@ -30,7 +30,8 @@ static void gemm_fwd(const struct mb_linear *l, float *y, const float *x, int64_
                        l->out);
         return;
     }
-    l->ops->convert(l->ex, l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
+    if (!l->xb_given)
+        l->ops->convert(l->ex, l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
     l->ops->matmul_bf16(l->ex, false, true, n, l->out, l->in, 1.0f, l->xb, l->in, l->wb, l->in, 0.0f,
                         y, l->out);
 }
@@ -59,6 +60,19 @@ void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int6
     }
     if (l->b)
         l->ops->add_bias(l->ex, y, l->b, rows, l->out);
+}
+
+void mb_linear_forward_bf16(const struct mb_linear *l, uint16_t *yb, const float *x, int64_t n)
+{
+    MB_ASSERT(l->wb && !l->b && !adapted(l) && l->mode != MB_LINEAR_ROW);
+    if (sp(l)) {
+        mb_dev_all_gather_f32(l->ops, l->ex, l->tp, x, l->gathered, n / l->tp->size * l->in);
+        x = l->gathered;
+    }
+    if (!l->xb_given)
+        l->ops->convert(l->ex, l->xb, MB_DTYPE_BF16, x, MB_DTYPE_F32, n * l->in);
+    l->ops->matmul_bf16_rounded(l->ex, false, true, n, l->out, l->in, l->xb, l->in, l->wb, l->in, yb,
+                                l->out);
 }
 
 /* The gradient of y as the backward GEMMs take it: fp32, and in bf16 its converted copy

@@ -54,10 +54,12 @@ struct mb_linear {
      * and not x (x may be NULL), else the backward converts x again. dyb: [n, out]
      * scratch for the bf16 dy; with dyb_given it already holds the bf16 dy and the
      * backward reads only that (the head's, converted in place over its fp32 one: no
-     * bias, no adapter, no sequence-parallel gather). */
+     * bias, no adapter, no sequence-parallel gather). With xb_given the caller has put
+     * the bf16 x in xb before the forward, which then reads only that (x may be NULL;
+     * no adapter, no sequence-parallel gather). */
     const uint16_t *wb;
     uint16_t *xb, *dyb;
-    bool xb_kept, dyb_given;
+    bool xb_kept, dyb_given, xb_given;
     /* When not NULL and true, gw holds nothing of this step yet (it was not zeroed): the
      * weight-gradient GEMM writes dy^T x (beta 0) and sets it false (nn/model.h). */
     bool *gw_fresh;
@@ -66,6 +68,11 @@ struct mb_linear {
 /* Y [n, out] from X [n, in], where n is the full token rows (the rows of x and y outside
  * the layer are n / TP under sequence parallelism). */
 void mb_linear_forward(const struct mb_linear *l, float *y, const float *x, int64_t n);
+
+/* In bf16, for a layer whose output only bf16 consumers read: YB [n, out] = bf16(x W^T),
+ * rounded once from the fp32 sums (matmul_bf16_rounded): the bits mb_linear_forward and
+ * a convert would give. A column-parallel (or unsplit) layer without bias or adapter. */
+void mb_linear_forward_bf16(const struct mb_linear *l, uint16_t *yb, const float *x, int64_t n);
 
 /* From DY (the gradient of y, as forward left it): gw += dy^T x, gb += sum dy, and, when
  * DX is not NULL, dx = dy W (overwritten). X is the forward's input. GW and GB NULL: no

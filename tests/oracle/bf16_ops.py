@@ -1,9 +1,11 @@
 #!/usr/bin/env python3
 """bf16_ops.py - PyTorch's bf16 ops as the oracle for mb's bf16 kernels (kern/ops.h:
-convert and matmul_bf16; tests/unit/kern_bf16_convert.c and kern_bf16_matmul.c).
+convert, matmul_bf16 and the bf16 activations; tests/unit/kern_bf16_convert.c,
+kern_bf16_matmul.c and kern_bf16_out.c).
 
 usage: bf16_ops.py convert F32BITS.npy BF16BITS.npy OUT_BF16.npy OUT_F32.npy
        bf16_ops.py matmul MANIFEST
+       bf16_ops.py act MANIFEST
 
 convert: the float32 values whose bits are in F32BITS (uint32) through
   `.to(torch.bfloat16)` into OUT_BF16 (the bf16 bits as uint16), and the bf16 values
@@ -21,6 +23,14 @@ matmul: MANIFEST has a line per case, "NAME ta tb m n k lda ldb ldc alpha beta".
                   in float32 - its worst error is printed beside mb's for scale;
     NAME.t16.npy  torch.matmul on the bf16 tensors themselves (rounded to bf16; printed
                   only, it is a bf16-output op).
+
+act: MANIFEST has a line per case, "NAME KIND ROWS INNER". KIND is swiglu, geglu or gelu
+  (tanh approximation) on NAME.x.npy, the bf16 bits (uint16) of a [ROWS, 2*INNER] gate_up
+  (gate first) or, for gelu, a [ROWS, INNER] x; NAME.dy.npy (float32, [ROWS, INNER]) is
+  the output's gradient. The reference with bf16 rounding of its inputs and outputs:
+  torch's ops and autograd in float64 on the bf16 values of x, then y and dx rounded to
+  bf16 (through float32, `.to(torch.bfloat16)`), written as uint16 bits to NAME.ty.npy
+  and NAME.tdx.npy.
 """
 import sys
 
@@ -74,11 +84,34 @@ def matmul(manifest):
         np.save(f"{name}.t16.npy", t16.double().numpy())
 
 
+def act_case(name, kind, rows, inner):
+    rows, inner = int(rows), int(inner)
+    x = bf16_tensor(np.load(f"{name}.x.npy")).double().reshape(rows, -1).requires_grad_(True)
+    dy = torch.from_numpy(np.load(f"{name}.dy.npy").astype(np.float64)).reshape(rows, inner)
+    gelu = lambda t: torch.nn.functional.gelu(t, approximate="tanh")
+    if kind == "gelu":
+        y = gelu(x)
+    else:
+        f = torch.nn.functional.silu if kind == "swiglu" else gelu
+        y = f(x[:, :inner]) * x[:, inner:]
+    y.backward(dy)
+    bits = lambda t: t.detach().float().to(torch.bfloat16).view(torch.int16).numpy().view(np.uint16)
+    np.save(f"{name}.ty.npy", bits(y).reshape(-1))
+    np.save(f"{name}.tdx.npy", bits(x.grad).reshape(-1))
+
+
+def act(manifest):
+    for line in open(manifest):
+        act_case(*line.split())
+
+
 def main():
     if len(sys.argv) == 6 and sys.argv[1] == "convert":
         convert(*sys.argv[2:])
     elif len(sys.argv) == 3 and sys.argv[1] == "matmul":
         matmul(sys.argv[2])
+    elif len(sys.argv) == 3 and sys.argv[1] == "act":
+        act(sys.argv[2])
     else:
         sys.exit(__doc__)
 

@@ -2,8 +2,13 @@
  *
  * gate_up rows are [gate | up] (the fused linear_fc1 output); y = act(gate) * up.
  * GELU-tanh is PyTorch's approximate='tanh': 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))).
+ *
+ * The bf16 forms (act_fwd_bf16, act_bwd_bf16) run the same row kernels on a row widened
+ * into the thread's scratch and round the row they produce: the same bits as the fp32 op
+ * between two converts, with only the bf16 tensors in memory.
  */
 #include "core/defs.h"
+#include "kern/cpu/bf16.h"
 #include "kern/cpu/internal.h"
 
 #define GELU_K 0.7978845608028654f /* sqrt(2/pi) */
@@ -155,5 +160,60 @@ void mb_cpu_gelu_bwd(float *dx, const float *dy, const float *x, int64_t n)
     for (int64_t c = 0; c < nchunk; c++) {
         int64_t i0 = c * MB_CPU_CHUNK;
         gelu_bwd_k(dx + i0, dy + i0, x + i0, n - i0 < MB_CPU_CHUNK ? n - i0 : MB_CPU_CHUNK);
+    }
+}
+
+/* x's floats per row: the gated activations read [gate | up] */
+static int64_t x_cols(enum mb_act_kind kind, int64_t inner)
+{
+    return kind == MB_ACT_GELU ? inner : 2 * inner;
+}
+
+static void act_fwd_row(enum mb_act_kind kind, float *y, const float *x, int64_t inner)
+{
+    switch (kind) {
+    case MB_ACT_SWIGLU: swiglu_fwd_row(y, x, inner); break;
+    case MB_ACT_GEGLU: geglu_fwd_row(y, x, inner); break;
+    case MB_ACT_GELU: gelu_fwd_k(y, x, inner); break;
+    }
+}
+
+static void act_bwd_row(enum mb_act_kind kind, float *dx, const float *dy, const float *x,
+                        int64_t inner)
+{
+    switch (kind) {
+    case MB_ACT_SWIGLU: swiglu_bwd_row(dx, dy, x, inner); break;
+    case MB_ACT_GEGLU: geglu_bwd_row(dx, dy, x, inner); break;
+    case MB_ACT_GELU: gelu_bwd_k(dx, dy, x, inner); break;
+    }
+}
+
+void mb_cpu_act_fwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *y,
+                         const uint16_t *x, int64_t rows, int64_t inner)
+{
+    int64_t xc = x_cols(kind, inner);
+
+    mb_cpu_scratch_ready(ex);
+#pragma omp parallel for schedule(static) if (rows * inner > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++) {
+        float *xw = mb_cpu_scratch(ex, (size_t)(xc + inner) * sizeof *xw), *yw = xw + xc;
+        mb_cpu_bf16_widen_span(xw, x + r * xc, xc);
+        act_fwd_row(kind, yw, xw, inner);
+        mb_cpu_bf16_round_span(y + r * inner, yw, inner);
+    }
+}
+
+void mb_cpu_act_bwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *dx,
+                         const float *dy, const uint16_t *x, int64_t rows, int64_t inner)
+{
+    int64_t xc = x_cols(kind, inner);
+
+    mb_cpu_scratch_ready(ex);
+#pragma omp parallel for schedule(static) if (rows * inner > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < rows; r++) {
+        float *xw = mb_cpu_scratch(ex, (size_t)2 * xc * sizeof *xw), *dxw = xw + xc;
+        mb_cpu_bf16_widen_span(xw, x + r * xc, xc);
+        act_bwd_row(kind, dxw, dy + r * inner, xw, inner);
+        mb_cpu_bf16_round_span(dx + r * xc, dxw, xc);
     }
 }

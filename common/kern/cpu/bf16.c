@@ -61,33 +61,41 @@ MB_CPU_CLONES void mb_cpu_bf16_widen_portable(float *restrict dst, const uint16_
     }
 }
 
+void mb_cpu_bf16_round_span(uint16_t *dst, const float *src, int64_t n)
+{
+    if (mb_cpu_bf16_have_avx512())
+        mb_cpu_bf16_round_avx512(dst, src, n);
+    else
+        mb_cpu_bf16_round_portable(dst, src, n);
+}
+
+void mb_cpu_bf16_widen_span(float *dst, const uint16_t *src, int64_t n)
+{
+    if (mb_cpu_bf16_have_avx512())
+        mb_cpu_bf16_widen_avx512(dst, src, n);
+    else
+        mb_cpu_bf16_widen_portable(dst, src, n);
+}
+
 static void to_bf16(uint16_t *dst, const float *src, int64_t n)
 {
     int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
-    bool avx = mb_cpu_bf16_have_avx512();
 
 #pragma omp parallel for schedule(static) if (nchunk > 1)
     for (int64_t c = 0; c < nchunk; c++) {
-        int64_t i0 = c * MB_CPU_CHUNK, len = MB_MIN(MB_CPU_CHUNK, n - i0);
-        if (avx)
-            mb_cpu_bf16_round_avx512(dst + i0, src + i0, len);
-        else
-            mb_cpu_bf16_round_portable(dst + i0, src + i0, len);
+        int64_t i0 = c * MB_CPU_CHUNK;
+        mb_cpu_bf16_round_span(dst + i0, src + i0, MB_MIN(MB_CPU_CHUNK, n - i0));
     }
 }
 
 static void to_f32(float *dst, const uint16_t *src, int64_t n)
 {
     int64_t nchunk = MB_CEIL_DIV(n, MB_CPU_CHUNK);
-    bool avx = mb_cpu_bf16_have_avx512();
 
 #pragma omp parallel for schedule(static) if (nchunk > 1)
     for (int64_t c = 0; c < nchunk; c++) {
-        int64_t i0 = c * MB_CPU_CHUNK, len = MB_MIN(MB_CPU_CHUNK, n - i0);
-        if (avx)
-            mb_cpu_bf16_widen_avx512(dst + i0, src + i0, len);
-        else
-            mb_cpu_bf16_widen_portable(dst + i0, src + i0, len);
+        int64_t i0 = c * MB_CPU_CHUNK;
+        mb_cpu_bf16_widen_span(dst + i0, src + i0, MB_MIN(MB_CPU_CHUNK, n - i0));
     }
 }
 
@@ -166,4 +174,21 @@ void mb_cpu_matmul_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float
     if (forced_portable ||
         !mb_cpu_matmul_bf16_dnnl(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
         mb_cpu_matmul_bf16_portable(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+/* Where oneDNN has no bf16-output matmul: the fp32 C of matmul_bf16, rounded row by row.
+ * Both ways give the same bits when they sum alike (the fp32 sum rounded once). */
+void mb_cpu_matmul_bf16_rounded(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                                const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                                uint16_t *c, int64_t ldc)
+{
+    if (!forced_portable && mb_cpu_matmul_bf16_rounded_dnnl(ta, tb, m, n, k, a, lda, b, ldb, c, ldc))
+        return;
+    float *c32 = mb_xmalloc_for((size_t)MB_MAX(m * n, 1) * sizeof *c32, "a bf16 matmul's fp32 C");
+
+    mb_cpu_matmul_bf16(ta, tb, m, n, k, 1.0f, a, lda, b, ldb, 0.0f, c32, n);
+#pragma omp parallel for schedule(static) if (m * n > MB_CPU_CHUNK)
+    for (int64_t r = 0; r < m; r++)
+        mb_cpu_bf16_round_span(c + r * ldc, c32 + r * n, n);
+    free(c32);
 }

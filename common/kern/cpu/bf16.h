@@ -17,6 +17,9 @@ void mb_cpu_bf16_round_avx512(uint16_t *dst, const float *src, int64_t n);
 /* bf16 -> f32: exact (the bf16 bits become the top half of the float) */
 void mb_cpu_bf16_widen_portable(float *dst, const uint16_t *src, int64_t n);
 void mb_cpu_bf16_widen_avx512(float *dst, const uint16_t *src, int64_t n);
+/* The two above on this CPU's kernel, one thread (for rows inside a parallel loop). */
+void mb_cpu_bf16_round_span(uint16_t *dst, const float *src, int64_t n);
+void mb_cpu_bf16_widen_span(float *dst, const uint16_t *src, int64_t n);
 /* Whether this CPU runs the AVX512-BF16 kernels (and they are not switched off). */
 bool mb_cpu_bf16_have_avx512(void);
 
@@ -26,6 +29,10 @@ bool mb_cpu_bf16_have_avx512(void);
 bool mb_cpu_matmul_bf16_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                              const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                              float beta, float *c, int64_t ldc);
+/* The same with a bf16 C (matmul_bf16_rounded): oneDNN rounds its fp32 sums to bf16. */
+bool mb_cpu_matmul_bf16_rounded_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                                     const uint16_t *a, int64_t lda, const uint16_t *b,
+                                     int64_t ldb, uint16_t *c, int64_t ldc);
 /* oneDNN's name for the implementation it took for this shape ("brg:avx512_core_bf16",
  * ...), or NULL where it has none but the reference one. */
 const char *mb_cpu_matmul_bf16_dnnl_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k,

@@ -47,6 +47,7 @@ struct key {
     uint32_t alpha, beta; /* the bits */
     int32_t threads;
     uint8_t ta, tb;
+    uint8_t c_bf16; /* C is bf16 (matmul_bf16_rounded), else fp32 */
 };
 
 struct slot {
@@ -85,7 +86,7 @@ static uint64_t key_hash(const struct key *k)
 }
 
 static struct key make_key(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                           int64_t lda, int64_t ldb, float beta, int64_t ldc)
+                           int64_t lda, int64_t ldb, float beta, int64_t ldc, bool c_bf16)
 {
     struct key key;
 
@@ -95,6 +96,7 @@ static struct key make_key(bool ta, bool tb, int64_t m, int64_t n, int64_t k, fl
     memcpy(&key.beta, &beta, sizeof beta);
     key.threads = omp_get_max_threads();
     key.ta = ta, key.tb = tb;
+    key.c_bf16 = c_bf16;
     return key;
 }
 
@@ -160,7 +162,7 @@ static dnnl_status_t slot_make(struct slot *s, const struct key *k)
     s->used = true;
     if ((st = matrix_md(&amd, k->m, k->k, k->lda, k->ta, dnnl_bf16)) ||
         (st = matrix_md(&bmd, k->k, k->n, k->ldb, k->tb, dnnl_bf16)) ||
-        (st = matrix_md(&cmd, k->m, k->n, k->ldc, false, dnnl_f32)) ||
+        (st = matrix_md(&cmd, k->m, k->n, k->ldc, false, k->c_bf16 ? dnnl_bf16 : dnnl_f32)) ||
         (st = dnnl_matmul_desc_init(&desc, &amd, &bmd, NULL, &cmd)) ||
         (st = make_attr(&attr, k)) ||
         (st = dnnl_primitive_desc_create(&pd, &desc, attr, engine, NULL)) ||
@@ -220,7 +222,7 @@ static bool fits_int(int64_t m, int64_t n, int64_t k, int64_t lda, int64_t ldb, 
            ldc <= INT_MAX;
 }
 
-static bool run(struct slot *s, const uint16_t *a, const uint16_t *b, float *c)
+static bool run(struct slot *s, const uint16_t *a, const uint16_t *b, void *c)
 {
     dnnl_exec_arg_t args[3] = {
         {DNNL_ARG_SRC, s->a}, {DNNL_ARG_WEIGHTS, s->b}, {DNNL_ARG_DST, s->c}};
@@ -232,29 +234,49 @@ static bool run(struct slot *s, const uint16_t *a, const uint16_t *b, float *c)
            dnnl_stream_wait(stream) == dnnl_success;
 }
 
-bool mb_cpu_matmul_bf16_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
-                             const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
-                             float beta, float *c, int64_t ldc)
+/* The matmul of KEY on A, B and C through its primitive; false where oneDNN has none
+ * (or too big a problem for its int sizes). */
+static bool matmul_run(const struct key *key, const uint16_t *a, const uint16_t *b, void *c)
 {
-    if (m == 0 || n == 0)
-        return true;
-    /* k == 0 (C = beta C) and oversized problems are the portable path's */
-    if (k == 0 || !fits_int(m, n, k, lda, ldb, ldc))
+    if (!fits_int(key->m, key->n, key->k, key->lda, key->ldb, key->ldc))
         return false;
     pthread_once(&engine_once, engine_init);
     if (!engine)
         return false;
-    struct key key = make_key(ta, tb, m, n, k, alpha, lda, ldb, beta, ldc);
     bool done = false;
 
     pthread_mutex_lock(&lock);
-    struct slot *s = slot_get(&key);
+    struct slot *s = slot_get(key);
     if (s->native) {
         done = run(s, a, b, c);
         MB_ASSERT(done); /* a made primitive that fails to run is a bug, not bad input */
     }
     pthread_mutex_unlock(&lock);
     return done;
+}
+
+bool mb_cpu_matmul_bf16_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
+                             const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                             float beta, float *c, int64_t ldc)
+{
+    if (m == 0 || n == 0)
+        return true;
+    if (k == 0) /* C = beta C: the portable path's */
+        return false;
+    struct key key = make_key(ta, tb, m, n, k, alpha, lda, ldb, beta, ldc, false);
+    return matmul_run(&key, a, b, c);
+}
+
+bool mb_cpu_matmul_bf16_rounded_dnnl(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                                     const uint16_t *a, int64_t lda, const uint16_t *b,
+                                     int64_t ldb, uint16_t *c, int64_t ldc)
+{
+    if (m == 0 || n == 0)
+        return true;
+    if (k == 0)
+        return false;
+    struct key key = make_key(ta, tb, m, n, k, 1.0f, lda, ldb, 0.0f, ldc, true);
+    return matmul_run(&key, a, b, c);
 }
 
 const char *mb_cpu_matmul_bf16_dnnl_impl(bool ta, bool tb, int64_t m, int64_t n, int64_t k,

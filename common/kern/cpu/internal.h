@@ -90,6 +90,9 @@ void mb_cpu_convert(void *dst, enum mb_dtype dst_type, const void *src, enum mb_
 void mb_cpu_matmul_bf16(bool ta, bool tb, int64_t m, int64_t n, int64_t k, float alpha,
                         const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
                         float beta, float *c, int64_t ldc);
+void mb_cpu_matmul_bf16_rounded(bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+                                const uint16_t *a, int64_t lda, const uint16_t *b, int64_t ldb,
+                                uint16_t *c, int64_t ldc);
 
 /* threads.c: set the OpenMP thread count once (call from the main thread) */
 void mb_cpu_threads_init(void);
@@ -132,6 +135,10 @@ void mb_cpu_geglu_bwd(float *dgate_up, const float *dy, const float *gate_up, in
                       int64_t inner);
 void mb_cpu_gelu_fwd(float *y, const float *x, int64_t n);
 void mb_cpu_gelu_bwd(float *dx, const float *dy, const float *x, int64_t n);
+void mb_cpu_act_fwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *y,
+                         const uint16_t *x, int64_t rows, int64_t inner);
+void mb_cpu_act_bwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *dx,
+                         const float *dy, const uint16_t *x, int64_t rows, int64_t inner);
 
 /* xent.c */
 void mb_cpu_xent(struct mb_exec *ex, float *logits, float *loss, const int32_t *target,

@@ -73,6 +73,13 @@ static void cpu_matmul_bf16(struct mb_exec *ex MB_UNUSED, bool ta, bool tb, int6
     mb_cpu_matmul_bf16(ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
+static void cpu_matmul_bf16_rounded(struct mb_exec *ex MB_UNUSED, bool ta, bool tb, int64_t m,
+                                    int64_t n, int64_t k, const uint16_t *a, int64_t lda,
+                                    const uint16_t *b, int64_t ldb, uint16_t *c, int64_t ldc)
+{
+    mb_cpu_matmul_bf16_rounded(ta, tb, m, n, k, a, lda, b, ldb, c, ldc);
+}
+
 static void cpu_add(struct mb_exec *ex MB_UNUSED, float *y, const float *x, int64_t n)
 {
     mb_cpu_add(y, x, n);
@@ -175,6 +182,18 @@ static void cpu_attention_bwd(struct mb_exec *ex, float *dq, float *dk, float *d
     mb_cpu_attention_bwd(ex, dq, dk, dv, dout, q, k, v, out, lse, s);
 }
 
+static void cpu_act_fwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *y,
+                             const uint16_t *x, int64_t rows, int64_t inner)
+{
+    mb_cpu_act_fwd_bf16(ex, kind, y, x, rows, inner);
+}
+
+static void cpu_act_bwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *dx,
+                             const float *dy, const uint16_t *x, int64_t rows, int64_t inner)
+{
+    mb_cpu_act_bwd_bf16(ex, kind, dx, dy, x, rows, inner);
+}
+
 static void cpu_swiglu_fwd(struct mb_exec *ex MB_UNUSED, float *y, const float *gate_up,
                            int64_t rows, int64_t inner)
 {
@@ -266,6 +285,7 @@ static const struct mb_ops cpu_ops = {
     .matmul = cpu_matmul,
     .convert = cpu_convert,
     .matmul_bf16 = cpu_matmul_bf16,
+    .matmul_bf16_rounded = cpu_matmul_bf16_rounded,
     .add = cpu_add,
     .sumsq = cpu_sumsq,
     .add_bias = cpu_add_bias,
@@ -288,6 +308,8 @@ static const struct mb_ops cpu_ops = {
     .geglu_bwd = cpu_geglu_bwd,
     .gelu_fwd = cpu_gelu_fwd,
     .gelu_bwd = cpu_gelu_bwd,
+    .act_fwd_bf16 = cpu_act_fwd_bf16,
+    .act_bwd_bf16 = cpu_act_bwd_bf16,
     .xent = cpu_xent,
     .xent_max = cpu_xent_max,
     .xent_sumexp = cpu_xent_sumexp,

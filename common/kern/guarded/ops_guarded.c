@@ -124,6 +124,19 @@ static void g_matmul_bf16(struct mb_exec *ex MB_UNUSED, bool ta, bool tb, int64_
                        wf(op, "c", c, mat_span(m, n, ldc)), ldc);
 }
 
+static void g_matmul_bf16_rounded(struct mb_exec *ex MB_UNUSED, bool ta, bool tb, int64_t m,
+                                  int64_t n, int64_t k, const uint16_t *a, int64_t lda,
+                                  const uint16_t *b, int64_t ldb, uint16_t *c, int64_t ldc)
+{
+    const char *op = "matmul_bf16_rounded";
+    size_t a_bytes = (size_t)mat_span(ta ? k : m, ta ? m : k, lda) * sizeof *a;
+    size_t b_bytes = (size_t)mat_span(tb ? n : k, tb ? k : n, ldb) * sizeof *b;
+    size_t c_bytes = (size_t)mat_span(m, n, ldc) * sizeof *c;
+    mb_cpu_matmul_bf16_rounded(ta, tb, m, n, k, mb_guarded_work(op, "a", a, a_bytes, false), lda,
+                               mb_guarded_work(op, "b", b, b_bytes, false), ldb,
+                               mb_guarded_work(op, "c", c, c_bytes, false), ldc);
+}
+
 static void g_add(struct mb_exec *ex MB_UNUSED, float *y, const float *x, int64_t n)
 {
     mb_cpu_add(wf("add", "y", y, n), wf("add", "x", x, n), n);
@@ -330,6 +343,31 @@ static void g_gelu_bwd(struct mb_exec *ex MB_UNUSED, float *dx, const float *dy,
                     wf("gelu_bwd", "x", x, n), n);
 }
 
+/* Bytes of N bf16 values (N < 0: none). */
+static size_t bf16_bytes(int64_t n)
+{
+    return (size_t)(n > 0 ? n : 0) * sizeof(uint16_t);
+}
+
+static void g_act_fwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *y,
+                           const uint16_t *x, int64_t rows, int64_t inner)
+{
+    const char *op = "act_fwd_bf16";
+    int64_t nx = rows * inner * (kind == MB_ACT_GELU ? 1 : 2);
+    mb_cpu_act_fwd_bf16(ex, kind, mb_guarded_work(op, "y", y, bf16_bytes(rows * inner), false),
+                        mb_guarded_work(op, "x", x, bf16_bytes(nx), false), rows, inner);
+}
+
+static void g_act_bwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *dx,
+                           const float *dy, const uint16_t *x, int64_t rows, int64_t inner)
+{
+    const char *op = "act_bwd_bf16";
+    int64_t nx = rows * inner * (kind == MB_ACT_GELU ? 1 : 2);
+    mb_cpu_act_bwd_bf16(ex, kind, mb_guarded_work(op, "dx", dx, bf16_bytes(nx), false),
+                        wf(op, "dy", dy, rows * inner),
+                        mb_guarded_work(op, "x", x, bf16_bytes(nx), false), rows, inner);
+}
+
 static void g_xent(struct mb_exec *ex, float *logits, float *loss, const int32_t *target,
                    const float *loss_mask, int64_t rows, int64_t vocab, float softcap,
                    float grad_scale)
@@ -402,6 +440,7 @@ static const struct mb_ops guarded_ops = {
     .matmul = g_matmul,
     .convert = g_convert,
     .matmul_bf16 = g_matmul_bf16,
+    .matmul_bf16_rounded = g_matmul_bf16_rounded,
     .add = g_add,
     .sumsq = g_sumsq,
     .add_bias = g_add_bias,
@@ -424,6 +463,8 @@ static const struct mb_ops guarded_ops = {
     .geglu_bwd = g_geglu_bwd,
     .gelu_fwd = g_gelu_fwd,
     .gelu_bwd = g_gelu_bwd,
+    .act_fwd_bf16 = g_act_fwd_bf16,
+    .act_bwd_bf16 = g_act_bwd_bf16,
     .xent = g_xent,
     .xent_max = g_xent_max,
     .xent_sumexp = g_xent_sumexp,
