@@ -228,9 +228,11 @@ struct mb_ops {
                         int64_t start, const float *loss_mask, int64_t rows, int64_t vocab,
                         float softcap, float grad_scale);
 
-    /* AdamW on n elements: m, v updated, p updated with decoupled weight decay. */
+    /* AdamW on n elements: m, v updated, p updated with decoupled weight decay. pb, when
+     * not NULL, gets the updated p in bf16 as convert rounds it (a bf16 weight copy kept
+     * in step without a pass of its own). */
     void (*adamw)(struct mb_exec *ex, float *p, const float *g, float *m, float *v, int64_t n,
-                  const struct mb_adamw_args *a);
+                  const struct mb_adamw_args *a, uint16_t *pb);
 
     /* Attention of s->seq new queries at positions p0 .. p0 + s->seq - 1 over a key/value
      * cache (generation): q [B, nH, Tq, d]; kc, vc [B, nKV, tmax, d] holding the keys and

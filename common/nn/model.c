@@ -219,14 +219,18 @@ int mb_model_set_bf16(struct mb_model *m)
     return 0;
 }
 
+void mb_model_weight_changed(struct mb_model *m, enum mb_param_id id)
+{
+    const struct mb_param *p = mb_param_get(&m->params, id);
+    if (m->wb && m->wb_at[id] >= 0)
+        m->ops->convert(m->ex, m->wb + m->wb_at[id], MB_DTYPE_BF16, m->w + p->offset, MB_DTYPE_F32,
+                        p->numel);
+}
+
 void mb_model_weights_changed(struct mb_model *m)
 {
-    for (int id = 0; m->wb && id < MB_P_COUNT; id++) {
-        const struct mb_param *p = mb_param_get(&m->params, (enum mb_param_id)id);
-        if (m->wb_at[id] >= 0)
-            m->ops->convert(m->ex, m->wb + m->wb_at[id], MB_DTYPE_BF16, m->w + p->offset,
-                            MB_DTYPE_F32, p->numel);
-    }
+    for (int id = 0; id < MB_P_COUNT; id++)
+        mb_model_weight_changed(m, (enum mb_param_id)id);
 }
 
 uint16_t *mb_model_bf16_weight(const struct mb_model *m, enum mb_param_id id, int64_t l)

@@ -173,6 +173,8 @@ MB_MUST_CHECK int mb_model_set_bf16(struct mb_model *m);
 /* The weights changed (initialisation, load, optimizer step): refresh the bf16 shadow
  * from them. Nothing in fp32. */
 void mb_model_weights_changed(struct mb_model *m);
+/* The same for parameter ID's weights alone. */
+void mb_model_weight_changed(struct mb_model *m, enum mb_param_id id);
 
 /* The bf16 copy of parameter ID's weights of local layer L (any L for a parameter that
  * is not per layer), or NULL: fp32, or no GEMM reads it. */

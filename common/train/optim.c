@@ -2,9 +2,11 @@
 #include "train/optim.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/err.h"
+#include "core/mem.h"
 
 int mb_adamw_init(struct mb_adamw *o, const struct mb_ops *ops,
                   const struct mb_param_table *params, int64_t lo, int64_t hi, float beta1,
@@ -37,6 +39,15 @@ void mb_adamw_free(struct mb_adamw *o)
     o->ops->free(o->ex, o->exp_avg);
     o->ops->free(o->ex, o->exp_avg_sq);
     o->exp_avg = o->exp_avg_sq = NULL;
+    free(o->bf16);
+    o->bf16 = NULL;
+}
+
+void mb_adamw_keep_bf16(struct mb_adamw *o, int i, uint16_t *copy)
+{
+    if (!o->bf16)
+        o->bf16 = mb_xcalloc((size_t)o->params->count, sizeof *o->bf16);
+    o->bf16[i] = copy;
 }
 
 /* The part [*S, *E) of parameter P inside [lo, hi); false when none. */
@@ -65,7 +76,8 @@ void mb_adamw_step(struct mb_adamw *o, float *w, const float *g, float grad_scal
             .grad_scale = grad_scale,
         };
         int64_t at = s - o->lo;
-        o->ops->adamw(o->ex, w + s, g + at, o->exp_avg + at, o->exp_avg_sq + at, e - s, &a);
+        uint16_t *pb = o->bf16 && o->bf16[i] ? o->bf16[i] + (s - p->offset) : NULL;
+        o->ops->adamw(o->ex, w + s, g + at, o->exp_avg + at, o->exp_avg_sq + at, e - s, &a, pb);
     }
 }
 

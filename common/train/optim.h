@@ -25,12 +25,20 @@ struct mb_adamw {
     float *exp_avg_sq;
     int64_t step;        /* updates done so far */
     float beta1, beta2, eps, weight_decay;
+    /* Per parameter (params->items index): the bf16 copy each step also writes from the
+     * weights it updates (mb_adamw_keep_bf16), or NULL; the array is NULL when none is. */
+    uint16_t **bf16;
 };
 
 MB_MUST_CHECK int mb_adamw_init(struct mb_adamw *o, const struct mb_ops *ops,
                                 const struct mb_param_table *params, int64_t lo, int64_t hi,
                                 float beta1, float beta2, float eps, float weight_decay);
 void mb_adamw_free(struct mb_adamw *o);
+/* From now on each step also writes parameter I's bf16 copy COPY (backend memory, the
+ * parameter's numel elements in its order) from the weights it updates: the bits the
+ * ops' convert would give, without a pass over the weights of its own. The caller keeps
+ * COPY alive. */
+void mb_adamw_keep_bf16(struct mb_adamw *o, int i, uint16_t *copy);
 
 /* One update of W[lo, hi) (W: the whole flat buffer) from G (hi - lo floats, the
  * gradients of that range) times GRAD_SCALE (mb_clip_coeff; G itself is not changed)

@@ -270,6 +270,20 @@ static int grad_sync(struct mb_trainer *t)
     return 0;
 }
 
+/* Where this rank's optimizer updates all the trainable weights (no distributed
+ * optimizer, or one DP rank), it writes their bf16 copies too as it updates them. */
+static void optimizer_keeps_bf16(struct mb_trainer *t)
+{
+    const struct mb_model *m = &t->model;
+    if (t->gsync.lo != 0 || t->gsync.hi != t->gsync.total)
+        return;
+    for (int i = 0; i < m->params.count; i++) {
+        uint16_t *copy = mb_model_bf16_weight(m, m->params.items[i].id, 0);
+        if (copy)
+            mb_adamw_keep_bf16(&t->opt, i, copy);
+    }
+}
+
 static int setup(struct mb_trainer *t)
 {
     const mb_config *cfg = t->cfg;
@@ -296,6 +310,7 @@ static int setup(struct mb_trainer *t)
                       (float)mb_config_double(cfg, "optimizer.adam_eps"),
                       (float)mb_config_double(cfg, "optimizer.weight_decay")) < 0)
         return -1;
+    optimizer_keeps_bf16(t);
     if (mb_lr_schedule_from_config(&t->sched, cfg, t->global_batch) < 0)
         return -1;
     t->clip_grad = mb_config_double(cfg, "optimizer.clip_grad");
@@ -538,6 +553,19 @@ static void align_tied_embedding(struct mb_trainer *t)
                          t->model.w + p->offset, p->numel * (int64_t)sizeof(float), 0);
 }
 
+/* The bf16 weight copies after a step: all converted again where the optimizer did not
+ * write them (it updated a shard, the others came by the gather), else only the tied
+ * embedding's, where its broadcast overwrote the weights the optimizer had rounded. */
+static void refresh_bf16_weights(struct mb_trainer *t)
+{
+    struct mb_model *m = &t->model;
+    const struct mb_param *tied = tied_copy(t);
+    if (!t->opt.bf16)
+        mb_model_weights_changed(m);
+    else if (tied && t->ps.dp > 2)
+        mb_model_weight_changed(m, tied->id);
+}
+
 static int train_iteration(struct mb_trainer *t)
 {
     if (fill(t, MB_SPLIT_TRAIN, t->consumed_train) < 0)
@@ -567,7 +595,7 @@ static int train_iteration(struct mb_trainer *t)
         mb_adamw_step(&t->opt, m->w, g, mb_clip_coeff(norm, t->clip_grad), (float)lr);
         mb_grad_sync_gather(&t->gsync, m->w + m->params.frozen);
         align_tied_embedding(t);
-        mb_model_weights_changed(m); /* every rank, all its weights: after the gather */
+        refresh_bf16_weights(t);
     }
     t->dp_traffic += mb_group_traffic(dp) - traffic;
     t->tp_traffic += mb_group_traffic(tp) - tp_traffic;

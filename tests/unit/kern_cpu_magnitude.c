@@ -800,7 +800,7 @@ static void case_adamw(void)
     input_f(c, 1, 2, gshape, g);
     for (int s = 1; s <= steps; s++) {
         a.step = s;
-        ops->adamw(ex, p, g + (s - 1) * n, m, v, n, &a);
+        ops->adamw(ex, p, g + (s - 1) * n, m, v, n, &a, NULL);
     }
     /* m and v sum steps of either sign: a few ulp of the sum of |terms| */
     output(c, "p", p, n, 4 * EPS, 4 * EPS * a.lr);

@@ -366,7 +366,7 @@ static void test_adamw(void)
         a.step = step;
         for (int64_t i = 0; i < n; i++)
             g[i] = urand();
-        ops->adamw(ex, M(p), M(g), M(m), M(v), n, &a);
+        ops->adamw(ex, M(p), M(g), M(m), M(v), n, &a, NULL);
         mirror_back();
         double bc1 = 1 - pow(a.beta1, step), bc2 = 1 - pow(a.beta2, step);
         for (int64_t i = 0; i < n; i++) {
@@ -409,9 +409,9 @@ static void test_adamw_grad_scale(void)
         v[0][i] = v[1][i] = fabsf(urand()) * 0.01f;
         gs[i] = g[i] * coeff; /* the float product a scaling pass would store */
     }
-    ops->adamw(ex, M(p[0]), M(gs), M(m[0]), M(v[0]), n, &a);
+    ops->adamw(ex, M(p[0]), M(gs), M(m[0]), M(v[0]), n, &a, NULL);
     a.grad_scale = coeff;
-    ops->adamw(ex, M(p[1]), M(g), M(m[1]), M(v[1]), n, &a);
+    ops->adamw(ex, M(p[1]), M(g), M(m[1]), M(v[1]), n, &a, NULL);
     mirror_back();
     ok(memcmp(p[0], p[1], (size_t)n * sizeof *p[0]) == 0 &&
        memcmp(m[0], m[1], (size_t)n * sizeof *m[0]) == 0 &&
@@ -421,9 +421,9 @@ static void test_adamw_grad_scale(void)
     for (int c = 0; c < 3; c++) {
         a.grad_scale = as_is[c];
         a.step = 2 + c;
-        ops->adamw(ex, M(p[0]), M(g), M(m[0]), M(v[0]), n, &a);
+        ops->adamw(ex, M(p[0]), M(g), M(m[0]), M(v[0]), n, &a, NULL);
         a.grad_scale = 1.0f;
-        ops->adamw(ex, M(p[1]), M(g), M(m[1]), M(v[1]), n, &a);
+        ops->adamw(ex, M(p[1]), M(g), M(m[1]), M(v[1]), n, &a, NULL);
         mirror_back();
         same &= memcmp(p[0], p[1], (size_t)n * sizeof *p[0]) == 0;
     }
@@ -435,6 +435,50 @@ static void test_adamw_grad_scale(void)
     }
     mirror_free(g);
     mirror_free(gs);
+}
+
+/* AdamW writing the bf16 copy of p as it goes (pb): the same p, m, v as without, and pb
+ * the bits convert gives from the new p, NaN included; both lerp forms (beta1 0.9 and
+ * 0.3), over more than one chunk. */
+static void test_adamw_bf16_copy(void)
+{
+    int64_t n = 20000 + 5;
+    float *g = rand_buf(n, 3), *p[2], *m[2], *v[2];
+    uint16_t *pb = mirror_alloc((size_t)n * sizeof *pb), *want = mirror_alloc((size_t)n * sizeof *want);
+    const float beta1s[] = {0.9f, 0.3f};
+
+    for (int k = 0; k < 2; k++) {
+        p[k] = rand_buf(n, 0);
+        m[k] = rand_buf(n, 0);
+        v[k] = rand_buf(n, 0);
+    }
+    g[7] = NAN;
+    for (int b = 0; b < 2; b++) {
+        struct mb_adamw_args a = {3e-3f, beta1s[b], 0.95f, 1e-8f, 0.1f, 1, 1.0f};
+        for (int64_t i = 0; i < n; i++) {
+            p[0][i] = p[1][i] = urand() * (i % 11 == 0 ? 300.0f : 1.0f);
+            m[0][i] = m[1][i] = urand() * 0.1f;
+            v[0][i] = v[1][i] = fabsf(urand()) * 0.01f;
+        }
+        ops->adamw(ex, M(p[0]), M(g), M(m[0]), M(v[0]), n, &a, M(pb));
+        ops->adamw(ex, M(p[1]), M(g), M(m[1]), M(v[1]), n, &a, NULL);
+        ops->convert(ex, M(want), MB_DTYPE_BF16, M(p[1]), MB_DTYPE_F32, n);
+        mirror_back();
+        ok(memcmp(p[0], p[1], (size_t)n * sizeof *p[0]) == 0 &&
+           memcmp(m[0], m[1], (size_t)n * sizeof *m[0]) == 0 &&
+           memcmp(v[0], v[1], (size_t)n * sizeof *v[0]) == 0 &&
+           memcmp(pb, want, (size_t)n * sizeof *pb) == 0 && isnan(p[0][7]),
+           "adamw with a bf16 copy, beta1 %g: p, m, v as without it, the copy bitwise convert's "
+           "(a NaN weight included)", beta1s[b]);
+    }
+    for (int k = 0; k < 2; k++) {
+        mirror_free(p[k]);
+        mirror_free(m[k]);
+        mirror_free(v[k]);
+    }
+    mirror_free(g);
+    mirror_free(pb);
+    mirror_free(want);
 }
 
 /* AdamW against torch.optim.AdamW(foreach=False) itself, when the oracle venv exists:
@@ -497,7 +541,7 @@ static void test_adamw_torch(void)
     } else {
         for (int s = 1; s <= 3; s++) {
             a.step = s;
-            ops->adamw(ex, M(d), M(d + s * n), M(m), M(v), n, &a);
+            ops->adamw(ex, M(d), M(d + s * n), M(m), M(v), n, &a, NULL);
             mirror_back();
         }
         const float *moments[2] = {m, v};
@@ -545,6 +589,7 @@ int main(void)
         test_xent(5.0f);
         test_adamw();
         test_adamw_grad_scale();
+        test_adamw_bf16_copy();
         test_adamw_torch();
     }
     return tap_done();

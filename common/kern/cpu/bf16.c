@@ -39,15 +39,8 @@ MB_CPU_CLONES void mb_cpu_bf16_round_portable(uint16_t *restrict dst, const floa
                                               int64_t n)
 {
 #pragma omp simd
-    for (int64_t i = 0; i < n; i++) {
-        uint32_t u;
-
-        memcpy(&u, &src[i], sizeof u);
-        if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
-            dst[i] = (uint16_t)((u >> 16) | 0x0040u); /* NaN: keep the sign, make it quiet */
-        else
-            dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* ties to even */
-    }
+    for (int64_t i = 0; i < n; i++)
+        dst[i] = mb_cpu_bf16_rne(src[i]);
 }
 
 MB_CPU_CLONES void mb_cpu_bf16_widen_portable(float *restrict dst, const uint16_t *restrict src,

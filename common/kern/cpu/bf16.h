@@ -8,11 +8,23 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 /* f32 -> bf16, round to nearest even; a NaN keeps its sign and top payload bits and is
  * made quiet ((bits >> 16) | 0x40, what VCVTNEPS2BF16 does); denormals are rounded, not
  * flushed. The AVX512-BF16 kernel is bitwise equal to the portable one on every input. */
 void mb_cpu_bf16_round_portable(uint16_t *dst, const float *src, int64_t n);
+/* The portable kernel's rule for one float, for loops that write a bf16 copy on their
+ * way (AdamW's weights): vectorises where the loop does. */
+static inline uint16_t mb_cpu_bf16_rne(float x)
+{
+    uint32_t u;
+
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7f800000u) == 0x7f800000u && (u & 0x007fffffu))
+        return (uint16_t)((u >> 16) | 0x0040u); /* NaN: keep the sign, make it quiet */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16); /* ties to even */
+}
 void mb_cpu_bf16_round_avx512(uint16_t *dst, const float *src, int64_t n);
 /* bf16 -> f32: exact (the bf16 bits become the top half of the float) */
 void mb_cpu_bf16_widen_portable(float *dst, const uint16_t *src, int64_t n);

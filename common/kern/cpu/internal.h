@@ -155,7 +155,7 @@ void mb_cpu_xent_finish(float *logits, float *loss, const float *max, const doub
 
 /* adamw.c */
 void mb_cpu_adamw(float *p, const float *g, float *m, float *v, int64_t n,
-                  const struct mb_adamw_args *a);
+                  const struct mb_adamw_args *a, uint16_t *pb);
 
 /* Elements per parallel chunk of the flat elementwise ops (a fixed split, so results do
  * not depend on the thread count). */

@@ -259,9 +259,9 @@ static void cpu_xent_finish(struct mb_exec *ex MB_UNUSED, float *logits, float *
 }
 
 static void cpu_adamw(struct mb_exec *ex MB_UNUSED, float *p, const float *g, float *m, float *v,
-                      int64_t n, const struct mb_adamw_args *a)
+                      int64_t n, const struct mb_adamw_args *a, uint16_t *pb)
 {
-    mb_cpu_adamw(p, g, m, v, n, a);
+    mb_cpu_adamw(p, g, m, v, n, a, pb);
 }
 
 static void cpu_attention_kv(struct mb_exec *ex, float *out, const float *q,

@@ -409,10 +409,11 @@ static void g_xent_finish(struct mb_exec *ex MB_UNUSED, float *logits, float *lo
 }
 
 static void g_adamw(struct mb_exec *ex MB_UNUSED, float *p, const float *g, float *m, float *v,
-                    int64_t n, const struct mb_adamw_args *a)
+                    int64_t n, const struct mb_adamw_args *a, uint16_t *pb)
 {
     mb_cpu_adamw(wf("adamw", "p", p, n), wf("adamw", "g", g, n), wf("adamw", "m", m, n),
-                 wf("adamw", "v", v, n), n, a);
+                 wf("adamw", "v", v, n), n, a,
+                 mb_guarded_work("adamw", "pb", pb, (size_t)(n > 0 ? n : 0) * sizeof *pb, true));
 }
 
 static void g_attention_kv(struct mb_exec *ex, float *out, const float *q,
