@@ -544,26 +544,28 @@ static void sum_tied_embedding(struct mb_trainer *t)
 /* The two copies got the same summed gradient, but through DP reductions of other
  * shapes on the two stages; over more than 2 DP ranks MPI may sum in another order, so
  * the first stage's updated copy is copied to the last, which keeps them equal (with 2,
- * a + b == b + a: nothing to do). */
-static void align_tied_embedding(struct mb_trainer *t)
+ * a + b == b + a: nothing to do). Returns the copy when it was overwritten, else NULL. */
+static const struct mb_param *align_tied_embedding(struct mb_trainer *t)
 {
     const struct mb_param *p = tied_copy(t);
-    if (p && t->ps.dp > 2)
-        mb_dev_broadcast(t->model.ops, t->model.ex, mb_pstate_group(&t->ps, MB_GROUP_EMB),
-                         t->model.w + p->offset, p->numel * (int64_t)sizeof(float), 0);
+    if (!p || t->ps.dp <= 2)
+        return NULL;
+    mb_dev_broadcast(t->model.ops, t->model.ex, mb_pstate_group(&t->ps, MB_GROUP_EMB),
+                     t->model.w + p->offset, p->numel * (int64_t)sizeof(float), 0);
+    return p;
 }
 
 /* The bf16 weight copies after a step: all converted again where the optimizer did not
- * write them (it updated a shard, the others came by the gather), else only the tied
- * embedding's, where its broadcast overwrote the weights the optimizer had rounded. */
-static void refresh_bf16_weights(struct mb_trainer *t)
+ * write them (it updated a shard, the others came by the gather), else only those of
+ * ALIGNED (NULL: none), a tied embedding whose broadcast overwrote the weights the
+ * optimizer had rounded. */
+static void refresh_bf16_weights(struct mb_trainer *t, const struct mb_param *aligned)
 {
     struct mb_model *m = &t->model;
-    const struct mb_param *tied = tied_copy(t);
     if (!t->opt.bf16)
         mb_model_weights_changed(m);
-    else if (tied && t->ps.dp > 2)
-        mb_model_weight_changed(m, tied->id);
+    else if (aligned)
+        mb_model_weight_changed(m, aligned->id);
 }
 
 static int train_iteration(struct mb_trainer *t)
@@ -594,8 +596,7 @@ static int train_iteration(struct mb_trainer *t)
     if (!bad) {
         mb_adamw_step(&t->opt, m->w, g, mb_clip_coeff(norm, t->clip_grad), (float)lr);
         mb_grad_sync_gather(&t->gsync, m->w + m->params.frozen);
-        align_tied_embedding(t);
-        refresh_bf16_weights(t);
+        refresh_bf16_weights(t, align_tied_embedding(t));
     }
     t->dp_traffic += mb_group_traffic(dp) - traffic;
     t->tp_traffic += mb_group_traffic(tp) - tp_traffic;
