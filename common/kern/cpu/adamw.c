@@ -3,7 +3,7 @@
  *   p *= 1 - lr wd;  m = lerp(m, g, 1 - b1);  v = b2 v + (1 - b2) g g;
  *   p -= (lr / bc1) m / (sqrt(v) / sqrt(bc2) + eps),  bc_i = 1 - b_i^step,
  * with the FMAs PyTorch's CPU kernels use in lerp and addcmul: m and v match torch bit for
- * bit, p within 1 ulp (tests/unit/kern_cpu_ops.c runs torch when the oracle venv exists).
+ * bit, p within 1 ulp (tests/unit/kern_cpu_ops.c runs torch).
  * Scalars that PyTorch computes in Python (double) are computed in double here and rounded
  * to float where PyTorch hands them to a float kernel. A clipping factor (grad_scale)
  * multiplies g as it is read: the bits of scaling g in place first, without that pass.
