@@ -74,11 +74,6 @@ static float *f32_values(int64_t n, float amp)
 
 static const char *const act_names[] = {"swiglu", "geglu", "gelu"};
 
-static int64_t x_cols(enum mb_act_kind kind, int64_t inner)
-{
-    return kind == MB_ACT_GELU ? inner : 2 * inner;
-}
-
 /* The fp32 op of KIND through the table (all pointers the backend's). */
 static void act_fwd_f32(enum mb_act_kind kind, float *y, const float *x, int64_t rows,
                         int64_t inner)
@@ -162,7 +157,7 @@ static void save_for_torch(enum mb_act_kind kind, int64_t rows, int64_t inner,
     if (ntorch == (int)(sizeof torch_cases / sizeof *torch_cases))
         abort(); /* a test bug: more cases than room */
     struct torch_case *c = &torch_cases[ntorch++];
-    int64_t nx = rows * x_cols(kind, inner), ny = rows * inner;
+    int64_t nx = rows * mb_act_x_cols(kind, inner), ny = rows * inner;
     snprintf(c->name, sizeof c->name, "act%d", ntorch);
     c->kind = kind, c->rows = rows, c->inner = inner;
     npy_save(c->name, "x", MB_NPY_U2, nx, x);
@@ -181,7 +176,7 @@ static bool npy_load_u2(const char *name, const char *what, int64_t n, struct mb
 
 static void compare_with_torch(const struct torch_case *c)
 {
-    int64_t nx = c->rows * x_cols(c->kind, c->inner), ny = c->rows * c->inner;
+    int64_t nx = c->rows * mb_act_x_cols(c->kind, c->inner), ny = c->rows * c->inner;
     struct mb_npy y = {0}, dx = {0}, ty = {0}, tdx = {0};
     const char *kind = act_names[c->kind];
     char what[160];
@@ -219,7 +214,7 @@ static void act_vs_torch(void)
 static void test_act(enum mb_act_kind kind, int64_t rows, int64_t inner, const char *path,
                      bool torch)
 {
-    int64_t nx = rows * x_cols(kind, inner), ny = rows * inner;
+    int64_t nx = rows * mb_act_x_cols(kind, inner), ny = rows * inner;
     uint16_t *x = bf16_values(nx, 12.0f), *y = mirror_alloc((size_t)ny * 2);
     uint16_t *dx = mirror_alloc((size_t)nx * 2), *y_ref = mirror_alloc((size_t)ny * 2);
     uint16_t *dx_ref = mirror_alloc((size_t)nx * 2);

@@ -388,9 +388,28 @@ static void test_adamw(void)
     mirror_free(v);
 }
 
-/* grad_scale (clipping folded into the update) gives the bits of scaling g first with
- * the table's scale op and updating with grad_scale 1; 0 and values of 1 and above
- * leave g as it is. */
+/* Two AdamW states (p, m, v of N zeros each) to run side by side, and their release. */
+static void adamw_pair_alloc(float *p[2], float *m[2], float *v[2], int64_t n)
+{
+    for (int k = 0; k < 2; k++) {
+        p[k] = rand_buf(n, 0);
+        m[k] = rand_buf(n, 0);
+        v[k] = rand_buf(n, 0);
+    }
+}
+
+static void adamw_pair_free(float *p[2], float *m[2], float *v[2])
+{
+    for (int k = 0; k < 2; k++) {
+        mirror_free(p[k]);
+        mirror_free(m[k]);
+        mirror_free(v[k]);
+    }
+}
+
+/* grad_scale (clipping folded into the update) gives the bits of scaling g first (the
+ * float product, formed here on the host) and updating with grad_scale 1; 0 and values
+ * of 1 and above leave g as it is. */
 static void test_adamw_grad_scale(void)
 {
     int64_t n = 20000 + 5;
@@ -398,11 +417,7 @@ static void test_adamw_grad_scale(void)
     const float coeff = 0.3137f, as_is[] = {0.0f, 1.0f, 1.5f};
     struct mb_adamw_args a = {3e-3f, 0.9f, 0.95f, 1e-8f, 0.1f, 1, 1.0f};
 
-    for (int k = 0; k < 2; k++) {
-        p[k] = rand_buf(n, 0);
-        m[k] = rand_buf(n, 0);
-        v[k] = rand_buf(n, 0);
-    }
+    adamw_pair_alloc(p, m, v, n);
     for (int64_t i = 0; i < n; i++) {
         p[0][i] = p[1][i] = urand();
         m[0][i] = m[1][i] = urand() * 0.1f;
@@ -428,11 +443,7 @@ static void test_adamw_grad_scale(void)
         same &= memcmp(p[0], p[1], (size_t)n * sizeof *p[0]) == 0;
     }
     ok(same, "adamw: grad_scale 0, 1 and 1.5 leave g as it is");
-    for (int k = 0; k < 2; k++) {
-        mirror_free(p[k]);
-        mirror_free(m[k]);
-        mirror_free(v[k]);
-    }
+    adamw_pair_free(p, m, v);
     mirror_free(g);
     mirror_free(gs);
 }
@@ -447,11 +458,7 @@ static void test_adamw_bf16_copy(void)
     uint16_t *pb = mirror_alloc((size_t)n * sizeof *pb), *want = mirror_alloc((size_t)n * sizeof *want);
     const float beta1s[] = {0.9f, 0.3f};
 
-    for (int k = 0; k < 2; k++) {
-        p[k] = rand_buf(n, 0);
-        m[k] = rand_buf(n, 0);
-        v[k] = rand_buf(n, 0);
-    }
+    adamw_pair_alloc(p, m, v, n);
     g[7] = NAN;
     for (int b = 0; b < 2; b++) {
         struct mb_adamw_args a = {3e-3f, beta1s[b], 0.95f, 1e-8f, 0.1f, 1, 1.0f};
@@ -471,11 +478,7 @@ static void test_adamw_bf16_copy(void)
            "adamw with a bf16 copy, beta1 %g: p, m, v as without it, the copy bitwise convert's "
            "(a NaN weight included)", beta1s[b]);
     }
-    for (int k = 0; k < 2; k++) {
-        mirror_free(p[k]);
-        mirror_free(m[k]);
-        mirror_free(v[k]);
-    }
+    adamw_pair_free(p, m, v);
     mirror_free(g);
     mirror_free(pb);
     mirror_free(want);

@@ -163,12 +163,6 @@ void mb_cpu_gelu_bwd(float *dx, const float *dy, const float *x, int64_t n)
     }
 }
 
-/* x's floats per row: the gated activations read [gate | up] */
-static int64_t x_cols(enum mb_act_kind kind, int64_t inner)
-{
-    return kind == MB_ACT_GELU ? inner : 2 * inner;
-}
-
 static void act_fwd_row(enum mb_act_kind kind, float *y, const float *x, int64_t inner)
 {
     switch (kind) {
@@ -191,7 +185,7 @@ static void act_bwd_row(enum mb_act_kind kind, float *dx, const float *dy, const
 void mb_cpu_act_fwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *y,
                          const uint16_t *x, int64_t rows, int64_t inner)
 {
-    int64_t xc = x_cols(kind, inner);
+    int64_t xc = mb_act_x_cols(kind, inner);
 
     mb_cpu_scratch_ready(ex);
 #pragma omp parallel for schedule(static) if (rows * inner > MB_CPU_CHUNK)
@@ -206,7 +200,7 @@ void mb_cpu_act_fwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *y,
 void mb_cpu_act_bwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *dx,
                          const float *dy, const uint16_t *x, int64_t rows, int64_t inner)
 {
-    int64_t xc = x_cols(kind, inner);
+    int64_t xc = mb_act_x_cols(kind, inner);
 
     mb_cpu_scratch_ready(ex);
 #pragma omp parallel for schedule(static) if (rows * inner > MB_CPU_CHUNK)

@@ -21,6 +21,12 @@ static float *wf_opt(const char *op, const char *arg, const float *p, int64_t n)
     return mb_guarded_work(op, arg, p, (size_t)(n > 0 ? n : 0) * sizeof(float), true);
 }
 
+/* Bytes of N bf16 values (N < 0: none). */
+static size_t bf16_bytes(int64_t n)
+{
+    return (size_t)(n > 0 ? n : 0) * sizeof(uint16_t);
+}
+
 static int32_t *wi(const char *op, const char *arg, const int32_t *p, int64_t n)
 {
     return mb_guarded_work(op, arg, p, (size_t)(n > 0 ? n : 0) * sizeof(int32_t), false);
@@ -343,17 +349,11 @@ static void g_gelu_bwd(struct mb_exec *ex MB_UNUSED, float *dx, const float *dy,
                     wf("gelu_bwd", "x", x, n), n);
 }
 
-/* Bytes of N bf16 values (N < 0: none). */
-static size_t bf16_bytes(int64_t n)
-{
-    return (size_t)(n > 0 ? n : 0) * sizeof(uint16_t);
-}
-
 static void g_act_fwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *y,
                            const uint16_t *x, int64_t rows, int64_t inner)
 {
     const char *op = "act_fwd_bf16";
-    int64_t nx = rows * inner * (kind == MB_ACT_GELU ? 1 : 2);
+    int64_t nx = rows * mb_act_x_cols(kind, inner);
     mb_cpu_act_fwd_bf16(ex, kind, mb_guarded_work(op, "y", y, bf16_bytes(rows * inner), false),
                         mb_guarded_work(op, "x", x, bf16_bytes(nx), false), rows, inner);
 }
@@ -362,7 +362,7 @@ static void g_act_bwd_bf16(struct mb_exec *ex, enum mb_act_kind kind, uint16_t *
                            const float *dy, const uint16_t *x, int64_t rows, int64_t inner)
 {
     const char *op = "act_bwd_bf16";
-    int64_t nx = rows * inner * (kind == MB_ACT_GELU ? 1 : 2);
+    int64_t nx = rows * mb_act_x_cols(kind, inner);
     mb_cpu_act_bwd_bf16(ex, kind, mb_guarded_work(op, "dx", dx, bf16_bytes(nx), false),
                         wf(op, "dy", dy, rows * inner),
                         mb_guarded_work(op, "x", x, bf16_bytes(nx), false), rows, inner);
@@ -413,7 +413,7 @@ static void g_adamw(struct mb_exec *ex MB_UNUSED, float *p, const float *g, floa
 {
     mb_cpu_adamw(wf("adamw", "p", p, n), wf("adamw", "g", g, n), wf("adamw", "m", m, n),
                  wf("adamw", "v", v, n), n, a,
-                 mb_guarded_work("adamw", "pb", pb, (size_t)(n > 0 ? n : 0) * sizeof *pb, true));
+                 mb_guarded_work("adamw", "pb", pb, bf16_bytes(n), true));
 }
 
 static void g_attention_kv(struct mb_exec *ex, float *out, const float *q,
